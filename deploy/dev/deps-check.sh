@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# deps-check: the one-way dependency rules of DESIGN.md and STYLE.md.
+#   deny:        no import, direct or indirect, of the given packages
+#   deny_direct: no direct import (used for grpc, which the generated API
+#                package itself imports)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+mod=github.com/pcnode/pcnode
+fail=0
+check() { # check <deps|imports> <package pattern> <forbidden prefix>...
+  local how=$1 pkgs=$2; shift 2
+  local fmt='{{join .Imports "\n"}}'
+  for p in $(go list "$pkgs" 2>/dev/null); do
+    if [ "$how" = deps ]; then deps=$(go list -deps -f '{{.ImportPath}}' "$p"); else deps=$(go list -f "$fmt" "$p"); fi
+    for bad in "$@"; do
+      if grep -qE "^${bad}(/|$)" <<<"$deps"; then
+        echo "deps-check: $p must not import $bad ($how)"; fail=1
+      fi
+    done
+  done
+}
+check deps    "./client/..."      "$mod/daemon" "$mod/store" "$mod/gpu"
+check deps    "./daemon/spec/..." "$mod/proto" "google.golang.org/grpc" "go.etcd.io/bbolt" "github.com/containerd"
+check deps    "./daemon/sched/..." "$mod/proto" "google.golang.org/grpc" "go.etcd.io/bbolt" "github.com/containerd"
+check deps    "./store/..."       "$mod/daemon" "$mod/gpu" "github.com/containerd"
+check deps    "./gpu/..."         "$mod/daemon" "$mod/store" "go.etcd.io/bbolt"
+check imports "./store/..."       "google.golang.org/grpc"
+check imports "./gpu/..."         "google.golang.org/grpc"
+exit $fail
