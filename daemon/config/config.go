@@ -1,0 +1,280 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// DefaultPath is where pcnoded looks for its configuration file.
+const DefaultPath = "/etc/pcnode/pcnoded.toml"
+
+// Config is the whole configuration of pcnoded. Every key is documented in
+// Default's output (`pcnoded config default`).
+type Config struct {
+	Node       Node       `toml:"node"`
+	API        API        `toml:"api"`
+	Containerd Containerd `toml:"containerd"`
+	Registries []Registry `toml:"registries"`
+	Paths      Paths      `toml:"paths"`
+	Resources  Resources  `toml:"resources"`
+	Tasks      Tasks      `toml:"tasks"`
+	Logs       Logs       `toml:"logs"`
+	GPU        GPU        `toml:"gpu"`
+}
+
+// Node identifies the node and where it keeps state.
+type Node struct {
+	Name     string            `toml:"name"`
+	Labels   map[string]string `toml:"labels"`
+	StateDir string            `toml:"state_dir"`
+}
+
+// API is where the gRPC API is served.
+type API struct {
+	Socket      string `toml:"socket"`
+	SocketGroup string `toml:"socket_group"`
+}
+
+// Containerd is the containerd pcnoded drives.
+type Containerd struct {
+	Address     string `toml:"address"`
+	Namespace   string `toml:"namespace"`
+	Snapshotter string `toml:"snapshotter"`
+}
+
+// Registry holds credentials and transport policy for one registry host.
+type Registry struct {
+	Host     string `toml:"host"`
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	Insecure bool   `toml:"insecure"`
+}
+
+// Paths is the host path policy.
+type Paths struct {
+	DataRoots []string `toml:"data_roots"`
+}
+
+// Resources is what the scheduler may hand out.
+type Resources struct {
+	ReservedCPU    Quantity `toml:"reserved_cpu"`
+	ReservedMemory Quantity `toml:"reserved_memory"`
+	DefaultCPU     Quantity `toml:"default_cpu"`
+	DefaultMemory  Quantity `toml:"default_memory"`
+	MaxConcurrent  int      `toml:"max_concurrent"`
+	BackfillWindow Duration `toml:"backfill_window"`
+}
+
+// Tasks holds task defaults and policy.
+type Tasks struct {
+	StartupTimeout   Duration `toml:"startup_timeout"`
+	ExecutionTimeout Duration `toml:"execution_timeout"`
+	StopGracePeriod  Duration `toml:"stop_grace_period"`
+	PidsLimit        int64    `toml:"pids_limit"`
+	Retention        Duration `toml:"retention"`
+	AllowHostNetwork bool     `toml:"allow_host_network"`
+	ManifestWorkers  int      `toml:"manifest_workers"`
+}
+
+// Logs is the task log capture policy.
+type Logs struct {
+	MaxFileSize Quantity `toml:"max_file_size"`
+	MaxFiles    int      `toml:"max_files"`
+}
+
+// GPU selects the GPU inventory backend and its policy.
+type GPU struct {
+	Backend         string      `toml:"backend"`
+	CDISpecDirs     []string    `toml:"cdi_spec_dirs"`
+	ApplicationXIDs []int       `toml:"application_xids"`
+	ReprobeInterval Duration    `toml:"reprobe_interval"`
+	Static          []StaticGPU `toml:"static"`
+}
+
+// StaticGPU declares one GPU for the static backend.
+type StaticGPU struct {
+	Index    int      `toml:"index"`
+	UUID     string   `toml:"uuid"`
+	Model    string   `toml:"model"`
+	Memory   Quantity `toml:"memory"`
+	NUMANode int      `toml:"numa_node"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("10s", "168h").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Quantity is a Kubernetes-style quantity ("1Gi", "500m", "2") in TOML.
+type Quantity struct{ resource.Quantity }
+
+// MustQuantity parses s or panics; for defaults only.
+func MustQuantity(s string) Quantity { return Quantity{resource.MustParse(s)} }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (q *Quantity) UnmarshalText(b []byte) error {
+	v, err := resource.ParseQuantity(string(b))
+	if err != nil {
+		return fmt.Errorf("quantity %q: %w", b, err)
+	}
+	if v.Sign() < 0 {
+		return fmt.Errorf("quantity %q is negative", b)
+	}
+	q.Quantity = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (q Quantity) MarshalText() ([]byte, error) { return []byte(q.String()), nil }
+
+// Bytes returns the quantity as a whole number of bytes, rounded up.
+func (q Quantity) Bytes() int64 { return q.Value() }
+
+// Millis returns the quantity in thousandths, rounded up (CPU).
+func (q Quantity) Millis() int64 { return q.MilliValue() }
+
+// DefaultConfig returns the configuration used when no file is given.
+func DefaultConfig() Config {
+	return Config{
+		Node:  Node{StateDir: "/var/lib/pcnode", Labels: map[string]string{}},
+		Paths: Paths{DataRoots: []string{}},
+		API:   API{Socket: "/run/pcnode/pcnoded.sock"},
+		Containerd: Containerd{
+			Address:     "/run/containerd/containerd.sock",
+			Namespace:   "pcnode",
+			Snapshotter: "overlayfs",
+		},
+		Resources: Resources{
+			ReservedCPU:    MustQuantity("500m"),
+			ReservedMemory: MustQuantity("1Gi"),
+			DefaultCPU:     MustQuantity("1"),
+			DefaultMemory:  MustQuantity("1Gi"),
+			BackfillWindow: Duration{5 * time.Minute},
+		},
+		Tasks: Tasks{
+			StartupTimeout:  Duration{30 * time.Minute},
+			StopGracePeriod: Duration{10 * time.Second},
+			PidsLimit:       4096,
+			Retention:       Duration{7 * 24 * time.Hour},
+		},
+		Logs: Logs{MaxFileSize: MustQuantity("10Mi"), MaxFiles: 5},
+		GPU: GPU{
+			Backend:         "auto",
+			CDISpecDirs:     []string{"/etc/cdi", "/var/run/cdi"},
+			ApplicationXIDs: []int{13, 31, 43, 45, 68, 109},
+			ReprobeInterval: Duration{5 * time.Minute},
+		},
+	}
+}
+
+// Load reads path over DefaultConfig. Unknown keys are an error naming them,
+// so a typo never silently falls back to a default.
+func Load(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, err
+	}
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return cfg, fmt.Errorf("%s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate checks the configuration, naming the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	abs := func(key, p string) {
+		if p == "" || !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			bad(key, "must be an absolute, clean path, got %q", p)
+		}
+	}
+	abs("node.state_dir", c.Node.StateDir)
+	abs("api.socket", c.API.Socket)
+	if c.Containerd.Address == "" {
+		bad("containerd.address", "must be set")
+	}
+	if c.Containerd.Namespace == "" {
+		bad("containerd.namespace", "must be set")
+	}
+	for i, r := range c.Paths.DataRoots {
+		abs(fmt.Sprintf("paths.data_roots[%d]", i), r)
+		if r == "/" {
+			bad(fmt.Sprintf("paths.data_roots[%d]", i), "the root directory cannot be a data root")
+		}
+	}
+	for i, r := range c.Registries {
+		if r.Host == "" || strings.ContainsAny(r.Host, "/ \t") {
+			bad(fmt.Sprintf("registries[%d].host", i), "must be a host[:port], got %q", r.Host)
+		}
+	}
+	if c.Resources.MaxConcurrent < 0 {
+		bad("resources.max_concurrent", "must not be negative")
+	}
+	if c.Logs.MaxFiles < 1 {
+		bad("logs.max_files", "must be at least 1")
+	}
+	if c.Logs.MaxFileSize.Bytes() < 4096 {
+		bad("logs.max_file_size", "must be at least 4Ki")
+	}
+	if c.Tasks.PidsLimit < 0 {
+		bad("tasks.pids_limit", "must not be negative")
+	}
+	if c.Tasks.ManifestWorkers < 0 {
+		bad("tasks.manifest_workers", "must not be negative")
+	}
+	if !slices.Contains([]string{"auto", "nvml", "static", "none"}, c.GPU.Backend) {
+		bad("gpu.backend", "must be auto, nvml, static or none, got %q", c.GPU.Backend)
+	}
+	seen := map[string]bool{}
+	for i, g := range c.GPU.Static {
+		if g.UUID == "" || seen[g.UUID] {
+			bad(fmt.Sprintf("gpu.static[%d].uuid", i), "must be set and unique")
+		}
+		seen[g.UUID] = true
+	}
+	return errors.Join(errs...)
+}
+
+// Encode writes c as TOML.
+func (c Config) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
