@@ -1,0 +1,293 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// retentionBatch is how many expired tasks DeleteFinishedBefore removes per
+// transaction, keeping each write transaction small.
+const retentionBatch = 1000
+
+// CreateTask implements Store.
+func (db *DB) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKey string, specHash []byte) (*pcnodev1.Task, bool, error) {
+	t, err := prepareNew(task, idempotencyKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("create task: %w", err)
+	}
+	var existing *pcnodev1.Task
+	err = db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		if idempotencyKey != "" {
+			if v := bk.idempotency.Get([]byte(idempotencyKey)); v != nil {
+				id, hash, err := decodeIdempotency(v)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(hash, specHash) {
+					return fmt.Errorf("idempotency key %q belongs to task %s: %w", idempotencyKey, id, ErrKeyConflict)
+				}
+				existing, err = bk.getTask(id)
+				if err != nil {
+					return err
+				}
+				if existing == nil {
+					return fmt.Errorf("idempotency key %q names missing task %s: %w", idempotencyKey, id, ErrCorrupt)
+				}
+				return nil
+			}
+		}
+		if bk.tasks.Get([]byte(t.GetId())) != nil {
+			return fmt.Errorf("task %s: %w", t.GetId(), ErrExists)
+		}
+		if idempotencyKey != "" {
+			if err := bk.idempotency.Put([]byte(idempotencyKey), encodeIdempotency(t.GetId(), specHash)); err != nil {
+				return err
+			}
+		}
+		return bk.putTask(nil, t)
+	})
+	switch {
+	case err != nil:
+		return nil, false, fmt.Errorf("create task: %w", err)
+	case existing != nil:
+		return existing, true, nil
+	}
+	return t, false, nil
+}
+
+// GetTask implements Store.
+func (db *DB) GetTask(ctx context.Context, id string) (*pcnodev1.Task, error) {
+	var t *pcnodev1.Task
+	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		var err error
+		t, err = bk.getTask(id)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("get task %s: %w", id, err)
+	case t == nil:
+		return nil, fmt.Errorf("get task %q: %w", id, ErrNotFound)
+	}
+	return t, nil
+}
+
+// UpdateTask implements Store.
+func (db *DB) UpdateTask(ctx context.Context, task *pcnodev1.Task) error {
+	if task == nil {
+		return fmt.Errorf("update task: nil task: %w", ErrInvalidArgument)
+	}
+	next := sanitized(task)
+	err := db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		prev, err := bk.getTask(next.GetId())
+		if err != nil {
+			return err
+		}
+		if prev == nil {
+			return ErrNotFound
+		}
+		if err := checkReplacement(prev, next); err != nil {
+			return err
+		}
+		return bk.putTask(prev, next)
+	})
+	if err != nil {
+		return fmt.Errorf("update task %q: %w", task.GetId(), err)
+	}
+	return nil
+}
+
+// ModifyTask implements Store.
+func (db *DB) ModifyTask(ctx context.Context, id string, fn func(*pcnodev1.Task) error) (*pcnodev1.Task, error) {
+	var out *pcnodev1.Task
+	err := db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		prev, err := bk.getTask(id)
+		if err != nil {
+			return err
+		}
+		if prev == nil {
+			return ErrNotFound
+		}
+		next, err := modified(prev, fn)
+		if err != nil {
+			return err
+		}
+		if err := bk.putTask(prev, next); err != nil {
+			return err
+		}
+		out = next
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("modify task %q: %w", id, err)
+	}
+	return out, nil
+}
+
+// ListTasks implements Store.
+func (db *DB) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.Task, string, error) {
+	q, err := opts.query()
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	var (
+		page []*pcnodev1.Task
+		next string
+	)
+	err = db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		n := 0
+		for id := range bk.idsDesc(&q) {
+			if n++; n%256 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			t, err := bk.getTask(id)
+			if err != nil {
+				return err
+			}
+			if t == nil {
+				return fmt.Errorf("index names missing task %s: %w", id, ErrCorrupt)
+			}
+			if !q.matches(t) {
+				continue
+			}
+			if len(page) == q.pageSize {
+				next = encodePageToken(page[len(page)-1].GetId(), q.filter)
+				return nil
+			}
+			page = append(page, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	return page, next, nil
+}
+
+// DeleteTask implements Store.
+func (db *DB) DeleteTask(ctx context.Context, id string) error {
+	err := db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		t, err := bk.getTask(id)
+		if err != nil {
+			return err
+		}
+		if t == nil {
+			return ErrNotFound
+		}
+		return bk.deleteTask(t)
+	})
+	if err != nil {
+		return fmt.Errorf("delete task %q: %w", id, err)
+	}
+	return nil
+}
+
+// PutOutputs implements Store.
+func (db *DB) PutOutputs(ctx context.Context, id string, manifests []*pcnodev1.OutputManifest) error {
+	v, err := encodeManifests(manifests)
+	if err != nil {
+		return fmt.Errorf("put outputs of task %q: %w", id, err)
+	}
+	err = db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		if bk.tasks.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		if len(manifests) == 0 {
+			return bk.outputs.Delete([]byte(id))
+		}
+		return bk.outputs.Put([]byte(id), v)
+	})
+	if err != nil {
+		return fmt.Errorf("put outputs of task %q: %w", id, err)
+	}
+	return nil
+}
+
+// GetOutputs implements Store.
+func (db *DB) GetOutputs(ctx context.Context, id string) ([]*pcnodev1.OutputManifest, error) {
+	var ms []*pcnodev1.OutputManifest
+	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		if bk.tasks.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		var err error
+		ms, err = decodeManifests(bk.outputs.Get([]byte(id)))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get outputs of task %q: %w", id, err)
+	}
+	return ms, nil
+}
+
+// Unfinished implements Store.
+func (db *DB) Unfinished(ctx context.Context) ([]*pcnodev1.Task, error) {
+	var out []*pcnodev1.Task
+	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		q := listQuery{states: unfinishedStates}
+		var ids []string
+		for id := range bk.idsDesc(&q) {
+			ids = append(ids, id)
+		}
+		slices.Reverse(ids)
+		for _, id := range ids {
+			t, err := bk.getTask(id)
+			if err != nil {
+				return err
+			}
+			if t == nil {
+				return fmt.Errorf("by_state names missing task %s: %w", id, ErrCorrupt)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unfinished tasks: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteFinishedBefore implements Store.
+func (db *DB) DeleteFinishedBefore(ctx context.Context, before time.Time) ([]string, error) {
+	bound := finishKey(before, "")
+	var deleted []string
+	for {
+		var batch []string
+		err := db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+			c := bk.byFinish.Cursor()
+			for k, _ := c.First(); k != nil && bytes.Compare(k, bound) < 0 && len(batch) < retentionBatch; k, _ = c.Next() {
+				batch = append(batch, string(k[len(bound):]))
+			}
+			for _, id := range batch {
+				t, err := bk.getTask(id)
+				if err != nil {
+					return err
+				}
+				if t == nil {
+					return fmt.Errorf("by_finish names missing task %s: %w", id, ErrCorrupt)
+				}
+				if err := bk.deleteTask(t); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return deleted, fmt.Errorf("delete tasks finished before %s: %w", before.Format(time.RFC3339), err)
+		}
+		deleted = append(deleted, batch...)
+		if len(batch) < retentionBatch {
+			return deleted, nil
+		}
+	}
+}

@@ -1,0 +1,68 @@
+// Package store owns pcnode's persistent task state: every task record, the
+// idempotency index, output manifests, and the schema of the bbolt file that
+// holds them. The daemon (daemon/...) imports it; the API client, the
+// scheduler and the spec parser never do. It knows nothing of gRPC: errors are
+// the sentinels in errors.go, which the daemon turns into status codes.
+//
+// # Basics
+//
+// [Store] is the interface the daemon programs against. [DB] implements it on a
+// bbolt file ([Open]); [Memory] implements it in memory ([NewMemory]) for tests
+// of code that needs a store but not a file. Package storetest holds the one
+// test suite both implementations pass.
+//
+// Tasks are [pcnodev1.Task] messages keyed by their id. Ids come from [NewID]:
+// 26 characters of Crockford base32, a 48-bit millisecond timestamp followed
+// by 80 random bits, strictly increasing within one process, so byte order is
+// submission order and [Store.ListTasks] lists newest first by walking ids
+// backwards. [ValidID] checks an id from a caller before it is used.
+//
+// Every method that writes does so in one transaction and returns only after
+// it is durable (bbolt fsyncs on commit), so a state transition the daemon has
+// written survives a crash before it is announced. Returned tasks are copies:
+// changing them changes nothing stored. Registry credentials
+// (spec.registry_auth) are removed from every task before it is written.
+//
+// # Schema
+//
+// Schema version 1 ([SchemaVersion]). The file holds one root bucket, v1:
+//
+//	v1/
+//	├── meta/
+//	│   └── schema_version     → uint64, big endian
+//	├── tasks/
+//	│   └── <task id>          → pcnodev1.Task (proto wire format)
+//	├── idempotency/
+//	│   └── <idempotency key>  → uvarint(len(task id)) ‖ task id ‖ spec hash
+//	├── outputs/
+//	│   └── <task id>          → OutputManifest, OutputManifest, … each as
+//	│                            field 1, wire type 2 (length-delimited), the
+//	│                            encoding of a message `repeated OutputManifest m = 1`
+//	├── by_state/
+//	│   └── <state ‖ task id>  → empty; state as uint32, big endian
+//	└── by_finish/
+//	    └── <time ‖ task id>   → empty; time as uint64 big endian of
+//	                             UnixNano with the sign bit flipped
+//
+// tasks is the record; the other buckets are indexes kept in step with it in
+// the same transaction. by_state serves state-filtered listings and
+// [Store.Unfinished]; by_finish serves retention ([Store.DeleteFinishedBefore])
+// and holds every task in a final state (SUCCEEDED, FAILED, CANCELLED) under
+// its finish_time, or update_time, or create_time, the first one set.
+//
+// # Migrations
+//
+// meta/schema_version records the last migration applied. [Open] applies the
+// missing ones from the ordered list in migrate.go, all in one transaction, so
+// a failed migration leaves the file as it was. Opening a file whose version is
+// newer than this code knows fails with [ErrSchemaTooNew] and changes nothing.
+// A change to the layout above appends a migration, raises [SchemaVersion],
+// redraws this tree, and adds a test for that migration.
+//
+// # Caveats
+//
+// One process may open the file at a time; a second [Open] waits
+// [Options.LockTimeout] for bbolt's file lock and then fails with [ErrLocked].
+// Listing with a label filter reads every candidate task; filtering by state
+// narrows the candidates through by_state first.
+package store

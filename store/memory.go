@@ -1,0 +1,292 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// Memory is the Store in memory, for tests of code that needs a store but
+// not a file. It behaves as DB does, except that nothing survives it.
+type Memory struct {
+	mu      sync.RWMutex
+	closed  bool
+	tasks   map[string]*pcnodev1.Task
+	ids     []string // sorted ascending
+	keys    map[string]memoryKey
+	outputs map[string][]*pcnodev1.OutputManifest
+}
+
+type memoryKey struct {
+	id   string
+	hash []byte
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty Memory.
+func NewMemory() *Memory {
+	return &Memory{
+		tasks:   map[string]*pcnodev1.Task{},
+		keys:    map[string]memoryKey{},
+		outputs: map[string][]*pcnodev1.OutputManifest{},
+	}
+}
+
+// lock takes the write lock, or read lock when !write, and fails after Close
+// or with a done ctx.
+func (m *Memory) lock(ctx context.Context, write bool) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if write {
+		m.mu.Lock()
+		unlock = m.mu.Unlock
+	} else {
+		m.mu.RLock()
+		unlock = m.mu.RUnlock
+	}
+	if m.closed {
+		unlock()
+		return nil, ErrClosed
+	}
+	return unlock, nil
+}
+
+// CreateTask implements Store.
+func (m *Memory) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKey string, specHash []byte) (*pcnodev1.Task, bool, error) {
+	t, err := prepareNew(task, idempotencyKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("create task: %w", err)
+	}
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return nil, false, fmt.Errorf("create task: %w", err)
+	}
+	defer unlock()
+	if idempotencyKey != "" {
+		if k, ok := m.keys[idempotencyKey]; ok {
+			if !bytes.Equal(k.hash, specHash) {
+				return nil, false, fmt.Errorf("create task: idempotency key %q belongs to task %s: %w", idempotencyKey, k.id, ErrKeyConflict)
+			}
+			return proto.CloneOf(m.tasks[k.id]), true, nil
+		}
+	}
+	id := t.GetId()
+	if _, ok := m.tasks[id]; ok {
+		return nil, false, fmt.Errorf("create task: task %s: %w", id, ErrExists)
+	}
+	if idempotencyKey != "" {
+		m.keys[idempotencyKey] = memoryKey{id: id, hash: bytes.Clone(specHash)}
+	}
+	m.tasks[id] = t
+	i, _ := slices.BinarySearch(m.ids, id)
+	m.ids = slices.Insert(m.ids, i, id)
+	return proto.CloneOf(t), false, nil
+}
+
+// GetTask implements Store.
+func (m *Memory) GetTask(ctx context.Context, id string) (*pcnodev1.Task, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("get task %q: %w", id, err)
+	}
+	defer unlock()
+	t, ok := m.tasks[id]
+	if !ok {
+		return nil, fmt.Errorf("get task %q: %w", id, ErrNotFound)
+	}
+	return proto.CloneOf(t), nil
+}
+
+// UpdateTask implements Store.
+func (m *Memory) UpdateTask(ctx context.Context, task *pcnodev1.Task) error {
+	if task == nil {
+		return fmt.Errorf("update task: nil task: %w", ErrInvalidArgument)
+	}
+	next := sanitized(task)
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return fmt.Errorf("update task %q: %w", task.GetId(), err)
+	}
+	defer unlock()
+	prev, ok := m.tasks[next.GetId()]
+	if !ok {
+		return fmt.Errorf("update task %q: %w", task.GetId(), ErrNotFound)
+	}
+	if err := checkReplacement(prev, next); err != nil {
+		return fmt.Errorf("update task %q: %w", task.GetId(), err)
+	}
+	m.tasks[next.GetId()] = next
+	return nil
+}
+
+// ModifyTask implements Store.
+func (m *Memory) ModifyTask(ctx context.Context, id string, fn func(*pcnodev1.Task) error) (*pcnodev1.Task, error) {
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("modify task %q: %w", id, err)
+	}
+	defer unlock()
+	prev, ok := m.tasks[id]
+	if !ok {
+		return nil, fmt.Errorf("modify task %q: %w", id, ErrNotFound)
+	}
+	next, err := modified(prev, fn)
+	if err != nil {
+		return nil, fmt.Errorf("modify task %q: %w", id, err)
+	}
+	m.tasks[id] = next
+	return proto.CloneOf(next), nil
+}
+
+// ListTasks implements Store.
+func (m *Memory) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.Task, string, error) {
+	q, err := opts.query()
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	defer unlock()
+	end := len(m.ids)
+	if q.after != "" {
+		end, _ = slices.BinarySearch(m.ids, q.after)
+	}
+	var page []*pcnodev1.Task
+	for i := end - 1; i >= 0; i-- {
+		t := m.tasks[m.ids[i]]
+		if !q.matches(t) {
+			continue
+		}
+		if len(page) == q.pageSize {
+			return page, encodePageToken(page[len(page)-1].GetId(), q.filter), nil
+		}
+		page = append(page, proto.CloneOf(t))
+	}
+	return page, "", nil
+}
+
+// DeleteTask implements Store.
+func (m *Memory) DeleteTask(ctx context.Context, id string) error {
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return fmt.Errorf("delete task %q: %w", id, err)
+	}
+	defer unlock()
+	if _, ok := m.tasks[id]; !ok {
+		return fmt.Errorf("delete task %q: %w", id, ErrNotFound)
+	}
+	m.delete(id)
+	return nil
+}
+
+func (m *Memory) delete(id string) {
+	if key := m.tasks[id].GetIdempotencyKey(); key != "" && m.keys[key].id == id {
+		delete(m.keys, key)
+	}
+	delete(m.tasks, id)
+	delete(m.outputs, id)
+	if i, ok := slices.BinarySearch(m.ids, id); ok {
+		m.ids = slices.Delete(m.ids, i, i+1)
+	}
+}
+
+// PutOutputs implements Store.
+func (m *Memory) PutOutputs(ctx context.Context, id string, manifests []*pcnodev1.OutputManifest) error {
+	if slices.Contains(manifests, nil) {
+		return fmt.Errorf("put outputs of task %q: nil manifest: %w", id, ErrInvalidArgument)
+	}
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return fmt.Errorf("put outputs of task %q: %w", id, err)
+	}
+	defer unlock()
+	if _, ok := m.tasks[id]; !ok {
+		return fmt.Errorf("put outputs of task %q: %w", id, ErrNotFound)
+	}
+	if len(manifests) == 0 {
+		delete(m.outputs, id)
+		return nil
+	}
+	m.outputs[id] = cloneManifests(manifests)
+	return nil
+}
+
+// GetOutputs implements Store.
+func (m *Memory) GetOutputs(ctx context.Context, id string) ([]*pcnodev1.OutputManifest, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("get outputs of task %q: %w", id, err)
+	}
+	defer unlock()
+	if _, ok := m.tasks[id]; !ok {
+		return nil, fmt.Errorf("get outputs of task %q: %w", id, ErrNotFound)
+	}
+	if ms := m.outputs[id]; ms != nil {
+		return cloneManifests(ms), nil
+	}
+	return nil, nil
+}
+
+// Unfinished implements Store.
+func (m *Memory) Unfinished(ctx context.Context) ([]*pcnodev1.Task, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("unfinished tasks: %w", err)
+	}
+	defer unlock()
+	var out []*pcnodev1.Task
+	for _, id := range m.ids {
+		if t := m.tasks[id]; slices.Contains(unfinishedStates, t.GetState()) {
+			out = append(out, proto.CloneOf(t))
+		}
+	}
+	return out, nil
+}
+
+// DeleteFinishedBefore implements Store.
+func (m *Memory) DeleteFinishedBefore(ctx context.Context, before time.Time) ([]string, error) {
+	unlock, err := m.lock(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("delete tasks finished before %s: %w", before.Format(time.RFC3339), err)
+	}
+	defer unlock()
+	type expired struct {
+		when time.Time
+		id   string
+	}
+	var gone []expired
+	for id, t := range m.tasks {
+		if when, ok := retentionTime(t); ok && when.Before(before) {
+			gone = append(gone, expired{when, id})
+		}
+	}
+	slices.SortFunc(gone, func(a, b expired) int {
+		return cmp.Or(a.when.Compare(b.when), cmp.Compare(a.id, b.id))
+	})
+	var ids []string
+	for _, g := range gone {
+		m.delete(g.id)
+		ids = append(ids, g.id)
+	}
+	return ids, nil
+}
+
+// Close implements Store. Closing twice is harmless.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	return nil
+}
