@@ -133,8 +133,8 @@ func TestScheduleGPUs(t *testing.T) {
 			steps: []step{gpuReq("a", 1, 0, "t4"), gpuReq("b", 1, 0, "80gb"), gpuReq("c", 1, 0, ""), sched("a:t4", "b:a80", "c:a40")},
 		},
 		{
-			name:  "minimum memory selector; unknown memory never matches",
-			cfg:   mixed,
+			name: "minimum memory selector; unknown memory never matches",
+			cfg:  mixed,
 			steps: []step{
 				gpuReq("big", 2, 40*gib, ""), sched("big:a40,a80"),
 				gpuReq("more", 1, 1, "a100"), gpuReq("unknown", 1, 0, "a100 (memory"), sched("unknown:nomem"),
