@@ -1,0 +1,195 @@
+package logs
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// BinarySubcommand is the argument that selects binary mode: the single key
+// of the map BinaryIOArgs returns, so the shim passes it as the first
+// argument.
+const BinarySubcommand = "log-driver"
+
+const (
+	// File descriptors the containerd shim hands to a logging binary.
+	fdStdout = 3
+	fdStderr = 4
+	fdReady  = 5
+	// lockWait bounds how long binary mode waits for a previous driver of
+	// the same log to finish.
+	lockWait = 10 * time.Second
+	// drainTimeout is how long binary mode keeps reading after SIGTERM; the
+	// shim kills the driver 12 s after its SIGTERM.
+	drainTimeout = 5 * time.Second
+)
+
+// Argument names, both as query keys and as flags.
+const (
+	argDir          = "dir"
+	argMaxFileBytes = "max-file-bytes"
+	argMaxFiles     = "max-files"
+)
+
+// BinaryIOArgs returns the arguments for containerd's cio.BinaryIO (the query
+// of the "binary://" log URI) that make the shim run
+//
+//	BINARY log-driver 'dir=...&max-file-bytes=...&max-files=...'
+//
+// for cfg. cfg.Logger is not carried. Limits that are 0 are left out, so the
+// driver's defaults apply.
+func BinaryIOArgs(cfg DriverConfig) map[string]string {
+	v := url.Values{}
+	v.Set(argDir, cfg.Dir)
+	if cfg.MaxFileBytes != 0 {
+		v.Set(argMaxFileBytes, strconv.FormatInt(cfg.MaxFileBytes, 10))
+	}
+	if cfg.MaxFiles != 0 {
+		v.Set(argMaxFiles, strconv.Itoa(cfg.MaxFiles))
+	}
+	return map[string]string{BinarySubcommand: v.Encode()}
+}
+
+// ParseBinaryArgs parses the arguments that follow BinarySubcommand: either
+// the single encoded argument BinaryIOArgs produces, or the flags
+// --dir DIR [--max-file-bytes N] [--max-files N]. The directory must be an
+// absolute path.
+func ParseBinaryArgs(args []string) (DriverConfig, error) {
+	var (
+		cfg    DriverConfig
+		values = map[string]string{}
+	)
+	switch {
+	case len(args) == 1 && !strings.HasPrefix(args[0], "-"):
+		q, err := url.ParseQuery(args[0])
+		if err != nil {
+			return cfg, fmt.Errorf("%w: log driver argument: %w", ErrInvalidConfig, err)
+		}
+		for k, vs := range q {
+			if len(vs) != 1 {
+				return cfg, fmt.Errorf("%w: log driver argument %q given %d times", ErrInvalidConfig, k, len(vs))
+			}
+			values[k] = vs[0]
+		}
+	default:
+		fs := flag.NewFlagSet(BinarySubcommand, flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		for _, name := range []string{argDir, argMaxFileBytes, argMaxFiles} {
+			fs.Func(name, "", func(s string) error { values[name] = s; return nil })
+		}
+		if err := fs.Parse(args); err != nil {
+			return cfg, fmt.Errorf("%w: log driver flags: %w", ErrInvalidConfig, err)
+		}
+		if fs.NArg() != 0 {
+			return cfg, fmt.Errorf("%w: unexpected log driver arguments %q", ErrInvalidConfig, fs.Args())
+		}
+	}
+	for k, v := range values {
+		var err error
+		switch k {
+		case argDir:
+			cfg.Dir = v
+		case argMaxFileBytes:
+			cfg.MaxFileBytes, err = strconv.ParseInt(v, 10, 64)
+		case argMaxFiles:
+			cfg.MaxFiles, err = strconv.Atoi(v)
+		default:
+			return cfg, fmt.Errorf("%w: unknown log driver argument %q", ErrInvalidConfig, k)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("%w: log driver argument %s: %w", ErrInvalidConfig, k, err)
+		}
+	}
+	if !filepath.IsAbs(cfg.Dir) {
+		return cfg, fmt.Errorf("%w: log directory %q is not an absolute path", ErrInvalidConfig, cfg.Dir)
+	}
+	cfg.Dir = filepath.Clean(cfg.Dir)
+	return cfg.withDefaults()
+}
+
+// RunBinary is binary mode: the logging binary that the containerd shim
+// starts. args are the arguments after BinarySubcommand (see
+// ParseBinaryArgs). It reads the container's stdout from fd 3 and stderr from
+// fd 4, locks and opens the log, signals readiness by writing one byte to fd
+// 5 and closing it, and captures until both streams end. SIGTERM or SIGINT
+// leaves it a few seconds to drain before it seals the log; it then returns
+// nil. Problems go to cfg.Logger, which is nil (discarded) here: under the
+// shim the process has no stdout or stderr.
+func RunBinary(ctx context.Context, args []string) error {
+	cfg, err := ParseBinaryArgs(args)
+	if err != nil {
+		return err
+	}
+	files := make([]*os.File, 3)
+	for i, fd := range []int{fdStdout, fdStderr, fdReady} {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(fd, &st); err != nil {
+			return fmt.Errorf("%w: file descriptor %d: %w", ErrInvalidConfig, fd, err)
+		}
+		if fd != fdReady {
+			// Non-blocking descriptors go through Go's poller, so that
+			// read deadlines can interrupt them.
+			if err := syscall.SetNonblock(fd, true); err != nil {
+				return fmt.Errorf("file descriptor %d: %w", fd, err)
+			}
+		}
+		files[i] = os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd))
+	}
+	stdout, stderr, ready := files[0], files[1], files[2]
+	defer stdout.Close()
+	defer stderr.Close()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	lctx, cancel := context.WithTimeout(ctx, lockWait)
+	w, err := openWriter(lctx, cfg.Dir, cfg.MaxFileBytes, cfg.MaxFiles)
+	cancel()
+	if err == nil {
+		if err = w.resume(); err != nil {
+			err = errors.Join(err, w.close())
+		}
+	}
+	if err != nil {
+		ready.Close()
+		return err
+	}
+	if _, err := ready.Write([]byte{1}); err != nil {
+		cfg.Logger.Warn("signal readiness", "error", err)
+	}
+	if err := ready.Close(); err != nil {
+		cfg.Logger.Warn("close readiness pipe", "error", err)
+	}
+
+	dctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	errSignalled := errors.New("signalled")
+	go func() {
+		select {
+		case <-sigs:
+		case <-dctx.Done():
+			return
+		}
+		select {
+		case <-time.After(drainTimeout):
+			stop(errSignalled)
+		case <-dctx.Done():
+		}
+	}()
+	stopped, err := drive(dctx, w, cfg.Logger, stdout, stderr)
+	if cause := context.Cause(dctx); stopped && !errors.Is(cause, errSignalled) {
+		err = errors.Join(err, fmt.Errorf("log driver stopped: %w", cause))
+	}
+	return err
+}
