@@ -1,0 +1,54 @@
+// Package outputs owns a task's output channels on the host: preparing each
+// channel's directory before the run and listing what the container wrote
+// after it. Only the daemon imports it; it knows nothing of gRPC, containerd
+// or the store, and its types mirror, without importing, the API's
+// OutputManifest and OutputFile.
+//
+// Paths given here must already have passed the host path policy
+// (daemon/hostpath): they are the resolved, symlink-free paths the daemon is
+// about to mount.
+//
+// # Prepare
+//
+// [Prepare] creates an output directory (mode 0o755 before umask) and, unless
+// the spec opts out, empties it. Kaapana's processing-containers expect their
+// output channels to be clean at start: a task writes its results into the
+// channel and the next task of the flow reads every file there as its input,
+// so files left by an earlier run would be taken as this run's results. The
+// opt-out (preserve) is for tasks that resume or add to earlier output.
+//
+// Output directories lie below data roots that running containers can write
+// to, so Prepare trusts nothing it finds there:
+//
+//   - it walks from "/" one element at a time with O_NOFOLLOW, creating
+//     missing elements itself, so a symlink anywhere on the path — placed
+//     there after the policy check, say — is refused with [ErrSymlink] and
+//     nothing is created through it;
+//   - it empties the directory through a handle on the directory it walked
+//     to ([os.Root]), removing each entry with [os.Root.RemoveAll], which
+//     unlinks symlinks instead of following them and cannot leave the
+//     directory;
+//   - it never removes the directory itself, so the inode the daemon mounts
+//     is the one it checked.
+//
+// # Manifests
+//
+// [Collect] walks an output channel after the run without following
+// symlinks and lists every regular file with its "/"-separated path relative
+// to the channel, its size and its SHA-256, sorted by path, with totals.
+// Files are hashed in parallel by a bounded pool of workers. Symlinks, FIFOs,
+// sockets and devices are not listed (a symlink's target may be anywhere, and
+// reading a FIFO could block forever); nor are files whose path is not valid
+// UTF-8, which the API's string fields cannot carry. Both are counted in
+// [Manifest.Skipped] so the daemon can say so. Directories are walked, not
+// listed; an empty directory leaves no trace in the manifest.
+//
+// # Caveats
+//
+// Between Prepare's final check and the bind mount the daemon performs by
+// path, a component of the path could still be swapped: mounting by path
+// cannot close that window completely. The manifest describes the channel as
+// it was while it was walked; a file changed during the walk is hashed as read
+// and its size is the number of bytes hashed. The manifest of a channel
+// holding millions of files is held in memory in full.
+package outputs
