@@ -52,7 +52,8 @@ func Allocatable(capacity, reserved Resources) Resources {
 	}
 }
 
-// String formats r for people, e.g. "cpu 1500m, memory 2.0 GiB, gpus 1".
+// String formats r for people:
+// "cpu 1500m, memory 2147483648 bytes (2.0 GiB), gpus 1".
 func (r Resources) String() string {
 	return fmt.Sprintf("cpu %s, memory %s, gpus %d", formatMilliCPU(r.MilliCPU), formatBytes(r.MemoryBytes), r.GPUs)
 }

@@ -60,7 +60,7 @@ func (r *Request) validate() error {
 	return nil
 }
 
-// before is the queue order: priority desc, submitted asc, id asc.
+// compare is the queue order: priority desc, submitted asc, id asc.
 func (r *Request) compare(o *Request) int {
 	return cmp.Or(
 		cmp.Compare(o.Priority, r.Priority),
@@ -76,7 +76,9 @@ type Assignment struct {
 	// Resources is what is reserved: the request's CPU and memory and the
 	// number of GPUs held.
 	Resources Resources
-	// GPUs are the assigned GPUs in index order, as they were when assigned.
+	// GPUs are the assigned GPUs in index order, as the inventory described
+	// them when the Assignment was made; a GPU no longer in the inventory has
+	// Index -1.
 	GPUs []GPU
 }
 
@@ -208,8 +210,9 @@ func (s *Scheduler) Release(id string) bool {
 // even when it exceeds what is free, because the container exists. It fails
 // with ErrInvalid for a malformed request or repeated uuid, ErrDuplicate
 // when the id is known, and ErrGPUConflict when another task holds one of
-// the GPUs. A uuid not in the inventory (the GPU vanished) is still recorded
-// as held, so it is not counted twice if it returns.
+// the GPUs. The GPUs held are exactly gpuUUIDs; req.Requests.GPUs is not
+// consulted. A uuid not in the inventory (the GPU vanished) is still recorded
+// as held, so it is not given to another task if it returns.
 func (s *Scheduler) Restore(req Request, gpuUUIDs []string) error {
 	if err := req.validate(); err != nil {
 		return err
