@@ -1,0 +1,274 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+)
+
+// Started says what Start started.
+type Started struct {
+	// PID is the container's init process on the host.
+	PID uint32
+	// ImageDigest is the digest of the image run (Image.Digest).
+	ImageDigest string
+}
+
+// ExitStatus is how a container's task ended.
+type ExitStatus struct {
+	Code     int
+	ExitedAt time.Time
+	// OOMKilled is true when the kernel's OOM killer killed a process of
+	// the container, as its memory cgroup or containerd's OOM event says.
+	OOMKilled bool
+}
+
+// Start creates the container and its task and starts it. The image must
+// be in the image store (ErrImageNotFound otherwise); it is unpacked for
+// the snapshotter if it is not yet. On any failure nothing is left behind.
+func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (Started, error) {
+	ctx = c.ns(ctx)
+	if err := spec.validate(); err != nil {
+		return Started{}, err
+	}
+	creator, err := ioCreator(spec.LogURI)
+	if err != nil {
+		return Started{}, err
+	}
+	rec, err := c.lookupImage(ctx, spec.Image)
+	if err != nil {
+		return Started{}, err
+	}
+	img := client.NewImage(c.client, rec)
+	unpacked, err := img.IsUnpacked(ctx, c.cfg.Snapshotter)
+	if err != nil {
+		return Started{}, fmt.Errorf("image %s: %w", rec.Name, err)
+	}
+	if !unpacked {
+		if err := img.Unpack(ctx, c.cfg.Snapshotter); err != nil {
+			return Started{}, fmt.Errorf("unpack %s: %w", rec.Name, err)
+		}
+	}
+	ociImg, err := img.Spec(ctx)
+	if err != nil {
+		return Started{}, fmt.Errorf("config of image %s: %w", rec.Name, err)
+	}
+	opts := specOpts(&spec, ociImg.Config, specOptions{limitSwap: c.limitSwap, cdiSpecDirs: c.cfg.CDISpecDirs})
+
+	log := c.log.With("task", spec.ID, "image", rec.Name)
+	container, err := c.client.NewContainer(ctx, spec.ID,
+		client.WithImage(img),
+		client.WithSnapshotter(c.cfg.Snapshotter),
+		client.WithNewSnapshot(spec.ID, img),
+		client.WithRuntime(c.cfg.Runtime, nil),
+		client.WithContainerLabels(spec.containerLabels()),
+		client.WithNewSpec(opts...),
+	)
+	if err != nil {
+		if errdefs.IsAlreadyExists(err) {
+			return Started{}, fmt.Errorf("container %s: %w", spec.ID, ErrAlreadyExists)
+		}
+		return Started{}, fmt.Errorf("create container %s: %w", spec.ID, err)
+	}
+	cleanup := func(cause error) (Started, error) {
+		// A fresh context: the caller's may be what failed.
+		dctx, cancel := context.WithTimeout(c.ns(context.WithoutCancel(ctx)), 30*time.Second)
+		defer cancel()
+		if err := c.Delete(dctx, spec.ID); err != nil {
+			log.WarnContext(ctx, "cleaning up after failed start", "error", err)
+		}
+		return Started{}, cause
+	}
+	task, err := container.NewTask(ctx, creator)
+	if err != nil {
+		return cleanup(fmt.Errorf("create task %s: %w", spec.ID, err))
+	}
+	if err := task.Start(ctx); err != nil {
+		return cleanup(fmt.Errorf("start task %s: %w", spec.ID, err))
+	}
+	log.InfoContext(ctx, "container started", "pid", task.Pid())
+	return Started{PID: task.Pid(), ImageDigest: rec.Target.Digest.String()}, nil
+}
+
+// ioCreator turns a LogURI into the task's IO.
+func ioCreator(logURI string) (cio.Creator, error) {
+	if logURI == "" {
+		return cio.NullIO, nil
+	}
+	u, err := url.Parse(logURI)
+	if err != nil {
+		return nil, fmt.Errorf("%w: LogURI: %s", ErrInvalidArgument, err.Error())
+	}
+	switch u.Scheme {
+	case "binary", "file":
+	default:
+		return nil, fmt.Errorf("%w: LogURI scheme %q (want binary or file)", ErrInvalidArgument, u.Scheme)
+	}
+	if u.Host != "" || !filepath.IsAbs(u.Path) || filepath.Clean(u.Path) != u.Path {
+		return nil, fmt.Errorf("%w: LogURI %q: want %s:///absolute/clean/path", ErrInvalidArgument, logURI, u.Scheme)
+	}
+	return cio.LogURI(u), nil
+}
+
+// BinaryLogURI builds a LogURI that has the shim start binary (an absolute
+// path) with args as its log driver (see containerd's cio.BinaryIO).
+func BinaryLogURI(binary string, args map[string]string) (string, error) {
+	u, err := cio.LogURIGenerator("binary", binary, args)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrInvalidArgument, err.Error())
+	}
+	return u.String(), nil
+}
+
+// FileLogURI builds a LogURI that has the shim append stdout and stderr
+// to path (absolute).
+func FileLogURI(path string) (string, error) {
+	u, err := cio.LogURIGenerator("file", path, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s", ErrInvalidArgument, err.Error())
+	}
+	return u.String(), nil
+}
+
+// loadTask returns id's container and task.
+func (c *Containerd) loadTask(ctx context.Context, id string) (client.Container, client.Task, error) {
+	container, err := c.client.LoadContainer(ctx, id)
+	if err != nil {
+		return nil, nil, notFound(err, ErrNotFound, "container "+id)
+	}
+	task, err := container.Task(ctx, nil)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, nil, fmt.Errorf("task of container %s: %w", id, ErrNotFound)
+		}
+		return nil, nil, fmt.Errorf("task of container %s: %w", id, err)
+	}
+	return container, task, nil
+}
+
+// Wait waits until id's task exits (returning at once if it has) and
+// returns its exit status. It works on tasks started by another process,
+// such as pcnoded before a restart. The task stays until Delete, so Wait
+// may be called again, and Usage after it.
+func (c *Containerd) Wait(ctx context.Context, id string) (ExitStatus, error) {
+	ctx = c.ns(ctx)
+	container, task, err := c.loadTask(ctx, id)
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	subCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	oomEvent := c.watchOOM(subCtx, id)
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		return ExitStatus{}, notFound(err, ErrNotFound, "wait for "+id)
+	}
+	var st client.ExitStatus
+	select {
+	case st = <-statusC:
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	}
+	code, at, err := st.Result()
+	if err != nil {
+		return ExitStatus{}, fmt.Errorf("wait for %s: %w", id, err)
+	}
+	oom, err := c.oomKilled(ctx, container, task)
+	if err != nil {
+		c.log.WarnContext(ctx, "reading OOM state", "task", id, "error", err)
+	}
+	if !oom {
+		oom = oomEvent()
+	}
+	c.log.InfoContext(ctx, "container exited", "task", id, "code", code, "oom_killed", oom)
+	return ExitStatus{Code: int(code), ExitedAt: at, OOMKilled: oom}, nil
+}
+
+// Kill sends signal to id's task. Signalling a task that has exited is not
+// an error.
+func (c *Containerd) Kill(ctx context.Context, id string, signal syscall.Signal) error {
+	ctx = c.ns(ctx)
+	_, task, err := c.loadTask(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := task.Kill(ctx, signal); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("signal %d to %s: %w", signal, id, err)
+	}
+	return nil
+}
+
+// Stop sends SIGTERM to id's task, waits up to grace for it to exit, then
+// sends SIGKILL, and returns once it has exited. Stopping a task that has
+// exited is not an error.
+func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) error {
+	ctx = c.ns(ctx)
+	_, task, err := c.loadTask(ctx, id)
+	if err != nil {
+		return err
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		return notFound(err, ErrNotFound, "wait for "+id)
+	}
+	if err := task.Kill(ctx, syscall.SIGTERM); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("SIGTERM to %s: %w", id, err)
+	}
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-statusC:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+	}
+	c.log.InfoContext(ctx, "grace period over, killing", "task", id, "grace", grace)
+	if err := task.Kill(ctx, syscall.SIGKILL, client.WithKillAll); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("SIGKILL to %s: %w", id, err)
+	}
+	select {
+	case <-statusC:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Delete removes id's task (killing it if it runs), its container and its
+// snapshot. Deleting what does not exist is not an error.
+func (c *Containerd) Delete(ctx context.Context, id string) error {
+	ctx = c.ns(ctx)
+	container, err := c.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) {
+		// A snapshot a failed create left behind.
+		if err := c.client.SnapshotService(c.cfg.Snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("remove snapshot %s: %w", id, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	task, err := container.Task(ctx, nil)
+	switch {
+	case err == nil:
+		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete task %s: %w", id, err)
+		}
+	case !errdefs.IsNotFound(err):
+		return fmt.Errorf("task of container %s: %w", id, err)
+	}
+	if err := container.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	c.log.InfoContext(ctx, "container deleted", "task", id)
+	return nil
+}

@@ -1,0 +1,56 @@
+// Package runtime owns everything pcnoded says to containerd: images (import,
+// pull, list, remove, reading a file out of an image without running it),
+// the OCI runtime spec of a task's container, and the container lifecycle
+// (start, wait, kill, stop, usage, delete, list and re-attach).
+//
+// Only the daemon imports it. It exports one concrete type, Containerd, and
+// plain structs; the daemon declares the interface it consumes.
+//
+// # Basics
+//
+// New dials containerd and works in one namespace (default "pcnode"). Every
+// method takes a context first and puts that namespace on it, whatever the
+// caller's context says. Image references are validated and normalised the
+// way containerd and docker do it: "alpine" is "docker.io/library/alpine:latest".
+//
+// A container's ID is the task id; the container, its snapshot and its task
+// share it, and the container carries the label LabelTaskID so that List
+// finds pcnode's containers after a daemon restart. Nothing is kept in the
+// process: Wait, Stop, Usage and Delete work from a new process on a task
+// started by an earlier one.
+//
+// # Containers
+//
+// Containers are hardened by default: not privileged, containerd's default
+// capability set, no-new-privileges, containerd's default seccomp profile,
+// masked and read-only /proc paths, their own empty network namespace
+// (network "none") unless NetworkHost is set. Bind mounts are rbind, nosuid
+// and nodev, read-only unless asked otherwise. A memory limit also caps
+// swap where the kernel accounts it, so a task over its limit is OOM-killed
+// rather than swapped. GPUs are injected as CDI devices from the configured
+// spec directories; a device no spec describes fails the start with
+// ErrDeviceUnavailable.
+//
+// Wait reports OOMKilled only when the container's memory cgroup says the
+// kernel OOM killer fired in it (the oom_kill counter of memory.oom_control
+// on cgroup v1, memory.events on cgroup v2, read after exit and before the
+// task is deleted), or when containerd published a /tasks/oom event for it
+// while waiting; an exit code of 137 alone is never taken for an OOM kill.
+//
+// # Reading files from images
+//
+// ReadImageFile walks the image's layers from the content store, top layer
+// first, honouring whiteouts (.wh.<name>) and opaque directories
+// (.wh..wh..opq), and never unpacks or runs anything. Symbolic links inside
+// the image are resolved inside the image, as a chroot would (".." stops at
+// the image root; absolute targets start at the image root), at most 40 of
+// them per lookup; nothing on the host is ever opened. Hard links are
+// followed to the file they name.
+//
+// # Caveats
+//
+// Registry credentials (from Config.Registries or a Pull call) are sent only
+// to the registry host they belong to and never appear in errors, logs or
+// returned values; Auth prints itself with the password redacted. Plain
+// HTTP is used only for hosts listed in Config.InsecureRegistries.
+package runtime

@@ -1,0 +1,304 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Progress reports one piece of content during Pull.
+type Progress struct {
+	// Ref is the normalised reference being pulled.
+	Ref string
+	// Digest and MediaType identify the content (manifest, config, layer).
+	Digest    string
+	MediaType string
+	// Status is "waiting", "downloading" or "done".
+	Status string
+	// Offset is how many bytes are in; Total the content's size (0 when
+	// not known yet).
+	Offset, Total int64
+}
+
+// Progress statuses.
+const (
+	ProgressWaiting     = "waiting"
+	ProgressDownloading = "downloading"
+	ProgressDone        = "done"
+)
+
+// progressInterval is how often Pull reports download progress.
+const progressInterval = 250 * time.Millisecond
+
+// Pull fetches ref from its registry, unpacks it for the configured
+// snapshotter and stores it under its normalised name. Credentials come
+// from auth when given, else from Config.Registries for the reference's
+// host; they are sent to that host only. progress, when not nil, is called
+// from one goroutine at a time while the pull runs.
+//
+// A registry that refuses the credentials (or wants some and none are
+// configured) gives ErrUnauthorized; a reference the registry does not
+// have gives ErrImageNotFound. Neither error, nor any log line, contains
+// the password.
+func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) (Image, error) {
+	ctx = c.ns(ctx)
+	name, err := NormalizeRef(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	host, err := refHost(name)
+	if err != nil {
+		return Image{}, err
+	}
+	creds, haveCreds := c.credentials(host, auth)
+	secret := creds.Password
+
+	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: c.registryHosts(host, creds, haveCreds)})
+	rep := newProgressReporter(name, progress)
+	opts := []client.RemoteOpt{
+		client.WithResolver(resolver),
+		client.WithPullUnpack,
+		client.WithPullSnapshotter(c.cfg.Snapshotter),
+		client.WithImageHandlerWrapper(rep.wrap),
+	}
+	stop := rep.poll(ctx, c.client)
+	c.log.InfoContext(ctx, "pulling image", "image", name, "registry", host, "credentials", haveCreds)
+	img, err := c.client.Pull(ctx, name, opts...)
+	stop()
+	if err != nil {
+		err = c.pullError(name, host, haveCreds, err)
+		c.log.WarnContext(ctx, "pull failed", "image", name, "error", redact(err.Error(), secret))
+		return Image{}, redactErr(err, secret)
+	}
+	rep.done(ctx, c.client)
+	im, err := c.toImage(ctx, img.Metadata())
+	if err != nil {
+		return Image{}, redactErr(err, secret)
+	}
+	c.log.InfoContext(ctx, "image pulled", "image", im.Name, "digest", im.Digest, "size", im.Size)
+	return im, nil
+}
+
+// pullError turns containerd's pull errors into the package's sentinels.
+func (c *Containerd) pullError(name, host string, haveCreds bool, err error) error {
+	switch {
+	case errors.Is(err, docker.ErrInvalidAuthorization):
+		if haveCreds {
+			return fmt.Errorf("pull %s: registry %s rejected the credentials: %w", name, host, ErrUnauthorized)
+		}
+		return fmt.Errorf("pull %s: registry %s requires credentials and none are configured for it: %w", name, host, ErrUnauthorized)
+	case errdefs.IsNotImplemented(err) && strings.Contains(err.Error(), "auth scheme"):
+		return fmt.Errorf("pull %s: registry %s asks for an unsupported authentication scheme: %w", name, host, ErrUnauthorized)
+	case errdefs.IsNotFound(err):
+		return fmt.Errorf("pull %s: %w in registry %s", name, ErrImageNotFound, host)
+	}
+	return fmt.Errorf("pull %s: %w", name, err)
+}
+
+// credentials picks the credentials for host: the call's, else the
+// configuration's.
+func (c *Containerd) credentials(host string, auth *Auth) (Auth, bool) {
+	if auth != nil && (auth.Username != "" || auth.Password != "") {
+		return *auth, true
+	}
+	for _, h := range hostAliases(host) {
+		if a, ok := c.cfg.Registries[h]; ok {
+			return a, true
+		}
+	}
+	return Auth{}, false
+}
+
+// registryHosts configures the one host a reference's registry is reached
+// at, with HTTPS unless the host is listed as insecure, and credentials
+// answered only for that host.
+func (c *Containerd) registryHosts(refHost string, creds Auth, haveCreds bool) docker.RegistryHosts {
+	return func(host string) ([]docker.RegistryHost, error) {
+		scheme := "https"
+		if c.insecure(host) {
+			scheme = "http"
+		}
+		endpoint := host
+		if host == "docker.io" {
+			endpoint = "registry-1.docker.io"
+		}
+		httpClient := &http.Client{Transport: docker.DefaultHTTPTransport(nil)}
+		credFn := func(reqHost string) (string, string, error) {
+			if !haveCreds || (reqHost != endpoint && reqHost != refHost) {
+				return "", "", nil
+			}
+			return creds.Username, creds.Password, nil
+		}
+		return []docker.RegistryHost{{
+			Client:       httpClient,
+			Authorizer:   docker.NewDockerAuthorizer(docker.WithAuthClient(httpClient), docker.WithAuthCreds(credFn)),
+			Host:         endpoint,
+			Scheme:       scheme,
+			Path:         "/v2",
+			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
+		}}, nil
+	}
+}
+
+func (c *Containerd) insecure(host string) bool {
+	for _, h := range c.cfg.InsecureRegistries {
+		for _, a := range hostAliases(host) {
+			if strings.EqualFold(h, a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hostAliases lists the names a registry host is configured under.
+func hostAliases(host string) []string {
+	switch host {
+	case "docker.io", "registry-1.docker.io", "index.docker.io":
+		return []string{"docker.io", "registry-1.docker.io", "index.docker.io"}
+	}
+	return []string{host}
+}
+
+// redact replaces every occurrence of secret in s.
+func redact(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, "[redacted]")
+}
+
+// redactErr returns err, or, if its message contains secret, an error with
+// the secret replaced that still matches the package's sentinels (but no
+// longer unwraps to the original, whose message holds the secret).
+func redactErr(err error, secret string) error {
+	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
+		return err
+	}
+	r := &redactedError{msg: redact(err.Error(), secret)}
+	for _, s := range []error{ErrUnauthorized, ErrImageNotFound, ErrInvalidReference, ErrInvalidArgument} {
+		if errors.Is(err, s) {
+			r.kind = s
+			break
+		}
+	}
+	return r
+}
+
+type redactedError struct {
+	msg  string
+	kind error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.kind }
+
+// progressReporter turns what Pull sees into Progress calls.
+type progressReporter struct {
+	ref string
+	fn  func(Progress)
+
+	mu    sync.Mutex
+	descs map[string]ocispec.Descriptor
+	order []string
+}
+
+func newProgressReporter(ref string, fn func(Progress)) *progressReporter {
+	return &progressReporter{ref: ref, fn: fn, descs: map[string]ocispec.Descriptor{}}
+}
+
+// wrap records every descriptor the pull visits and the children it finds
+// (a manifest's layers are fetched by the unpacker, outside the handlers).
+func (p *progressReporter) wrap(h images.Handler) images.Handler {
+	return images.HandlerFunc(func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		p.seen(desc)
+		children, err := h.Handle(ctx, desc)
+		for _, ch := range children {
+			p.seen(ch)
+		}
+		return children, err
+	})
+}
+
+func (p *progressReporter) seen(desc ocispec.Descriptor) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := desc.Digest.String()
+	if _, ok := p.descs[d]; ok {
+		return
+	}
+	p.descs[d] = desc
+	p.order = append(p.order, d)
+	p.fn(Progress{Ref: p.ref, Digest: d, MediaType: desc.MediaType, Status: ProgressWaiting, Total: desc.Size})
+}
+
+// poll reports active downloads from the content store until stop is
+// called.
+func (p *progressReporter) poll(ctx context.Context, c *client.Client) (stop func()) {
+	if p.fn == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			statuses, err := c.ContentStore().ListStatuses(ctx)
+			if err != nil {
+				continue
+			}
+			p.mu.Lock()
+			for _, st := range statuses {
+				// Refs are "<kind>-<digest>" (remotes.MakeRefKey).
+				_, d, ok := strings.Cut(st.Ref, "-")
+				if !ok {
+					continue
+				}
+				desc, known := p.descs[d]
+				if !known {
+					continue // another pull's content
+				}
+				p.fn(Progress{Ref: p.ref, Digest: d, MediaType: desc.MediaType, Status: ProgressDownloading, Offset: st.Offset, Total: st.Total})
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// done reports every piece of content seen that is now in the content
+// store as complete (an index names other platforms' manifests too).
+func (p *progressReporter) done(ctx context.Context, c *client.Client) {
+	if p.fn == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.order {
+		desc := p.descs[d]
+		if _, err := c.ContentStore().Info(ctx, desc.Digest); err != nil {
+			continue
+		}
+		p.fn(Progress{Ref: p.ref, Digest: d, MediaType: desc.MediaType, Status: ProgressDone, Offset: desc.Size, Total: desc.Size})
+	}
+}

@@ -1,0 +1,178 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+)
+
+// Defaults used where Config leaves a field empty.
+const (
+	DefaultAddress     = "/run/containerd/containerd.sock"
+	DefaultNamespace   = "pcnode"
+	DefaultSnapshotter = "overlayfs"
+	DefaultRuntime     = "io.containerd.runc.v2"
+)
+
+// DefaultCDISpecDirs are the directories CDI device specs are read from
+// when Config.CDISpecDirs is empty (the CDI standard's static and dynamic
+// directories).
+var DefaultCDISpecDirs = []string{"/etc/cdi", "/var/run/cdi"}
+
+// Config says which containerd to use and how.
+type Config struct {
+	// Address is containerd's gRPC socket (default DefaultAddress).
+	Address string
+	// Namespace is the containerd namespace pcnode works in (default
+	// DefaultNamespace).
+	Namespace string
+	// Snapshotter unpacks images and holds root filesystems (default
+	// DefaultSnapshotter).
+	Snapshotter string
+	// Runtime is the containerd runtime (shim) containers run with
+	// (default DefaultRuntime).
+	Runtime string
+	// InsecureRegistries are the registry hosts ("host" or "host:port")
+	// that are reached over plain HTTP; every other host uses HTTPS.
+	InsecureRegistries []string
+	// Registries holds credentials by registry host ("host" or
+	// "host:port"; "docker.io" also covers registry-1.docker.io).
+	Registries map[string]Auth
+	// CDISpecDirs are where CDI device specs are read from (default
+	// DefaultCDISpecDirs).
+	CDISpecDirs []string
+}
+
+// Auth is a registry's basic-auth credentials. It prints itself without the
+// password, so it is safe in logs and error messages.
+type Auth struct {
+	Username string
+	Password string
+}
+
+// String implements fmt.Stringer without revealing the password.
+func (a Auth) String() string {
+	pw := ""
+	if a.Password != "" {
+		pw = "[redacted]"
+	}
+	return fmt.Sprintf("{Username:%s Password:%s}", a.Username, pw)
+}
+
+// GoString implements fmt.GoStringer without revealing the password.
+func (a Auth) GoString() string { return "runtime.Auth" + a.String() }
+
+// LogValue implements slog.LogValuer without revealing the password.
+func (a Auth) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("username", a.Username), slog.Bool("password_set", a.Password != ""))
+}
+
+// Version is containerd's version.
+type Version struct {
+	Version  string
+	Revision string
+}
+
+// Containerd drives one containerd daemon in one namespace. It is safe for
+// concurrent use.
+type Containerd struct {
+	client *client.Client
+	cfg    Config
+	log    *slog.Logger
+	// limitSwap says whether the kernel accounts swap per cgroup, so a
+	// memory limit can also forbid swapping.
+	limitSwap bool
+}
+
+// New connects to containerd. Empty Config fields take their defaults; a
+// nil logger discards.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Containerd, error) {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Address == "" {
+		cfg.Address = DefaultAddress
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if cfg.Snapshotter == "" {
+		cfg.Snapshotter = DefaultSnapshotter
+	}
+	if cfg.Runtime == "" {
+		cfg.Runtime = DefaultRuntime
+	}
+	if len(cfg.CDISpecDirs) == 0 {
+		cfg.CDISpecDirs = DefaultCDISpecDirs
+	}
+	if err := identifiers.Validate(cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("%w: namespace %q: %s", ErrInvalidArgument, cfg.Namespace, err.Error())
+	}
+	for _, h := range cfg.InsecureRegistries {
+		if h == "" || strings.ContainsAny(h, "/ \t") {
+			return nil, fmt.Errorf("%w: insecure registry %q is not a host", ErrInvalidArgument, h)
+		}
+	}
+	for h := range cfg.Registries {
+		if h == "" || strings.ContainsAny(h, "/ \t") {
+			return nil, fmt.Errorf("%w: registry %q is not a host", ErrInvalidArgument, h)
+		}
+	}
+	c, err := client.New(cfg.Address, client.WithDefaultNamespace(cfg.Namespace), client.WithDefaultRuntime(cfg.Runtime))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
+	}
+	r := &Containerd{client: c, cfg: cfg, log: logger, limitSwap: swapAccounted()}
+	if _, err := r.Version(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close closes the connection to containerd. Containers keep running.
+func (c *Containerd) Close() error { return c.client.Close() }
+
+// Namespace returns the containerd namespace c works in.
+func (c *Containerd) Namespace() string { return c.cfg.Namespace }
+
+// Version asks containerd for its version; it doubles as a health check.
+func (c *Containerd) Version(ctx context.Context) (Version, error) {
+	v, err := c.client.Version(c.ns(ctx))
+	if err != nil {
+		return Version{}, fmt.Errorf("containerd version: %w", err)
+	}
+	return Version{Version: v.Version, Revision: v.Revision}, nil
+}
+
+// ns puts c's namespace on ctx.
+func (c *Containerd) ns(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, c.cfg.Namespace)
+}
+
+// swapAccounted reports whether memory+swap can be limited per cgroup: on
+// cgroup v1 when memory.memsw files exist, always on cgroup v2 (runc turns
+// the limit into memory.swap.max when the controller has it).
+func swapAccounted() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return true
+	}
+	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	return err == nil
+}
+
+// notFound maps containerd's NotFound onto sentinel, keeping other errors.
+func notFound(err, sentinel error, what string) error {
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("%s: %w", what, sentinel)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

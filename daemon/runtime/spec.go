@@ -1,0 +1,348 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"tags.cncf.io/container-device-interface/pkg/cdi"
+	"tags.cncf.io/container-device-interface/pkg/parser"
+)
+
+// LabelTaskID is the container label holding the pcnode task id; List
+// returns only containers that carry it.
+const LabelTaskID = "io.pcnode.task-id"
+
+// labelPrefix is reserved for pcnode's own labels.
+const labelPrefix = "io.pcnode."
+
+// cpuPeriodMicros is the CFS period; CPUQuotaMillis is turned into a quota
+// of this period.
+const cpuPeriodMicros = 100_000
+
+// ContainerSpec describes one task's container.
+type ContainerSpec struct {
+	// ID is the task id; the container, its snapshot and its task are
+	// named by it (containerd identifier rules: letters, digits and
+	// ".-_" separators, at most 76 characters).
+	ID string
+	// Image is the image reference (normalised before use).
+	Image string
+	// Args replace the image's entrypoint and command when not empty.
+	Args []string
+	// Env entries ("NAME=value") are merged over the image's environment;
+	// a name the image sets (NVIDIA_VISIBLE_DEVICES, say) takes the value
+	// given here.
+	Env []string
+	// Mounts are bind mounts of host paths (rbind, nosuid, nodev).
+	Mounts []Mount
+	// MemoryLimitBytes is the memory limit (0: none); swap is limited to
+	// the same figure so the container cannot swap.
+	MemoryLimitBytes int64
+	// MemoryReservationBytes is the soft memory limit (0: none).
+	MemoryReservationBytes int64
+	// CPUQuotaMillis is the CPU limit in thousandths of a CPU (0: none),
+	// enforced as a CFS quota per 100 ms period; at least 10.
+	CPUQuotaMillis int64
+	// PidsLimit caps the number of processes (0: none).
+	PidsLimit int64
+	// NetworkHost shares the host's network namespace; by default the
+	// container gets its own empty one (network "none").
+	NetworkHost bool
+	// ReadOnlyRootfs mounts the image's root filesystem read-only.
+	ReadOnlyRootfs bool
+	// User runs the process as "uid", "uid:gid", "name" or "name:group"
+	// (names resolved in the image); empty: the image's user.
+	User string
+	// CDIDevices are fully qualified CDI device names
+	// ("nvidia.com/gpu=GPU-<uuid>") injected from the CDI spec directories.
+	CDIDevices []string
+	// Labels are extra container labels (keys must not start with
+	// "io.pcnode.").
+	Labels map[string]string
+	// LogURI receives the task's stdout and stderr: "binary:///abs/path?k=v"
+	// (a logging binary the shim starts) or "file:///abs/path" (a file
+	// the shim appends both streams to). Empty discards the output.
+	LogURI string
+}
+
+// Mount is a bind mount of a host path into the container.
+type Mount struct {
+	// Source is an absolute, clean host path.
+	Source string
+	// Destination is an absolute, clean path in the container.
+	Destination string
+	// ReadOnly mounts it read-only.
+	ReadOnly bool
+}
+
+// validate checks everything in s that does not need containerd.
+func (s *ContainerSpec) validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalidArgument, field, fmt.Sprintf(format, args...))
+	}
+	if err := identifiers.Validate(s.ID); err != nil {
+		return bad("ID", "%q: %s", truncate(s.ID, 80), err.Error())
+	}
+	if s.Image == "" {
+		return bad("Image", "empty")
+	}
+	for i, a := range s.Args {
+		if strings.ContainsRune(a, 0) {
+			return bad(fmt.Sprintf("Args[%d]", i), "contains NUL")
+		}
+	}
+	for i, e := range s.Env {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || k == "" || strings.ContainsRune(e, 0) {
+			return bad(fmt.Sprintf("Env[%d]", i), "%q is not NAME=value", truncate(e, 80))
+		}
+	}
+	dests := map[string]bool{}
+	for i, m := range s.Mounts {
+		field := fmt.Sprintf("Mounts[%d]", i)
+		if err := checkAbsClean(m.Source); err != nil {
+			return bad(field+".Source", "%s", err.Error())
+		}
+		if err := checkAbsClean(m.Destination); err != nil {
+			return bad(field+".Destination", "%s", err.Error())
+		}
+		if m.Destination == "/" {
+			return bad(field+".Destination", "cannot mount over the root")
+		}
+		for _, sys := range []string{"/proc", "/sys", "/dev"} {
+			if m.Destination == sys || strings.HasPrefix(m.Destination, sys+"/") {
+				return bad(field+".Destination", "%q is under %s", m.Destination, sys)
+			}
+		}
+		if dests[m.Destination] {
+			return bad(field+".Destination", "%q mounted twice", m.Destination)
+		}
+		dests[m.Destination] = true
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"MemoryLimitBytes", s.MemoryLimitBytes},
+		{"MemoryReservationBytes", s.MemoryReservationBytes},
+		{"CPUQuotaMillis", s.CPUQuotaMillis},
+		{"PidsLimit", s.PidsLimit},
+	} {
+		if f.v < 0 {
+			return bad(f.name, "%d is negative", f.v)
+		}
+	}
+	if s.MemoryLimitBytes > 0 && s.MemoryReservationBytes > s.MemoryLimitBytes {
+		return bad("MemoryReservationBytes", "%d exceeds MemoryLimitBytes %d", s.MemoryReservationBytes, s.MemoryLimitBytes)
+	}
+	if s.CPUQuotaMillis > 0 && s.CPUQuotaMillis < 10 {
+		return bad("CPUQuotaMillis", "%d is below the minimum of 10", s.CPUQuotaMillis)
+	}
+	if strings.ContainsAny(s.User, "\x00\n") {
+		return bad("User", "%q", truncate(s.User, 80))
+	}
+	for i, d := range s.CDIDevices {
+		if _, _, _, err := parser.ParseQualifiedName(d); err != nil {
+			return bad(fmt.Sprintf("CDIDevices[%d]", i), "%q: %s", truncate(d, 80), err.Error())
+		}
+	}
+	for k, v := range s.Labels {
+		if k == "" || strings.HasPrefix(k, labelPrefix) {
+			return bad("Labels", "key %q is empty or reserved", truncate(k, 80))
+		}
+		if len(k)+len(v) > 4096 {
+			return bad("Labels", "label %q is longer than 4096 bytes", truncate(k, 80))
+		}
+	}
+	return nil
+}
+
+func checkAbsClean(p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("empty")
+	case strings.ContainsRune(p, 0):
+		return fmt.Errorf("%q contains NUL", truncate(p, 80))
+	case !filepath.IsAbs(p):
+		return fmt.Errorf("%q is not absolute", truncate(p, 80))
+	case filepath.Clean(p) != p:
+		return fmt.Errorf("%q is not clean (want %q)", truncate(p, 80), filepath.Clean(p))
+	}
+	return nil
+}
+
+// containerLabels returns the labels a task's container carries.
+func (s *ContainerSpec) containerLabels() map[string]string {
+	l := maps.Clone(s.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[LabelTaskID] = s.ID
+	return l
+}
+
+// specOptions are the host facts spec building depends on.
+type specOptions struct {
+	// limitSwap sets swap equal to the memory limit.
+	limitSwap bool
+	// cdiSpecDirs are searched for CDI devices.
+	cdiSpecDirs []string
+}
+
+// specOpts returns the options that build s's OCI spec over the image
+// configuration img, in order: containerd's default spec, the image's
+// environment, command and working directory, then s's overrides, mounts,
+// limits, namespaces and hardening, and CDI devices last (they may add
+// mounts, devices, environment and hooks that nothing after them resets).
+func specOpts(s *ContainerSpec, img ocispec.ImageConfig, o specOptions) []oci.SpecOpts {
+	opts := []oci.SpecOpts{
+		oci.WithDefaultSpec(),
+		oci.WithDefaultUnixDevices,
+		withImageConfig(img),
+	}
+	if len(s.Args) > 0 {
+		opts = append(opts, oci.WithProcessArgs(s.Args...))
+	}
+	opts = append(opts, oci.WithEnv(s.Env))
+	if user := s.User; user != "" || img.User != "" {
+		if user == "" {
+			user = img.User
+		}
+		opts = append(opts, oci.WithUser(user))
+		if !numericUser(user) {
+			opts = append(opts, oci.WithAdditionalGIDs(user))
+		}
+	}
+	opts = append(opts, oci.WithMounts(bindMounts(s.Mounts)))
+
+	if s.MemoryLimitBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(s.MemoryLimitBytes)))
+		if o.limitSwap {
+			opts = append(opts, oci.WithMemorySwap(s.MemoryLimitBytes))
+		}
+	}
+	if s.MemoryReservationBytes > 0 {
+		opts = append(opts, withMemoryReservation(s.MemoryReservationBytes))
+	}
+	if s.CPUQuotaMillis > 0 {
+		opts = append(opts, oci.WithCPUCFS(s.CPUQuotaMillis*cpuPeriodMicros/1000, cpuPeriodMicros))
+	}
+	if s.PidsLimit > 0 {
+		opts = append(opts, oci.WithPidsLimit(s.PidsLimit))
+	}
+	if s.NetworkHost {
+		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	}
+	if s.ReadOnlyRootfs {
+		opts = append(opts, oci.WithRootFSReadonly())
+	}
+	// Hardening. The default spec already has the default capability set,
+	// masked and read-only paths, and no privileged devices; seccomp's
+	// default profile depends on the capabilities, so it comes after them.
+	opts = append(opts, oci.WithNoNewPrivileges, seccomp.WithDefaultProfile())
+	if len(s.CDIDevices) > 0 {
+		opts = append(opts, withCDIDevices(o.cdiSpecDirs, s.CDIDevices))
+	}
+	return opts
+}
+
+// withImageConfig applies the image's environment, entrypoint and command,
+// and working directory, as containerd's WithImageConfig does, but from a
+// configuration already read (so spec building is testable without
+// containerd). The user is applied separately.
+func withImageConfig(img ocispec.ImageConfig) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Process == nil {
+			s.Process = &specs.Process{}
+		}
+		env := img.Env
+		if len(env) == 0 {
+			env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+		}
+		s.Process.Env = slices.Clone(env)
+		s.Process.Args = append(slices.Clone(img.Entrypoint), img.Cmd...)
+		s.Process.Cwd = img.WorkingDir
+		if s.Process.Cwd == "" {
+			s.Process.Cwd = "/"
+		}
+		return nil
+	}
+}
+
+// numericUser reports whether user is "uid:gid" with both numeric, which
+// needs no lookup in the image.
+func numericUser(user string) bool {
+	u, g, ok := strings.Cut(user, ":")
+	if !ok {
+		return false
+	}
+	_, err1 := strconv.ParseUint(u, 10, 32)
+	_, err2 := strconv.ParseUint(g, 10, 32)
+	return err1 == nil && err2 == nil
+}
+
+func bindMounts(ms []Mount) []specs.Mount {
+	out := make([]specs.Mount, 0, len(ms))
+	for _, m := range ms {
+		mode := "rw"
+		if m.ReadOnly {
+			mode = "ro"
+		}
+		out = append(out, specs.Mount{
+			Type:        "bind",
+			Source:      m.Source,
+			Destination: m.Destination,
+			Options:     []string{"rbind", mode, "nosuid", "nodev"},
+		})
+	}
+	return out
+}
+
+func withMemoryReservation(b int64) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		if s.Linux.Resources == nil {
+			s.Linux.Resources = &specs.LinuxResources{}
+		}
+		if s.Linux.Resources.Memory == nil {
+			s.Linux.Resources.Memory = &specs.LinuxMemory{}
+		}
+		s.Linux.Resources.Memory.Reservation = &b
+		return nil
+	}
+}
+
+// withCDIDevices injects CDI devices described by the specs in dirs.
+func withCDIDevices(dirs, devices []string) oci.SpecOpts {
+	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+		// A fresh cache per container: it reads the spec files now, so a
+		// spec written since the last start counts, and starts no watcher.
+		cache, err := cdi.NewCache(cdi.WithSpecDirs(dirs...), cdi.WithAutoRefresh(false))
+		if err != nil {
+			return fmt.Errorf("%w: reading CDI specs from %s: %s", ErrDeviceUnavailable, strings.Join(dirs, ", "), err.Error())
+		}
+		unresolved, err := cache.InjectDevices(s, devices...)
+		switch {
+		case len(unresolved) > 0:
+			msg := fmt.Sprintf("%s not described by any CDI spec under %s", strings.Join(unresolved, ", "), strings.Join(dirs, ", "))
+			for file, errs := range cache.GetErrors() {
+				msg += fmt.Sprintf("; invalid spec %s: %v", file, errors.Join(errs...))
+			}
+			return fmt.Errorf("%w: %s", ErrDeviceUnavailable, msg)
+		case err != nil:
+			return fmt.Errorf("%w: %s", ErrDeviceUnavailable, err.Error())
+		}
+		return nil
+	}
+}
