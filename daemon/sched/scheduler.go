@@ -26,6 +26,9 @@ type Config struct {
 	BackfillWindow time.Duration
 	// Clock returns the current time; nil means time.Now.
 	Clock func() time.Time
+	// MaxRunning caps how many tasks run at once whatever their requests.
+	// 0: no cap.
+	MaxRunning int
 }
 
 // Request is a task as the scheduler sees it.
@@ -104,6 +107,7 @@ type Scheduler struct {
 	mu          sync.Mutex
 	allocatable Resources
 	window      time.Duration // < 0: no backfill
+	maxRunning  int           // 0: no cap
 	clock       func() time.Time
 
 	gpus    []GPU             // sorted by index
@@ -126,6 +130,7 @@ func New(cfg Config) (*Scheduler, error) {
 	s := &Scheduler{
 		allocatable: Resources{MilliCPU: a.MilliCPU, MemoryBytes: a.MemoryBytes},
 		window:      cfg.BackfillWindow,
+		maxRunning:  cfg.MaxRunning,
 		clock:       cfg.Clock,
 		holders:     map[string]string{},
 		queued:      map[string]*Request{},
@@ -248,6 +253,9 @@ func (s *Scheduler) Schedule() []Assignment {
 	kept := s.queue[:0]
 	stopped := false
 	for _, r := range s.queue {
+		if s.maxRunning > 0 && len(s.running) >= s.maxRunning {
+			stopped = true
+		}
 		if stopped {
 			kept = append(kept, r)
 			continue

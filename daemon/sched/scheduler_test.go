@@ -2,6 +2,7 @@ package sched
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -396,5 +397,28 @@ func TestReleaseUnknown(t *testing.T) {
 	}
 	if got := e.s.Snapshot().Allocated; got != (Resources{}) {
 		t.Errorf("Snapshot().Allocated after release = %v, want zero", got)
+	}
+}
+
+func TestMaxRunning(t *testing.T) {
+	s, err := New(Config{Allocatable: Resources{MilliCPU: 64000, MemoryBytes: 64 << 30}, MaxRunning: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.Enqueue(Request{ID: fmt.Sprintf("t%d", i), Requests: Resources{MilliCPU: 100, MemoryBytes: 1 << 20}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(s.Schedule()); got != 2 {
+		t.Fatalf("Schedule() started %d tasks, want 2 (MaxRunning)", got)
+	}
+	if got := len(s.Schedule()); got != 0 {
+		t.Fatalf("second Schedule() started %d tasks, want 0", got)
+	}
+	s.Release("t0")
+	a := s.Schedule()
+	if len(a) != 1 || a[0].ID != "t2" {
+		t.Fatalf("after Release, Schedule() = %v, want [t2]", a)
 	}
 }
