@@ -40,9 +40,9 @@
 // sockets and devices are not listed (a symlink's target may be anywhere, and
 // reading a FIFO could block forever); nor are files whose path is not valid
 // UTF-8, which the API's string fields cannot carry (a directory with such a
-// path is not walked). Both are counted in
-// [Manifest.Skipped] so the daemon can say so. Directories are walked, not
-// listed; an empty directory leaves no trace in the manifest.
+// path is not walked). Both are counted in [Manifest.Skipped] so the daemon
+// can say so. Directories are walked, not listed; an empty directory leaves
+// no trace in the manifest.
 //
 // # Caveats
 //
