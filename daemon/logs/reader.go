@@ -176,6 +176,7 @@ func (r *reader) readSegment(ctx context.Context, first uint64) (outcome, error)
 		off      int64
 		final    bool // a newer segment exists, so this one is complete
 		headerOK bool
+		expect   = first // sequence number of the next record
 	)
 	for {
 		if r.limited && r.want > r.limit {
@@ -184,6 +185,7 @@ func (r *reader) readSegment(ctx context.Context, first uint64) (outcome, error)
 		var (
 			rec record
 			n   int
+			err error
 		)
 		if !headerOK {
 			hdr, perr := br.Peek(len(segmentMagic))
@@ -197,10 +199,16 @@ func (r *reader) readSegment(ctx context.Context, first uint64) (outcome, error)
 			}
 		} else {
 			rec, n, err = peekRecord(br)
-			if err == nil && rec.kind == kindEnd {
+			switch {
+			case err != nil:
+			case rec.kind == kindEnd && rec.seq == expect-1:
 				return outcomeDone, nil
-			}
-			if err == nil {
+			case rec.kind == kindEnd || rec.seq != expect:
+				// Left over from before a truncation; the writer
+				// overwrites it.
+				err = fmt.Errorf("%w: sequence number %d, want %d", ErrCorrupt, rec.seq, expect)
+			default:
+				expect++
 				if err := r.add(ctx, rec); err != nil {
 					return 0, err
 				}
@@ -349,7 +357,7 @@ func (r *reader) matchingSeqs(first uint64) ([]uint64, uint64, error) {
 	var seqs []uint64
 	for {
 		rec, n, err := peekRecord(br)
-		if errors.Is(err, errShort) || errors.Is(err, ErrCorrupt) || (err == nil && rec.kind == kindEnd) {
+		if errors.Is(err, errShort) || errors.Is(err, ErrCorrupt) || (err == nil && (rec.kind == kindEnd || rec.seq != last+1)) {
 			return seqs, last, nil
 		}
 		if err != nil {
