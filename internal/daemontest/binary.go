@@ -1,0 +1,132 @@
+package daemontest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// EnvBinary names the variable that points at a prebuilt pcnoded to test
+// instead of building one.
+const EnvBinary = "PCNODE_TEST_PCNODED"
+
+// binaryDirPrefix starts the name of the per-process build directory.
+const binaryDirPrefix = "pcnode-daemontest-"
+
+var binaryCache struct {
+	sync.Mutex
+	path string
+	err  error
+}
+
+// Binary returns the path of the pcnoded binary under test, building it on
+// first use in this process (`go build -race ./cmd/pcnoded`). It fails t
+// when the build fails; later calls fail at once with the same error.
+func Binary(t testing.TB) string {
+	t.Helper()
+	binaryCache.Lock()
+	defer binaryCache.Unlock()
+	if binaryCache.path == "" && binaryCache.err == nil {
+		binaryCache.path, binaryCache.err = buildBinary(t.Context())
+	}
+	if binaryCache.err != nil {
+		t.Fatalf("daemontest: pcnoded binary: %v", binaryCache.err)
+	}
+	return binaryCache.path
+}
+
+func buildBinary(ctx context.Context) (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("%s: %w", EnvBinary, err)
+		}
+		return p, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	removeStaleBinaryDirs()
+	dir := filepath.Join(os.TempDir(), binaryDirPrefix+strconv.Itoa(os.Getpid()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "pcnoded")
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goCommand(), "build", "-race", "-o", out, "./cmd/pcnoded")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build -race ./cmd/pcnoded (in %s): %w\n%s", root, err, log.Bytes())
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		fmt.Fprintf(os.Stderr, "daemontest: built pcnoded in %v\n", d.Round(time.Second))
+	}
+	return out, nil
+}
+
+// removeStaleBinaryDirs removes build directories of processes that have
+// ended.
+func removeStaleBinaryDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), binaryDirPrefix+"*"))
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), binaryDirPrefix))
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); os.IsNotExist(err) {
+			os.RemoveAll(d)
+		}
+	}
+}
+
+// ModuleRoot returns the directory holding the go.mod of the module this
+// package belongs to, found from this source file's location.
+func ModuleRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return moduleRootFromGo()
+	}
+	for dir := filepath.Dir(file); ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			return moduleRootFromGo()
+		}
+	}
+}
+
+// moduleRootFromGo asks the go command, for builds with -trimpath.
+func moduleRootFromGo() (string, error) {
+	out, err := exec.Command(goCommand(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("cannot find the module root: not in a module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// goCommand is the go command `go test` put first on PATH, else "go".
+func goCommand() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "go"
+}

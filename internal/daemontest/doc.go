@@ -1,0 +1,40 @@
+// Package daemontest owns running pcnoded as a real process for end-to-end
+// tests: building the binary once per test process, writing its TOML
+// configuration, starting it with a private state directory, API socket and
+// containerd namespace, and driving it through the real gRPC API. It also
+// serves test images from an in-process OCI registry with basic auth
+// (Registry). Only test code imports it; it is a normal package so that tests
+// in every package can.
+//
+// # Basics
+//
+//	d := daemontest.Start(t, daemontest.Options{})   // skips (or fails under make test) without containerd
+//	img := d.ImportImage(t, testimage.Image{})         // through ImageService.ImportImage
+//	task := d.Run(t, &pcnodev1.TaskSpec{Image: img.GetName(), ...})
+//	d.Restart(t)                                       // same state dir, socket and namespace
+//
+// Start skips the test (or fails it under `make test`) when the private
+// containerd of testenv is missing. The daemon is stopped with SIGTERM when
+// the test ends; then every container, image and snapshot left in the test's
+// containerd namespace is removed and the namespace deleted, so tests never
+// see each other's images or containers.
+//
+// pcnoded's stderr is written to pcnoded.log in the test's temporary
+// directory and kept in memory (Daemon.Logs); when a test fails, the last
+// part of it is written to the test log.
+//
+// # The binary
+//
+// The binary is built with `go build -race` from the module that holds this
+// package, once per test process, into a directory of the system temporary
+// directory named after the process id; directories of processes that have
+// ended are removed by the next build. PCNODE_TEST_PCNODED names a prebuilt
+// binary to use instead.
+//
+// # Caveats
+//
+// The daemon is a child of the test process: a test binary killed by
+// `go test -timeout` leaves it running. Containers it started keep running
+// too (that is the daemon's contract); the namespace clean-up of the next
+// run does not reach them, since every test uses a fresh namespace.
+package daemontest
