@@ -292,4 +292,3 @@ func TestRunBinaryBadArgs(t *testing.T) {
 		t.Errorf("driver with a relative directory exited with %v, output %q; want failure naming the path", err, p.output)
 	}
 }
-
