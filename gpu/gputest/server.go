@@ -21,6 +21,7 @@ type Server struct {
 	mu       sync.Mutex
 	gpus     []*GPU
 	failures map[failKey]nvml.Return
+	missing  map[string]bool
 	sets     []*eventSet
 }
 
@@ -69,7 +70,7 @@ func UUID(i int) string {
 // Wrap completes a go-nvml mock server (e.g. dgxh100.New()) whose devices
 // are *server.Device, as NewDGXA100 describes, and returns it.
 func Wrap(srv *server.Server) *Server {
-	s := &Server{Server: srv, failures: map[failKey]nvml.Return{}}
+	s := &Server{Server: srv, failures: map[failKey]nvml.Return{}, missing: map[string]bool{}}
 	for i, d := range srv.Devices {
 		dev := d.(*server.Device)
 		g := &GPU{
@@ -168,6 +169,24 @@ func (s *Server) installSystem() {
 		return nil, nvml.ERROR_NOT_FOUND
 	}
 	srv.EventSetCreateFunc = s.eventSetCreate
+	srv.LookupSymbolFunc = func(name string) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.missing[name] {
+			return fmt.Errorf("gputest: symbol %s not found", name)
+		}
+		return nil
+	}
+}
+
+// MissingSymbols makes LookupSymbol fail for the given NVML symbols (e.g.
+// "nvmlDeviceGetNumaNodeId"), as a driver too old to have them would.
+func (s *Server) MissingSymbols(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		s.missing[n] = true
+	}
 }
 
 // installDevice replaces or adds every device query the gpu tree makes.
