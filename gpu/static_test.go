@@ -11,9 +11,9 @@ import (
 	"github.com/pcnode/pcnode/gpu"
 )
 
-func intp(v int) *int       { return &v }
-func i64p(v int64) *int64   { return &v }
-func boolp(v bool) *bool    { return &v }
+func intp(v int) *int     { return &v }
+func i64p(v int64) *int64 { return &v }
+func boolp(v bool) *bool  { return &v }
 
 func TestNewStatic(t *testing.T) {
 	sys := gpu.SystemInfo{DriverVersion: "550.54.15", CUDAVersion: "12.4"}

@@ -160,7 +160,9 @@ func TestHealthRecoveryAfterReprobe(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.next(t, "GPU 6 unhealthy", func(c gpu.Change) bool { return c.Status.UUID == uuid && c.Status.Health == gpu.HealthUnhealthy })
-	probes := func() int { return len(r.srv.Devices[6].(interface{ GetMemoryInfoCalls() []struct{} }).GetMemoryInfoCalls()) }
+	probes := func() int {
+		return len(r.srv.Devices[6].(interface{ GetMemoryInfoCalls() []struct{} }).GetMemoryInfoCalls())
+	}
 
 	// Within the window: the GPU is not even probed.
 	r.clock.Advance(4 * time.Minute)
