@@ -1,0 +1,5 @@
+// Package client owns the Go client of pcnoded's v1 API: dialling a node
+// (unix socket by default), and turning gRPC status errors back into Go
+// errors that keep the code and every field violation. It depends only on the
+// generated API; it never imports daemon/, store/ or gpu/.
+package client

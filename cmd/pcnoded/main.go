@@ -1,0 +1,20 @@
+// Command pcnoded is the pcnode node daemon: it serves the v1 gRPC API on a
+// unix socket and runs processing-container tasks through containerd.
+//
+//	pcnoded [--config FILE] [--socket PATH] [--state-dir DIR] ...  serve
+//	pcnoded config default                                        print the documented default config
+//	pcnoded config check [--config FILE]                          validate a config file
+//	pcnoded log-driver ...                                         containerd shim logging binary (internal)
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "pcnoded:", err)
+		os.Exit(1)
+	}
+}

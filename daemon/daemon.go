@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
+	"github.com/pcnode/pcnode/daemon/spec"
+	"github.com/pcnode/pcnode/gpu"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
+)
+
+// Version is pcnoded's version, set at build time with -ldflags.
+var Version = "dev"
+
+// containerRuntime is what the daemon needs of containerd.
+type containerRuntime interface {
+	Version(ctx context.Context) (runtime.Version, error)
+	Import(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error)
+	Pull(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error)
+	ListImages(ctx context.Context) ([]runtime.Image, error)
+	GetImage(ctx context.Context, ref string) (runtime.Image, error)
+	RemoveImage(ctx context.Context, ref string) error
+	ReadImageFile(ctx context.Context, ref, file string, maxBytes int64) ([]byte, string, error)
+	Start(ctx context.Context, spec runtime.ContainerSpec) (runtime.Started, error)
+	Wait(ctx context.Context, id string) (runtime.ExitStatus, error)
+	Kill(ctx context.Context, id string, signal syscall.Signal) error
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	Usage(ctx context.Context, id string) (runtime.Usage, error)
+	Delete(ctx context.Context, id string) error
+	ListContainers(ctx context.Context) ([]runtime.ContainerInfo, error)
+	Close() error
+}
+
+var _ containerRuntime = (*runtime.Containerd)(nil)
+
+// Daemon is one node's pcnoded: services, scheduler, runners.
+type Daemon struct {
+	cfg       config.Config
+	log       *slog.Logger
+	store     store.Store
+	rt        containerRuntime
+	sched     *sched.Scheduler
+	paths     *hostpath.Policy
+	gpus      gpu.Inventory
+	events    *broker
+	node      *nodeWatch
+	startTime time.Time
+	exe       string // this binary, started by the shim as the log driver
+	logsRoot  string // <state>/logs/<task id>/
+	capacity  sched.Resources
+	allocatable sched.Resources
+
+	pcMu    sync.Mutex
+	pcCache map[string]*cachedPC // by image digest
+
+	mu      sync.Mutex
+	runners map[string]*runner   // preparing and running tasks
+	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
+	closing bool
+
+	draining atomic.Bool
+	wake     chan struct{}
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+}
+
+type cachedPC struct {
+	pc       *spec.ProcessingContainer
+	warnings []spec.Warning
+	err      error
+}
+
+// queuedTask is what the daemon keeps in memory about a queued task.
+type queuedTask struct {
+	auth     *runtime.Auth // from the spec; never stored
+	deadline time.Time     // startup deadline; zero: none
+}
+
+// New opens the store, connects to containerd, builds the scheduler from the
+// node's capacity and the GPU inventory. Start begins work.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("finding own executable for the log driver: %w", err)
+	}
+	if err := os.MkdirAll(cfg.Node.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	d := &Daemon{
+		cfg:       cfg,
+		log:       log,
+		events:    newBroker(),
+		node:      newNodeWatch(),
+		startTime: time.Now(),
+		exe:       exe,
+		logsRoot:  filepath.Join(cfg.Node.StateDir, "logs"),
+		pcCache:   map[string]*cachedPC{},
+		runners:   map[string]*runner{},
+		queued:    map[string]*queuedTask{},
+		wake:      make(chan struct{}, 1),
+	}
+	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.Close()
+		}
+	}()
+	if d.paths, err = hostpath.New(cfg.Paths.DataRoots); err != nil {
+		return nil, fmt.Errorf("paths.data_roots: %w", err)
+	}
+	if d.store, err = store.Open(filepath.Join(cfg.Node.StateDir, "pcnode.db"), store.Options{}); err != nil {
+		return nil, err
+	}
+	rcfg := runtime.Config{
+		Address:     cfg.Containerd.Address,
+		Namespace:   cfg.Containerd.Namespace,
+		Snapshotter: cfg.Containerd.Snapshotter,
+		CDISpecDirs: cfg.GPU.CDISpecDirs,
+		Registries:  map[string]runtime.Auth{},
+	}
+	for _, r := range cfg.Registries {
+		if r.Insecure {
+			rcfg.InsecureRegistries = append(rcfg.InsecureRegistries, r.Host)
+		}
+		if r.Username != "" || r.Password != "" {
+			rcfg.Registries[r.Host] = runtime.Auth{Username: r.Username, Password: r.Password}
+		}
+	}
+	rt, err := runtime.New(ctx, rcfg, log.With("component", "runtime"))
+	if err != nil {
+		return nil, fmt.Errorf("containerd at %s: %w", cfg.Containerd.Address, err)
+	}
+	d.rt = rt
+	if _, err := rt.Version(ctx); err != nil {
+		return nil, fmt.Errorf("containerd at %s is not answering: %w", cfg.Containerd.Address, err)
+	}
+	if d.gpus, err = openGPUs(cfg.GPU, log); err != nil {
+		return nil, err
+	}
+	if err := d.buildScheduler(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return d, nil
+}
+
+func (d *Daemon) buildScheduler(ctx context.Context) error {
+	cpu, mem, err := hostCapacity()
+	if err != nil {
+		return err
+	}
+	d.capacity = sched.Resources{MilliCPU: cpu, MemoryBytes: mem}
+	d.allocatable = sched.Allocatable(d.capacity, sched.Resources{
+		MilliCPU:    d.cfg.Resources.ReservedCPU.Millis(),
+		MemoryBytes: d.cfg.Resources.ReservedMemory.Bytes(),
+	})
+	devs, err := d.gpus.Devices(ctx)
+	if err != nil && len(devs) == 0 {
+		d.log.Warn("GPU inventory failed; no GPUs advertised", "err", err)
+	}
+	s, err := sched.New(sched.Config{
+		Allocatable:    d.allocatable,
+		GPUs:           schedGPUs(devs, nil),
+		BackfillWindow: d.cfg.Resources.BackfillWindow.Duration,
+		MaxRunning:     d.cfg.Resources.MaxConcurrent,
+	})
+	if err != nil {
+		return err
+	}
+	d.sched = s
+	return nil
+}
+
+// ServerOptions are the gRPC server options the daemon needs.
+func (d *Daemon) ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(16 << 20),
+		grpc.ChainUnaryInterceptor(d.unaryErrors),
+		grpc.ChainStreamInterceptor(d.streamErrors),
+	}
+}
+
+// Register registers the daemon's services on s.
+func (d *Daemon) Register(s *grpc.Server) {
+	pcnodev1.RegisterTaskServiceServer(s, &taskService{d: d})
+	pcnodev1.RegisterNodeServiceServer(s, &nodeService{d: d})
+	pcnodev1.RegisterImageServiceServer(s, &imageService{d: d})
+}
+
+// Start recovers tasks left by an earlier run and starts the scheduling and
+// retention loops. They end when ctx ends or Close is called.
+func (d *Daemon) Start(ctx context.Context) error {
+	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := d.recover(ctx); err != nil {
+		return fmt.Errorf("recovering tasks: %w", err)
+	}
+	d.wg.Add(2)
+	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()
+	go func() { defer d.wg.Done(); d.retentionLoop(ctx) }()
+	d.kick()
+	return nil
+}
+
+// Close stops the daemon's loops and runners without touching containers:
+// running tasks keep running and are re-attached by the next start.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	d.closing = true
+	runners := make([]*runner, 0, len(d.runners))
+	for _, r := range d.runners {
+		runners = append(runners, r)
+	}
+	d.mu.Unlock()
+	if d.cancel != nil {
+		d.cancel()
+	}
+	for _, r := range runners {
+		r.detach()
+	}
+	d.wg.Wait()
+	var errs []error
+	if d.rt != nil {
+		errs = append(errs, d.rt.Close())
+	}
+	if d.gpus != nil {
+		errs = append(errs, d.gpus.Close())
+	}
+	if d.store != nil {
+		errs = append(errs, d.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// kick asks the schedule loop to run.
+func (d *Daemon) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (d *Daemon) taskLogDir(id string) string { return filepath.Join(d.logsRoot, id) }

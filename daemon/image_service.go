@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/specpb"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+type imageService struct {
+	pcnodev1.UnimplementedImageServiceServer
+	d *Daemon
+}
+
+func requireRef(field, ref string) (string, error) {
+	n, err := runtime.NormalizeRef(ref)
+	if err != nil {
+		var p problems
+		p.add(field, "%v", err)
+		return "", invalid(p)
+	}
+	return n, nil
+}
+
+// imageUsers maps normalised image names to the unfinished tasks using them.
+func (d *Daemon) imageUsers(ctx context.Context) (map[string][]string, error) {
+	tasks, err := d.store.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users := map[string][]string{}
+	for _, t := range tasks {
+		if n, err := runtime.NormalizeRef(t.GetSpec().GetImage()); err == nil {
+			users[n] = append(users[n], t.GetId())
+		}
+	}
+	return users, nil
+}
+
+func (s *imageService) PullImage(req *pcnodev1.PullImageRequest, stream pcnodev1.ImageService_PullImageServer) error {
+	ref, err := requireRef("reference", req.GetReference())
+	if err != nil {
+		return err
+	}
+	var auth *runtime.Auth
+	if a := req.GetAuth(); a != nil && (a.GetUsername() != "" || a.GetPassword() != "") {
+		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
+	}
+	ctx := stream.Context()
+	img, err := s.d.rt.Pull(ctx, ref, auth, func(p runtime.Progress) {
+		_ = stream.Send(&pcnodev1.PullImageResponse{Result: &pcnodev1.PullImageResponse_Progress{Progress: &pcnodev1.ImageProgress{
+			Reference: p.Ref, Status: p.Status, DoneBytes: p.Offset, TotalBytes: p.Total,
+		}}})
+	})
+	if err != nil {
+		return err
+	}
+	s.d.log.Info("image pulled", "image", img.Name, "digest", img.Digest)
+	return stream.Send(&pcnodev1.PullImageResponse{Result: &pcnodev1.PullImageResponse_Image{Image: imageToProto(img, nil)}})
+}
+
+// importReader turns the chunks of an ImportImage stream into a reader.
+type importReader struct {
+	stream pcnodev1.ImageService_ImportImageServer
+	buf    []byte
+}
+
+func (r *importReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		req, err := r.stream.Recv()
+		if err != nil {
+			return 0, err // io.EOF at the end
+		}
+		if req.GetMetadata() != nil {
+			return 0, fmt.Errorf("import: metadata may only be the first message")
+		}
+		r.buf = req.GetChunk()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			var p problems
+			p.add("metadata", "the stream was empty")
+			return invalid(p)
+		}
+		return err
+	}
+	md := first.GetMetadata()
+	if md == nil {
+		var p problems
+		p.add("metadata", "the first message must carry metadata")
+		return invalid(p)
+	}
+	opts := runtime.ImportOptions{}
+	switch md.GetFormat() {
+	case pcnodev1.ArchiveFormat_ARCHIVE_FORMAT_UNSPECIFIED:
+	case pcnodev1.ArchiveFormat_ARCHIVE_FORMAT_OCI:
+		opts.Format = runtime.FormatOCI
+	case pcnodev1.ArchiveFormat_ARCHIVE_FORMAT_DOCKER:
+		opts.Format = runtime.FormatDocker
+	default:
+		var p problems
+		p.add("metadata.format", "unknown format %d", md.GetFormat())
+		return invalid(p)
+	}
+	if md.GetReference() != "" {
+		if opts.RefName, err = requireRef("metadata.reference", md.GetReference()); err != nil {
+			return err
+		}
+	}
+	imgs, err := s.d.rt.Import(stream.Context(), &importReader{stream: stream}, opts)
+	if err != nil {
+		return err
+	}
+	resp := &pcnodev1.ImportImageResponse{}
+	for _, img := range imgs {
+		s.d.log.Info("image imported", "image", img.Name, "digest", img.Digest)
+		resp.Images = append(resp.Images, imageToProto(img, nil))
+	}
+	return stream.SendAndClose(resp)
+}
+
+func (s *imageService) ListImages(ctx context.Context, _ *pcnodev1.ListImagesRequest) (*pcnodev1.ListImagesResponse, error) {
+	imgs, err := s.d.rt.ListImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users, err := s.d.imageUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pcnodev1.ListImagesResponse{}
+	for _, img := range imgs {
+		resp.Images = append(resp.Images, imageToProto(img, users[img.Name]))
+	}
+	return resp, nil
+}
+
+func (s *imageService) RemoveImage(ctx context.Context, req *pcnodev1.RemoveImageRequest) (*pcnodev1.RemoveImageResponse, error) {
+	ref, err := requireRef("reference", req.GetReference())
+	if err != nil {
+		return nil, err
+	}
+	users, err := s.d.imageUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if u := users[ref]; len(u) > 0 {
+		return nil, withCode(codes.FailedPrecondition, fmt.Errorf("image %s is used by unfinished tasks %v", ref, u))
+	}
+	if err := s.d.rt.RemoveImage(ctx, ref); err != nil {
+		return nil, err
+	}
+	s.d.log.Info("image removed", "image", ref)
+	return &pcnodev1.RemoveImageResponse{}, nil
+}
+
+func (s *imageService) GetProcessingContainer(ctx context.Context, req *pcnodev1.GetProcessingContainerRequest) (*pcnodev1.GetProcessingContainerResponse, error) {
+	ref, err := requireRef("reference", req.GetReference())
+	if err != nil {
+		return nil, err
+	}
+	img, c, err := s.d.processingContainer(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.err != nil {
+		return nil, specInvalid(c.err, "processing_container.")
+	}
+	return &pcnodev1.GetProcessingContainerResponse{
+		Digest:              img.Digest,
+		ProcessingContainer: specpb.ProcessingContainer(c.pc),
+		Warnings:            specpb.Warnings(c.warnings),
+	}, nil
+}

@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/sched"
+	"github.com/pcnode/pcnode/gpu"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// nodeWatch tells WatchNode streams that something changed. Changes are
+// coalesced: a watcher learns the latest reason and reads the node afresh.
+type nodeWatch struct {
+	mu   sync.Mutex
+	subs map[chan pcnodev1.NodeChange]struct{}
+}
+
+func newNodeWatch() *nodeWatch { return &nodeWatch{subs: map[chan pcnodev1.NodeChange]struct{}{}} }
+
+func (w *nodeWatch) subscribe() chan pcnodev1.NodeChange {
+	c := make(chan pcnodev1.NodeChange, 1)
+	w.mu.Lock()
+	w.subs[c] = struct{}{}
+	w.mu.Unlock()
+	return c
+}
+
+func (w *nodeWatch) unsubscribe(c chan pcnodev1.NodeChange) {
+	w.mu.Lock()
+	delete(w.subs, c)
+	w.mu.Unlock()
+}
+
+func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for c := range w.subs {
+		select {
+		case c <- why:
+		default:
+		}
+	}
+}
+
+// openGPUs builds the configured GPU inventory.
+func openGPUs(cfg config.GPU, log *slog.Logger) (gpu.Inventory, error) {
+	switch cfg.Backend {
+	case "static":
+		var gs []gpu.StaticGPU
+		for _, g := range cfg.Static {
+			numa := g.NUMANode
+			gs = append(gs, gpu.StaticGPU{Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryBytes: g.Memory.Bytes(), NUMANode: &numa})
+		}
+		inv, err := gpu.NewStatic(gs, gpu.SystemInfo{})
+		if err != nil {
+			return nil, fmt.Errorf("gpu.static: %w", err)
+		}
+		return inv, nil
+	case "none", "auto":
+		if cfg.Backend == "auto" {
+			log.Info("GPU backend auto: NVML support is not built into this pcnoded yet; reporting no GPUs")
+		}
+		return gpu.NewNone(), nil
+	}
+	return nil, fmt.Errorf("gpu.backend %q is not available in this build", cfg.Backend)
+}
+
+// schedGPUs converts the inventory for the scheduler. Static GPUs are
+// healthy by declaration; others take their monitored health.
+func schedGPUs(devs []gpu.Device, health map[string]gpu.Status) []sched.GPU {
+	out := make([]sched.GPU, 0, len(devs))
+	for _, d := range devs {
+		g := sched.GPU{Index: d.Index, UUID: d.UUID, Model: d.Model, NUMANode: -1, Health: sched.Healthy}
+		if d.MemoryTotalBytes != nil {
+			g.MemoryBytes = *d.MemoryTotalBytes
+		}
+		if d.NUMANode != nil {
+			g.NUMANode = *d.NUMANode
+		}
+		if health != nil {
+			switch health[d.UUID].Health {
+			case gpu.HealthHealthy:
+			case gpu.HealthUnhealthy:
+				g.Health = sched.Unhealthy
+			default:
+				g.Health = sched.Unknown
+			}
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// nodeInfo assembles the Node message.
+func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
+	name := d.cfg.Node.Name
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	n := &pcnodev1.Node{
+		Name:       name,
+		Labels:     d.cfg.Node.Labels,
+		Version:    Version,
+		GpuBackend: d.gpus.Backend(),
+		Draining:   d.draining.Load(),
+		StartTime:  timestamppb.New(d.startTime),
+	}
+	if v, err := d.rt.Version(ctx); err == nil {
+		n.ContainerdVersion = v.Version
+	}
+	sys := d.gpus.System()
+	n.DriverVersion, n.CudaVersion = sys.DriverVersion, sys.CUDAVersion
+	snap := d.sched.Snapshot()
+	healthy := 0
+	for _, g := range snap.GPUs {
+		if g.Health == sched.Healthy {
+			healthy++
+		}
+	}
+	n.Capacity = resourcesToProto(sched.Resources{MilliCPU: d.capacity.MilliCPU, MemoryBytes: d.capacity.MemoryBytes, GPUs: healthy})
+	n.Allocatable = resourcesToProto(sched.Resources{MilliCPU: snap.Allocatable.MilliCPU, MemoryBytes: snap.Allocatable.MemoryBytes, GPUs: healthy})
+	n.Allocated = resourcesToProto(snap.Allocated)
+	n.QueuedTasks, n.RunningTasks = int32(snap.Queued), int32(snap.Running)
+	devs, err := d.gpus.Devices(ctx)
+	if err != nil {
+		d.log.Warn("GPU inventory", "err", err)
+	}
+	health := map[string]sched.Health{}
+	for _, g := range snap.GPUs {
+		health[g.UUID] = g.Health
+	}
+	for _, dv := range devs {
+		g := &pcnodev1.Gpu{
+			Index: int32(dv.Index), Uuid: dv.UUID, Model: dv.Model, PciBusId: dv.PCIBusID,
+			ComputeCapability: dv.ComputeCapability, MigEnabled: dv.MIGEnabled,
+			MemoryTotalBytes: dv.MemoryTotalBytes, MemoryUsedBytes: dv.MemoryUsedBytes,
+			PowerDrawMilliwatts: dv.PowerDrawMilliwatts, PowerLimitMilliwatts: dv.PowerLimitMilliwatts,
+			EccSingleBitErrors: dv.ECCSingleBitErrors, EccDoubleBitErrors: dv.ECCDoubleBitErrors,
+			HolderTaskId: snap.GPUHolders[dv.UUID],
+		}
+		if dv.NUMANode != nil {
+			v := int32(*dv.NUMANode)
+			g.NumaNode = &v
+		}
+		if dv.TemperatureCelsius != nil {
+			v := int32(*dv.TemperatureCelsius)
+			g.TemperatureCelsius = &v
+		}
+		if dv.UtilizationPercent != nil {
+			v := int32(*dv.UtilizationPercent)
+			g.UtilizationPercent = &v
+		}
+		switch health[dv.UUID] {
+		case sched.Healthy:
+			g.Health = pcnodev1.GpuHealth_GPU_HEALTH_HEALTHY
+		case sched.Unhealthy:
+			g.Health = pcnodev1.GpuHealth_GPU_HEALTH_UNHEALTHY
+		default:
+			g.HealthMessage = "health is not monitored"
+		}
+		n.Gpus = append(n.Gpus, g)
+	}
+	return n, nil
+}
+
+type nodeService struct {
+	pcnodev1.UnimplementedNodeServiceServer
+	d *Daemon
+}
+
+func (s *nodeService) GetNode(ctx context.Context, _ *pcnodev1.GetNodeRequest) (*pcnodev1.GetNodeResponse, error) {
+	n, err := s.d.nodeInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pcnodev1.GetNodeResponse{Node: n}, nil
+}
+
+func (s *nodeService) WatchNode(req *pcnodev1.WatchNodeRequest, stream pcnodev1.NodeService_WatchNodeServer) error {
+	interval := 30 * time.Second
+	if hb := req.GetHeartbeatInterval(); hb != nil {
+		if err := hb.CheckValid(); err != nil || hb.AsDuration() < 0 {
+			var p problems
+			p.add("heartbeat_interval", "must be a non-negative duration")
+			return invalid(p)
+		}
+		if hb.AsDuration() > 0 {
+			interval = max(hb.AsDuration(), time.Second)
+		}
+	}
+	ctx := stream.Context()
+	changes := s.d.node.subscribe()
+	defer s.d.node.unsubscribe(changes)
+	why := pcnodev1.NodeChange_NODE_CHANGE_INITIAL
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := s.d.nodeInfo(ctx)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(&pcnodev1.WatchNodeResponse{Change: why, Node: n, Time: timestamppb.Now()}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case why = <-changes:
+		case <-t.C:
+			why = pcnodev1.NodeChange_NODE_CHANGE_HEARTBEAT
+		}
+	}
+}
+
+func (s *nodeService) DrainNode(ctx context.Context, _ *pcnodev1.DrainNodeRequest) (*pcnodev1.DrainNodeResponse, error) {
+	if !s.d.draining.Swap(true) {
+		s.d.log.Info("draining: no new tasks are admitted")
+		s.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	}
+	n, err := s.d.nodeInfo(ctx)
+	return &pcnodev1.DrainNodeResponse{Node: n}, err
+}
+
+func (s *nodeService) ResumeNode(ctx context.Context, _ *pcnodev1.ResumeNodeRequest) (*pcnodev1.ResumeNodeResponse, error) {
+	if s.d.draining.Swap(false) {
+		s.d.log.Info("resumed: admitting tasks")
+		s.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	}
+	n, err := s.d.nodeInfo(ctx)
+	return &pcnodev1.ResumeNodeResponse{Node: n}, err
+}

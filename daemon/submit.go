@@ -1,0 +1,265 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
+)
+
+// resolution is what submit and ResolveTask learn about a spec.
+type resolution struct {
+	instance *pcnodev1.TaskInstance // nil when the image is not on the node yet
+	warnings []string
+	request  sched.Request
+}
+
+// resolve checks a spec as far as the node allows now: field shapes, host
+// paths, and — when the image is on the node or the template is inline —
+// the template, channels, env and scale rules. Every problem is returned as
+// an invalidError.
+func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution, error) {
+	if p := validateSpecFields(s, d.cfg.Tasks.AllowHostNetwork); len(p) > 0 {
+		return nil, invalid(p)
+	}
+	t, err := d.specTask(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Validate().Err(); err != nil {
+		return nil, specInvalid(err, "spec.")
+	}
+	res := &resolution{}
+	img, err := d.rt.GetImage(ctx, s.GetImage())
+	switch {
+	case err == nil || s.GetInlineTemplate() != nil:
+		img.Name = s.GetImage()
+		res.instance, res.warnings, err = d.resolveWithImage(ctx, s, img)
+		if err != nil {
+			if errors.Is(err, errNoProcessingContainer) {
+				var p problems
+				p.add("spec.image", "%v", err)
+				return nil, invalid(p)
+			}
+			return nil, specInvalid(err, "spec.")
+		}
+	case errors.Is(err, runtime.ErrInvalidReference):
+		var p problems
+		p.add("spec.image", "%v", err)
+		return nil, invalid(p)
+	case errors.Is(err, runtime.ErrImageNotFound):
+		// Pulled when the task starts; the template is checked then.
+		res.warnings = append(res.warnings, fmt.Sprintf("image %s is not on the node: it is pulled when the task starts, and the template is checked then", s.GetImage()))
+	default:
+		return nil, err
+	}
+	res.request = d.schedRequest(s, res.instance)
+	return res, nil
+}
+
+// schedRequest is what the scheduler reserves for a task: the instance's
+// requests (else the spec's), with the node's defaults for what is unset.
+func (d *Daemon) schedRequest(s *pcnodev1.TaskSpec, inst *pcnodev1.TaskInstance) sched.Request {
+	r := s.GetResources()
+	if inst != nil {
+		r = inst.GetResources()
+	}
+	req := sched.Resources{
+		MilliCPU:    r.GetRequests().GetCpuMillis(),
+		MemoryBytes: r.GetRequests().GetMemoryBytes(),
+		GPUs:        int(max(r.GetRequests().GetGpus(), r.GetLimits().GetGpus())),
+	}
+	// A limit without a request reserves the limit, as Kubernetes does.
+	if req.MilliCPU == 0 {
+		req.MilliCPU = r.GetLimits().GetCpuMillis()
+	}
+	if req.MemoryBytes == 0 {
+		req.MemoryBytes = r.GetLimits().GetMemoryBytes()
+	}
+	req = sched.ApplyDefaults(req, sched.Defaults{
+		MilliCPU:    d.cfg.Resources.DefaultCPU.Millis(),
+		MemoryBytes: d.cfg.Resources.DefaultMemory.Bytes(),
+	})
+	sel := s.GetResources().GetGpuSelector()
+	return sched.Request{
+		Priority:          int(s.GetPriority()),
+		Requests:          req,
+		GPUMinMemoryBytes: sel.GetMinMemoryBytes(),
+		GPUModel:          sel.GetModel(),
+	}
+}
+
+// specHash identifies a spec for idempotency; credentials do not count.
+func specHash(s *pcnodev1.TaskSpec) []byte {
+	c := proto.Clone(s).(*pcnodev1.TaskSpec)
+	c.RegistryAuth = nil
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// submit queues a task (or returns the existing one for a repeated
+// idempotency key).
+func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error) {
+	var p problems
+	validateIdempotencyKey(&p, "idempotency_key", req.GetIdempotencyKey())
+	if len(p) > 0 {
+		return nil, false, invalid(p)
+	}
+	s := req.GetSpec()
+	res, err := d.resolve(ctx, s)
+	if err != nil {
+		return nil, false, err
+	}
+	if _, ever, reason := d.sched.Fits(res.request); !ever {
+		return nil, false, withCode(codes.ResourceExhausted, fmt.Errorf("task can never fit this node: %s", reason))
+	}
+	if d.draining.Load() {
+		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
+	}
+	now := time.Now()
+	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
+	stored.RegistryAuth = nil
+	task := &pcnodev1.Task{
+		Id:             store.NewID(now),
+		Spec:           stored,
+		Instance:       res.instance,
+		State:          pcnodev1.TaskState_TASK_STATE_QUEUED,
+		Message:        "waiting for resources",
+		IdempotencyKey: req.GetIdempotencyKey(),
+		CreateTime:     timestamppb.New(now),
+		UpdateTime:     timestamppb.New(now),
+		Warnings:       res.warnings,
+	}
+	got, existing, err := d.store.CreateTask(ctx, task, req.GetIdempotencyKey(), specHash(s))
+	if err != nil {
+		return nil, false, err
+	}
+	if existing {
+		return got, true, nil
+	}
+	var auth *runtime.Auth
+	if a := s.GetRegistryAuth(); a != nil && (a.GetUsername() != "" || a.GetPassword() != "") {
+		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
+	}
+	d.enqueue(ctx, got, res.request, auth)
+	d.announce(got)
+	d.log.Info("task queued", "task", got.GetId(), "image", s.GetImage(), "name", s.GetName())
+	return got, false, nil
+}
+
+// enqueue hands a stored QUEUED task to the scheduler.
+func (d *Daemon) enqueue(ctx context.Context, task *pcnodev1.Task, req sched.Request, auth *runtime.Auth) {
+	req.ID = task.GetId()
+	req.Submitted = task.GetCreateTime().AsTime()
+	d.mu.Lock()
+	d.queued[req.ID] = &queuedTask{auth: auth, deadline: d.startupDeadline(task)}
+	d.mu.Unlock()
+	if err := d.sched.Enqueue(req); err != nil {
+		d.mu.Lock()
+		delete(d.queued, req.ID)
+		d.mu.Unlock()
+		d.finish(ctx, req.ID, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_START_ERROR,
+			fmt.Sprintf("not admitted: %v", err), nil)
+		return
+	}
+	d.kick()
+}
+
+// scheduleLoop starts admitted tasks and expires queued ones whose startup
+// deadline passed.
+func (d *Daemon) scheduleLoop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-tick.C:
+			d.expireQueued(ctx)
+		}
+		for _, a := range d.sched.Schedule() {
+			d.launch(a)
+		}
+	}
+}
+
+func (d *Daemon) launch(a sched.Assignment) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	qt := d.queued[a.ID]
+	delete(d.queued, a.ID)
+	if d.closing {
+		return
+	}
+	var auth *runtime.Auth
+	if qt != nil {
+		auth = qt.auth
+	}
+	r := d.newRunner(a.ID, a, auth)
+	d.runners[a.ID] = r
+	go r.run()
+}
+
+func (d *Daemon) expireQueued(ctx context.Context) {
+	now := time.Now()
+	d.mu.Lock()
+	var expired []string
+	for id, q := range d.queued {
+		if !q.deadline.IsZero() && now.After(q.deadline) {
+			expired = append(expired, id)
+		}
+	}
+	d.mu.Unlock()
+	for _, id := range expired {
+		if !d.sched.Remove(id) {
+			continue // just admitted; the runner enforces the deadline
+		}
+		d.mu.Lock()
+		delete(d.queued, id)
+		d.mu.Unlock()
+		d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_TIMEOUT,
+			"startup timeout passed while queued for resources", nil)
+	}
+}
+
+// cancelTask stops a task: a queued one ends at once, a running one is stopped
+// with grace. A finished task is returned unchanged.
+func (d *Daemon) cancelTask(ctx context.Context, id string, grace time.Duration) (*pcnodev1.Task, error) {
+	for range 50 {
+		task, err := d.store.GetTask(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if isFinal(task.GetState()) {
+			return task, nil
+		}
+		d.mu.Lock()
+		r := d.runners[id]
+		d.mu.Unlock()
+		if r != nil {
+			r.requestStop(stopCancel, grace)
+			return task, nil
+		}
+		if d.sched.Remove(id) {
+			d.mu.Lock()
+			delete(d.queued, id)
+			d.mu.Unlock()
+			return d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
+		}
+		time.Sleep(20 * time.Millisecond) // between admission and runner start
+	}
+	return nil, fmt.Errorf("task %s: could not be cancelled (no runner and not queued)", id)
+}
+

@@ -1,0 +1,360 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pcnode/pcnode/daemon/logs"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
+)
+
+type taskService struct {
+	pcnodev1.UnimplementedTaskServiceServer
+	d *Daemon
+}
+
+func requireID(field, id string) error {
+	if !store.ValidID(id) {
+		var p problems
+		p.add(field, "%q is not a task id", id)
+		return invalid(p)
+	}
+	return nil
+}
+
+func (s *taskService) SubmitTask(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.SubmitTaskResponse, error) {
+	t, existing, err := s.d.submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &pcnodev1.SubmitTaskResponse{Task: t, Existing: existing}, nil
+}
+
+func (s *taskService) SubmitTasks(stream pcnodev1.TaskService_SubmitTasksServer) error {
+	ctx := stream.Context()
+	for i := int64(0); ; i++ {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp := &pcnodev1.SubmitTasksResponse{Index: i}
+		if t, _, err := s.d.submit(ctx, req.GetSubmit()); err != nil {
+			resp.Result = &pcnodev1.SubmitTasksResponse_Error{Error: submitError(err)}
+		} else {
+			resp.Result = &pcnodev1.SubmitTasksResponse_Task{Task: t}
+		}
+		if err := stream.Send(resp); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *taskService) GetTask(ctx context.Context, req *pcnodev1.GetTaskRequest) (*pcnodev1.GetTaskResponse, error) {
+	if err := requireID("task_id", req.GetTaskId()); err != nil {
+		return nil, err
+	}
+	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
+	if err != nil {
+		return nil, err
+	}
+	return &pcnodev1.GetTaskResponse{Task: t}, nil
+}
+
+func (s *taskService) ListTasks(ctx context.Context, req *pcnodev1.ListTasksRequest) (*pcnodev1.ListTasksResponse, error) {
+	var p problems
+	if req.GetPageSize() < 0 || req.GetPageSize() > 1000 {
+		p.add("page_size", "must be 0..1000")
+	}
+	for i, st := range req.GetStates() {
+		if _, ok := pcnodev1.TaskState_name[int32(st)]; !ok || st == pcnodev1.TaskState_TASK_STATE_UNSPECIFIED {
+			p.add("states", "entry %d: %v is not a task state", i, st)
+		}
+	}
+	if len(p) > 0 {
+		return nil, invalid(p)
+	}
+	tasks, next, err := s.d.store.ListTasks(ctx, store.ListOptions{
+		States: req.GetStates(), Labels: req.GetLabels(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pcnodev1.ListTasksResponse{Tasks: tasks, NextPageToken: next}, nil
+}
+
+func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRequest) (*pcnodev1.CancelTaskResponse, error) {
+	if err := requireID("task_id", req.GetTaskId()); err != nil {
+		return nil, err
+	}
+	if g := req.GetGracePeriod(); g != nil && (g.CheckValid() != nil || g.AsDuration() < 0) {
+		var p problems
+		p.add("grace_period", "must be a non-negative duration")
+		return nil, invalid(p)
+	}
+	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
+	if err != nil {
+		return nil, err
+	}
+	t, err = s.d.cancelTask(ctx, t.GetId(), s.d.gracePeriod(t, req.GetGracePeriod()))
+	if err != nil {
+		return nil, err
+	}
+	return &pcnodev1.CancelTaskResponse{Task: t}, nil
+}
+
+func (s *taskService) DeleteTask(ctx context.Context, req *pcnodev1.DeleteTaskRequest) (*pcnodev1.DeleteTaskResponse, error) {
+	if err := requireID("task_id", req.GetTaskId()); err != nil {
+		return nil, err
+	}
+	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
+	if err != nil {
+		return nil, err
+	}
+	if !isFinal(t.GetState()) {
+		return nil, withCode(codes.FailedPrecondition, errors.New("task "+t.GetId()+" is "+t.GetState().String()+": cancel it first"))
+	}
+	if err := s.d.store.DeleteTask(ctx, t.GetId()); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(s.d.taskLogDir(t.GetId())); err != nil {
+		s.d.log.Warn("removing task logs", "task", t.GetId(), "err", err)
+	}
+	return &pcnodev1.DeleteTaskResponse{}, nil
+}
+
+func (s *taskService) GetTaskOutputs(ctx context.Context, req *pcnodev1.GetTaskOutputsRequest) (*pcnodev1.GetTaskOutputsResponse, error) {
+	if err := requireID("task_id", req.GetTaskId()); err != nil {
+		return nil, err
+	}
+	m, err := s.d.store.GetOutputs(ctx, req.GetTaskId())
+	if err != nil {
+		return nil, err
+	}
+	return &pcnodev1.GetTaskOutputsResponse{Manifests: m}, nil
+}
+
+func (s *taskService) ResolveTask(ctx context.Context, req *pcnodev1.ResolveTaskRequest) (*pcnodev1.ResolveTaskResponse, error) {
+	res, err := s.d.resolve(ctx, req.GetSpec())
+	var inv *invalidError
+	if errors.As(err, &inv) {
+		return &pcnodev1.ResolveTaskResponse{Problems: inv.problems}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	now, ever, _ := s.d.sched.Fits(res.request)
+	return &pcnodev1.ResolveTaskResponse{Instance: res.instance, FitsNow: now, FitsNode: ever, Warnings: res.warnings}, nil
+}
+
+func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev1.TaskService_WatchTasksServer) error {
+	ctx := stream.Context()
+	match := func(t *pcnodev1.Task) bool {
+		for k, v := range req.GetLabels() {
+			if t.GetSpec().GetLabels()[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	sub := s.d.events.subscribe(4096, func(ev *pcnodev1.TaskEvent) bool {
+		return ev.GetStateChange() != nil && match(ev.GetStateChange())
+	})
+	defer s.d.events.unsubscribe(sub)
+	if req.GetSendInitial() {
+		tasks, err := s.d.store.Unfinished(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			if !match(t) {
+				continue
+			}
+			ev := &pcnodev1.TaskEvent{TaskId: t.GetId(), Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: t}}
+			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: ev}); err != nil {
+				return err
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				return withCode(codes.ResourceExhausted, errors.New("watcher fell too far behind; watch again (with send_initial) to resynchronise"))
+			}
+			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: ev}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func logReadOptions(req *pcnodev1.StreamLogsRequest) (logs.ReadOptions, error) {
+	var p problems
+	opts := logs.ReadOptions{AfterSequence: req.GetAfterSequence(), Follow: req.GetFollow()}
+	if req.GetTailLines() < 0 {
+		p.add("tail_lines", "must not be negative")
+	}
+	opts.TailLines = int(req.GetTailLines())
+	if ts := req.GetSince(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			p.add("since", "%v", err)
+		}
+		opts.Since = ts.AsTime()
+	}
+	switch req.GetStream() {
+	case pcnodev1.LogStream_LOG_STREAM_UNSPECIFIED:
+		opts.Stream = logs.StreamBoth
+	case pcnodev1.LogStream_LOG_STREAM_STDOUT:
+		opts.Stream = logs.StreamStdout
+	case pcnodev1.LogStream_LOG_STREAM_STDERR:
+		opts.Stream = logs.StreamStderr
+	default:
+		p.add("stream", "unknown stream %d", req.GetStream())
+	}
+	if len(p) > 0 {
+		return opts, invalid(p)
+	}
+	return opts, nil
+}
+
+func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev1.TaskService_StreamLogsServer) error {
+	if err := requireID("task_id", req.GetTaskId()); err != nil {
+		return err
+	}
+	opts, err := logReadOptions(req)
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	if _, err := s.d.store.GetTask(ctx, req.GetTaskId()); err != nil {
+		return err
+	}
+	return logs.Read(ctx, s.d.taskLogDir(req.GetTaskId()), opts, func(es []logs.Entry) error {
+		resp := &pcnodev1.StreamLogsResponse{Entries: make([]*pcnodev1.LogEntry, 0, len(es))}
+		for _, e := range es {
+			resp.Entries = append(resp.Entries, logEntryToProto(e))
+		}
+		return stream.Send(resp)
+	})
+}
+
+// RunTask submits (or attaches to) a task and streams its events to the end.
+func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.TaskService_RunTaskServer) error {
+	ctx := stream.Context()
+	var mu sync.Mutex
+	send := func(ev *pcnodev1.TaskEvent) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return stream.Send(&pcnodev1.RunTaskResponse{Event: ev})
+	}
+	// Subscribe before submitting so no event is missed; filter by id once known.
+	var id string
+	var idMu sync.Mutex
+	sub := s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool {
+		idMu.Lock()
+		defer idMu.Unlock()
+		return id == "" || ev.GetTaskId() == id
+	})
+	defer func() { s.d.events.unsubscribe(sub) }()
+
+	var task *pcnodev1.Task
+	switch t := req.GetTarget().(type) {
+	case *pcnodev1.RunTaskRequest_Submit:
+		got, _, err := s.d.submit(ctx, t.Submit)
+		if err != nil {
+			return err
+		}
+		task = got
+	case *pcnodev1.RunTaskRequest_TaskId:
+		if err := requireID("task_id", t.TaskId); err != nil {
+			return err
+		}
+		got, err := s.d.store.GetTask(ctx, t.TaskId)
+		if err != nil {
+			return err
+		}
+		task = got
+	default:
+		var p problems
+		p.add("target", "submit or task_id is required")
+		return invalid(p)
+	}
+	idMu.Lock()
+	id = task.GetId()
+	idMu.Unlock()
+
+	// Logs follow in their own goroutine; the final state is sent after
+	// the log has ended, so a caller sees every line before the result.
+	logsDone := make(chan error, 1)
+	if req.GetIncludeLogs() {
+		go func() {
+			logsDone <- logs.Read(ctx, s.d.taskLogDir(id), logs.ReadOptions{Follow: true}, func(es []logs.Entry) error {
+				for _, e := range es {
+					if err := send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.New(e.Time), Event: &pcnodev1.TaskEvent_Log{Log: logEntryToProto(e)}}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}()
+	} else {
+		logsDone <- nil
+	}
+	finalize := func(t *pcnodev1.Task) error {
+		select {
+		case <-logsDone:
+		case <-time.After(15 * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: t}})
+	}
+
+	if isFinal(task.GetState()) {
+		return finalize(task)
+	}
+	if err := send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: task}}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-sub.C:
+			if !ok {
+				// Dropped for falling behind: resubscribe and re-read.
+				sub = s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
+				t, err := s.d.store.GetTask(ctx, id)
+				if err != nil {
+					return err
+				}
+				if isFinal(t.GetState()) {
+					return finalize(t)
+				}
+				continue
+			}
+			if ev.GetTaskId() != id {
+				continue
+			}
+			if t := ev.GetStateChange(); t != nil && isFinal(t.GetState()) {
+				return finalize(t)
+			}
+			if err := send(ev); err != nil {
+				return err
+			}
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// isFinal reports whether s is a final state.
+func isFinal(s pcnodev1.TaskState) bool {
+	switch s {
+	case pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskState_TASK_STATE_CANCELLED:
+		return true
+	}
+	return false
+}
+
+// update writes a change to a task and, when its state changed, announces
+// it. The write happens before the announcement, always.
+func (d *Daemon) update(ctx context.Context, id string, fn func(*pcnodev1.Task)) (*pcnodev1.Task, error) {
+	var before pcnodev1.TaskState
+	t, err := d.store.ModifyTask(ctx, id, func(t *pcnodev1.Task) error {
+		before = t.GetState()
+		fn(t)
+		if t.GetState() != before {
+			t.UpdateTime = timestamppb.Now()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if t.GetState() != before {
+		d.announce(t)
+	}
+	return t, nil
+}
+
+// announce publishes a state change.
+func (d *Daemon) announce(t *pcnodev1.Task) {
+	d.events.publish(&pcnodev1.TaskEvent{
+		TaskId: t.GetId(),
+		Time:   timestamppb.Now(),
+		Event:  &pcnodev1.TaskEvent_StateChange{StateChange: proto.Clone(t).(*pcnodev1.Task)},
+	})
+	d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_ALLOCATION)
+}
+
+// publish sends a non-state event of a task.
+func (d *Daemon) publish(id string, ev *pcnodev1.TaskEvent) {
+	ev.TaskId = id
+	if ev.Time == nil {
+		ev.Time = timestamppb.Now()
+	}
+	d.events.publish(ev)
+}
+
+// finish moves a task to its final state with reason and message.
+func (d *Daemon) finish(ctx context.Context, id string, state pcnodev1.TaskState, reason pcnodev1.TaskReason, msg string, fn func(*pcnodev1.Task)) (*pcnodev1.Task, error) {
+	return d.update(ctx, id, func(t *pcnodev1.Task) {
+		if isFinal(t.GetState()) {
+			return
+		}
+		t.State, t.Reason, t.Message = state, reason, msg
+		t.FinishTime = timestamppb.New(time.Now())
+		if fn != nil {
+			fn(t)
+		}
+	})
+}
