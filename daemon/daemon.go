@@ -51,26 +51,26 @@ var _ containerRuntime = (*runtime.Containerd)(nil)
 
 // Daemon is one node's pcnoded: services, scheduler, runners.
 type Daemon struct {
-	cfg       config.Config
-	log       *slog.Logger
-	store     store.Store
-	rt        containerRuntime
-	sched     *sched.Scheduler
-	paths     *hostpath.Policy
-	gpus      gpu.Inventory
-	events    *broker
-	node      *nodeWatch
-	startTime time.Time
-	exe       string // this binary, started by the shim as the log driver
-	logsRoot  string // <state>/logs/<task id>/
-	capacity  sched.Resources
+	cfg         config.Config
+	log         *slog.Logger
+	store       store.Store
+	rt          containerRuntime
+	sched       *sched.Scheduler
+	paths       *hostpath.Policy
+	gpus        gpu.Inventory
+	events      *broker
+	node        *nodeWatch
+	startTime   time.Time
+	exe         string // this binary, started by the shim as the log driver
+	logsRoot    string // <state>/logs/<task id>/
+	capacity    sched.Resources
 	allocatable sched.Resources
 
 	pcMu    sync.Mutex
 	pcCache map[string]*cachedPC // by image digest
 
 	mu      sync.Mutex
-	runners map[string]*runner   // preparing and running tasks
+	runners map[string]*runner     // preparing and running tasks
 	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
 	closing bool
 

@@ -262,4 +262,3 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, grace time.Duration)
 	}
 	return nil, fmt.Errorf("task %s: could not be cancelled (no runner and not queued)", id)
 }
-
