@@ -63,6 +63,9 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (Started, er
 	opts := specOpts(&spec, ociImg.Config, specOptions{limitSwap: c.limitSwap, cdiSpecDirs: c.cfg.CDISpecDirs})
 
 	log := c.log.With("task", spec.ID, "image", rec.Name)
+	if err := c.claimID(ctx, spec.ID); err != nil {
+		return Started{}, err
+	}
 	container, err := c.client.NewContainer(ctx, spec.ID,
 		client.WithImage(img),
 		client.WithSnapshotter(c.cfg.Snapshotter),
@@ -74,6 +77,11 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (Started, er
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {
 			return Started{}, fmt.Errorf("container %s: %w", spec.ID, ErrAlreadyExists)
+		}
+		// The snapshot NewContainer prepared is only leased; remove it now
+		// rather than at the next garbage collection, so the id is free.
+		if derr := c.Delete(context.WithoutCancel(ctx), spec.ID); derr != nil {
+			log.WarnContext(ctx, "cleaning up after failed create", "error", derr)
 		}
 		return Started{}, fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
@@ -95,6 +103,23 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (Started, er
 	}
 	log.InfoContext(ctx, "container started", "pid", task.Pid())
 	return Started{PID: task.Pid(), ImageDigest: rec.Target.Digest.String()}, nil
+}
+
+// claimID fails with ErrAlreadyExists when a container id exists, and
+// removes a snapshot an earlier failed start left under the id's key (a
+// snapshot keyed by a container id belongs to that container or to none).
+func (c *Containerd) claimID(ctx context.Context, id string) error {
+	_, err := c.client.LoadContainer(ctx, id)
+	switch {
+	case err == nil:
+		return fmt.Errorf("container %s: %w", id, ErrAlreadyExists)
+	case !errdefs.IsNotFound(err):
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := c.client.SnapshotService(c.cfg.Snapshotter).Remove(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("remove stale snapshot %s: %w", id, err)
+	}
+	return nil
 }
 
 // ioCreator turns a LogURI into the task's IO.

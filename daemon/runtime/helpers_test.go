@@ -107,7 +107,7 @@ func importImage(t *testing.T, c *Containerd, img testimage.Image, f testimage.F
 }
 
 // run starts spec (giving it an id and a log file when it has none), waits
-// for it and returns its exit status and output.
+// for it and returns its exit status and the path of its log file.
 func run(t *testing.T, c *Containerd, spec ContainerSpec) (ExitStatus, string) {
 	t.Helper()
 	logPath := ""
@@ -131,28 +131,35 @@ func run(t *testing.T, c *Containerd, spec ContainerSpec) (ExitStatus, string) {
 	if err != nil {
 		t.Fatalf("Wait(%q) = %v", spec.ID, err)
 	}
-	if logPath == "" {
-		return st, ""
-	}
-	return st, readLog(t, logPath)
+	return st, logPath
 }
 
-// readLog returns the task log once the shim has stopped writing to it.
-func readLog(t *testing.T, path string) string {
+// waitLog returns the task log at path once it holds every one of want, or
+// after 10 s: the shim copies a task's output asynchronously, so the last
+// of it may land after the task's exit is reported (Delete waits for it).
+func waitLog(t *testing.T, path string, want ...string) string {
 	t.Helper()
-	var last []byte
-	for range 20 {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		b, err := os.ReadFile(path)
 		if err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
-		if len(b) > 0 && bytes.Equal(b, last) {
+		missing := false
+		for _, w := range want {
+			if !bytes.Contains(b, []byte(w)) {
+				missing = true
+			}
+		}
+		if !missing {
 			return string(b)
 		}
-		last = b
+		if time.Now().After(deadline) {
+			t.Errorf("log %s = %q, want it to hold %q", path, b, want)
+			return string(b)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return string(last)
 }
 
 // rewriteTar copies an archive, replacing the content of entries whose

@@ -111,6 +111,7 @@ func (c *Containerd) oomKilled(ctx context.Context, container client.Container, 
 	m, err := taskMetrics(ctx, task)
 	if err == nil {
 		if n, ok := oomKillsOf(m); ok {
+			c.log.DebugContext(ctx, "OOM kills from task metrics", "task", task.ID(), "oom_kills", n)
 			return n > 0, nil
 		}
 	}
@@ -125,6 +126,7 @@ func (c *Containerd) oomKilled(ctx context.Context, container client.Container, 
 	if ferr != nil {
 		return false, fmt.Errorf("%w (metrics: %v)", ferr, err)
 	}
+	c.log.DebugContext(ctx, "OOM kills from the cgroup", "task", task.ID(), "oom_kills", n, "metrics_error", err)
 	return n > 0, nil
 }
 
