@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -62,6 +63,7 @@ func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress 
 	}
 	creds, haveCreds := c.credentials(host, auth)
 	secret := creds.Password
+	ctx = c.withLibraryLogger(ctx, secret)
 
 	resolver := docker.NewResolver(docker.ResolverOptions{Hosts: c.registryHosts(host, creds, haveCreds)})
 	rep := newProgressReporter(name, progress)
@@ -91,8 +93,11 @@ func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress 
 
 // pullError turns containerd's pull errors into the package's sentinels.
 func (c *Containerd) pullError(name, host string, haveCreds bool, err error) error {
+	var status remoteerrors.ErrUnexpectedStatus
+	unauthorized := errors.Is(err, docker.ErrInvalidAuthorization) ||
+		errors.As(err, &status) && (status.StatusCode == http.StatusUnauthorized || status.StatusCode == http.StatusForbidden)
 	switch {
-	case errors.Is(err, docker.ErrInvalidAuthorization):
+	case unauthorized:
 		if haveCreds {
 			return fmt.Errorf("pull %s: registry %s rejected the credentials: %w", name, host, ErrUnauthorized)
 		}

@@ -153,9 +153,9 @@ func (c *Containerd) Version(ctx context.Context) (Version, error) {
 	return Version{Version: v.Version, Revision: v.Revision}, nil
 }
 
-// ns puts c's namespace on ctx.
+// ns puts c's namespace and logger on ctx.
 func (c *Containerd) ns(ctx context.Context) context.Context {
-	return namespaces.WithNamespace(ctx, c.cfg.Namespace)
+	return c.withLibraryLogger(namespaces.WithNamespace(ctx, c.cfg.Namespace), "")
 }
 
 // swapAccounted reports whether memory+swap can be limited per cgroup: on

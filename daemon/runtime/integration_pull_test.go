@@ -1,0 +1,144 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/pcnode/pcnode/internal/testimage"
+)
+
+func TestIntegrationPull(t *testing.T) {
+	const (
+		user     = "pcnode"
+		password = "Corr3ct-Horse-Battery"
+		wrong    = "Wr0ng-Staple-Guess"
+		repo     = "pcnode/pulled"
+	)
+	archive := testimage.Archive(t, testimage.Image{Name: "pcnode.test/rt-pull-src:1"}, testimage.FormatOCI)
+	reg, host := newTestRegistry(t, archive, repo, "v1", user, password)
+	ref := host + "/" + repo + ":v1"
+
+	var logs lockedBuffer
+	configured := newRuntime(t, Config{
+		InsecureRegistries: []string{host},
+		Registries:         map[string]Auth{host: {Username: user, Password: password}},
+	}, &logs)
+	bare := newRuntime(t, Config{InsecureRegistries: []string{host}}, &logs)
+	secure := newRuntime(t, Config{Registries: map[string]Auth{host: {Username: user, Password: password}}}, &logs)
+	ctx := t.Context()
+
+	var (
+		mu       sync.Mutex
+		progress []Progress
+	)
+	img, err := configured.Pull(ctx, ref, nil, func(p Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		progress = append(progress, p)
+	})
+	if err != nil {
+		t.Fatalf("Pull(%q) with configured credentials = %v", ref, err)
+	}
+	if img.Name != ref || img.Digest != reg.manifest.Digest.String() || img.Size <= 0 {
+		t.Fatalf("Pull(%q) = %+v, want digest %s", ref, img, reg.manifest.Digest)
+	}
+	done := map[string]bool{}
+	for _, p := range progress {
+		if p.Ref != ref {
+			t.Errorf("progress %+v for another ref", p)
+		}
+		if p.Status == ProgressDone {
+			done[p.Digest] = true
+		}
+	}
+	if !done[reg.manifest.Digest.String()] || len(done) < 3 {
+		t.Errorf("progress %+v: want manifest, config and layer done", progress)
+	}
+	data, dgst, err := configured.ReadImageFile(ctx, ref, "/processing-container.json", 1<<20)
+	if err != nil || dgst != img.Digest || string(data) != string(testimage.DefaultProcessingContainer()) {
+		t.Fatalf("ReadImageFile(pulled) = %d bytes, %q, %v", len(data), dgst, err)
+	}
+	if err := configured.RemoveImage(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("credentials in the call", func(t *testing.T) {
+		img, err := bare.Pull(ctx, ref, &Auth{Username: user, Password: password}, nil)
+		if err != nil || img.Digest != reg.manifest.Digest.String() {
+			t.Fatalf("Pull(%q, call auth) = %+v, %v", ref, img, err)
+		}
+		if err := bare.RemoveImage(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	var errs []error
+	t.Run("wrong credentials", func(t *testing.T) {
+		_, err := bare.Pull(ctx, ref, &Auth{Username: user, Password: wrong}, nil)
+		errs = append(errs, err)
+		if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "rejected the credentials") {
+			t.Fatalf("Pull(wrong password) = %v, want ErrUnauthorized saying the credentials were rejected", err)
+		}
+		// The configured credentials are not tried behind the caller's back.
+		_, err = configured.Pull(ctx, ref, &Auth{Username: user, Password: wrong}, nil)
+		errs = append(errs, err)
+		if !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("Pull(wrong call password over configured) = %v, want ErrUnauthorized", err)
+		}
+	})
+	t.Run("no credentials", func(t *testing.T) {
+		_, err := bare.Pull(ctx, ref, nil, nil)
+		errs = append(errs, err)
+		if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "none are configured") {
+			t.Fatalf("Pull(no credentials) = %v, want ErrUnauthorized saying none are configured", err)
+		}
+	})
+	t.Run("missing image", func(t *testing.T) {
+		_, err := configured.Pull(ctx, host+"/"+repo+":absent", nil, nil)
+		errs = append(errs, err)
+		if !errors.Is(err, ErrImageNotFound) {
+			t.Fatalf("Pull(absent tag) = %v, want ErrImageNotFound", err)
+		}
+		_, err = configured.Pull(ctx, host+"/other/repo:v1", nil, nil)
+		errs = append(errs, err)
+		if !errors.Is(err, ErrImageNotFound) {
+			t.Fatalf("Pull(absent repository) = %v, want ErrImageNotFound", err)
+		}
+	})
+	t.Run("https unless insecure", func(t *testing.T) {
+		before := reg.requests.Load()
+		_, err := secure.Pull(ctx, ref, nil, nil)
+		errs = append(errs, err)
+		if err == nil {
+			t.Fatal("Pull over HTTPS from a plain HTTP registry succeeded")
+		}
+		if n := reg.requests.Load() - before; n != 0 {
+			t.Fatalf("registry saw %d plain HTTP requests from a client not configured insecure", n)
+		}
+	})
+	t.Run("invalid reference", func(t *testing.T) {
+		_, err := configured.Pull(ctx, "Not A Ref", nil, nil)
+		if !errors.Is(err, ErrInvalidReference) {
+			t.Fatalf("Pull(invalid) = %v, want ErrInvalidReference", err)
+		}
+	})
+
+	for _, err := range errs {
+		for _, secret := range []string{password, wrong} {
+			if err != nil && strings.Contains(fmt.Sprintf("%v %+v %#v", err, err, err), secret) {
+				t.Errorf("error %q contains a password", err)
+			}
+		}
+	}
+	for _, secret := range []string{password, wrong} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("logs contain a password:\n%s", logs.String())
+		}
+	}
+	if !strings.Contains(logs.String(), "pull failed") {
+		t.Errorf("logs lack the failed pulls:\n%s", logs.String())
+	}
+}
