@@ -14,8 +14,8 @@
 // way containerd and docker do it: "alpine" is "docker.io/library/alpine:latest".
 //
 // A container's ID is the task id; the container, its snapshot and its task
-// share it, and the container carries the label LabelTaskID so that List
-// finds pcnode's containers after a daemon restart. Nothing is kept in the
+// share it, and the container carries the label LabelTaskID so that
+// ListContainers finds pcnode's containers after a daemon restart. Nothing is kept in the
 // process: Wait, Stop, Usage and Delete work from a new process on a task
 // started by an earlier one.
 //
@@ -24,7 +24,8 @@
 // Containers are hardened by default: not privileged, containerd's default
 // capability set, no-new-privileges, containerd's default seccomp profile,
 // masked and read-only /proc paths, their own empty network namespace
-// (network "none") unless NetworkHost is set. Bind mounts are rbind, nosuid
+// (network "none", only a loopback device) and host name unless NetworkHost
+// is set. Bind mounts are rbind, nosuid
 // and nodev, read-only unless asked otherwise. A memory limit also caps
 // swap where the kernel accounts it, so a task over its limit is OOM-killed
 // rather than swapped. GPUs are injected as CDI devices from the configured
@@ -36,6 +37,11 @@
 // on cgroup v1, memory.events on cgroup v2, read after exit and before the
 // task is deleted), or when containerd published a /tasks/oom event for it
 // while waiting; an exit code of 137 alone is never taken for an OOM kill.
+//
+// A task's output goes where its LogURI says (a logging binary the shim
+// starts, or a file), never through pcnoded. The shim copies output
+// asynchronously: the last bytes may land after Wait reports the exit, and
+// Delete waits (briefly) for the copy to finish.
 //
 // # Reading files from images
 //

@@ -189,3 +189,14 @@ func TestIntegrationRemoveImage(t *testing.T) {
 		t.Fatalf("RemoveImage(invalid) = %v, want ErrInvalidReference", err)
 	}
 }
+
+func TestIntegrationVersion(t *testing.T) {
+	c := newRuntime(t, Config{}, nil)
+	v, err := c.Version(t.Context())
+	if err != nil || v.Version == "" {
+		t.Fatalf("Version() = %+v, %v, want containerd's version", v, err)
+	}
+	if c.Namespace() != testNamespace {
+		t.Fatalf("Namespace() = %q, want %q", c.Namespace(), testNamespace)
+	}
+}

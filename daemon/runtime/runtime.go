@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
@@ -92,8 +93,11 @@ type Containerd struct {
 	limitSwap bool
 }
 
-// New connects to containerd. Empty Config fields take their defaults; a
-// nil logger discards.
+// dialTimeout bounds New's wait for containerd when ctx has no deadline.
+const dialTimeout = 10 * time.Second
+
+// New connects to containerd, waiting for it until ctx's deadline (or
+// 10 s). Empty Config fields take their defaults; a nil logger discards.
 func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Containerd, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -126,7 +130,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Containerd, err
 			return nil, fmt.Errorf("%w: registry %q is not a host", ErrInvalidArgument, h)
 		}
 	}
-	c, err := client.New(cfg.Address, client.WithDefaultNamespace(cfg.Namespace), client.WithDefaultRuntime(cfg.Runtime))
+	timeout := dialTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	c, err := client.New(cfg.Address, client.WithDefaultNamespace(cfg.Namespace), client.WithDefaultRuntime(cfg.Runtime), client.WithTimeout(timeout))
 	if err != nil {
 		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
 	}

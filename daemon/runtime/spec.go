@@ -244,6 +244,9 @@ func specOpts(s *ContainerSpec, img ocispec.ImageConfig, o specOptions) []oci.Sp
 	}
 	if s.NetworkHost {
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf)
+	} else {
+		// Its own UTS namespace would otherwise start with the host's name.
+		opts = append(opts, oci.WithHostname(hostname(s.ID)))
 	}
 	if s.ReadOnlyRootfs {
 		opts = append(opts, oci.WithRootFSReadonly())
@@ -279,6 +282,16 @@ func withImageConfig(img ocispec.ImageConfig) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// hostname derives a container's host name from its id: at most 63
+// characters (a DNS label), lower case, "." turned into "-".
+func hostname(id string) string {
+	h := strings.ToLower(strings.ReplaceAll(id, ".", "-"))
+	if len(h) > 63 {
+		h = h[:63]
+	}
+	return strings.Trim(h, "-_")
 }
 
 // numericUser reports whether user is "uid:gid" with both numeric, which

@@ -78,6 +78,9 @@ func TestSpecDefaultsAreHardened(t *testing.T) {
 	if s.Root.Readonly {
 		t.Error("Root.Readonly = true without ReadOnlyRootfs")
 	}
+	if s.Hostname != "task-1" {
+		t.Errorf("Hostname = %q, want task-1", s.Hostname)
+	}
 	for _, d := range s.Linux.Resources.Devices {
 		if d.Allow && d.Major == nil && d.Minor == nil && d.Access == "rwm" {
 			t.Errorf("device cgroup allows all devices: %+v", d)
@@ -134,6 +137,9 @@ func TestSpecOverrides(t *testing.T) {
 	}
 	if hasNamespace(s, specs.NetworkNamespace) {
 		t.Error("network namespace present with NetworkHost")
+	}
+	if s.Hostname != "" {
+		t.Errorf("Hostname = %q with NetworkHost, want the host's (unset)", s.Hostname)
 	}
 	if !s.Root.Readonly {
 		t.Error("Root.Readonly = false with ReadOnlyRootfs")
@@ -280,6 +286,18 @@ func TestSpecValidate(t *testing.T) {
 				t.Fatalf("validate(%+v) = %v, want ErrInvalidArgument naming %s", s, err, tt.field)
 			}
 		})
+	}
+}
+
+func TestHostname(t *testing.T) {
+	for id, want := range map[string]string{
+		"task-1":                "task-1",
+		"01J9Z.Run_2":           "01j9z-run_2",
+		strings.Repeat("a", 76): strings.Repeat("a", 63),
+	} {
+		if got := hostname(id); got != want {
+			t.Errorf("hostname(%q) = %q, want %q", id, got, want)
+		}
 	}
 }
 
