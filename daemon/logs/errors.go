@@ -9,7 +9,12 @@ var (
 	// ErrInvalidConfig is returned when a driver configuration, binary-mode
 	// arguments or read options are unusable.
 	ErrInvalidConfig = errors.New("logs: invalid configuration")
-	// ErrEnded is returned when an entry is appended to a log after its end
-	// marker was written.
-	ErrEnded = errors.New("logs: log already ended")
+)
+
+// Internal conditions, never returned by exported functions.
+var (
+	// errShort reports that a buffer holds only the beginning of a record.
+	errShort = errors.New("logs: incomplete record")
+	// errEnded is returned when an entry is appended after the end marker.
+	errEnded = errors.New("logs: log already ended")
 )

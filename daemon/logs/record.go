@@ -2,7 +2,6 @@ package logs
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"time"
@@ -30,9 +29,6 @@ const (
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// errShort reports that a buffer holds only the beginning of a record.
-var errShort = errors.New("logs: incomplete record")
 
 // record is one decoded record; data aliases the decoded buffer.
 type record struct {

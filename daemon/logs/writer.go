@@ -154,7 +154,7 @@ func (w *writer) rotate() error {
 // append buffers one entry with the next sequence number.
 func (w *writer) append(k kind, data []byte, nano int64) error {
 	if w.ended {
-		return ErrEnded
+		return errEnded
 	}
 	n := int64(recordHeaderLen + len(data))
 	if w.size > int64(len(segmentMagic)) && w.size+n > w.maxFileBytes {
