@@ -8,7 +8,8 @@
 //
 //   - "nvml": package gpu/nvmlgpu, the NVIDIA driver through go-nvml.
 //   - "static": NewStatic, GPUs declared in the config (development nodes
-//     and tests); nothing is asked of a driver.
+//     and tests); nothing is asked of a driver. Their health comes from
+//     health.StaticSource: healthy once the monitor runs.
 //   - "none": NewNone, a node without GPUs; Devices returns an empty list.
 //
 // # Optional fields
