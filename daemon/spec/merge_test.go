@@ -231,8 +231,8 @@ func TestTaskValidate(t *testing.T) {
 				t.Outputs = append(t.Outputs, Binding{Name: "o2", HostPath: "/srv/out/"}, Binding{Name: "o3", HostPath: "/srv/aux"})
 			},
 			want: Problems{
-				{"outputs[1].volume_source.host_path", `output directory "/srv/out" is same path as outputs[0].volume_source.host_path ("/srv/out"); outputs are emptied before a run`},
-				{"outputs[2].volume_source.host_path", `output directory "/srv/aux" is same path as inputs[0].volume_source.host_path ("/srv/aux"); outputs are emptied before a run`},
+				{"outputs[1].volume_source.host_path", `output directory "/srv/out" is the same path as outputs[0].volume_source.host_path ("/srv/out"); outputs are emptied before a run`},
+				{"outputs[2].volume_source.host_path", `output directory "/srv/aux" is the same path as inputs[0].volume_source.host_path ("/srv/aux"); outputs are emptied before a run`},
 			},
 		},
 		{

@@ -100,7 +100,8 @@ func validateTemplate(c *collector, t *TaskTemplate, p string) {
 		}
 		for _, prev := range chans[:i] {
 			if why := overlap(cr.ch.MountedPath, prev.ch.MountedPath); why != "" {
-				c.problem(mp, "%s %s (%s)", why, joinField(prev.field, "mounted_path"), prev.ch.MountedPath)
+				c.problem(mp, "%q %s %s (%q); channel mounts must not overlap", clip(cr.ch.MountedPath), why,
+					joinField(prev.field, "mounted_path"), clip(prev.ch.MountedPath))
 			}
 		}
 	}
@@ -226,9 +227,9 @@ func checkMountedPath(c *collector, p, field string) bool {
 func overlap(a, b string) string {
 	switch {
 	case a == b:
-		return "same path as"
+		return "is the same path as"
 	case strings.HasPrefix(a, strings.TrimSuffix(b, "/")+"/"):
-		return "inside"
+		return "is inside"
 	case strings.HasPrefix(b, strings.TrimSuffix(a, "/")+"/"):
 		return "contains"
 	}

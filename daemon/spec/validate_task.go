@@ -110,9 +110,6 @@ func validateTask(c *collector, t *Task) {
 				continue
 			}
 			if why := overlap(a, b); why != "" {
-				if why != "contains" {
-					why = "is " + why
-				}
 				c.problem(of, "output directory %q %s %s (%q); outputs are emptied before a run", clip(a), why, pf, clip(b))
 			}
 		}

@@ -88,9 +88,9 @@ func TestProcessingContainerValidate(t *testing.T) {
 				pc.Templates[0].Outputs[0].MountedPath = "/data"
 			},
 			want: Problems{
-				{"templates[0].inputs[1].mounted_path", "same path as templates[0].inputs[0].mounted_path (/data/in)"},
-				{"templates[0].outputs[0].mounted_path", "contains templates[0].inputs[0].mounted_path (/data/in)"},
-				{"templates[0].outputs[0].mounted_path", "contains templates[0].inputs[1].mounted_path (/data/in)"},
+				{"templates[0].inputs[1].mounted_path", `"/data/in" is the same path as templates[0].inputs[0].mounted_path ("/data/in"); channel mounts must not overlap`},
+				{"templates[0].outputs[0].mounted_path", `"/data" contains templates[0].inputs[0].mounted_path ("/data/in"); channel mounts must not overlap`},
+				{"templates[0].outputs[0].mounted_path", `"/data" contains templates[0].inputs[1].mounted_path ("/data/in"); channel mounts must not overlap`},
 			},
 		},
 		{
@@ -99,7 +99,7 @@ func TestProcessingContainerValidate(t *testing.T) {
 				pc.Templates[0].Inputs[1].MountedPath = "/data/in/sub"
 				pc.Templates[0].Outputs[0].MountedPath = "/data/input"
 			},
-			want: Problems{{"templates[0].inputs[1].mounted_path", "inside templates[0].inputs[0].mounted_path (/data/in)"}},
+			want: Problems{{"templates[0].inputs[1].mounted_path", `"/data/in/sub" is inside templates[0].inputs[0].mounted_path ("/data/in"); channel mounts must not overlap`}},
 		},
 		{
 			name: "env names",

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// Output formats of the global -o/--output flag.
+const (
+	formatText = "text"
+	formatJSON = "json"
+)
+
+// commandAdders register further subcommands on the root; a file of
+// commands appends its adder from an init function.
+var commandAdders []func(root *cobra.Command)
+
+// newRootCmd builds the command tree.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pcnode-cli",
+		Short: "Admin CLI for pcnode: validate and resolve task specs, and talk to pcnoded",
+		Long: "pcnode-cli validates processing-container.json and Kaapana task.json files, resolves a task\n" +
+			"against its template offline, and talks to a pcnoded node daemon.\n\n" +
+			"Exit status: 0 success, 1 invalid input or failure, 2 usage error.",
+		Args:          cobra.ArbitraryArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Suggest commands within two edits of an unknown one.
+		SuggestionsMinimumDistance: 2,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				msg := "unknown command " + quote(args[0])
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += "; did you mean " + strings.Join(s, " or ") + "?"
+				}
+				return usagef("%s", msg)
+			}
+			return cmd.Help()
+		},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := outputFormat(cmd)
+			return err
+		},
+	}
+	root.PersistentFlags().StringP("output", "o", formatText, "output format: text or json")
+	// Subcommands inherit this: every flag error is a usage error.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(newValidateCmd(), newResolveCmd())
+	for _, add := range commandAdders {
+		add(root)
+	}
+	return root
+}
+
+// outputFormat returns the -o value, checked.
+func outputFormat(cmd *cobra.Command) (string, error) {
+	f, err := cmd.Flags().GetString("output")
+	if err != nil {
+		return "", err
+	}
+	switch f {
+	case formatText, formatJSON:
+		return f, nil
+	}
+	return "", usagef("-o/--output must be text or json, not %s", quote(f))
+}
+
+// exactArgs is cobra.ExactArgs reporting a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("want %s, got %d argument(s)", what, len(args))
+		}
+		return nil
+	}
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

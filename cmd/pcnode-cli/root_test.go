@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// specTestdata is daemon/spec's testdata: Kaapana's example files and
+// pcnode's valid and invalid examples.
+const specTestdata = "../../daemon/spec/testdata"
+
+// runCLI runs pcnode-cli in process and returns its output and exit status.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = execute(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func TestExitStatusUsage(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"help", []string{"--help"}, exitOK, ""},
+		{"no command prints help", nil, exitOK, ""},
+		{"unknown command", []string{"valdate"}, exitUsage, `unknown command "valdate"; did you mean validate?`},
+		{"unknown flag", []string{"validate", "--bogus", "x.json"}, exitUsage, "unknown flag: --bogus"},
+		{"bad output format", []string{"-o", "yaml", "validate", specTestdata + "/pcnode/task.json"}, exitUsage, "-o/--output must be text or json"},
+		{"validate without a file", []string{"validate"}, exitUsage, "want one FILE, got 0 argument(s)"},
+		{"validate two files", []string{"validate", "a", "b"}, exitUsage, "want one FILE, got 2 argument(s)"},
+		{"bad schema word", []string{"validate", "--schema", "yaml", specTestdata + "/pcnode/task.json"}, exitUsage, "--schema must be pc or task"},
+		{"--pc with a pc", []string{"validate", "--pc", specTestdata + "/pcnode/processing-container.json", specTestdata + "/pcnode/processing-container.json"}, exitUsage, "--pc applies to a task.json only"},
+		{"resolve without a task", []string{"resolve", "--pc", "x"}, exitUsage, "want one TASK.json"},
+		{"missing file", []string{"validate", "/nonexistent/task.json"}, exitInvalid, "no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runCLI(t, tt.args...)
+			if code != tt.wantCode || !strings.Contains(stderr, tt.wantStderr) {
+				t.Errorf("pcnode-cli %q = exit %d, stderr %q; want exit %d, stderr containing %q (stdout %q)",
+					tt.args, code, stderr, tt.wantCode, tt.wantStderr, stdout)
+			}
+		})
+	}
+}
+
+func TestRootCommandsRegistered(t *testing.T) {
+	root := newRootCmd()
+	for _, name := range []string{"validate", "resolve"} {
+		if c, _, err := root.Find([]string{name}); err != nil || c.Name() != name {
+			t.Errorf("newRootCmd().Find(%q) = %v, %v; want the %s command", name, c, err, name)
+		}
+	}
+	if f := root.PersistentFlags().ShorthandLookup("o"); f == nil || f.Name != "output" || f.DefValue != formatText {
+		t.Errorf("root -o flag = %+v, want --output defaulting to text", f)
+	}
+}
