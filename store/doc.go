@@ -41,8 +41,9 @@
 //	├── by_state/
 //	│   └── <state ‖ task id>  → empty; state as uint32, big endian
 //	└── by_finish/
-//	    └── <time ‖ task id>   → empty; time as uint64 big endian of
-//	                             UnixNano with the sign bit flipped
+//	    └── <time ‖ task id>   → empty; time as Unix seconds (uint64 big
+//	                             endian, sign bit flipped) ‖ nanoseconds
+//	                             (uint32 big endian), so byte order is time order
 //
 // tasks is the record; the other buckets are indexes kept in step with it in
 // the same transaction. by_state serves state-filtered listings and
