@@ -86,6 +86,10 @@ func exitStatus(err error, stderr io.Writer) int {
 	if errors.As(err, &ec) {
 		return ec.ExitCode()
 	}
+	var task *exitCodeError // run: the task's exit status, already reported
+	if errors.As(err, &task) {
+		return task.code
+	}
 	fmt.Fprintf(stderr, "pcnode-cli: %v\n", err)
 	return exitInvalid
 }

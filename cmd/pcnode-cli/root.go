@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,9 +14,10 @@ const (
 	formatJSON = "json"
 )
 
-// commandAdders register further subcommands on the root; a file of
-// commands appends its adder from an init function.
-var commandAdders []func(root *cobra.Command)
+// commandAdders register the subcommands of other files on the root: the
+// offline commands are validate and resolve, the rest talk to pcnoded. A new
+// file of commands adds its adder here (or appends from an init function).
+var commandAdders = []func(root *cobra.Command){addDaemonCommands}
 
 // newRootCmd builds the command tree.
 func newRootCmd() *cobra.Command {
@@ -52,7 +54,28 @@ func newRootCmd() *cobra.Command {
 	for _, add := range commandAdders {
 		add(root)
 	}
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes every positional-argument error in the tree a usage
+// error (exit status 2), whoever wrote the command.
+func usageArgs(c *cobra.Command) {
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				var ue *usageError
+				if errors.As(err, &ue) {
+					return err
+				}
+				return &usageError{err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // outputFormat returns the -o value, checked.

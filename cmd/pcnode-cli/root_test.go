@@ -36,6 +36,7 @@ func TestExitStatusUsage(t *testing.T) {
 		{"bad schema word", []string{"validate", "--schema", "yaml", specTestdata + "/pcnode/task.json"}, exitUsage, "--schema must be pc or task"},
 		{"--pc with a pc", []string{"validate", "--pc", specTestdata + "/pcnode/processing-container.json", specTestdata + "/pcnode/processing-container.json"}, exitUsage, "--pc applies to a task.json only"},
 		{"resolve without a task", []string{"resolve", "--pc", "x"}, exitUsage, "want one TASK.json"},
+		{"another command's argument error", []string{"get"}, exitUsage, "accepts 1 arg(s), received 0"},
 		{"missing file", []string{"validate", "/nonexistent/task.json"}, exitInvalid, "no such file or directory"},
 	}
 	for _, tt := range tests {
