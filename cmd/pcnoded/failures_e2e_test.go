@@ -63,6 +63,59 @@ func TestIntegrationTaskEnds(t *testing.T) {
 		}
 	})
 
+	t.Run("exit code 3 is NONZERO_EXIT", func(t *testing.T) {
+		task, _ := d.Run(t, e2eSpec(img, "exit", "CODE=3"))
+		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, 3)
+	})
+
+	t.Run("missing image is IMAGE_ERROR naming it", func(t *testing.T) {
+		ref := reg.Ref("pcnode/missing", "1")
+		spec := &pcnodev1.TaskSpec{
+			Name:  "missing-image",
+			Image: ref,
+			Template: &pcnodev1.TaskSpec_InlineTemplate{InlineTemplate: &pcnodev1.TaskTemplate{
+				Identifier: "inline",
+				Command:    []string{"/pctest", "exit", "0"},
+			}},
+		}
+		task, _ := d.Run(t, spec)
+		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, 0)
+		if !strings.Contains(task.GetMessage(), "pcnode/missing") {
+			t.Errorf("IMAGE_ERROR message = %q, want it to name the image %s", task.GetMessage(), ref)
+		}
+	})
+
+	t.Run("missing image with a template from the image", func(t *testing.T) {
+		// The template cannot be read from an image that is not there: the
+		// spec is refused naming the image, or the task ends IMAGE_ERROR
+		// naming it.
+		ref := reg.Ref("pcnode/missing", "2")
+		resp, err := d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: e2eSpec(ref, "exit", "CODE=0")})
+		if err != nil {
+			if !strings.Contains(err.Error(), "pcnode/missing") {
+				t.Errorf("SubmitTask(missing image %s) = %v, want an error naming the image", ref, client.FromError(err))
+			}
+			t.Logf("SubmitTask(missing image) refused: %v", client.FromError(err))
+			return
+		}
+		task := d.WaitTask(t, resp.GetTask().GetId(), 0)
+		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, 0)
+		if !strings.Contains(task.GetMessage(), "pcnode/missing") {
+			t.Errorf("IMAGE_ERROR message = %q, want it to name the image %s", task.GetMessage(), ref)
+		}
+	})
+}
+
+// TestIntegrationCancel checks that a cancelled task is CANCELLED within
+// its grace period + 1 s, as seen through the API. It runs pcnoded without
+// the race detector, whose exit delay in the log driver would add 1 s to
+// every task's end (daemontest.Options.NoRace).
+func TestIntegrationCancel(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{NoRace: true, Configure: func(c *config.Config) {
+		c.Resources.MaxConcurrent = 1
+	}})
+	img := e2eTestImage(t, d).GetName()
+
 	t.Run("cancel waits the grace period then kills", func(t *testing.T) {
 		// SIGTERM is ignored, so only SIGKILL after the grace period ends it.
 		spec := e2eSpec(img, "steps", "PCTEST_STEPS=ignore-sigterm -- echo ready -- sleep 60s")
@@ -105,46 +158,22 @@ func TestIntegrationTaskEnds(t *testing.T) {
 		}
 	})
 
-	t.Run("exit code 3 is NONZERO_EXIT", func(t *testing.T) {
-		task, _ := d.Run(t, e2eSpec(img, "exit", "CODE=3"))
-		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, 3)
-	})
-
-	t.Run("missing image is IMAGE_ERROR naming it", func(t *testing.T) {
-		ref := reg.Ref("pcnode/missing", "1")
-		spec := &pcnodev1.TaskSpec{
-			Name:  "missing-image",
-			Image: ref,
-			Template: &pcnodev1.TaskSpec_InlineTemplate{InlineTemplate: &pcnodev1.TaskTemplate{
-				Identifier: "inline",
-				Command:    []string{"/pctest", "exit", "0"},
-			}},
+	t.Run("cancel of a queued task ends it at once without starting it", func(t *testing.T) {
+		blocker := d.Submit(t, e2eSpec(img, "sleep", "DURATION=60s"))
+		d.WaitState(t, blocker.GetId(), pcnodev1.TaskState_TASK_STATE_RUNNING, 0)
+		queued := d.Submit(t, e2eSpec(img, "exit", "CODE=0"))
+		if got := d.GetTask(t, queued.GetId()).GetState(); got != pcnodev1.TaskState_TASK_STATE_QUEUED {
+			t.Fatalf("second task on a node for 1 concurrent task is %v, want QUEUED", got)
 		}
-		task, _ := d.Run(t, spec)
-		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, 0)
-		if !strings.Contains(task.GetMessage(), "pcnode/missing") {
-			t.Errorf("IMAGE_ERROR message = %q, want it to name the image %s", task.GetMessage(), ref)
+		if elapsed := e2eCancel(t, d, queued.GetId(), 10*time.Second); elapsed > time.Second {
+			t.Errorf("cancelled queued task ended %v after CancelTask, want at once", elapsed)
 		}
-	})
-
-	t.Run("missing image with a template from the image", func(t *testing.T) {
-		// The template cannot be read from an image that is not there: the
-		// spec is refused naming the image, or the task ends IMAGE_ERROR
-		// naming it.
-		ref := reg.Ref("pcnode/missing", "2")
-		resp, err := d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: e2eSpec(ref, "exit", "CODE=0")})
-		if err != nil {
-			if !strings.Contains(err.Error(), "pcnode/missing") {
-				t.Errorf("SubmitTask(missing image %s) = %v, want an error naming the image", ref, client.FromError(err))
-			}
-			t.Logf("SubmitTask(missing image) refused: %v", client.FromError(err))
-			return
+		final := d.GetTask(t, queued.GetId())
+		e2eWantEnd(t, final, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, 0)
+		if final.GetStartTime() != nil {
+			t.Errorf("cancelled queued task has start_time %v, want none", final.GetStartTime().AsTime())
 		}
-		task := d.WaitTask(t, resp.GetTask().GetId(), 0)
-		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, 0)
-		if !strings.Contains(task.GetMessage(), "pcnode/missing") {
-			t.Errorf("IMAGE_ERROR message = %q, want it to name the image %s", task.GetMessage(), ref)
-		}
+		e2eCancel(t, d, blocker.GetId(), time.Second)
 	})
 }
 

@@ -22,29 +22,41 @@ const EnvBinary = "PCNODE_TEST_PCNODED"
 // binaryDirPrefix starts the name of the per-process build directory.
 const binaryDirPrefix = "pcnode-daemontest-"
 
-var binaryCache struct {
-	sync.Mutex
+// built is one build of the binary.
+type built struct {
 	path string
 	err  error
 }
 
+var binaryCache struct {
+	sync.Mutex
+	builds map[bool]*built // by race
+}
+
 // Binary returns the path of the pcnoded binary under test, building it on
-// first use in this process (`go build -race ./cmd/pcnoded`). It fails t
-// when the build fails; later calls fail at once with the same error.
-func Binary(t testing.TB) string {
+// first use in this process: `go build -race ./cmd/pcnoded` when race is
+// true, else without the race detector. It fails t when the build fails;
+// later calls fail at once with the same error.
+func Binary(t testing.TB, race bool) string {
 	t.Helper()
 	binaryCache.Lock()
 	defer binaryCache.Unlock()
-	if binaryCache.path == "" && binaryCache.err == nil {
-		binaryCache.path, binaryCache.err = buildBinary(t.Context())
+	if binaryCache.builds == nil {
+		binaryCache.builds = map[bool]*built{}
 	}
-	if binaryCache.err != nil {
-		t.Fatalf("daemontest: pcnoded binary: %v", binaryCache.err)
+	b := binaryCache.builds[race]
+	if b == nil {
+		b = &built{}
+		b.path, b.err = buildBinary(t.Context(), race)
+		binaryCache.builds[race] = b
 	}
-	return binaryCache.path
+	if b.err != nil {
+		t.Fatalf("daemontest: pcnoded binary: %v", b.err)
+	}
+	return b.path
 }
 
-func buildBinary(ctx context.Context) (string, error) {
+func buildBinary(ctx context.Context, race bool) (string, error) {
 	if p := os.Getenv(EnvBinary); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s: %w", EnvBinary, err)
@@ -61,16 +73,23 @@ func buildBinary(ctx context.Context) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "pcnoded")
+	args := []string{"build", "-o", out, "./cmd/pcnoded"}
+	if race {
+		out += "-race"
+		args = []string{"build", "-race", "-o", out, "./cmd/pcnoded"}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goCommand(), "build", "-race", "-o", out, "./cmd/pcnoded")
+	cmd := exec.CommandContext(ctx, goCommand(), args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if race {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	}
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build -race ./cmd/pcnoded (in %s): %w\n%s", root, err, log.Bytes())
+		return "", fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), root, err, log.Bytes())
 	}
 	if d := time.Since(start); d > 30*time.Second {
 		fmt.Fprintf(os.Stderr, "daemontest: built pcnoded in %v\n", d.Round(time.Second))

@@ -54,6 +54,14 @@ type Options struct {
 	LogLevel string
 	// Args are extra command-line arguments, after --config and --log-level.
 	Args []string
+	// NoRace runs a pcnoded built without the race detector. The binary
+	// is also the log driver that the containerd shim starts for every
+	// container, and a race-enabled binary sleeps 1 s when it exits (the
+	// race runtime's atexit_sleep_ms; the shim starts the driver with an
+	// environment of its own, so GORACE cannot reach it). The daemon waits
+	// for the driver when it deletes a container, so every task takes 1 s
+	// longer to reach its final state: tests of wall-clock bounds set NoRace.
+	NoRace bool
 }
 
 // Daemon is a pcnoded process under test.
@@ -118,7 +126,7 @@ func (b *logBuffer) String() string {
 func Start(t testing.TB, opts Options) *Daemon {
 	t.Helper()
 	addr := testenv.ContainerdAddress(t)
-	bin := Binary(t)
+	bin := Binary(t, !opts.NoRace)
 
 	dir := t.TempDir()
 	// Unix socket paths are limited to 108 bytes; test directories are long.

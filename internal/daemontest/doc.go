@@ -28,8 +28,9 @@
 // The binary is built with `go build -race` from the module that holds this
 // package, once per test process, into a directory of the system temporary
 // directory named after the process id; directories of processes that have
-// ended are removed by the next build. PCNODE_TEST_PCNODED names a prebuilt
-// binary to use instead.
+// ended are removed by the next build. Options.NoRace asks for a build
+// without the race detector (see there why timing tests want it).
+// PCNODE_TEST_PCNODED names a prebuilt binary to use instead of either.
 //
 // # Caveats
 //
