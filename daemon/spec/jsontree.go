@@ -71,7 +71,7 @@ func decodeJSON(data []byte) (*jvalue, error) {
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	v, err := decodeValue(dec)
+	v, err := decodeValue(dec, 0)
 	if err != nil {
 		return nil, syntaxError(err, dec)
 	}
@@ -95,7 +95,13 @@ func syntaxError(err error, dec *json.Decoder) error {
 	return fmt.Errorf("%w: %s (offset %d)", ErrSyntax, err.Error(), dec.InputOffset())
 }
 
-func decodeValue(dec *json.Decoder) (*jvalue, error) {
+// maxDepth bounds the nesting of arrays and objects; the formats need 6.
+const maxDepth = 64
+
+func decodeValue(dec *json.Decoder, depth int) (*jvalue, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", maxDepth)
+	}
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, err
@@ -114,7 +120,7 @@ func decodeValue(dec *json.Decoder) (*jvalue, error) {
 		case '[':
 			v := &jvalue{kind: jArray, arr: []*jvalue{}}
 			for dec.More() {
-				e, err := decodeValue(dec)
+				e, err := decodeValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
@@ -136,7 +142,7 @@ func decodeValue(dec *json.Decoder) (*jvalue, error) {
 				if !ok {
 					return nil, fmt.Errorf("object key is not a string")
 				}
-				e, err := decodeValue(dec)
+				e, err := decodeValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}

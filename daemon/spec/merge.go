@@ -2,6 +2,7 @@ package spec
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,8 +29,9 @@ func Merge(pc *ProcessingContainer, t *Task) (*Instance, []Warning, Problems) {
 	return inst, c.warnings, nil
 }
 
-// Resolve is [Merge] followed by the scale rules, measured through fsys on
-// each bound input's host path: the task's rule for a channel replaces the
+// Resolve is [Merge] followed by the scale rules, measured through fsys
+// ([OSFS] on a node; nil only when no rule applies) on each bound input's
+// host path: the task's rule for a channel replaces the
 // template's; each raises the memory limit or request to scale_factor × the
 // measured size and never lowers it; a request above the limit then raises
 // the limit; unset requests take their limits' values. A task that still has
@@ -43,6 +45,9 @@ func Resolve(ctx context.Context, pc *ProcessingContainer, t *Task, fsys SizeFS)
 	}
 	if len(c.problems) > 0 {
 		return nil, c.warnings, c.problems
+	}
+	if fsys == nil && len(rules) > 0 {
+		return nil, c.warnings, errors.New("spec.Resolve: scale rules to measure but no SizeFS")
 	}
 	for _, r := range rules {
 		size, notes, err := measureRule(ctx, fsys, r.hostPath, r.rule)

@@ -354,6 +354,7 @@ func TestParseSyntaxErrors(t *testing.T) {
 		{"truncated", `{"name": `, ErrSyntax},
 		{"trailing data", `{} {}`, ErrSyntax},
 		{"not json", `name: x`, ErrSyntax},
+		{"too deep", strings.Repeat("[", 100000) + strings.Repeat("]", 100000), ErrSyntax},
 		{"too large", `"` + strings.Repeat("x", MaxFileSize) + `"`, ErrTooLarge},
 	}
 	for _, tt := range tests {
