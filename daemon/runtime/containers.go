@@ -33,6 +33,7 @@ type ExitStatus struct {
 // Start creates the container and its task and starts it. The image must
 // be in the image store (ErrImageNotFound otherwise); it is unpacked for
 // the snapshotter if it is not yet. On any failure nothing is left behind.
+// Callers must not start the same id twice at the same time.
 func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (Started, error) {
 	ctx = c.ns(ctx)
 	if err := spec.validate(); err != nil {

@@ -38,8 +38,8 @@ type ImportFormat string
 
 // Import formats.
 const (
-	// FormatAuto accepts an OCI image layout or a docker-archive.
-	FormatAuto ImportFormat = ""
+	// FormatAuto (or "") accepts an OCI image layout or a docker-archive.
+	FormatAuto ImportFormat = "auto"
 	// FormatOCI accepts only an OCI image layout (oci-layout, index.json,
 	// blobs/).
 	FormatOCI ImportFormat = "oci"
@@ -73,7 +73,7 @@ func (c *Containerd) Import(ctx context.Context, r io.Reader, opts ImportOptions
 		refName = n
 	}
 	switch opts.Format {
-	case FormatAuto, FormatOCI, FormatDocker:
+	case "", FormatAuto, FormatOCI, FormatDocker:
 	default:
 		return nil, fmt.Errorf("%w: import format %q (want %q or %q)", ErrInvalidArgument, opts.Format, FormatOCI, FormatDocker)
 	}

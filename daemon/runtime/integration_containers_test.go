@@ -199,8 +199,10 @@ func TestIntegrationStopKillUsage(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Usage(exited) = %v", err)
 		}
-		if u.PeakMemoryBytes < 48<<20 || u.CPUTime < 500*time.Millisecond || u.CPUTime < running.CPUTime {
-			t.Errorf("Usage = %+v (while running %+v), want peak >= 48Mi and CPU >= 0.5s", u, running)
+		// spin burns CPU for 1s of wall time; on a loaded machine it gets
+		// much less than that, so only ask for some.
+		if u.PeakMemoryBytes < 48<<20 || u.CPUTime < 10*time.Millisecond || u.CPUTime < running.CPUTime {
+			t.Errorf("Usage = %+v (while running %+v), want peak >= 48Mi and some CPU time", u, running)
 		}
 	})
 	t.Run("unknown container", func(t *testing.T) {

@@ -92,7 +92,7 @@ func TestIntegrationImportFormats(t *testing.T) {
 		zw := gzip.NewWriter(&gz)
 		zw.Write(read(t, "pcnode.test/rt-gz:1", testimage.FormatOCI))
 		zw.Close()
-		imgs, err := c.Import(ctx, &gz, ImportOptions{Format: FormatOCI})
+		imgs, err := c.Import(ctx, &gz, ImportOptions{Format: FormatAuto})
 		if err != nil || len(imgs) != 1 || imgs[0].Name != "pcnode.test/rt-gz:1" {
 			t.Fatalf("Import(gzip OCI) = %+v, %v", imgs, err)
 		}
