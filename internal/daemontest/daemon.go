@@ -180,7 +180,8 @@ func namespaceFor(t testing.TB) string {
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
 	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	name = strings.Trim(strings.TrimPrefix(name, "TestIntegration"), "-")
+	name = strings.TrimPrefix(strings.TrimPrefix(name, "TestIntegration"), "Test")
+	name = strings.Trim(name, "-")
 	if len(name) > 40 {
 		name = name[:40]
 	}
