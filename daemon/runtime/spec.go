@@ -256,7 +256,10 @@ func specOpts(s *ContainerSpec, img ocispec.ImageConfig, o specOptions) []oci.Sp
 	// default profile depends on the capabilities, so it comes after them.
 	opts = append(opts, oci.WithNoNewPrivileges, seccomp.WithDefaultProfile())
 	if len(s.CDIDevices) > 0 {
-		opts = append(opts, withCDIDevices(o.cdiSpecDirs, s.CDIDevices))
+		// CDI edits may set environment variables too (each GPU device sets
+		// NVIDIA_VISIBLE_DEVICES to itself alone); the caller's Env is
+		// applied again after them so that it wins.
+		opts = append(opts, withCDIDevices(o.cdiSpecDirs, s.CDIDevices), oci.WithEnv(s.Env))
 	}
 	return opts
 }
