@@ -298,3 +298,21 @@ func (c *Containerd) Delete(ctx context.Context, id string) error {
 	c.log.InfoContext(ctx, "container deleted", "task", id)
 	return nil
 }
+
+// Pids returns the host pids of every process in id's task.
+func (c *Containerd) Pids(ctx context.Context, id string) ([]int, error) {
+	ctx = c.ns(ctx)
+	_, task, err := c.loadTask(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	ps, err := task.Pids(ctx)
+	if err != nil {
+		return nil, notFound(err, ErrNotFound, "pids of "+id)
+	}
+	out := make([]int, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, int(p.Pid))
+	}
+	return out, nil
+}
