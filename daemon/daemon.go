@@ -20,7 +20,6 @@ import (
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	"github.com/pcnode/pcnode/daemon/spec"
-	"github.com/pcnode/pcnode/gpu"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
 )
@@ -43,6 +42,7 @@ type containerRuntime interface {
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	Usage(ctx context.Context, id string) (runtime.Usage, error)
 	Delete(ctx context.Context, id string) error
+	Pids(ctx context.Context, id string) ([]int, error)
 	ListContainers(ctx context.Context) ([]runtime.ContainerInfo, error)
 	Close() error
 }
@@ -57,7 +57,7 @@ type Daemon struct {
 	rt          containerRuntime
 	sched       *sched.Scheduler
 	paths       *hostpath.Policy
-	gpus        gpu.Inventory
+	gpus        *gpuNode
 	events      *broker
 	node        *nodeWatch
 	startTime   time.Time
@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if _, err := rt.Version(ctx); err != nil {
 		return nil, fmt.Errorf("containerd at %s is not answering: %w", cfg.Containerd.Address, err)
 	}
-	if d.gpus, err = openGPUs(cfg.GPU, log); err != nil {
+	if d.gpus, err = openGPUs(ctx, cfg.GPU, log); err != nil {
 		return nil, err
 	}
 	if err := d.buildScheduler(ctx); err != nil {
@@ -179,13 +179,13 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 		MilliCPU:    d.cfg.Resources.ReservedCPU.Millis(),
 		MemoryBytes: d.cfg.Resources.ReservedMemory.Bytes(),
 	})
-	devs, err := d.gpus.Devices(ctx)
-	if err != nil && len(devs) == 0 {
-		d.log.Warn("GPU inventory failed; no GPUs advertised", "err", err)
+	devs, err := d.gpus.inv.Devices(ctx)
+	if err != nil {
+		d.log.Warn("GPU inventory incomplete", "err", err)
 	}
 	s, err := sched.New(sched.Config{
 		Allocatable:    d.allocatable,
-		GPUs:           schedGPUs(devs, nil),
+		GPUs:           schedGPUs(devs, d.gpus.statuses()),
 		BackfillWindow: d.cfg.Resources.BackfillWindow.Duration,
 		MaxRunning:     d.cfg.Resources.MaxConcurrent,
 	})
@@ -219,8 +219,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.recover(ctx); err != nil {
 		return fmt.Errorf("recovering tasks: %w", err)
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()
+	go func() { defer d.wg.Done(); d.watchGPUHealth(ctx) }()
 	go func() { defer d.wg.Done(); d.retentionLoop(ctx) }()
 	d.kick()
 	return nil
@@ -248,7 +249,7 @@ func (d *Daemon) Close() error {
 		errs = append(errs, d.rt.Close())
 	}
 	if d.gpus != nil {
-		errs = append(errs, d.gpus.Close())
+		errs = append(errs, d.gpus.inv.Close())
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())

@@ -132,7 +132,7 @@ func specInvalid(err error, prefix string) error {
 		if f == "" {
 			f = strings.TrimSuffix(prefix, ".")
 		} else {
-			f = prefix + f
+			f = prefix + spec.APIField(f)
 		}
 		p.add(f, "%s", x.Description)
 	}

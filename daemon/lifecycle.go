@@ -53,6 +53,8 @@ type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	peakGPUMemory int64 // highest sampled GPU memory of the task's processes; supervise's goroutine only
+
 	mu        sync.Mutex
 	stopWhy   stopReason
 	stopGrace time.Duration
@@ -297,7 +299,11 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 		defer timer.Stop()
 		deadline = timer.C
 	}
-	sample := time.NewTicker(5 * time.Second)
+	interval := 5 * time.Second
+	if len(r.alloc.GPUs) > 0 {
+		interval = 2 * time.Second
+	}
+	sample := time.NewTicker(interval)
 	defer sample.Stop()
 	stopCh := r.stopCh
 	for {
@@ -316,11 +322,34 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 				}
 			}()
 		case <-sample.C:
+			r.sampleGPUMemory()
 			if u, err := d.rt.Usage(r.ctx, r.id); err == nil {
-				d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_Usage{Usage: usageToProto(u)}})
+				pu := usageToProto(u)
+				pu.PeakGpuMemoryBytes = r.peakGPUMemory
+				d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_Usage{Usage: pu}})
 			}
 		}
 	}
+}
+
+// sampleGPUMemory records the GPU memory used by the task's processes on
+// its GPUs (NVML process info), keeping the peak.
+func (r *runner) sampleGPUMemory() {
+	pm := r.d.gpus.procMem
+	uuids := r.alloc.UUIDs()
+	if pm == nil || len(uuids) == 0 {
+		return
+	}
+	pids, err := r.d.rt.Pids(r.ctx, r.id)
+	if err != nil {
+		return
+	}
+	m, err := pm(r.ctx, uuids, pids)
+	if err != nil {
+		r.log.Debug("sampling GPU memory", "err", err)
+		return
+	}
+	r.peakGPUMemory = max(r.peakGPUMemory, m.TotalBytes)
 }
 
 // collect records exit, usage and output manifests, then finishes the task.
@@ -366,6 +395,12 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 		}
 		if uerr == nil {
 			t.Usage = usageToProto(usage)
+		}
+		if r.peakGPUMemory > 0 {
+			if t.Usage == nil {
+				t.Usage = &pcnodev1.Usage{}
+			}
+			t.Usage.PeakGpuMemoryBytes = r.peakGPUMemory
 		}
 		t.Outputs = summaries
 	})

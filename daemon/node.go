@@ -2,15 +2,12 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/sched"
 	"github.com/pcnode/pcnode/gpu"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -50,49 +47,19 @@ func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
 	}
 }
 
-// openGPUs builds the configured GPU inventory.
-func openGPUs(cfg config.GPU, log *slog.Logger) (gpu.Inventory, error) {
-	switch cfg.Backend {
-	case "static":
-		var gs []gpu.StaticGPU
-		for _, g := range cfg.Static {
-			numa := g.NUMANode
-			gs = append(gs, gpu.StaticGPU{Index: g.Index, UUID: g.UUID, Model: g.Model, MemoryBytes: g.Memory.Bytes(), NUMANode: &numa})
-		}
-		inv, err := gpu.NewStatic(gs, gpu.SystemInfo{})
-		if err != nil {
-			return nil, fmt.Errorf("gpu.static: %w", err)
-		}
-		return inv, nil
-	case "none", "auto":
-		if cfg.Backend == "auto" {
-			log.Info("GPU backend auto: NVML support is not built into this pcnoded yet; reporting no GPUs")
-		}
-		return gpu.NewNone(), nil
-	}
-	return nil, fmt.Errorf("gpu.backend %q is not available in this build", cfg.Backend)
-}
-
 // schedGPUs converts the inventory for the scheduler. Static GPUs are
 // healthy by declaration; others take their monitored health.
 func schedGPUs(devs []gpu.Device, health map[string]gpu.Status) []sched.GPU {
+	// Without a monitor (no GPUs, or a backend without health) every GPU
+	// stays Unknown and is never assigned.
 	out := make([]sched.GPU, 0, len(devs))
 	for _, d := range devs {
-		g := sched.GPU{Index: d.Index, UUID: d.UUID, Model: d.Model, NUMANode: -1, Health: sched.Healthy}
+		g := sched.GPU{Index: d.Index, UUID: d.UUID, Model: d.Model, NUMANode: -1, Health: schedHealth(health[d.UUID].Health)}
 		if d.MemoryTotalBytes != nil {
 			g.MemoryBytes = *d.MemoryTotalBytes
 		}
 		if d.NUMANode != nil {
 			g.NUMANode = *d.NUMANode
-		}
-		if health != nil {
-			switch health[d.UUID].Health {
-			case gpu.HealthHealthy:
-			case gpu.HealthUnhealthy:
-				g.Health = sched.Unhealthy
-			default:
-				g.Health = sched.Unknown
-			}
 		}
 		out = append(out, g)
 	}
@@ -109,14 +76,14 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 		Name:       name,
 		Labels:     d.cfg.Node.Labels,
 		Version:    Version,
-		GpuBackend: d.gpus.Backend(),
+		GpuBackend: d.gpus.inv.Backend(),
 		Draining:   d.draining.Load(),
 		StartTime:  timestamppb.New(d.startTime),
 	}
 	if v, err := d.rt.Version(ctx); err == nil {
 		n.ContainerdVersion = v.Version
 	}
-	sys := d.gpus.System()
+	sys := d.gpus.inv.System()
 	n.DriverVersion, n.CudaVersion = sys.DriverVersion, sys.CUDAVersion
 	snap := d.sched.Snapshot()
 	healthy := 0
@@ -129,14 +96,11 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 	n.Allocatable = resourcesToProto(sched.Resources{MilliCPU: snap.Allocatable.MilliCPU, MemoryBytes: snap.Allocatable.MemoryBytes, GPUs: healthy})
 	n.Allocated = resourcesToProto(snap.Allocated)
 	n.QueuedTasks, n.RunningTasks = int32(snap.Queued), int32(snap.Running)
-	devs, err := d.gpus.Devices(ctx)
+	devs, err := d.gpus.inv.Devices(ctx)
 	if err != nil {
 		d.log.Warn("GPU inventory", "err", err)
 	}
-	health := map[string]sched.Health{}
-	for _, g := range snap.GPUs {
-		health[g.UUID] = g.Health
-	}
+	statuses := d.gpus.statuses()
 	for _, dv := range devs {
 		g := &pcnodev1.Gpu{
 			Index: int32(dv.Index), Uuid: dv.UUID, Model: dv.Model, PciBusId: dv.PCIBusID,
@@ -158,13 +122,22 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 			v := int32(*dv.UtilizationPercent)
 			g.UtilizationPercent = &v
 		}
-		switch health[dv.UUID] {
-		case sched.Healthy:
+		st, ok := statuses[dv.UUID]
+		switch {
+		case !ok:
+			g.HealthMessage = "health is not monitored by this backend"
+		case st.Health == gpu.HealthHealthy:
 			g.Health = pcnodev1.GpuHealth_GPU_HEALTH_HEALTHY
-		case sched.Unhealthy:
+		case st.Health == gpu.HealthUnhealthy:
 			g.Health = pcnodev1.GpuHealth_GPU_HEALTH_UNHEALTHY
-		default:
-			g.HealthMessage = "health is not monitored"
+		}
+		if ok {
+			if g.HealthMessage == "" {
+				g.HealthMessage = st.Message
+			}
+			if x := st.LastXID; x != nil {
+				g.LastXid = &pcnodev1.Xid{Code: int32(x.Code), Time: timestamppb.New(x.Time), Message: x.Message}
+			}
 		}
 		n.Gpus = append(n.Gpus, g)
 	}
