@@ -329,6 +329,9 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	if err := send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: task}}); err != nil {
 		return err
 	}
+	// The state just sent may also be waiting in the subscription (the
+	// submit's own announcement): send each state once.
+	lastState := task.GetState()
 	for {
 		select {
 		case <-ctx.Done():
@@ -349,8 +352,14 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 			if ev.GetTaskId() != id {
 				continue
 			}
-			if t := ev.GetStateChange(); t != nil && isFinal(t.GetState()) {
-				return finalize(t)
+			if t := ev.GetStateChange(); t != nil {
+				if isFinal(t.GetState()) {
+					return finalize(t)
+				}
+				if t.GetState() == lastState {
+					continue
+				}
+				lastState = t.GetState()
 			}
 			if err := send(ev); err != nil {
 				return err
