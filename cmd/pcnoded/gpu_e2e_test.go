@@ -238,6 +238,7 @@ func TestIntegrationGPUTooMany(t *testing.T) {
 			if err == nil {
 				t.Fatalf("SubmitTask(%s.gpus = 3) accepted task %s (%v)", tt.name, resp.GetTask().GetId(), resp.GetTask().GetState())
 			}
+			t.Logf("SubmitTask(%s.gpus = 3): %s", tt.name, msg)
 			if !three.MatchString(msg) || !two.MatchString(msg) || !strings.Contains(strings.ToLower(msg), "gpu") {
 				t.Errorf("SubmitTask(%s.gpus = 3) message = %q, want it to name GPUs, the 3 asked for and the 2 there are", tt.name, msg)
 			}
@@ -261,6 +262,7 @@ func TestIntegrationGPUNoCDISpec(t *testing.T) {
 	d, fakes, img := gpuStart(t, daemontest.Options{}, empty)
 	_, err := d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: gpuSpec(img, "blind", 1, "env")})
 	msg := e2eWantCode(t, "SubmitTask(gpus 1, no CDI spec)", err, codes.FailedPrecondition)
+	t.Logf("SubmitTask(gpus 1, no CDI spec): %s", msg)
 	for _, want := range append(fakes.UUIDs(), empty) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("SubmitTask(gpus 1, no CDI spec) message = %q, want it to name %s", msg, want)
