@@ -20,6 +20,7 @@ import (
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	"github.com/pcnode/pcnode/daemon/spec"
+	"github.com/pcnode/pcnode/gpu/cdi"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
 )
@@ -193,6 +194,13 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 		return err
 	}
 	d.sched = s
+	if len(d.gpus.uuids) > 0 {
+		if av, err := cdi.Available(d.cfg.GPU.CDISpecDirs, d.gpus.uuids); err != nil {
+			d.log.Warn("reading CDI specs", "dirs", d.cfg.GPU.CDISpecDirs, "err", err)
+		} else {
+			d.setCDIMissing(av.Missing)
+		}
+	}
 	return nil
 }
 

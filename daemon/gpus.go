@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -22,6 +23,11 @@ import (
 
 // gpuNode is the node's GPUs: inventory, health monitor, process memory.
 type gpuNode struct {
+	mu sync.Mutex
+	// noCDI are GPUs that no CDI spec describes: never assigned, whatever
+	// their health, since a container could not be given them.
+	noCDI map[string]bool
+
 	inv     gpu.Inventory
 	monitor *health.Monitor // nil without GPUs
 	uuids   []string
@@ -93,6 +99,17 @@ func (g *gpuNode) statuses() map[string]gpu.Status {
 	return out
 }
 
+// assignable is the health the scheduler should see for a GPU: its
+// monitored health, or Unknown when no CDI spec describes it.
+func (g *gpuNode) assignable(uuid string, h gpu.Health) sched.Health {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.noCDI[uuid] {
+		return sched.Unknown
+	}
+	return schedHealth(h)
+}
+
 // schedHealth maps a GPU's health for the scheduler.
 func schedHealth(h gpu.Health) sched.Health {
 	switch h {
@@ -120,7 +137,7 @@ func (d *Daemon) watchGPUHealth(ctx context.Context) {
 	}()
 	for c := range changes {
 		ch := c.Status
-		holder, err := d.sched.SetGPUHealth(ch.UUID, schedHealth(ch.Health))
+		holder, err := d.sched.SetGPUHealth(ch.UUID, d.gpus.assignable(ch.UUID, ch.Health))
 		if err != nil {
 			d.log.Warn("GPU health change for a GPU the scheduler does not know", "gpu", ch.UUID, "err", err)
 			continue
@@ -150,8 +167,9 @@ func (d *Daemon) checkCDI(gpus int) error {
 	if err != nil {
 		return withCode(codes.FailedPrecondition, fmt.Errorf("reading CDI specs in %s: %w", strings.Join(d.cfg.GPU.CDISpecDirs, ", "), err))
 	}
-	if len(av.Present) >= gpus {
-		return nil
+	d.setCDIMissing(av.Missing)
+	if len(av.Present) >= gpus || gpus > len(d.gpus.uuids) {
+		return nil // enough, or never enough whatever the specs: the fit check says so with numbers
 	}
 	msg := fmt.Sprintf("this node has CDI devices for %d of its GPUs, the task needs %d: no CDI device nvidia.com/gpu=<uuid> for %s in %s; generate specs (e.g. `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`)",
 		len(av.Present), gpus, strings.Join(av.Missing, ", "), strings.Join(d.cfg.GPU.CDISpecDirs, ", "))
@@ -159,6 +177,36 @@ func (d *Daemon) checkCDI(gpus int) error {
 		msg += "; spec problems: " + strings.Join(av.SpecErrors, "; ")
 	}
 	return withCode(codes.FailedPrecondition, errors.New(msg))
+}
+
+// setCDIMissing records which GPUs lack a CDI device and tells the
+// scheduler of every GPU whose assignability changed.
+func (d *Daemon) setCDIMissing(missing []string) {
+	g := d.gpus
+	now := map[string]bool{}
+	for _, u := range missing {
+		now[u] = true
+	}
+	g.mu.Lock()
+	var changed []string
+	for _, u := range g.uuids {
+		if now[u] != g.noCDI[u] {
+			changed = append(changed, u)
+		}
+	}
+	g.noCDI = now
+	g.mu.Unlock()
+	statuses := g.statuses()
+	for _, u := range changed {
+		if now[u] {
+			d.log.Warn("GPU has no CDI device; it is not assigned until one is generated", "gpu", u)
+		}
+		d.sched.SetGPUHealth(u, g.assignable(u, statuses[u].Health))
+	}
+	if len(changed) > 0 {
+		d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_CAPACITY)
+		d.kick()
+	}
 }
 
 func (s *nodeService) ClearGpuHealth(ctx context.Context, req *pcnodev1.ClearGpuHealthRequest) (*pcnodev1.ClearGpuHealthResponse, error) {
@@ -182,7 +230,7 @@ func (s *nodeService) ClearGpuHealth(ctx context.Context, req *pcnodev1.ClearGpu
 	}
 	// Apply at once rather than waiting for the change to arrive.
 	if st, err := m.Status(req.GetUuid()); err == nil {
-		s.d.sched.SetGPUHealth(st.UUID, schedHealth(st.Health))
+		s.d.sched.SetGPUHealth(st.UUID, s.d.gpus.assignable(st.UUID, st.Health))
 		s.d.kick()
 	}
 	n, err := s.d.nodeInfo(ctx)

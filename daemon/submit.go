@@ -121,11 +121,11 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if err != nil {
 		return nil, false, err
 	}
-	if _, ever, reason := d.sched.Fits(res.request); !ever {
-		return nil, false, withCode(codes.ResourceExhausted, fmt.Errorf("task can never fit this node: %s", reason))
-	}
 	if err := d.checkCDI(res.request.Requests.GPUs); err != nil {
 		return nil, false, err
+	}
+	if _, ever, reason := d.sched.Fits(res.request); !ever {
+		return nil, false, withCode(codes.ResourceExhausted, errors.New(reason))
 	}
 	if d.draining.Load() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
