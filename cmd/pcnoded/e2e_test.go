@@ -9,6 +9,7 @@ package main
 // without running anything.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -18,10 +19,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/pcnode/pcnode/client"
 	"github.com/pcnode/pcnode/internal/daemontest"
 	"github.com/pcnode/pcnode/internal/testimage"
 	"github.com/pcnode/pcnode/internal/testimage/pattern"
@@ -114,6 +117,69 @@ func e2eDiskManifest(t *testing.T, name, dir string) *pcnodev1.OutputManifest {
 	return om
 }
 
+// e2eStates lists the states of the state-change events, collapsing
+// repeats of the same state.
+func e2eStates(events []*pcnodev1.TaskEvent) []pcnodev1.TaskState {
+	var out []pcnodev1.TaskState
+	for _, ev := range events {
+		if sc := ev.GetStateChange(); sc != nil && (len(out) == 0 || out[len(out)-1] != sc.GetState()) {
+			out = append(out, sc.GetState())
+		}
+	}
+	return out
+}
+
+// e2eWatch starts WatchTasks with labels; the function it returns waits
+// (up to 30 s) until the watch has seen task id reach a final state and
+// returns that task's events.
+func e2eWatch(t *testing.T, d *daemontest.Daemon, labels map[string]string) func(id string) []*pcnodev1.TaskEvent {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	stream, err := d.Client.Tasks.WatchTasks(ctx, &pcnodev1.WatchTasksRequest{Labels: labels})
+	if err != nil {
+		t.Fatalf("WatchTasks() = %v", client.FromError(err))
+	}
+	// The server subscribes when the request arrives; there is no message
+	// to wait for, so give it a moment (the checks tolerate a late start).
+	time.Sleep(200 * time.Millisecond)
+	events := make(chan *pcnodev1.TaskEvent, 1024)
+	go func() {
+		defer close(events)
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				return
+			}
+			events <- resp.GetEvent()
+		}
+	}()
+	return func(id string) []*pcnodev1.TaskEvent {
+		t.Helper()
+		var got []*pcnodev1.TaskEvent
+		timeout := time.After(30 * time.Second)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Errorf("WatchTasks ended before task %s finished", id)
+					return got
+				}
+				if ev.GetTaskId() != id {
+					continue
+				}
+				got = append(got, ev)
+				if client.IsFinal(ev.GetStateChange().GetState()) {
+					return got
+				}
+			case <-timeout:
+				t.Errorf("WatchTasks: task %s not final after 30s; saw %v", id, e2eStates(got))
+				return got
+			}
+		}
+	}
+}
+
 func TestIntegrationKaapanaDummyFlow(t *testing.T) {
 	d := daemontest.Start(t, daemontest.Options{})
 	img := d.ImportImage(t, testimage.Image{
@@ -128,10 +194,27 @@ func TestIntegrationKaapanaDummyFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	watch := e2eWatch(t, d, map[string]string{"flow": "dummy"})
 	upSpec := e2eSpec(img.GetName(), "upstream", "TIME_SLEEP=0")
+	upSpec.Labels = map[string]string{"flow": "dummy"}
 	upSpec.Outputs = []*pcnodev1.ChannelBinding{e2eBind("channel1", ch1), e2eBind("channel2", ch2)}
 	up, events := d.Run(t, upSpec)
 	e2eWantEnd(t, up, pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, 0)
+	lifecycle := []pcnodev1.TaskState{
+		pcnodev1.TaskState_TASK_STATE_QUEUED, pcnodev1.TaskState_TASK_STATE_PREPARING,
+		pcnodev1.TaskState_TASK_STATE_RUNNING, pcnodev1.TaskState_TASK_STATE_SUCCEEDED,
+	}
+	if diff := cmp.Diff(lifecycle, e2eStates(events)); diff != "" {
+		t.Errorf("RunTask(upstream) state changes (-want +got):\n%s", diff)
+	}
+	if last := events[len(events)-1].GetStateChange(); last.GetState() != pcnodev1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Errorf("RunTask(upstream) last event = %v, want the final state change", events[len(events)-1])
+	}
+	// WatchTasks may have started late, but what it saw is the lifecycle's
+	// end, in order, down to the final state.
+	if got := e2eStates(watch(up.GetId())); len(got) < 2 || !slices.Equal(got, lifecycle[len(lifecycle)-len(got):]) {
+		t.Errorf("WatchTasks state changes of upstream = %v, want the end of %v including RUNNING", got, lifecycle)
+	}
 	if up.GetImageDigest() != img.GetDigest() {
 		t.Errorf("upstream image_digest = %q, want the imported image's %q", up.GetImageDigest(), img.GetDigest())
 	}
