@@ -8,6 +8,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 
+	"github.com/pcnode/pcnode/internal/testenv"
 	"github.com/pcnode/pcnode/internal/testimage"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -16,6 +17,7 @@ import (
 // private 0660 socket, imports and runs, survives Restart with its state,
 // stops cleanly, and its namespace is gone after the test.
 func TestIntegrationHarness(t *testing.T) {
+	testenv.ContainerdAddress(t) // skip here, not only in the subtest
 	var ns, addr string
 	t.Run("run", func(t *testing.T) {
 		d := Start(t, Options{NoRace: true})
