@@ -124,6 +124,13 @@ func (p *problems) addErr(err error) {
 func specInvalid(err error, prefix string) error {
 	var ps spec.Problems
 	if !errors.As(err, &ps) {
+		for _, s := range []error{spec.ErrSyntax, spec.ErrTooLarge, spec.ErrMissingEnv, spec.ErrPlaceholder, spec.ErrQuantity} {
+			if errors.Is(err, s) {
+				var p problems
+				p.add(strings.TrimSuffix(prefix, "."), "%v", err)
+				return invalid(p)
+			}
+		}
 		return err
 	}
 	var p problems
@@ -149,7 +156,8 @@ func sentinelCode(err error) codes.Code {
 		return codes.AlreadyExists
 	case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, store.ErrInvalidPageToken),
 		errors.Is(err, runtime.ErrInvalidReference), errors.Is(err, runtime.ErrInvalidArchive),
-		errors.Is(err, runtime.ErrInvalidArgument), errors.Is(err, spec.ErrInvalid), errors.Is(err, hostpath.ErrOutsideRoots):
+		errors.Is(err, runtime.ErrInvalidArgument), errors.Is(err, spec.ErrInvalid), errors.Is(err, hostpath.ErrOutsideRoots),
+		errors.Is(err, spec.ErrSyntax), errors.Is(err, spec.ErrTooLarge), errors.Is(err, runtime.ErrFileTooLarge):
 		return codes.InvalidArgument
 	case errors.Is(err, sched.ErrNeverFits):
 		return codes.ResourceExhausted

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/logs"
@@ -171,6 +172,10 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		return ev.GetStateChange() != nil && match(ev.GetStateChange())
 	})
 	defer s.d.events.unsubscribe(sub)
+	// Headers tell the caller the watch is live before any event.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	if req.GetSendInitial() {
 		tasks, err := s.d.store.Unfinished(ctx)
 		if err != nil {

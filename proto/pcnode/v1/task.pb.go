@@ -994,7 +994,8 @@ type Task struct {
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the container started.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// When the task reached a final state.
+	// When the task finished: the container's exit time for a task that ran,
+	// else when it reached its final state.
 	FinishTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
 	// Resources reserved for the task while it runs.
 	Allocation *Allocation `protobuf:"bytes,13,opt,name=allocation,proto3" json:"allocation,omitempty"`
