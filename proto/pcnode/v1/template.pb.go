@@ -92,8 +92,10 @@ const (
 	ScaleRuleMode_SCALE_RULE_MODE_SUM ScaleRuleMode = 1
 	// Size of the largest matching file.
 	ScaleRuleMode_SCALE_RULE_MODE_MAX_FILE_SIZE ScaleRuleMode = 2
-	// Largest per-item sum, an item being a direct child of the target
-	// directory (a file, or a directory with everything matching under it).
+	// Largest per-item sum, as Kaapana measures it: an item is a directory
+	// directly under the channel root (files at the root are not items);
+	// within each item, target_dir, target_glob and target_regex select the
+	// files summed. 0 when the channel has no item directories.
 	ScaleRuleMode_SCALE_RULE_MODE_MAX_ITEM_SUM ScaleRuleMode = 3
 )
 
@@ -547,8 +549,9 @@ type ScaleRule struct {
 	Type ScaleRuleType `protobuf:"varint,2,opt,name=type,proto3,enum=pcnode.v1.ScaleRuleType" json:"type,omitempty"`
 	// How the data is measured.
 	Mode ScaleRuleMode `protobuf:"varint,3,opt,name=mode,proto3,enum=pcnode.v1.ScaleRuleMode" json:"mode,omitempty"`
-	// Directory relative to the channel's host path to measure. Default "" (the
-	// channel root); must not leave the channel.
+	// Directory to measure, relative to the channel's host path (for
+	// MAX_ITEM_SUM: relative to each item directory). Default "" (the channel
+	// root or the item itself); must not leave the channel.
 	TargetDir string `protobuf:"bytes,4,opt,name=target_dir,json=targetDir,proto3" json:"target_dir,omitempty"`
 	// Regular expression that must match the whole path of a file relative to
 	// target_dir. Default ".*".
