@@ -95,8 +95,10 @@ cleanup() {
     kill -KILL "$ctr_pid" 2>/dev/null
     wait "$ctr_pid" 2>/dev/null
   fi
-  # Shims of this containerd (their -address is our socket), if any remain.
-  for pid in $(pgrep -f -- "-address $sock( |\$)" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+  # Shims of this containerd (their -address is our socket) and anything a
+  # test started that still runs from the temporary directory (a daemon
+  # orphaned by a timed-out test).
+  for pid in $(pgrep -f -- "-address $sock( |\$)|$tmp/" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
   # Unmount leftovers below the temporary directory, deepest first.
   awk -v p="$tmp/" 'index($2, p) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null
@@ -139,13 +141,39 @@ test_rc=0
 # shellcheck disable=SC2086 # GOTEST_FLAGS is a list of flags
 go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -v ${GOTEST_FLAGS:-} ./... >"$log" 2>&1 || test_rc=$?
 
+# failures prints, from a go test -v log, the output of every failing
+# top-level test (100 lines at most each), the last 40 lines of a package
+# that failed without a failing test (panic, timeout), and build errors.
+failures() {
+  awk '
+    function top(n) { sub(/\/.*/, "", n); return n }
+    function keep(n, line) { if (cnt[n]++ < 100) buf[n] = buf[n] line "\n" }
+    /^# / || /^[^ \t]+\.go:[0-9]+:[0-9]+: / { print; next }
+    /^panic: / { print; pan = 1 }
+    pan && /^\t/ { print }
+    pan && !/^(panic: |\t)/ { pan = 0 }
+    { ring[nr++ % 40] = $0 }
+    /^=== (RUN|CONT|NAME|PAUSE) / { cur = top($3); next }
+    /^ *--- (PASS|FAIL|SKIP): / { cur = top($3); if ($2 == "FAIL:") bad[cur] = 1; keep(cur, $0); next }
+    /^(ok|FAIL)[ \t]+[a-z]/ {
+      nbad = 0
+      for (n in bad) { nbad++; printf "--- %s.%s\n%s", $2, n, buf[n] }
+      if ($1 == "FAIL" && nbad == 0 && $0 !~ /build failed/) {
+        printf "--- %s (no failing test: last lines)\n", $2
+        for (i = (nr > 40 ? nr - 40 : 0); i < nr; i++) print ring[i % 40]
+      }
+      split("", bad); split("", buf); split("", cnt); nr = 0; cur = ""
+      next
+    }
+    cur != "" { keep(cur, $0) }
+  ' "$1"
+}
+
 # Package results, then failures with their messages.
-grep -E '^(ok|FAIL|panic:)[[:space:]]' "$log" || true
+grep -E '^(ok|FAIL)[[:space:]]' "$log" || true
 if [ "$test_rc" -ne 0 ]; then
-  echo "--- failures ---"
-  grep -E -e '--- FAIL|^panic:|_test\.go:[0-9]+:|\[build failed\]|^# |^[^ ]+\.go:[0-9]+:[0-9]+: ' "$log" | head -200 || true
-  echo "--- last 60 lines of .tmp/test.log ---"
-  tail -60 "$log"
+  echo "--- failures (full log: .tmp/test.log) ---"
+  failures "$log"
 fi
 
 # Every top-level TestIntegration* test with its result and package (go
