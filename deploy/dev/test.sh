@@ -13,7 +13,9 @@
 #      TestIntegration* test with its result and the containerd it ran on;
 #   4. fails if any TestIntegration* test was skipped or none ran;
 #   5. runs every fuzz target of the module (found with `go test -list`)
-#      for FUZZTIME each (default 5s).
+#      for FUZZTIME each (default 5s); a failing one leaves its input in
+#      the package's testdata/fuzz/ (commit it with the fix) and its log in
+#      .tmp/fuzz-*.log. Fuzzing is skipped when the tests already failed.
 #
 # Environment: FUZZTIME (default 5s; 0 skips fuzzing), GOTEST_TIMEOUT (go
 # test -timeout, default 8m: a hung package fails instead of eating the
