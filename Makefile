@@ -8,7 +8,7 @@ PKGS  := ./...
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help build generate check lint vet fmt test test-unit fuzz bench deps-check clean
+.PHONY: help build generate check lint vet fmt test test-unit bench deps-check tidy-check clean
 
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,10 @@ vet: ## go vet
 deps-check: ## enforce the one-way dependency rules of DESIGN.md
 	@./deploy/dev/deps-check.sh
 
-check: lint fmt vet deps-check ## every static gate CI runs; fails if regenerating changes anything
+tidy-check: ## fail if go.mod/go.sum are not tidy
+	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "run go mod tidy"; exit 1; }
+
+check: lint fmt vet deps-check tidy-check ## every static gate CI runs; fails if regenerating changes anything
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  cp -r proto $$tmp/before; $(BUF) generate; \
 	  if ! diff -r $$tmp/before proto >/dev/null; then diff -r $$tmp/before proto | head -40; echo "generated code is stale: run make generate and commit"; exit 1; fi
