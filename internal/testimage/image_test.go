@@ -401,9 +401,6 @@ func TestDefaultProcessingContainer(t *testing.T) {
 
 func TestKaapanaDummyProcessingContainer(t *testing.T) {
 	b, err := testimage.KaapanaDummyProcessingContainer()
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("../shared/kaapana is not beside the repository: %v", err)
-	}
 	if err != nil {
 		t.Fatalf("KaapanaDummyProcessingContainer() = %v", err)
 	}

@@ -35,13 +35,13 @@ func DefaultProcessingContainer() []byte {
 }
 
 // KaapanaDummyProcessingContainer reads Kaapana's dummy
-// processing-container.json from the shared directory beside the
-// repository (../shared/kaapana/dummy), for tests that run Kaapana's own
-// templates on the test program.
+// processing-container.json from the repository's copy of Kaapana's example
+// files (daemon/spec/testdata/kaapana/dummy), for tests that run Kaapana's
+// own templates on the test program.
 func KaapanaDummyProcessingContainer() ([]byte, error) {
 	dir, err := sourceDir()
 	if err != nil {
 		return nil, err
 	}
-	return os.ReadFile(filepath.Join(dir, "..", "..", "..", "shared", "kaapana", "dummy", "processing-container.json"))
+	return os.ReadFile(filepath.Join(dir, "..", "..", "daemon", "spec", "testdata", "kaapana", "dummy", "processing-container.json"))
 }
