@@ -44,11 +44,11 @@ check: lint fmt vet deps-check tidy-check ## every static gate CI runs; fails if
 test-unit: ## unit tests only (plain Go, no root, no containerd)
 	$(GO) test -race $(PKGS)
 
-test: ## the full suite: installs containerd+runc if missing, starts a private containerd, runs every test with -race and the fuzz targets briefly
+test: ## the full suite: installs containerd+runc if missing, starts a private containerd, runs every test with -race and the fuzz targets briefly (env: FUZZTIME=5s GOTEST_TIMEOUT=8m GOTEST_FLAGS=)
 	./deploy/dev/test.sh
 
-bench: ## benchmarks
-	$(GO) test -run '^$$' -bench . -benchtime=1x $(PKGS)
+bench: ## benchmarks, once each, against a private containerd (needs root): prints pcnoded's submit→exit next to ctr run --rm and their ratio
+	./deploy/dev/test.sh bench
 
 clean: ## remove build outputs
 	rm -rf bin .tmp

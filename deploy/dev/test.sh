@@ -17,6 +17,8 @@
 #      the package's testdata/fuzz/ (commit it with the fix) and its log in
 #      .tmp/fuzz-*.log. Fuzzing is skipped when the tests already failed.
 #
+# `test.sh bench` runs the benchmarks (once each) instead of the tests.
+#
 # Environment: FUZZTIME (default 5s; 0 skips fuzzing), GOTEST_TIMEOUT (go
 # test -timeout, default 8m: a hung package fails instead of eating the
 # time budget), GOTEST_FLAGS (extra flags for go test, e.g. "-run Foo"),
@@ -135,6 +137,15 @@ say "containerd $server_version (revision $server_revision), runc $(runc --versi
 export PCNODE_TEST_CONTAINERD_ADDRESS=$sock
 export PCNODE_TEST_REQUIRE_INTEGRATION=1
 export TMPDIR=$tmp/tmp
+
+# --- bench mode: `test.sh bench` (make bench) runs the benchmarks instead ---------
+if [ "${1:-}" = bench ]; then
+  say "go test -run '^\$' -bench . -benchtime=1x ./... (BENCH_FLAGS to change)"
+  # shellcheck disable=SC2086
+  go test -run '^$' -bench . -benchtime=1x -timeout 20m ${BENCH_FLAGS:-} ./...
+  say "done in $((SECONDS - start))s against containerd $server_version at $sock"
+  exit 0
+fi
 
 # --- 3. go test -race ----------------------------------------------------------
 log=$repo/.tmp/test.log
