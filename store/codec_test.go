@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,50 @@ func TestPageToken(t *testing.T) {
 		t.Errorf("filterHash(states [1]) == filterHash(no states)")
 	}
 }
+
+// Only the exact strings encodePageToken makes are tokens: another spelling
+// of the same bytes is refused, so every position has one token.
+func TestDecodePageTokenCanonical(t *testing.T) {
+	f := filterHash(nil, nil)
+	id := "3MASM4NMAKMAWMASMASM4GMACP"
+	token := encodePageToken(id, f)
+	if got, err := decodePageToken(token, f); err != nil || got != id {
+		t.Fatalf("decodePageToken(%q) = %q, %v, want %q, nil", token, got, err, id)
+	}
+	// The last of 47 characters carries 2 padding bits, zero when canonical.
+	last := strings.IndexByte(base64URL, token[len(token)-1])
+	tests := []struct {
+		name  string
+		token string
+	}{
+		// Found by FuzzDecodePageToken: the token of id with padding bits set.
+		{"fuzz crasher 31fc4b9d6ac0671b", "AZailtIk8oXGM01BU000Tk1BS01BV01BU01BU000R01BQ1B"},
+		{"fuzz crasher b114d7a212de0f53", "AZailtIk8oXGM01BU000Tk1BS1BBV01BU01BU000R01BQ01"},
+		{"low padding bit", token[:len(token)-1] + string(base64URL[last|1])},
+		{"high padding bit", token[:len(token)-1] + string(base64URL[last|2])},
+		{"line break inside", token[:20] + "\n" + token[20:]},
+		{"line break inside, same length", token[:20] + "\n" + token[20:len(token)-1]},
+		{"CRLF at the end", token + "\r\n"},
+		{"padded", token + "="},
+		{"standard alphabet", strings.NewReplacer("-", "+", "_", "/").Replace(token) + "+"},
+		{"truncated", token[:len(token)-1]},
+		{"one character more", token + "A"},
+		{"empty", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.token == token {
+				t.Fatalf("case %q is the canonical token", tt.token)
+			}
+			if got, err := decodePageToken(tt.token, f); !errors.Is(err, ErrInvalidPageToken) {
+				t.Errorf("decodePageToken(%q) = %q, %v, want %v", tt.token, got, err, ErrInvalidPageToken)
+			}
+		})
+	}
+}
+
+// base64URL is the alphabet of page tokens, in value order.
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 func FuzzDecodePageToken(f *testing.F) {
 	f.Add(encodePageToken("01ARZ3NDEKTSV4RRFFQ69G5FAV", filterHash(nil, nil)))

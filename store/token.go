@@ -16,12 +16,20 @@ import (
 // The filter hash ties a token to the States and Labels it was made for, so a
 // token replayed with other filters is refused instead of silently skipping
 // or repeating tasks. Tokens are not secret: they only name a position.
+//
+// Tokens are opaque and only ListTasks makes them, so decodePageToken accepts
+// exactly the strings encodePageToken returns: one token per position, never
+// another spelling of it (base64 with non-zero padding bits, or with the line
+// breaks Go's decoder skips).
 
 const (
 	tokenVersion  = 1
 	filterHashLen = 8
 	tokenLen      = 1 + filterHashLen + IDLen
 )
+
+// tokenEncoding refuses non-zero padding bits in the last character.
+var tokenEncoding = base64.RawURLEncoding.Strict()
 
 // filterHash digests the filters of a listing; states must be sorted.
 func filterHash(states []pcnodev1.TaskState, labels map[string]string) [filterHashLen]byte {
@@ -49,12 +57,17 @@ func encodePageToken(lastID string, filter [filterHashLen]byte) string {
 	b = append(b, tokenVersion)
 	b = append(b, filter[:]...)
 	b = append(b, lastID...)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return tokenEncoding.EncodeToString(b)
 }
 
 // decodePageToken returns the id a token continues after.
 func decodePageToken(token string, filter [filterHashLen]byte) (string, error) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
+	// The exact length of a canonical token: with it, skipped line breaks
+	// leave too few bytes, and nothing long is decoded at all.
+	if len(token) != tokenEncoding.EncodedLen(tokenLen) {
+		return "", fmt.Errorf("malformed page token: %w", ErrInvalidPageToken)
+	}
+	b, err := tokenEncoding.DecodeString(token)
 	if err != nil || len(b) != tokenLen || b[0] != tokenVersion {
 		return "", fmt.Errorf("malformed page token: %w", ErrInvalidPageToken)
 	}
