@@ -172,6 +172,7 @@ func (d *Daemon) enqueue(ctx context.Context, task *pcnodev1.Task, req sched.Req
 		d.mu.Lock()
 		delete(d.queued, req.ID)
 		d.mu.Unlock()
+		d.sealLog(ctx, req.ID)
 		d.finish(ctx, req.ID, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_START_ERROR,
 			fmt.Sprintf("not admitted: %v", err), nil)
 		return
@@ -232,6 +233,7 @@ func (d *Daemon) expireQueued(ctx context.Context) {
 		d.mu.Lock()
 		delete(d.queued, id)
 		d.mu.Unlock()
+		d.sealLog(ctx, id) // the task never ran: followers of its log end now
 		d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_TIMEOUT,
 			"startup timeout passed while queued for resources", nil)
 	}
@@ -259,6 +261,7 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, grace time.Duration)
 			d.mu.Lock()
 			delete(d.queued, id)
 			d.mu.Unlock()
+			d.sealLog(ctx, id) // the task never ran: followers of its log end now
 			return d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
 		}
 		time.Sleep(20 * time.Millisecond) // between admission and runner start

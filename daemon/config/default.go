@@ -58,7 +58,7 @@ execution_timeout = "0s"
 stop_grace_period = "10s"
 # Most processes in a task's container, unless a spec sets its own. 0: no limit.
 pids_limit = 4096
-# How long finished tasks and their logs are kept.
+# How long finished tasks and their logs are kept. "0s": forever.
 retention = "168h0m0s"
 # Whether a spec may ask for the host network.
 allow_host_network = false
