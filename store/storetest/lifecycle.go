@@ -179,14 +179,20 @@ func testDeleteFinishedBefore(t *testing.T, open Opener) {
 
 // Concurrent writers neither lose nor duplicate anything, and one
 // idempotency key yields exactly one task. Run with -race.
+//
+// Each writer records what it saw in its own element of results, read only
+// after wg.Wait: there is no channel whose capacity must match the number of
+// sends, so a writer can only block inside the store. (With channels drained
+// after wg.Wait, a buffer one send too small hangs the test for good.)
 func testConcurrentWriters(t *testing.T, open Opener) {
 	s := open(t)
 	const writers, each = 8, 25
+	type result struct{ created, matched []string }
+	results := make([]result, writers)
 	var wg sync.WaitGroup
-	created := make(chan string, 2*writers*each)
-	matched := make(chan string, 2*writers*each)
 	for w := range writers {
 		wg.Go(func() {
+			r := &results[w]
 			for i := range each {
 				task := newTask(store.NewID(time.Now()), queued, map[string]string{"writer": fmt.Sprint(w)})
 				got, existing, err := s.CreateTask(ctx(), task, "", nil)
@@ -194,7 +200,7 @@ func testConcurrentWriters(t *testing.T, open Opener) {
 					t.Errorf("writer %d: CreateTask = %v, %v", w, existing, err)
 					return
 				}
-				created <- got.GetId()
+				r.created = append(r.created, got.GetId())
 				if _, err := s.ModifyTask(ctx(), got.GetId(), func(t *pcnodev1.Task) error {
 					t.State = running
 					t.ExitCode++
@@ -213,29 +219,31 @@ func testConcurrentWriters(t *testing.T, open Opener) {
 					return
 				}
 				if existing {
-					matched <- got.GetId()
+					r.matched = append(r.matched, got.GetId())
 				} else {
-					created <- got.GetId()
+					r.created = append(r.created, got.GetId())
 				}
 			}
 		})
 	}
 	wg.Wait()
-	close(created)
-	close(matched)
 	seen := map[string]bool{}
-	for id := range created {
-		if seen[id] {
-			t.Errorf("task %q created twice", id)
+	for _, r := range results {
+		for _, id := range r.created {
+			if seen[id] {
+				t.Errorf("task %q created twice", id)
+			}
+			seen[id] = true
 		}
-		seen[id] = true
 	}
 	if want := writers*each + each; len(seen) != want {
 		t.Errorf("created %d tasks, want %d", len(seen), want)
 	}
-	for id := range matched {
-		if !seen[id] {
-			t.Errorf("idempotent match returned %q, which was never created", id)
+	for _, r := range results {
+		for _, id := range r.matched {
+			if !seen[id] {
+				t.Errorf("idempotent match returned %q, which was never created", id)
+			}
 		}
 	}
 	all, pages := listAll(t, s, store.ListOptions{PageSize: store.MaxPageSize})
