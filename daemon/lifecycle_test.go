@@ -1,0 +1,339 @@
+package daemon
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+const testExe = "/usr/local/bin/pcnoded"
+
+// testDaemon is a Daemon with configuration and a host path policy over a
+// fresh data root holding the directories named in dirs; nothing else.
+func testDaemon(t *testing.T, dirs ...string) (*Daemon, string) {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pol, err := hostpath.New([]string{root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = pol.DataRoots[0] // resolved
+	return &Daemon{
+		cfg:      config.DefaultConfig(),
+		paths:    pol,
+		exe:      testExe,
+		logsRoot: filepath.Join(t.TempDir(), "logs"),
+	}, root
+}
+
+func gpuAssignment(uuids ...string) sched.Assignment {
+	a := sched.Assignment{ID: "t1"}
+	for i, u := range uuids {
+		a.GPUs = append(a.GPUs, sched.GPU{Index: i, UUID: u, NUMANode: -1, Health: sched.Healthy})
+	}
+	a.Resources.GPUs = len(uuids)
+	return a
+}
+
+func TestContainerSpec(t *testing.T) {
+	d, root := testDaemon(t, "in", "out", "out2")
+	task := &pcnodev1.Task{
+		Id: "t1",
+		Spec: &pcnodev1.TaskSpec{
+			Image:          "registry.example.org/pc:1",
+			Network:        pcnodev1.NetworkMode_NETWORK_MODE_HOST,
+			ReadOnlyRootfs: true,
+			User:           "1000:100",
+			PidsLimit:      64,
+			// The spec's env, command and resources are not used: the
+			// instance is the resolved task.
+			Env:     []*pcnodev1.EnvVar{{Name: "FROM_SPEC", Value: "1"}},
+			Command: []string{"spec-command"},
+		},
+		Instance: &pcnodev1.TaskInstance{
+			Env: []*pcnodev1.EnvVar{
+				{Name: "A", Value: "1"},
+				{Name: "NVIDIA_VISIBLE_DEVICES", Value: "all"},
+				{Name: "B", Value: "x=y"},
+			},
+			Command: []string{"python3", "-m", "seg"},
+			Inputs:  []*pcnodev1.Mount{{Name: "in", HostPath: filepath.Join(root, "in"), MountedPath: "/data/in"}},
+			Outputs: []*pcnodev1.Mount{
+				{Name: "out", HostPath: filepath.Join(root, "out"), MountedPath: "/data/out"},
+				{Name: "out2", HostPath: filepath.Join(root, "out2"), MountedPath: "/data/out2", ReadOnly: true},
+			},
+			Resources: &pcnodev1.ResourceRequirements{
+				Requests: &pcnodev1.ResourceList{MemoryBytes: 1 << 30, CpuMillis: 500},
+				Limits:   &pcnodev1.ResourceList{MemoryBytes: 2 << 30, CpuMillis: 1500},
+			},
+		},
+	}
+	mounts := []runtime.Mount{
+		{Source: filepath.Join(root, "in"), Destination: "/data/in", ReadOnly: true},
+		{Source: filepath.Join(root, "out"), Destination: "/data/out"},
+		{Source: filepath.Join(root, "out2"), Destination: "/data/out2"},
+	}
+	for _, tc := range []struct {
+		name  string
+		alloc sched.Assignment
+		want  runtime.ContainerSpec
+	}{
+		{"no GPUs", sched.Assignment{ID: "t1"}, runtime.ContainerSpec{
+			ID: "t1", Image: "registry.example.org/pc:1", Args: []string{"python3", "-m", "seg"},
+			Env:              []string{"A=1", "B=x=y", "NVIDIA_VISIBLE_DEVICES=void"},
+			Mounts:           mounts,
+			MemoryLimitBytes: 2 << 30, MemoryReservationBytes: 1 << 30, CPUQuotaMillis: 1500,
+			PidsLimit: 64, NetworkHost: true, ReadOnlyRootfs: true, User: "1000:100",
+		}},
+		{"two GPUs", gpuAssignment("GPU-aaaa", "GPU-bbbb"), runtime.ContainerSpec{
+			ID: "t1", Image: "registry.example.org/pc:1", Args: []string{"python3", "-m", "seg"},
+			Env:              []string{"A=1", "B=x=y", "NVIDIA_VISIBLE_DEVICES=GPU-aaaa,GPU-bbbb"},
+			Mounts:           mounts,
+			MemoryLimitBytes: 2 << 30, MemoryReservationBytes: 1 << 30, CPUQuotaMillis: 1500,
+			PidsLimit: 64, NetworkHost: true, ReadOnlyRootfs: true, User: "1000:100",
+			CDIDevices: []string{"nvidia.com/gpu=GPU-aaaa", "nvidia.com/gpu=GPU-bbbb"},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := d.containerSpec(task, tc.alloc)
+			if err != nil {
+				t.Fatalf("containerSpec(%q) error = %v", tc.name, err)
+			}
+			if !strings.HasPrefix(got.LogURI, "binary://"+testExe+"?") || !strings.Contains(got.LogURI, "t1") {
+				t.Errorf("containerSpec(%q) LogURI = %q, want binary://%s?… naming the task's log directory", tc.name, got.LogURI, testExe)
+			}
+			got.LogURI = ""
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("containerSpec(%q) (-want +got):\n%s", tc.name, diff)
+			}
+		})
+	}
+}
+
+func TestContainerSpecLimits(t *testing.T) {
+	withPids := func(n int64) config.Config { c := config.DefaultConfig(); c.Tasks.PidsLimit = n; return c }
+	for _, tc := range []struct {
+		name      string
+		cfg       config.Config
+		cpuLimit  int64
+		specPids  int64
+		wantQuota int64
+		wantPids  int64
+	}{
+		{name: "no cpu limit", cfg: config.DefaultConfig(), wantQuota: 0, wantPids: 4096},
+		{name: "1 milli floored", cfg: config.DefaultConfig(), cpuLimit: 1, wantQuota: 10, wantPids: 4096},
+		{name: "9 milli floored", cfg: config.DefaultConfig(), cpuLimit: 9, wantQuota: 10, wantPids: 4096},
+		{name: "10 milli", cfg: config.DefaultConfig(), cpuLimit: 10, wantQuota: 10, wantPids: 4096},
+		{name: "2 cores", cfg: config.DefaultConfig(), cpuLimit: 2000, wantQuota: 2000, wantPids: 4096},
+		{name: "spec pids", cfg: config.DefaultConfig(), specPids: 10, wantPids: 10},
+		{name: "spec pids above config", cfg: withPids(100), specPids: 1000, wantPids: 1000},
+		{name: "config pids", cfg: withPids(100), wantPids: 100},
+		{name: "no pids limit", cfg: withPids(0), wantPids: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _ := testDaemon(t)
+			d.cfg = tc.cfg
+			task := &pcnodev1.Task{
+				Id:   "t1",
+				Spec: &pcnodev1.TaskSpec{Image: "img", PidsLimit: tc.specPids},
+				Instance: &pcnodev1.TaskInstance{Resources: &pcnodev1.ResourceRequirements{
+					Limits: &pcnodev1.ResourceList{CpuMillis: tc.cpuLimit},
+				}},
+			}
+			got, err := d.containerSpec(task, sched.Assignment{ID: "t1"})
+			if err != nil {
+				t.Fatalf("containerSpec(%q) error = %v", tc.name, err)
+			}
+			if got.CPUQuotaMillis != tc.wantQuota || got.PidsLimit != tc.wantPids {
+				t.Errorf("containerSpec(%q) cpu quota, pids = %d, %d, want %d, %d", tc.name, got.CPUQuotaMillis, got.PidsLimit, tc.wantQuota, tc.wantPids)
+			}
+			if got.NetworkHost || got.ReadOnlyRootfs || got.User != "" || len(got.Mounts) != 0 || len(got.CDIDevices) != 0 {
+				t.Errorf("containerSpec(%q) = %+v, want no host network, writable rootfs, image user, no mounts or devices", tc.name, got)
+			}
+			if !cmp.Equal(got.Env, []string{"NVIDIA_VISIBLE_DEVICES=void"}) {
+				t.Errorf("containerSpec(%q) env = %q, want only NVIDIA_VISIBLE_DEVICES=void", tc.name, got.Env)
+			}
+		})
+	}
+}
+
+// Mount sources are checked again at start and mounted in their resolved
+// form: a host path changed into a symlink after submit cannot escape.
+func TestContainerSpecHostPaths(t *testing.T) {
+	d, root := testDaemon(t, "real/in", "real/out")
+	outside := t.TempDir()
+	for name, target := range map[string]string{
+		"link-in":  filepath.Join(root, "real/in"),
+		"link-out": filepath.Join(root, "real/out"),
+		"escape":   outside,
+	} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := func(p string) []*pcnodev1.Mount {
+		return []*pcnodev1.Mount{{Name: "in", HostPath: p, MountedPath: "/in"}}
+	}
+	out := func(p string) []*pcnodev1.Mount {
+		return []*pcnodev1.Mount{{Name: "out", HostPath: p, MountedPath: "/out"}}
+	}
+	for _, tc := range []struct {
+		name       string
+		inst       *pcnodev1.TaskInstance
+		wantMounts []runtime.Mount
+		wantField  string
+		wantErr    error
+	}{
+		{name: "symlinks resolved", inst: &pcnodev1.TaskInstance{Inputs: in(filepath.Join(root, "link-in")), Outputs: out(filepath.Join(root, "link-out"))},
+			wantMounts: []runtime.Mount{
+				{Source: filepath.Join(root, "real/in"), Destination: "/in", ReadOnly: true},
+				{Source: filepath.Join(root, "real/out"), Destination: "/out"},
+			}},
+		{name: "input escapes", inst: &pcnodev1.TaskInstance{Inputs: in(filepath.Join(root, "escape"))},
+			wantField: "inputs[0].host_path", wantErr: hostpath.ErrOutsideRoots},
+		{name: "output escapes", inst: &pcnodev1.TaskInstance{Outputs: out(filepath.Join(root, "escape"))},
+			wantField: "outputs[0].host_path", wantErr: hostpath.ErrOutsideRoots},
+		{name: "input outside roots", inst: &pcnodev1.TaskInstance{Inputs: in("/etc")},
+			wantField: "inputs[0].host_path", wantErr: hostpath.ErrOutsideRoots},
+		{name: "input missing", inst: &pcnodev1.TaskInstance{Inputs: in(filepath.Join(root, "gone"))},
+			wantField: "inputs[0].host_path", wantErr: hostpath.ErrNotExist},
+		// Outputs are created while preparing; at start they must exist.
+		{name: "output missing", inst: &pcnodev1.TaskInstance{Outputs: out(filepath.Join(root, "gone"))},
+			wantField: "outputs[0].host_path", wantErr: hostpath.ErrNotExist},
+		{name: "relative", inst: &pcnodev1.TaskInstance{Inputs: in("real/in")},
+			wantField: "inputs[0].host_path", wantErr: hostpath.ErrNotAbsolute},
+		{name: "dot dot", inst: &pcnodev1.TaskInstance{Outputs: out(root + "/real/../../x")},
+			wantField: "outputs[0].host_path", wantErr: hostpath.ErrNotClean},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := &pcnodev1.Task{Id: "t1", Spec: &pcnodev1.TaskSpec{Image: "img"}, Instance: tc.inst}
+			got, err := d.containerSpec(task, sched.Assignment{ID: "t1"})
+			if tc.wantErr != nil {
+				var he *hostpath.Error
+				if !errors.As(err, &he) || he.Field != tc.wantField || !errors.Is(err, tc.wantErr) {
+					t.Errorf("containerSpec(%q) error = %v, want a *hostpath.Error for %s wrapping %v", tc.name, err, tc.wantField, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("containerSpec(%q) error = %v", tc.name, err)
+			}
+			if diff := cmp.Diff(tc.wantMounts, got.Mounts); diff != "" {
+				t.Errorf("containerSpec(%q) mounts (-want +got):\n%s", tc.name, diff)
+			}
+		})
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	dur := durationpb.New
+	cfg := config.DefaultConfig()
+	cfg.Tasks.StartupTimeout.Duration = 30 * time.Minute
+	cfg.Tasks.ExecutionTimeout.Duration = 2 * time.Hour
+	cfg.Tasks.StopGracePeriod.Duration = 10 * time.Second
+	zero := config.DefaultConfig()
+	zero.Tasks.StartupTimeout.Duration = 0
+	zero.Tasks.ExecutionTimeout.Duration = 0
+	zero.Tasks.StopGracePeriod.Duration = 0
+	for _, tc := range []struct {
+		name                          string
+		cfg                           config.Config
+		spec                          *pcnodev1.TaskSpec
+		req                           *durationpb.Duration
+		startup, execution, stopGrace time.Duration
+	}{
+		{name: "config", cfg: cfg, spec: &pcnodev1.TaskSpec{},
+			startup: 30 * time.Minute, execution: 2 * time.Hour, stopGrace: 10 * time.Second},
+		{name: "no spec", cfg: cfg,
+			startup: 30 * time.Minute, execution: 2 * time.Hour, stopGrace: 10 * time.Second},
+		{name: "spec", cfg: cfg, spec: &pcnodev1.TaskSpec{StartupTimeout: dur(time.Minute), ExecutionTimeout: dur(5 * time.Hour), StopGracePeriod: dur(time.Minute)},
+			startup: time.Minute, execution: 5 * time.Hour, stopGrace: time.Minute},
+		{name: "request over spec", cfg: cfg, spec: &pcnodev1.TaskSpec{StopGracePeriod: dur(time.Minute)}, req: dur(3 * time.Second),
+			startup: 30 * time.Minute, execution: 2 * time.Hour, stopGrace: 3 * time.Second},
+		{name: "request over config", cfg: cfg, spec: &pcnodev1.TaskSpec{}, req: dur(time.Hour),
+			startup: 30 * time.Minute, execution: 2 * time.Hour, stopGrace: time.Hour},
+		{name: "zero means unset", cfg: cfg, spec: &pcnodev1.TaskSpec{StartupTimeout: dur(0), ExecutionTimeout: dur(0), StopGracePeriod: dur(0)}, req: dur(0),
+			startup: 30 * time.Minute, execution: 2 * time.Hour, stopGrace: 10 * time.Second},
+		{name: "negative means unset", cfg: cfg, spec: &pcnodev1.TaskSpec{StartupTimeout: dur(-1), ExecutionTimeout: dur(-1), StopGracePeriod: dur(-1)}, req: dur(-1),
+			startup: 30 * time.Minute, execution: 2 * time.Hour, stopGrace: 10 * time.Second},
+		{name: "none configured", cfg: zero, spec: &pcnodev1.TaskSpec{}},
+		{name: "spec without config", cfg: zero, spec: &pcnodev1.TaskSpec{StartupTimeout: dur(time.Second), ExecutionTimeout: dur(time.Second), StopGracePeriod: dur(time.Second)},
+			startup: time.Second, execution: time.Second, stopGrace: time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Daemon{cfg: tc.cfg}
+			task := &pcnodev1.Task{Spec: tc.spec}
+			if got := d.startupTimeout(task); got != tc.startup {
+				t.Errorf("startupTimeout(%q) = %v, want %v", tc.name, got, tc.startup)
+			}
+			if got := d.executionTimeout(task); got != tc.execution {
+				t.Errorf("executionTimeout(%q) = %v, want %v", tc.name, got, tc.execution)
+			}
+			if got := d.gracePeriod(task, tc.req); got != tc.stopGrace {
+				t.Errorf("gracePeriod(%q) = %v, want %v", tc.name, got, tc.stopGrace)
+			}
+		})
+	}
+}
+
+func TestStartupDeadline(t *testing.T) {
+	created := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	cfg := config.DefaultConfig()
+	cfg.Tasks.StartupTimeout.Duration = 30 * time.Minute
+	zero := config.DefaultConfig()
+	zero.Tasks.StartupTimeout.Duration = 0
+	for _, tc := range []struct {
+		name string
+		cfg  config.Config
+		spec *pcnodev1.TaskSpec
+		want time.Time
+	}{
+		{"config", cfg, &pcnodev1.TaskSpec{}, created.Add(30 * time.Minute)},
+		{"spec", cfg, &pcnodev1.TaskSpec{StartupTimeout: durationpb.New(time.Hour)}, created.Add(time.Hour)},
+		{"none", zero, &pcnodev1.TaskSpec{}, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &Daemon{cfg: tc.cfg}
+			got := d.startupDeadline(&pcnodev1.Task{Spec: tc.spec, CreateTime: timestamppb.New(created)})
+			if !got.Equal(tc.want) {
+				t.Errorf("startupDeadline(%q) = %v, want %v", tc.name, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRequestStopFirstWins(t *testing.T) {
+	d := &Daemon{}
+	r := &runner{d: d, stopCh: make(chan struct{})}
+	if why, grace := r.stopRequest(); why != stopNone || grace != 0 {
+		t.Fatalf("stopRequest() = %v, %v before any request, want none", why, grace)
+	}
+	r.requestStop(stopTimeout, 5*time.Second)
+	r.requestStop(stopCancel, time.Second) // ignored: the first request wins
+	select {
+	case <-r.stopCh:
+	default:
+		t.Fatal("requestStop did not close stopCh")
+	}
+	if why, grace := r.stopRequest(); why != stopTimeout || grace != 5*time.Second {
+		t.Errorf("stopRequest() = %v, %v, want %v, %v", why, grace, stopTimeout, 5*time.Second)
+	}
+}
