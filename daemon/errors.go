@@ -157,7 +157,8 @@ func sentinelCode(err error) codes.Code {
 	case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, store.ErrInvalidPageToken),
 		errors.Is(err, runtime.ErrInvalidReference), errors.Is(err, runtime.ErrInvalidArchive),
 		errors.Is(err, runtime.ErrInvalidArgument), errors.Is(err, spec.ErrInvalid), errors.Is(err, hostpath.ErrOutsideRoots),
-		errors.Is(err, spec.ErrSyntax), errors.Is(err, spec.ErrTooLarge), errors.Is(err, runtime.ErrFileTooLarge):
+		errors.Is(err, spec.ErrSyntax), errors.Is(err, spec.ErrTooLarge), errors.Is(err, runtime.ErrFileTooLarge),
+		errors.Is(err, runtime.ErrNotRegularFile):
 		return codes.InvalidArgument
 	case errors.Is(err, sched.ErrNeverFits):
 		return codes.ResourceExhausted

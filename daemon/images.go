@@ -47,6 +47,8 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 	switch {
 	case errors.Is(err, runtime.ErrFileNotFound):
 		c = &cachedPC{err: fmt.Errorf("%s (%s): %w", ref, img.Digest, errNoProcessingContainer)}
+	case errors.Is(err, runtime.ErrNotRegularFile), errors.Is(err, runtime.ErrFileTooLarge):
+		c = &cachedPC{err: fmt.Errorf("%s of %s (%s): %w", pcFile, ref, img.Digest, err)}
 	case err != nil:
 		return img, nil, err // not cached: may be transient
 	default:

@@ -40,10 +40,11 @@ func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for c := range w.subs {
-		select {
-		case c <- why:
+		select { // keep only the latest reason
+		case <-c:
 		default:
 		}
+		c <- why
 	}
 }
 

@@ -42,26 +42,26 @@ func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution
 	res := &resolution{}
 	img, err := d.rt.GetImage(ctx, s.GetImage())
 	switch {
+	case errors.Is(err, runtime.ErrInvalidReference):
+		var p problems
+		p.add("spec.image", "%v", err)
+		return nil, invalid(p)
+	case err != nil && !errors.Is(err, runtime.ErrImageNotFound):
+		return nil, err
 	case err == nil || s.GetInlineTemplate() != nil:
 		img.Name = s.GetImage()
 		res.instance, res.warnings, err = d.resolveWithImage(ctx, s, img)
 		if err != nil {
-			if errors.Is(err, errNoProcessingContainer) {
+			if errors.Is(err, errNoProcessingContainer) || errors.Is(err, runtime.ErrNotRegularFile) || errors.Is(err, runtime.ErrFileTooLarge) {
 				var p problems
 				p.add("spec.image", "%v", err)
 				return nil, invalid(p)
 			}
 			return nil, specInvalid(err, "spec.")
 		}
-	case errors.Is(err, runtime.ErrInvalidReference):
-		var p problems
-		p.add("spec.image", "%v", err)
-		return nil, invalid(p)
-	case errors.Is(err, runtime.ErrImageNotFound):
+	default: // not on the node, template from the image
 		// Pulled when the task starts; the template is checked then.
 		res.warnings = append(res.warnings, fmt.Sprintf("image %s is not on the node: it is pulled when the task starts, and the template is checked then", s.GetImage()))
-	default:
-		return nil, err
 	}
 	res.request = d.schedRequest(s, res.instance)
 	return res, nil

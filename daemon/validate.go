@@ -3,7 +3,9 @@ package daemon
 import (
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -51,7 +53,7 @@ func (p *problems) checkText(field, s string, max int) {
 		return
 	}
 	for _, r := range s {
-		if r < 0x20 && r != '\t' || r == 0x7f {
+		if r != '\t' && unicode.IsControl(r) {
 			p.add(field, "contains control character %U", r)
 			return
 		}
@@ -182,8 +184,8 @@ func validateSpecFields(spec *pcnodev1.TaskSpec, allowHostNetwork bool) problems
 	if spec.GetPidsLimit() < 0 {
 		p.add("spec.pids_limit", "must not be negative")
 	}
-	if u := spec.GetUser(); u != "" && !userRE.MatchString(u) {
-		p.add("spec.user", "must be \"uid\" or \"uid:gid\" (numeric), got %q", u)
+	if u := spec.GetUser(); u != "" && !validUser(u) {
+		p.add("spec.user", "must be \"uid\" or \"uid:gid\" (numeric, below 4294967295), got %q", u)
 	}
 	if a := spec.GetRegistryAuth(); a != nil {
 		if len(a.GetUsername()) > 1024 || len(a.GetPassword()) > 16<<10 {
@@ -191,6 +193,19 @@ func validateSpecFields(spec *pcnodev1.TaskSpec, allowHostNetwork bool) problems
 		}
 	}
 	return p
+}
+
+// validUser reports whether u is "uid" or "uid:gid" with ids in range.
+func validUser(u string) bool {
+	if !userRE.MatchString(u) {
+		return false
+	}
+	for _, id := range strings.Split(u, ":") {
+		if v, err := strconv.ParseUint(id, 10, 32); err != nil || v == 1<<32-1 {
+			return false
+		}
+	}
+	return true
 }
 
 // durations returns the spec's durations by field name.
