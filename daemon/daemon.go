@@ -67,6 +67,8 @@ type Daemon struct {
 	capacity    sched.Resources
 	allocatable sched.Resources
 
+	writeMu sync.Mutex // held by update: store write + announcement
+
 	pcMu    sync.Mutex
 	pcCache map[string]*cachedPC // by image digest
 

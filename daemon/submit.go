@@ -155,8 +155,10 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if a := s.GetRegistryAuth(); a != nil && (a.GetUsername() != "" || a.GetPassword() != "") {
 		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
 	}
-	d.enqueue(ctx, got, res.request, auth)
+	// Announce QUEUED before the scheduler may start the task, so that
+	// watchers see the states in order.
 	d.announce(got)
+	d.enqueue(ctx, got, res.request, auth)
 	d.log.Info("task queued", "task", got.GetId(), "image", s.GetImage(), "name", s.GetName())
 	return got, false, nil
 }

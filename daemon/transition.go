@@ -22,6 +22,11 @@ func isFinal(s pcnodev1.TaskState) bool {
 // update writes a change to a task and, when its state changed, announces
 // it. The write happens before the announcement, always.
 func (d *Daemon) update(ctx context.Context, id string, fn func(*pcnodev1.Task)) (*pcnodev1.Task, error) {
+	// One writer at a time, write and announcement together, so that
+	// watchers see every task's changes in the order they were written
+	// (bbolt serialises writers anyway).
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	var before pcnodev1.TaskState
 	t, err := d.store.ModifyTask(ctx, id, func(t *pcnodev1.Task) error {
 		before = t.GetState()
