@@ -69,7 +69,7 @@ manifest_workers = 0
 # Size of one task log file before it is rotated, and how many files are kept.
 # Older entries are dropped once a task's log exceeds max_file_size × max_files
 # on disk; each entry (a line, or 64 KiB of a longer one) takes 25 bytes on top
-# of its data, so the defaults keep about the last 35 MB of output written in
+# of its data, so the defaults keep about the last 37 MB of output written in
 # 64-byte lines. Raise them for tasks whose full output must be kept.
 max_file_size = "10Mi"
 max_files = 5
