@@ -26,4 +26,12 @@ check deps    "./store/..."       "$mod/daemon" "$mod/gpu" "github.com/container
 check deps    "./gpu/..."         "$mod/daemon" "$mod/store" "go.etcd.io/bbolt"
 check imports "./store/..."       "google.golang.org/grpc"
 check imports "./gpu/..."         "google.golang.org/grpc"
+# One package doc per library package, starting "Package x owns" (STYLE.md).
+for line in $(go list -f '{{.Name}}:{{.Dir}}' ./... | grep -v -e '^main:' -e '/proto/'); do
+  name=${line%%:*} dir=${line#*:}
+  n=$(grep -l "^// Package $name owns" "$dir"/*.go 2>/dev/null | grep -vc '_test\.go$' || true)
+  if [ "$n" != 1 ]; then
+    echo "deps-check: ${dir#$PWD/} has $n package docs starting \"// Package $name owns\", want 1"; fail=1
+  fi
+done
 exit $fail
