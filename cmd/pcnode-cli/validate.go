@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/spf13/cobra"
 
 	"github.com/pcnode/pcnode/daemon/spec"
@@ -39,7 +41,8 @@ func newValidateCmd() *cobra.Command {
 		Short: "Check a processing-container.json or task.json against pcnode's JSON schema and rules",
 		Long: "validate checks FILE against pcnode's JSON schema and semantic rules and reports every problem\n" +
 			"with the path of the field concerned. The kind of file is detected (templates: a\n" +
-			"processing-container.json; taskTemplate or image: a task.json) unless --schema says it.\n" +
+			"processing-container.json; taskTemplate or image: a task.json; $defs/$schema with properties:\n" +
+			"a JSON Schema, which is checked to compile) unless --schema says it.\n" +
 			"With --pc a task is also checked against that processing-container: the template exists,\n" +
 			"every channel is bound and only known ones are, env overrides are allowed.\n" +
 			"{{ env.NAME }} placeholders are left as they are and listed.\n\n" +
@@ -67,13 +70,16 @@ func newValidateCmd() *cobra.Command {
 					kind = schema.Task // report against the task schema; the problems say why
 					if pcPath == "" {
 						return reportValidate(cmd.OutOrStdout(), format, &validateReport{File: args[0], Problems: []finding{{
-							Description: "cannot tell whether this is a processing-container.json (templates) or a task.json (taskTemplate, image); use --schema pc|task",
+							Description: "cannot tell whether this is a processing-container.json (templates), a task.json (taskTemplate, image) or a JSON Schema; use --schema pc|task",
 						}}})
 					}
 				}
 			}
 			if pcPath != "" && kind != schema.Task {
 				return usagef("--pc applies to a task.json only")
+			}
+			if kind == kindJSONSchema {
+				return reportValidate(cmd.OutOrStdout(), format, validateJSONSchema(args[0], data))
 			}
 			rep := validateFile(args[0], data, kind, pcPath)
 			return reportValidate(cmd.OutOrStdout(), format, rep)
@@ -84,7 +90,12 @@ func newValidateCmd() *cobra.Command {
 	return cmd
 }
 
-// detectKind tells the two formats apart by their required keys.
+// kindJSONSchema is a JSON Schema document, such as Kaapana's
+// ProcessingContainer.schema.json and Task.schema.json: it is checked to
+// compile as a JSON Schema.
+const kindJSONSchema schema.Kind = "jsonschema"
+
+// detectKind tells the formats apart by their required keys.
 func detectKind(data []byte) schema.Kind {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil {
@@ -98,7 +109,33 @@ func detectKind(data []byte) schema.Kind {
 			return schema.Task
 		}
 	}
+	_, defs := top["$defs"]
+	_, dialect := top["$schema"]
+	if _, props := top["properties"]; props && (defs || dialect) {
+		return kindJSONSchema
+	}
 	return ""
+}
+
+// validateJSONSchema checks that a JSON Schema document compiles (draft
+// 2020-12 unless it names another dialect).
+func validateJSONSchema(path string, data []byte) *validateReport {
+	rep := &validateReport{File: path, Kind: kindJSONSchema}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err == nil {
+		c := jsonschema.NewCompiler()
+		c.DefaultDraft(jsonschema.Draft2020)
+		if err = c.AddResource("file:///schema.json", doc); err == nil {
+			_, err = c.Compile("file:///schema.json")
+		}
+	}
+	if err != nil {
+		rep.Problems = append(rep.Problems, finding{Description: "not a valid JSON Schema: " + err.Error()})
+		return rep
+	}
+	rep.Warnings = append(rep.Warnings, finding{Description: "a JSON Schema, not a processing-container.json or task.json; " +
+		"pcnode checks those against its own schemas in daemon/spec/schema (Kaapana's plus env type and adjustable)"})
+	return rep
 }
 
 // validateFile runs the schema and the semantic checks and merges their
@@ -221,6 +258,8 @@ func kindName(k schema.Kind) string {
 		return "processing-container.json"
 	case schema.Task:
 		return "task.json"
+	case kindJSONSchema:
+		return "JSON Schema"
 	}
 	return "file"
 }
