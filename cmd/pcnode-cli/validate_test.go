@@ -163,7 +163,7 @@ func TestValidateFindings(t *testing.T) {
 		{
 			name: "kind cannot be told",
 			args: []string{"validate", write("c.json", `{"name": "x"}`)},
-			want: []finding{{Description: "cannot tell whether this is a processing-container.json (templates) a task.json (taskTemplate, image) or a JSON Schema; use --schema pc|task"}},
+			want: []finding{{Description: "cannot tell whether this is a processing-container.json (templates), a task.json (taskTemplate, image) or a JSON Schema; use --schema pc|task"}},
 		},
 		{
 			name: "problems of the selected template are the --pc file's",
