@@ -320,7 +320,6 @@ func settle(t *testing.T, d *Daemon) {
 // are no new failure (an application XID on a GPU already unhealthy) add
 // no fault.
 func TestWatchGPUHealthFaultCause(t *testing.T) {
-	t.Skip("known bug: watchGPUHealth takes a fault's XID and time from the GPU's last XID, and records every unhealthy change as a fault")
 	d := healthDaemon(t)
 	runHealth(t, d)
 	m := d.gpus.monitor

@@ -143,10 +143,11 @@ func (d *Daemon) watchGPUHealth(ctx context.Context) {
 			continue
 		}
 		d.log.Info("GPU health changed", "gpu", ch.UUID, "from", c.Previous.String(), "to", ch.Health.String(), "msg", ch.Message)
-		if holder != "" && ch.Health == gpu.HealthUnhealthy {
-			fault := &pcnodev1.GpuFault{Uuid: ch.UUID, Message: ch.Message, Time: timestamppb.Now()}
-			if ch.LastXID != nil {
-				fault.Xid, fault.Time = int32(ch.LastXID.Code), timestamppb.New(ch.LastXID.Time)
+		if holder != "" && c.Cause != nil {
+			// One fault per critical event, from the event itself.
+			fault := &pcnodev1.GpuFault{Uuid: ch.UUID, Message: ch.Message, Time: timestamppb.New(c.Cause.Time)}
+			if c.Cause.Kind == gpu.EventXID {
+				fault.Xid = int32(c.Cause.XID)
 			}
 			if _, err := d.update(ctx, holder, func(t *pcnodev1.Task) { t.GpuFaults = append(t.GpuFaults, fault) }); err != nil {
 				d.log.Warn("recording GPU fault on task", "task", holder, "err", err)

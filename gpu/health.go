@@ -63,6 +63,13 @@ type Change struct {
 	Previous Health
 	// Status is the GPU's status after the change.
 	Status Status
+	// Cause is the critical event (a non-application XID, an uncorrected
+	// ECC error, a lost GPU) that made this change; nil for changes made by
+	// anything else (application XIDs, re-probes, clears, monitoring
+	// starting or stopping). Each critical event yields exactly one Change
+	// with a Cause, so a consumer can record faults from it without
+	// duplicates.
+	Cause *Event
 }
 
 // EventKind is the kind of a health event.
@@ -75,6 +82,9 @@ const (
 	EventDoubleBitECC
 	// EventSingleBitECC is a corrected (single-bit) ECC error.
 	EventSingleBitECC
+	// EventLost is a GPU the driver no longer answers for (found by the
+	// monitor, not delivered by a source).
+	EventLost
 )
 
 func (k EventKind) String() string {
@@ -85,6 +95,8 @@ func (k EventKind) String() string {
 		return "double-bit ecc"
 	case EventSingleBitECC:
 		return "single-bit ecc"
+	case EventLost:
+		return "lost"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }

@@ -80,9 +80,10 @@ type Monitor struct {
 
 type state struct {
 	status       gpu.Status
-	watched      bool      // the source is watching this GPU now
-	lastCritical time.Time // time of the last critical event
-	reason       string    // message of the last critical event
+	watched      bool       // the source is watching this GPU now
+	lastCritical time.Time  // time of the last critical event
+	reason       string     // message of the last critical event
+	cause        *gpu.Event // the critical event being published; set by criticalLocked for publishLocked
 }
 
 // New returns a monitor of the GPUs uuids, all HealthUnknown until Run
@@ -202,7 +203,7 @@ func (m *Monitor) started(unwatched map[string]error) {
 		st.watched = !bad
 		switch {
 		case bad && errors.Is(err, gpu.ErrProbe):
-			m.criticalLocked(st, fmt.Sprintf("gpu lost: %v", err), now)
+			m.criticalLocked(st, fmt.Sprintf("gpu lost: %v", err), gpu.Event{UUID: st.status.UUID, Kind: gpu.EventLost, Time: now})
 		case bad:
 			if st.status.Health != gpu.HealthUnhealthy {
 				m.setLocked(st, gpu.HealthUnknown, fmt.Sprintf("health events unavailable for this gpu: %v", err))
@@ -270,12 +271,12 @@ func (m *Monitor) applyLocked(st *state, ev gpu.Event) {
 			m.publishLocked(st.status.Health, st)
 			return
 		}
-		m.criticalLocked(st, xid.Message, ev.Time)
+		m.criticalLocked(st, xid.Message, ev)
 	case gpu.EventDoubleBitECC:
-		m.criticalLocked(st, "double-bit (uncorrected) ECC error", ev.Time)
+		m.criticalLocked(st, "double-bit (uncorrected) ECC error", ev)
 	case gpu.EventSingleBitECC:
 		if m.cfg.SingleBitECCUnhealthy {
-			m.criticalLocked(st, "single-bit (corrected) ECC error", ev.Time)
+			m.criticalLocked(st, "single-bit (corrected) ECC error", ev)
 			return
 		}
 		m.log.Info("single-bit ECC error on gpu; health unchanged", "gpu", st.status.UUID)
@@ -284,9 +285,18 @@ func (m *Monitor) applyLocked(st *state, ev gpu.Event) {
 	}
 }
 
-// criticalLocked marks the GPU unhealthy because of what happened at t.
-func (m *Monitor) criticalLocked(st *state, what string, t time.Time) {
+// criticalLocked marks the GPU unhealthy because of ev, publishing one
+// change whose Cause is ev (even when the GPU was unhealthy already).
+func (m *Monitor) criticalLocked(st *state, what string, ev gpu.Event) {
+	t := ev.Time
 	st.lastCritical = t
+	st.cause = &ev
+	defer func() { st.cause = nil }()
+	if st.status.Health == gpu.HealthUnhealthy {
+		// Already unhealthy: the message changes below (new time), so
+		// setLocked publishes; make sure it does even if it would not.
+		st.status.Message = ""
+	}
 	st.reason = fmt.Sprintf("%s at %s", what, t.UTC().Format(time.RFC3339))
 	m.log.Warn("gpu unhealthy", "gpu", st.status.UUID, "reason", st.reason)
 	m.setLocked(st, gpu.HealthUnhealthy, st.reason)

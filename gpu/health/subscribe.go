@@ -56,6 +56,10 @@ func (m *Monitor) Subscribe(ctx context.Context) <-chan gpu.Change {
 // publishLocked sends st's status to every subscriber.
 func (m *Monitor) publishLocked(prev gpu.Health, st *state) {
 	c := gpu.Change{Previous: prev, Status: cloneStatus(st.status)}
+	if st.cause != nil {
+		ev := *st.cause
+		c.Cause = &ev
+	}
 	for sub := range m.subs {
 		sub.mu.Lock()
 		sub.queue = append(sub.queue, c)
