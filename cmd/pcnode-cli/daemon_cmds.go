@@ -54,10 +54,17 @@ func jsonOutput(cmd *cobra.Command) bool {
 	return o == "json"
 }
 
-var marshal = protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: false}
-
+// printJSON writes m as indented JSON; printJSONLine as one line (logs -o json).
 func printJSON(w io.Writer, m proto.Message) error {
-	b, err := marshal.Marshal(m)
+	return writeProtoJSON(w, m, protojson.MarshalOptions{Multiline: true, Indent: "  "})
+}
+
+func printJSONLine(w io.Writer, m proto.Message) error {
+	return writeProtoJSON(w, m, protojson.MarshalOptions{})
+}
+
+func writeProtoJSON(w io.Writer, m proto.Message, opts protojson.MarshalOptions) error {
+	b, err := opts.Marshal(m)
 	if err != nil {
 		return err
 	}
@@ -352,15 +359,6 @@ func newLogsCmd() *cobra.Command {
 	fl.DurationVar(&since, "since", 0, "only entries newer than this (e.g. 10m)")
 	fl.StringVar(&stream, "stream", "both", "stdout, stderr or both")
 	return cmd
-}
-
-func printJSONLine(w io.Writer, m proto.Message) error {
-	b, err := protojson.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
 }
 
 func newGetCmd() *cobra.Command {
