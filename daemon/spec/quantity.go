@@ -3,6 +3,8 @@ package spec
 import (
 	"fmt"
 	"math"
+	"strconv"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -30,6 +32,9 @@ const (
 // nvidia.com/gpu. Negative or out-of-range values and fractional GPUs are
 // errors wrapping [ErrQuantity]; so is an unknown resource name.
 func ParseQuantity(name, s string) (int64, error) {
+	if err := screenQuantity(s); err != nil {
+		return 0, err
+	}
 	q, err := resource.ParseQuantity(s)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %q is not a Kubernetes quantity (e.g. 500Mi, 1.5Gi, 2, 500m)", ErrQuantity, s)
@@ -59,6 +64,35 @@ func ParseQuantity(name, s string) (int64, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("%w: unknown resource %q", ErrQuantity, name)
+}
+
+// maxQuantityLen bounds a quantity's text; no sensible quantity is longer.
+const maxQuantityLen = 64
+
+// maxExponent bounds a quantity's decimal exponent ("1e30"): anything
+// larger is out of range for every resource, and apimachinery's arithmetic
+// on exponents like 1e999999999 takes minutes (a file could stall the
+// daemon).
+const maxExponent = 30
+
+// screenQuantity refuses, cheaply, what resource.ParseQuantity would take
+// too long over.
+func screenQuantity(s string) error {
+	if len(s) > maxQuantityLen {
+		return fmt.Errorf("%w: %.20q… is longer than %d characters", ErrQuantity, s, maxQuantityLen)
+	}
+	i := strings.IndexAny(s, "eE")
+	if i < 0 || i+1 >= len(s) {
+		return nil // no exponent ("E" alone is the exa suffix)
+	}
+	exp, err := strconv.Atoi(s[i+1:])
+	if err != nil {
+		return nil // not an exponent form; ParseQuantity decides
+	}
+	if exp > maxExponent || exp < -maxExponent {
+		return fmt.Errorf("%w: %q: exponent %d is out of range (at most ±%d)", ErrQuantity, s, exp, maxExponent)
+	}
+	return nil
 }
 
 // FormatBytes writes a byte count the way Kubernetes would, e.g. "50Mi".

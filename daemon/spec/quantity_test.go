@@ -2,7 +2,9 @@ package spec
 
 import (
 	"errors"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseQuantity(t *testing.T) {
@@ -65,5 +67,29 @@ func TestFormat(t *testing.T) {
 	}
 	if got, want := FormatMillis(2000), "2"; got != want {
 		t.Errorf("FormatMillis(2000) = %q, want %q", got, want)
+	}
+}
+
+// Quantities whose arithmetic would take apimachinery minutes are refused
+// at once (found by FuzzParseQuantity: exponents like 1e999999999).
+func TestParseQuantityRefusesHugeExponents(t *testing.T) {
+	for _, s := range []string{"1e999999999", "1E999999999", "1e+999999999", "1e-999999999", "1.5e31", "1e-31",
+		"1" + strings.Repeat("0", 80)} {
+		for _, name := range []string{ResourceMemory, ResourceCPU, ResourceGPU} {
+			start := time.Now()
+			_, err := ParseQuantity(name, s)
+			if !errors.Is(err, ErrQuantity) {
+				t.Errorf("ParseQuantity(%q, %q) = %v, want ErrQuantity", name, s, err)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("ParseQuantity(%q, %q) took %v", name, s, d)
+			}
+		}
+	}
+	if got, err := ParseQuantity(ResourceMemory, "1e3"); err != nil || got != 1000 {
+		t.Errorf("ParseQuantity(memory, 1e3) = %d, %v, want 1000", got, err)
+	}
+	if got, err := ParseQuantity(ResourceMemory, "2E"); err != nil || got != 2e18 {
+		t.Errorf("ParseQuantity(memory, 2E) = %d, %v, want 2e18 (exa suffix)", got, err)
 	}
 }
