@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pcnode/pcnode/internal/daemontest"
 	"github.com/pcnode/pcnode/internal/testimage"
 )
 
@@ -17,8 +18,10 @@ func TestIntegrationPull(t *testing.T) {
 		wrong    = "Wr0ng-Staple-Guess"
 		repo     = "pcnode/pulled"
 	)
-	archive := testimage.Archive(t, testimage.Image{Name: "pcnode.test/rt-pull-src:1"}, testimage.FormatOCI)
-	reg, host := newTestRegistry(t, archive, repo, "v1", user, password)
+	reg := daemontest.NewRegistry(t, user, password)
+	built := reg.AddImage(t, repo, "v1", testimage.Image{Name: "pcnode.test/rt-pull-src:1"})
+	manifest := built.ManifestDesc.Digest.String()
+	host := reg.Host
 	ref := host + "/" + repo + ":v1"
 
 	var logs lockedBuffer
@@ -42,8 +45,8 @@ func TestIntegrationPull(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Pull(%q) with configured credentials = %v", ref, err)
 	}
-	if img.Name != ref || img.Digest != reg.manifest.Digest.String() || img.Size <= 0 {
-		t.Fatalf("Pull(%q) = %+v, want digest %s", ref, img, reg.manifest.Digest)
+	if img.Name != ref || img.Digest != manifest || img.Size <= 0 {
+		t.Fatalf("Pull(%q) = %+v, want digest %s", ref, img, manifest)
 	}
 	done := map[string]bool{}
 	for _, p := range progress {
@@ -54,7 +57,7 @@ func TestIntegrationPull(t *testing.T) {
 			done[p.Digest] = true
 		}
 	}
-	if !done[reg.manifest.Digest.String()] || len(done) < 3 {
+	if !done[manifest] || len(done) < 3 {
 		t.Errorf("progress %+v: want manifest, config and layer done", progress)
 	}
 	data, dgst, err := configured.ReadImageFile(ctx, ref, "/processing-container.json", 1<<20)
@@ -67,7 +70,7 @@ func TestIntegrationPull(t *testing.T) {
 
 	t.Run("credentials in the call", func(t *testing.T) {
 		img, err := bare.Pull(ctx, ref, &Auth{Username: user, Password: password}, nil)
-		if err != nil || img.Digest != reg.manifest.Digest.String() {
+		if err != nil || img.Digest != manifest {
 			t.Fatalf("Pull(%q, call auth) = %+v, %v", ref, img, err)
 		}
 		if err := bare.RemoveImage(ctx, ref); err != nil {
@@ -109,13 +112,13 @@ func TestIntegrationPull(t *testing.T) {
 		}
 	})
 	t.Run("https unless insecure", func(t *testing.T) {
-		before := reg.requests.Load()
+		before := len(reg.Requests())
 		_, err := secure.Pull(ctx, ref, nil, nil)
 		errs = append(errs, err)
 		if err == nil {
 			t.Fatal("Pull over HTTPS from a plain HTTP registry succeeded")
 		}
-		if n := reg.requests.Load() - before; n != 0 {
+		if n := len(reg.Requests()) - before; n != 0 {
 			t.Fatalf("registry saw %d plain HTTP requests from a client not configured insecure", n)
 		}
 	})
