@@ -11,8 +11,10 @@ import (
 )
 
 // hostCapacity returns the node's CPU (milli-cores) and memory (bytes).
-// Memory is MemTotal from /proc/meminfo, lowered to the daemon's own memory
-// cgroup limit when one is set (a node inside a VM or container).
+// Memory is MemTotal from /proc/meminfo, lowered to the memory limit of the
+// cgroup root as this process sees it (memory.max on cgroup v2,
+// memory.limit_in_bytes on v1) when that is smaller: a node that is itself
+// a container with a namespaced cgroup view.
 func hostCapacity() (cpuMillis, memBytes int64, err error) {
 	cpuMillis = int64(runtime.NumCPU()) * 1000
 	b, err := os.ReadFile("/proc/meminfo")
