@@ -22,6 +22,8 @@
 # Environment: FUZZTIME (default 5s; 0 skips fuzzing), GOTEST_TIMEOUT (go
 # test -timeout, default 8m: a hung package fails instead of eating the
 # time budget), GOTEST_FLAGS (extra flags for go test, e.g. "-run Foo"),
+# GOTEST_PKGS (packages to test, default ./...; FUZZTIME=0 skips the fuzz
+# targets of every package),
 # PCNODE_TEST_KEEP=1 keeps the temporary directory for inspection.
 set -euo pipefail
 
@@ -152,7 +154,7 @@ log=$repo/.tmp/test.log
 say "go test -race -count=1 ./... (verbose log: .tmp/test.log)"
 test_rc=0
 # shellcheck disable=SC2086 # GOTEST_FLAGS is a list of flags
-go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -v ${GOTEST_FLAGS:-} ./... >"$log" 2>&1 || test_rc=$?
+go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -v ${GOTEST_FLAGS:-} ${GOTEST_PKGS:-./...} >"$log" 2>&1 || test_rc=$?
 
 # failures prints, from a go test -v log, the output of every failing
 # top-level test (100 lines at most each), the last 40 lines of a package
@@ -216,7 +218,7 @@ if grep -q '^ *SKIP ' <<<"$integration"; then
   echo "test.sh: integration tests were skipped under a running containerd; that is a failure"
   status=1
 fi
-if [ -z "$integration" ] && [ -z "${GOTEST_FLAGS:-}" ]; then
+if [ -z "$integration" ] && [ -z "${GOTEST_FLAGS:-}" ] && [ -z "${GOTEST_PKGS:-}" ]; then
   echo "test.sh: no TestIntegration* test ran"
   status=1
 fi
