@@ -58,6 +58,7 @@ type Daemon struct {
 	rt          containerRuntime
 	sched       *sched.Scheduler
 	paths       *hostpath.Policy
+	staging     *hostpath.Staging // <state>/staging: bind mounts of opened host directories
 	gpus        *gpuNode
 	events      *broker
 	node        *nodeWatch
@@ -71,6 +72,9 @@ type Daemon struct {
 
 	pcMu    sync.Mutex
 	pcCache map[string]*cachedPC // by image digest
+
+	chanMu   sync.Mutex
+	channels map[string]*taskChannels // opened host directories of preparing and running tasks
 
 	mu      sync.Mutex
 	runners map[string]*runner     // preparing and running tasks
@@ -135,6 +139,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	}()
 	if d.paths, err = hostpath.New(cfg.Paths.DataRoots); err != nil {
 		return nil, fmt.Errorf("paths.data_roots: %w", err)
+	}
+	if d.staging, err = hostpath.NewStaging(filepath.Join(cfg.Node.StateDir, "staging")); err != nil {
+		return nil, err
 	}
 	if d.store, err = store.Open(filepath.Join(cfg.Node.StateDir, "pcnode.db"), store.Options{}); err != nil {
 		return nil, err
@@ -263,6 +270,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
+	}
+	if d.paths != nil {
+		errs = append(errs, d.paths.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -22,8 +22,11 @@ import (
 // A task's life, one goroutine per task once the scheduler admits it:
 //
 //	prepare:  PREPARING; image present or pulled; template resolved if it
-//	          could not be at submit; output directories created and emptied
-//	start:    container created and started; RUNNING
+//	          could not be at submit; host directories opened without
+//	          following symlinks, checked for overlap, outputs created and
+//	          emptied (channels.go)
+//	start:    staging mounts of the opened directories; container created
+//	          and started with them as mount sources; RUNNING
 //	supervise: wait for exit, enforcing the execution timeout and cancels
 //	collect:  exit status and usage from the cgroup; output manifests
 //	finish:   final state written; container deleted; log sealed;
@@ -113,6 +116,7 @@ func (r *runner) release() {
 	r.d.mu.Lock()
 	delete(r.d.runners, r.id)
 	r.d.mu.Unlock()
+	r.d.dropChannels(r.id)
 	r.d.sched.Release(r.id)
 	r.d.kick()
 	close(r.done)
@@ -217,7 +221,8 @@ func (r *runner) prepare() (*pcnodev1.Task, error) {
 	if err != nil {
 		return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, "image %q: %v", task.GetSpec().GetImage(), err))
 	}
-	if task.GetInstance() == nil {
+	late := task.GetInstance() == nil
+	if late {
 		inst, warnings, err := d.resolveWithImage(ctx, task.GetSpec(), img)
 		if err != nil {
 			return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "resolving the task against image %s: %v", img.Digest, err))
@@ -234,13 +239,28 @@ func (r *runner) prepare() (*pcnodev1.Task, error) {
 	if err != nil {
 		return task, err
 	}
-	for i, m := range task.GetInstance().GetOutputs() {
-		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), false)
+	// Host directories: opened once without following symlinks, checked
+	// for overlap on the opened objects, then emptied through them (see
+	// channels.go).
+	chans, err := d.openChannels(task, late)
+	if err != nil {
+		return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err))
+	}
+	if err := d.claimChannels(chans); err != nil {
+		chans.close()
+		return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err))
+	}
+	if task.GetSpec().GetPreserveOutputs() {
+		return task, nil
+	}
+	for i, dir := range chans.outputs {
+		root, err := dir.OpenRoot()
 		if err == nil {
-			err = outputs.Prepare(ctx, resolved, task.GetSpec().GetPreserveOutputs())
+			err = outputs.Empty(ctx, root, dir.Path())
+			root.Close()
 		}
 		if err != nil {
-			return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "output channel %q: %v", m.GetName(), err))
+			return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "output channel %q: %v", task.GetInstance().GetOutputs()[i].GetName(), err))
 		}
 	}
 	return task, nil
@@ -253,6 +273,13 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	defer cancel()
 	cs, err := d.containerSpec(task, r.alloc)
 	if err != nil {
+		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err)
+	}
+	// The mount sources are staging mounts of the directories prepare
+	// opened; once the container has started (or failed to) it holds
+	// mounts of its own and the staging ones go.
+	defer d.unstage(r.id)
+	if cs.Mounts, err = d.stageChannels(task); err != nil {
 		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err)
 	}
 	started, err := d.rt.Start(ctx, cs)
@@ -420,12 +447,23 @@ func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev
 		errs []error
 	)
 	for i, m := range task.GetInstance().GetOutputs() {
-		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), true)
+		// Re-opened from the data root without following symlinks and
+		// hashed through the descriptor: a symlink planted in the
+		// directory's place is refused, not followed.
+		dir, err := d.openOutput(task, i)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
 		}
-		man, err := outputs.Collect(ctx, m.GetName(), resolved, d.cfg.Tasks.ManifestWorkers)
+		root, err := dir.OpenRoot()
+		if err != nil {
+			dir.Close()
+			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
+			continue
+		}
+		man, err := outputs.CollectRoot(ctx, m.GetName(), dir.Path(), root, d.cfg.Tasks.ManifestWorkers)
+		root.Close()
+		dir.Close()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
@@ -448,7 +486,8 @@ func (d *Daemon) sealLog(ctx context.Context, id string) {
 	}
 }
 
-// containerSpec builds the container for a resolved task.
+// containerSpec builds the container for a resolved task, without its
+// mounts: start adds those (stageChannels).
 func (d *Daemon) containerSpec(task *pcnodev1.Task, a sched.Assignment) (runtime.ContainerSpec, error) {
 	s, inst := task.GetSpec(), task.GetInstance()
 	logURI, err := runtime.BinaryLogURI(d.exe, logs.BinaryIOArgs(logs.DriverConfig{
@@ -493,20 +532,8 @@ func (d *Daemon) containerSpec(task *pcnodev1.Task, a sched.Assignment) (runtime
 	} else {
 		cs.Env = append(cs.Env, "NVIDIA_VISIBLE_DEVICES=void")
 	}
-	for i, m := range inst.GetInputs() {
-		resolved, err := d.paths.Check(fmt.Sprintf("inputs[%d].host_path", i), m.GetHostPath(), true)
-		if err != nil {
-			return cs, err
-		}
-		cs.Mounts = append(cs.Mounts, runtime.Mount{Source: resolved, Destination: m.GetMountedPath(), ReadOnly: true})
-	}
-	for i, m := range inst.GetOutputs() {
-		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), true)
-		if err != nil {
-			return cs, err
-		}
-		cs.Mounts = append(cs.Mounts, runtime.Mount{Source: resolved, Destination: m.GetMountedPath()})
-	}
+	// Mounts are added by start from the staging mounts of the directories
+	// prepare opened (stageChannels), never from the instance's paths.
 	return cs, nil
 }
 

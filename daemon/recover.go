@@ -69,6 +69,7 @@ func (d *Daemon) recover(ctx context.Context) error {
 				d.log.Warn("restoring allocation", "task", id, "err", err)
 			}
 			a, _ := d.sched.Allocation(id)
+			d.reopenChannels(t)
 			r := d.newRunner(id, a, nil)
 			d.mu.Lock()
 			d.runners[id] = r

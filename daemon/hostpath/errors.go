@@ -21,6 +21,12 @@ var (
 	// ErrNotDirectory is returned when a host path, or an existing ancestor
 	// of one that need not exist, is not a directory.
 	ErrNotDirectory = errors.New("host path is not a directory")
+	// ErrSymlink is returned by Policy.Open when an element of a host path
+	// below its data root, the last included, is a symlink.
+	ErrSymlink = errors.New("host path contains a symlink")
+	// ErrChanged is returned when an opened directory was removed, moved
+	// out of its data root, or replaced while being reopened or mounted.
+	ErrChanged = errors.New("host directory changed after it was opened")
 	// ErrBadRoot is returned by New when a data root is not an absolute path
 	// to an existing directory, or resolves to "/".
 	ErrBadRoot = errors.New("invalid data root")
@@ -28,7 +34,7 @@ var (
 
 // Error is a refused host path. It names the request field the path came
 // from and says why, in words fit for the caller; it wraps one of ErrNotAbsolute,
-// ErrNotClean, ErrOutsideRoots, ErrNotExist or ErrNotDirectory.
+// ErrNotClean, ErrOutsideRoots, ErrNotExist, ErrNotDirectory or ErrSymlink.
 type Error struct {
 	// Field names the request field holding the path, as the caller gave it
 	// to Check (for example "outputs[out].host_path").

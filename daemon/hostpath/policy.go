@@ -20,15 +20,24 @@ type Policy struct {
 	// DataRoots are the data roots, absolute, clean and with every symlink
 	// resolved, in the order given to New. Treat as read-only.
 	DataRoots []string
+
+	roots []dataRoot // the same, opened
 }
 
 // New returns a Policy for the given data roots. Each root must be an
 // absolute path naming an existing directory; it is resolved with
-// filepath.EvalSymlinks once, here. A root resolving to "/" is refused: it
-// would let callers mount the whole host. Overlapping roots are allowed. An
-// empty list gives a Policy that refuses every path. Errors wrap ErrBadRoot.
-func New(roots []string) (*Policy, error) {
+// filepath.EvalSymlinks and opened once, here: Open walks from that
+// descriptor for as long as the Policy lives. A root resolving to "/" is
+// refused: it would let callers mount the whole host. Overlapping roots are
+// allowed. An empty list gives a Policy that refuses every path. Errors wrap
+// ErrBadRoot. Close releases the descriptors.
+func New(roots []string) (pol *Policy, err error) {
 	p := &Policy{DataRoots: make([]string, 0, len(roots))}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
 	for _, r := range roots {
 		if !filepath.IsAbs(r) || strings.IndexByte(r, 0) >= 0 {
 			return nil, fmt.Errorf("%w: %q is not an absolute path", ErrBadRoot, r)
@@ -47,9 +56,24 @@ func New(roots []string) (*Policy, error) {
 		if res == "/" {
 			return nil, fmt.Errorf("%w: %q resolves to \"/\", which would expose the whole host", ErrBadRoot, r)
 		}
+		dr, err := openRoot(r, res)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q: %w", ErrBadRoot, r, err)
+		}
 		p.DataRoots = append(p.DataRoots, res)
+		p.roots = append(p.roots, dr)
 	}
 	return p, nil
+}
+
+// Close closes the data roots' descriptors; Open fails afterwards.
+func (pol *Policy) Close() error {
+	var errs []error
+	for _, r := range pol.roots {
+		errs = append(errs, r.f.Close())
+	}
+	pol.roots = nil
+	return errors.Join(errs...)
 }
 
 // Check decides whether the host path p, sent by a caller in the request

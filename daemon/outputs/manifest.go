@@ -65,8 +65,12 @@ func Collect(ctx context.Context, name, dir string, workers int) (*Manifest, err
 		return nil, err
 	}
 	defer root.Close()
+	return collectRoot(ctx, name, dir, root, workers)
+}
 
-	m := &Manifest{Name: name, HostPath: dir}
+// collectRoot is Collect's walk of the open directory root; dir names it.
+func collectRoot(ctx context.Context, name, dir string, root *os.Root, workers int) (m *Manifest, err error) {
+	m = &Manifest{Name: name, HostPath: dir}
 	var paths []string
 	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

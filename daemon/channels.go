@@ -1,0 +1,290 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/runtime"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// A task's host directories, from prepare to its end:
+//
+//	open:    every input and output directory is opened from its data
+//	         root's descriptor without following symlinks (outputs created);
+//	         from then on the daemon uses the descriptors, never the names
+//	claim:   on the opened objects (device and inode of each directory and
+//	         of its ancestors, as they are now), no output may be, contain or
+//	         lie inside another channel of the task, nor any channel of a
+//	         task that is preparing or running; the task's channels are then
+//	         registered, under the same lock, so two tasks cannot both pass
+//	empty:   outputs are emptied through their descriptors
+//	stage:   each directory is bind-mounted from its descriptor below
+//	         <state>/staging/<task>/, and that path, which leads to the
+//	         checked object and lies where no container can reach, is what
+//	         containerd is given as the mount source
+//	unstage: after the container started (it keeps its own mounts) or failed
+//	         to, the staging mounts are detached and removed
+//	drop:    when the task ends its descriptors are closed
+//
+// Manifests after exit re-open each output the same way and hash through
+// that descriptor; a directory that is not the one the task had is refused.
+
+// taskChannels are a task's opened host directories, in the instance's
+// order.
+type taskChannels struct {
+	task    string
+	inputs  []*hostpath.Dir
+	outputs []*hostpath.Dir
+	names   map[*hostpath.Dir]string // channel name, for messages
+}
+
+func (c *taskChannels) close() {
+	if c == nil {
+		return
+	}
+	for _, d := range c.inputs {
+		d.Close()
+	}
+	for _, d := range c.outputs {
+		d.Close()
+	}
+}
+
+// describe names a channel for a message: `input channel "x" ("/data/x")`.
+func (c *taskChannels) describe(d *hostpath.Dir) string {
+	kind := "output"
+	for _, in := range c.inputs {
+		if in == d {
+			kind = "input"
+		}
+	}
+	return fmt.Sprintf("%s channel %q (%q)", kind, c.names[d], d.Path())
+}
+
+// openChannels opens the task's input and output directories (creating
+// outputs) without following symlinks below the data roots. late says the
+// instance was resolved just now, while preparing, rather than at submit:
+// its host paths were then resolved by name a moment ago, so the spec's own
+// paths are opened instead and must lead to the same directories.
+func (d *Daemon) openChannels(task *pcnodev1.Task, late bool) (c *taskChannels, err error) {
+	inst, s := task.GetInstance(), task.GetSpec()
+	c = &taskChannels{task: task.GetId(), names: map[*hostpath.Dir]string{}}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	open := func(kind string, i int, m *pcnodev1.Mount, binds []*pcnodev1.ChannelBinding, create bool) (*hostpath.Dir, error) {
+		field, p := fmt.Sprintf("%ss[%d].host_path", kind, i), m.GetHostPath()
+		if late {
+			for j, b := range binds {
+				if b.GetName() == m.GetName() {
+					field, p = fmt.Sprintf("spec.%ss[%d].host_path", kind, j), b.GetHostPath()
+					break
+				}
+			}
+		}
+		dir, err := d.paths.Open(field, p, create)
+		if err != nil {
+			return nil, fmt.Errorf("%s channel %q: %w", kind, m.GetName(), err)
+		}
+		if late && dir.Path() != m.GetHostPath() {
+			dir.Close()
+			return nil, fmt.Errorf("%s channel %q: %s: path %q led to %q when the template was resolved but opens %q now: %w",
+				kind, m.GetName(), field, p, m.GetHostPath(), dir.Path(), hostpath.ErrChanged)
+		}
+		c.names[dir] = m.GetName()
+		return dir, nil
+	}
+	for i, m := range inst.GetInputs() {
+		dir, err := open("input", i, m, s.GetInputs(), false)
+		if err != nil {
+			return nil, err
+		}
+		c.inputs = append(c.inputs, dir)
+	}
+	for i, m := range inst.GetOutputs() {
+		dir, err := open("output", i, m, s.GetOutputs(), true)
+		if err != nil {
+			return nil, err
+		}
+		c.outputs = append(c.outputs, dir)
+	}
+	return c, nil
+}
+
+// claimChannels refuses c when one of its outputs is, contains or lies
+// inside another of its channels, or any channel of another task that is
+// preparing or running, compared on the opened objects as they are now;
+// otherwise it registers c as the task's until dropChannels.
+func (d *Daemon) claimChannels(c *taskChannels) error {
+	d.chanMu.Lock()
+	defer d.chanMu.Unlock()
+	anc := map[*hostpath.Dir][]hostpath.FileID{}
+	ancestors := func(dir *hostpath.Dir) ([]hostpath.FileID, error) {
+		if a, ok := anc[dir]; ok {
+			return a, nil
+		}
+		a, err := dir.Ancestors()
+		if err != nil {
+			return nil, err
+		}
+		anc[dir] = a
+		return a, nil
+	}
+	own := append(append([]*hostpath.Dir(nil), c.inputs...), c.outputs...)
+	for _, out := range c.outputs {
+		oa, err := ancestors(out)
+		if err != nil {
+			return fmt.Errorf("output channel %q: %w", c.names[out], err)
+		}
+		for _, other := range own {
+			if other == out {
+				continue
+			}
+			xa, err := ancestors(other)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.describe(other), err)
+			}
+			if why := hostpath.Overlap(oa, xa); why != "" {
+				return fmt.Errorf("%s %s %s; outputs are emptied before a run", c.describe(out), why, c.describe(other))
+			}
+		}
+		for _, tc := range d.channels {
+			if tc.task == c.task {
+				continue
+			}
+			for _, other := range append(append([]*hostpath.Dir(nil), tc.inputs...), tc.outputs...) {
+				xa, err := ancestors(other)
+				if errors.Is(err, hostpath.ErrChanged) {
+					continue // removed or moved out of the data roots: nothing left to protect
+				}
+				if err != nil {
+					return fmt.Errorf("%s of task %s: %w", tc.describe(other), tc.task, err)
+				}
+				if why := hostpath.Overlap(oa, xa); why != "" {
+					return fmt.Errorf("%s %s %s of task %s, which is running; outputs are emptied before a run",
+						c.describe(out), why, tc.describe(other), tc.task)
+				}
+			}
+		}
+	}
+	if d.channels == nil {
+		d.channels = map[string]*taskChannels{}
+	}
+	d.channels[c.task] = c
+	return nil
+}
+
+// registerChannels records the channels of a task re-attached after a
+// restart, without checks: the task is already running.
+func (d *Daemon) registerChannels(c *taskChannels) {
+	d.chanMu.Lock()
+	defer d.chanMu.Unlock()
+	if d.channels == nil {
+		d.channels = map[string]*taskChannels{}
+	}
+	d.channels[c.task] = c
+}
+
+// taskChannelsOf returns the registered channels of task id, or nil.
+func (d *Daemon) taskChannelsOf(id string) *taskChannels {
+	d.chanMu.Lock()
+	defer d.chanMu.Unlock()
+	return d.channels[id]
+}
+
+// dropChannels forgets task id's channels and closes their descriptors.
+func (d *Daemon) dropChannels(id string) {
+	d.chanMu.Lock()
+	c := d.channels[id]
+	delete(d.channels, id)
+	d.chanMu.Unlock()
+	c.close()
+}
+
+// stageChannels bind-mounts each of the task's opened directories below
+// the staging directory and returns the container's mounts with those
+// staging paths as sources: inputs read-only, then outputs. The caller
+// calls unstage when the container has started or failed to.
+func (d *Daemon) stageChannels(task *pcnodev1.Task) ([]runtime.Mount, error) {
+	c := d.taskChannelsOf(task.GetId())
+	inst := task.GetInstance()
+	if c == nil || len(c.inputs) != len(inst.GetInputs()) || len(c.outputs) != len(inst.GetOutputs()) {
+		return nil, fmt.Errorf("the task's host directories were not opened")
+	}
+	var mounts []runtime.Mount
+	for i, m := range inst.GetInputs() {
+		src, err := d.staging.Mount(task.GetId(), fmt.Sprintf("in%d", i), c.inputs[i])
+		if err != nil {
+			return nil, fmt.Errorf("input channel %q: %w", m.GetName(), err)
+		}
+		mounts = append(mounts, runtime.Mount{Source: src, Destination: m.GetMountedPath(), ReadOnly: true})
+	}
+	for i, m := range inst.GetOutputs() {
+		src, err := d.staging.Mount(task.GetId(), fmt.Sprintf("out%d", i), c.outputs[i])
+		if err != nil {
+			return nil, fmt.Errorf("output channel %q: %w", m.GetName(), err)
+		}
+		mounts = append(mounts, runtime.Mount{Source: src, Destination: m.GetMountedPath()})
+	}
+	return mounts, nil
+}
+
+// unstage removes the task's staging mounts.
+func (d *Daemon) unstage(id string) {
+	if err := d.staging.Release(id); err != nil {
+		d.log.Warn("removing staging mounts", "task", id, "err", err)
+	}
+}
+
+// openOutput re-opens output channel i of task for its manifest, without
+// following symlinks, and refuses a directory other than the one the task
+// had (when the daemon still holds that one).
+func (d *Daemon) openOutput(task *pcnodev1.Task, i int) (*hostpath.Dir, error) {
+	m := task.GetInstance().GetOutputs()[i]
+	dir, err := d.paths.Open(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), false)
+	if err != nil {
+		return nil, err
+	}
+	if c := d.taskChannelsOf(task.GetId()); c != nil && i < len(c.outputs) && c.outputs[i].ID() != dir.ID() {
+		dir.Close()
+		return nil, fmt.Errorf("outputs[%d].host_path: path %q is no longer the directory the task wrote to (it was replaced while the task ran): %w",
+			i, m.GetHostPath(), hostpath.ErrChanged)
+	}
+	return dir, nil
+}
+
+// reopenChannels opens the channels of a task re-attached after a restart
+// (no outputs are created), so that later tasks are checked against them
+// and its manifest against them. A channel that cannot be opened is logged
+// and left out.
+func (d *Daemon) reopenChannels(task *pcnodev1.Task) {
+	c := &taskChannels{task: task.GetId(), names: map[*hostpath.Dir]string{}}
+	for i, m := range task.GetInstance().GetInputs() {
+		dir, err := d.paths.Open(fmt.Sprintf("inputs[%d].host_path", i), m.GetHostPath(), false)
+		if err != nil {
+			d.log.Warn("re-opening input channel of a running task", "task", task.GetId(), "channel", m.GetName(), "err", err)
+			continue
+		}
+		c.names[dir] = m.GetName()
+		c.inputs = append(c.inputs, dir)
+	}
+	for i, m := range task.GetInstance().GetOutputs() {
+		dir, err := d.paths.Open(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), false)
+		if err != nil {
+			d.log.Warn("re-opening output channel of a running task", "task", task.GetId(), "channel", m.GetName(), "err", err)
+			// Outputs are indexed as in the instance: keep all or none.
+			for _, o := range c.outputs {
+				o.Close()
+			}
+			c.outputs = nil
+			break
+		}
+		c.names[dir] = m.GetName()
+		c.outputs = append(c.outputs, dir)
+	}
+	d.registerChannels(c)
+}
