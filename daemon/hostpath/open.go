@@ -56,7 +56,8 @@ func (d *Dir) Path() string { return d.path }
 // ID is the directory's device and inode numbers, taken when it was opened.
 func (d *Dir) ID() FileID { return d.id }
 
-// Fd is the descriptor of the open directory. It stays valid until Close.
+// Fd is the descriptor of the open directory (O_PATH: for *at calls,
+// fstat and reopening through /proc/self/fd). It stays valid until Close.
 func (d *Dir) Fd() int { return int(d.f.Fd()) }
 
 // procPath is the magic link through which the kernel reaches the open
@@ -214,7 +215,9 @@ func (pol *Policy) Open(field, p string, create bool) (*Dir, error) {
 				return nil, fmt.Errorf("hostpath: %s: mkdir %q: %w", field, walked, err)
 			}
 		}
-		next, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		// O_PATH|O_NOFOLLOW opens the entry itself, whatever it is, so
+		// the check of its type below is on the very object opened.
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			sentinel, reason := classify(fd, name, walked, err)
 			unix.Close(fd)
@@ -225,6 +228,20 @@ func (pol *Policy) Open(field, p string, create bool) (*Dir, error) {
 		}
 		unix.Close(fd)
 		fd = next
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("hostpath: %s: %w", field, err)
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+		case unix.S_IFLNK:
+			unix.Close(fd)
+			return refuse(ErrSymlink, fmt.Sprintf("has a symlink at %q, which is not followed", walked))
+		default:
+			unix.Close(fd)
+			return refuse(ErrNotDirectory, fmt.Sprintf("has an element that is not a directory at %q", walked))
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -257,22 +274,17 @@ func (pol *Policy) rootOf(p string) (*dataRoot, string) {
 	return best, rest
 }
 
-// classify turns the failure of mkdirat or openat(O_DIRECTORY|O_NOFOLLOW)
-// of name in the directory parent into a refusal, or returns nil for an
-// I/O error; walked is the path of name.
+// classify turns the failure of mkdirat or openat of name in the
+// directory parent into a refusal, or returns nil for an I/O error; walked
+// is the path of name.
 func classify(parent int, name, walked string, err error) (error, string) {
-	rel := func(what string) string { return fmt.Sprintf("%s at %q", what, walked) }
 	switch {
-	case errors.Is(err, unix.ELOOP):
-		return ErrSymlink, rel("has a symlink")
-	case errors.Is(err, unix.ENOTDIR):
-		var st unix.Stat_t
-		if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return ErrSymlink, rel("has a symlink")
-		}
-		return ErrNotDirectory, rel("has an element that is not a directory")
 	case errors.Is(err, unix.ENOENT):
-		return ErrNotExist, rel("does not exist")
+		return ErrNotExist, fmt.Sprintf("does not exist at %q", walked)
+	case errors.Is(err, unix.ENOTDIR):
+		// parent was replaced by a non-directory? It is held open, so
+		// this is an entry that mkdirat found to be no directory.
+		return ErrNotDirectory, fmt.Sprintf("has an element that is not a directory at %q", walked)
 	case errors.Is(err, unix.ENAMETOOLONG):
 		return ErrNotClean, "has an element longer than the file system allows"
 	}
