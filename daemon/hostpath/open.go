@@ -237,9 +237,15 @@ func (pol *Policy) Open(field, p string, create bool) (*Dir, error) {
 		case unix.S_IFDIR:
 		case unix.S_IFLNK:
 			unix.Close(fd)
+			if walked == p {
+				return refuse(ErrSymlink, "is a symlink, which is not followed")
+			}
 			return refuse(ErrSymlink, fmt.Sprintf("has a symlink at %q, which is not followed", walked))
 		default:
 			unix.Close(fd)
+			if walked == p {
+				return refuse(ErrNotDirectory, "is not a directory")
+			}
 			return refuse(ErrNotDirectory, fmt.Sprintf("has an element that is not a directory at %q", walked))
 		}
 	}
