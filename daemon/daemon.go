@@ -140,6 +140,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.paths, err = hostpath.New(cfg.Paths.DataRoots); err != nil {
 		return nil, fmt.Errorf("paths.data_roots: %w", err)
 	}
+	// Containers are given paths below <state>/staging: no container may
+	// reach them.
+	if root, below := d.paths.Within(cfg.Node.StateDir); below {
+		return nil, fmt.Errorf("node.state_dir %q lies in data root %q: containers could reach the daemon's state and staging mounts", cfg.Node.StateDir, root)
+	}
 	if d.staging, err = hostpath.NewStaging(filepath.Join(cfg.Node.StateDir, "staging")); err != nil {
 		return nil, err
 	}

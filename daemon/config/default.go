@@ -10,7 +10,8 @@ const DefaultTOML = `# pcnoded configuration (/etc/pcnode/pcnoded.toml).
 [node]
 # Node name reported by GetNode. Empty: the host name.
 name = ""
-# Directory for the task database (pcnode.db) and per-task logs.
+# Directory for the task database (pcnode.db), per-task logs and the
+# staging mounts of starting tasks (staging/). Must not lie in a data root.
 state_dir = "/var/lib/pcnode"
 
 # Labels reported by GetNode, e.g. site = "lab-a".
@@ -32,7 +33,8 @@ snapshotter = "overlayfs"
 
 [paths]
 # Host directories under which task input/output channels may lie, after
-# symlinks are resolved. Empty: tasks may not bind any host path.
+# symlinks are resolved at submit; after submit no symlink below a data root
+# is followed. Empty: tasks may not bind any host path.
 data_roots = []
 
 [resources]

@@ -163,6 +163,23 @@ func (pol *Policy) Check(field, p string, mustExist bool) (resolved string, err 
 	return resolved, nil
 }
 
+// Within returns the data root that the directory p (absolute; its
+// symlinks are resolved here) is or lies below, and whether there is one.
+// The daemon uses it to keep its own directories (the staging mounts) out of
+// every container's reach.
+func (pol *Policy) Within(p string) (string, bool) {
+	res, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		res = filepath.Clean(p)
+	}
+	for _, root := range pol.DataRoots {
+		if res == root || below(res, root) {
+			return root, true
+		}
+	}
+	return "", false
+}
+
 // checkSyntax returns the sentinel and reason refusing p before it is looked
 // up, or nil.
 func checkSyntax(p string) (error, string) {
