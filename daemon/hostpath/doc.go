@@ -1,5 +1,7 @@
-// Package hostpath owns the host path policy of pcnoded: which host paths a
-// caller may have bind-mounted into a processing-container. Only the daemon
+// Package hostpath owns the host paths of pcnoded: which host paths a
+// caller may have bind-mounted into a processing-container (the policy),
+// opening them without following symlinks, and the staging bind mounts
+// through which containers get exactly what was opened. Only the daemon
 // imports it; it knows nothing of gRPC, containerd or the store.
 //
 // # Why it matters
@@ -42,18 +44,44 @@
 // operator who really wants a whole tree mounted configures its parent as the
 // data root.
 //
-// # Mount the resolved path
+// # After submit: open once, never follow, use the descriptor
 //
-// Check returns the resolved path, and the daemon must use that, never the
-// path the caller sent. Checking one string and mounting another is a
-// time-of-check/time-of-use hole: whoever can write below a data root (a
-// running container, through its output channel) could swap a directory on
-// the caller's path for a symlink to "/" between the check and the mount, and
-// the mount would follow it. The resolved path contains no symlinks, so the
-// same swap would have to replace one of its components; the output package
-// creates and opens output directories without following symlinks and refuses
-// such a swap. The narrow window that remains between that final verification
-// and the bind mount itself is inherent in mounting by path.
+// Check is the submit-time decision, and it follows symlinks that stay in
+// the data roots (the API promises that). Everything after submit goes
+// through [Policy.Open] instead, which resolves the path once more without
+// following anything: New opens each data root once and keeps its
+// descriptor; Open walks from it one element at a time with
+// openat(O_PATH|O_NOFOLLOW), checks by fstat of what it opened that each
+// element is a directory, and refuses a symlink anywhere below the data root
+// ([ErrSymlink]) — to another directory of the root, to the task's own
+// input, to outside, dangling, it does not matter. Missing output
+// directories are created with mkdirat in the directory opened just before.
+// The result is a [Dir]: an open descriptor of the very directory walked to.
+//
+// The daemon then uses the Dir, never the name:
+//
+//   - emptying and hashing go through [Dir.OpenRoot], an os.Root reopened
+//     from the descriptor through /proc/self/fd (a magic link to the open
+//     file, not a name), so neither can leave the directory;
+//   - overlap between channels is decided on [FileID]s (device and inode)
+//     of each directory and its ancestors as they are at that moment
+//     ([Dir.Ancestors] walks ".." from the descriptor; [Overlap]), so a
+//     rename after the open cannot hide that one output now contains another
+//     channel;
+//   - mounting goes through [Staging]: a bind mount made from
+//     /proc/self/fd/N below the daemon's own staging directory, checked to
+//     show the same device and inode, whose path is what the container
+//     runtime is given. That path lies where no container can write, so the
+//     runtime's own lookup by name cannot be raced, and it leads to the
+//     object that was checked. The staging directory is a private mount
+//     while it holds any, so staging mounts do not propagate; they are
+//     detached once the container started (it keeps mounts of its own) and
+//     swept at the next start after a crash. Nothing in the staging
+//     directory is ever removed recursively.
+//
+// A swap that happens after the open changes nothing the daemon does: the
+// descriptor keeps naming the directory that was opened, wherever it has
+// been moved since, and a later Open of the same name refuses the symlink.
 //
 // # Errors
 //
@@ -64,13 +92,20 @@
 //	var pe *hostpath.Error
 //	if errors.As(err, &pe) { /* field pe.Field, description pe.Reason */ }
 //
-// Any other error (an I/O failure while resolving) is not the caller's fault
-// and is returned unwrapped into an *Error.
+// Open's refusals are *Errors too, wrapping ErrSymlink among the others;
+// the daemon reports them as START_ERROR. A directory that was removed,
+// moved out of its data root or replaced after it was opened gives an error
+// wrapping [ErrChanged]. Any other error (an I/O failure while resolving) is
+// not the caller's fault and is not an *Error.
 //
 // # Caveats
 //
-// Data roots are resolved once: if an operator re-points a symlinked data root
-// while the daemon runs, the daemon keeps the old target until restarted.
-// Check resolves paths on the host as the daemon sees them; it does not look
-// at mount namespaces.
+// Data roots are resolved and opened once: if an operator re-points a
+// symlinked data root while the daemon runs, the daemon keeps the old target
+// until restarted. Check resolves paths on the host as the daemon sees them;
+// it does not look at mount namespaces. Open does not refuse mount points
+// below a data root (an operator's own mounts are fine; containers cannot
+// mount on the host). A directory renamed into an output by someone who can
+// write both, while that output is being emptied, is emptied with it: the
+// overlap check is made right before emptying, not during it.
 package hostpath

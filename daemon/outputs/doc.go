@@ -4,32 +4,31 @@
 // or the store, and its types mirror, without importing, the API's
 // OutputManifest and OutputFile.
 //
-// Paths given here must already have passed the host path policy
-// (daemon/hostpath): they are the resolved, symlink-free paths the daemon is
-// about to mount.
+// The daemon opens output directories itself (daemon/hostpath: from the
+// data root's descriptor, never following a symlink) and hands this package
+// an [os.Root] on what it opened ([Empty], [CollectRoot]); nothing here then
+// looks up the directory by name again.
 //
-// # Prepare
+// # Emptying
 //
-// [Prepare] creates an output directory (mode 0o755 before umask) and, unless
-// the spec opts out, empties it. Kaapana's processing-containers expect their
-// output channels to be clean at start: a task writes its results into the
-// channel and the next task of the flow reads every file there as its input,
-// so files left by an earlier run would be taken as this run's results. The
-// opt-out (preserve) is for tasks that resume or add to earlier output.
+// [Empty] removes everything in an output directory before the run.
+// Kaapana's processing-containers expect their output channels to be clean
+// at start: a task writes its results into the channel and the next task of
+// the flow reads every file there as its input, so files left by an earlier
+// run would be taken as this run's results. The daemon skips it when the
+// spec opts out (preserve_outputs), for tasks that resume or add to earlier
+// output.
 //
 // Output directories lie below data roots that running containers can write
-// to, so Prepare trusts nothing it finds there:
+// to, so Empty trusts nothing it finds there: it removes each entry through
+// the Root with [os.Root.RemoveAll], which unlinks symlinks instead of
+// following them and cannot leave the directory, and it never removes the
+// directory itself, so the inode the daemon mounts is the one it checked.
 //
-//   - it walks from "/" one element at a time with O_NOFOLLOW, creating
-//     missing elements itself, so a symlink anywhere on the path — placed
-//     there after the policy check, say — is refused with [ErrSymlink] and
-//     nothing is created through it;
-//   - it empties the directory through a handle on the directory it walked
-//     to ([os.Root]), removing each entry with [os.Root.RemoveAll], which
-//     unlinks symlinks instead of following them and cannot leave the
-//     directory;
-//   - it never removes the directory itself, so the inode the daemon mounts
-//     is the one it checked.
+// [Prepare] does the same for a caller that has only a path: it walks from
+// "/" one element at a time with O_NOFOLLOW, creating missing elements
+// itself and refusing a symlink anywhere ([ErrSymlink]), then empties. The
+// daemon does not use it.
 //
 // # Manifests
 //
@@ -46,9 +45,7 @@
 //
 // # Caveats
 //
-// Between Prepare's final check and the bind mount the daemon performs by
-// path, a component of the path could still be swapped: mounting by path
-// cannot close that window completely. The manifest describes the channel as
+// The manifest describes the channel as
 // it was while it was walked; a file changed during the walk is hashed as read
 // and its size is the number of bytes hashed. The manifest of a channel
 // holding millions of files is held in memory in full.
