@@ -9,5 +9,7 @@
 // implementation, and turn errors into gRPC status exactly once (errors.go).
 // A task's life is a list of small steps run by one goroutine per task
 // (lifecycle.go); every state transition is written to the store before it
-// is announced to watchers.
+// is announced to watchers. A task's host directories are opened once,
+// without following symlinks, checked for overlap on the opened objects and
+// handed to containerd as staging mounts of those objects (channels.go).
 package daemon
