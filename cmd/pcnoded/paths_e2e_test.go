@@ -352,7 +352,7 @@ func TestIntegrationPathManifestAfterSwap(t *testing.T) {
 // no container lists the decoy's files, and the decoy is unchanged.
 func TestIntegrationPathSwapRace(t *testing.T) {
 	const (
-		submitFor  = 20 * time.Second // then wait for what was submitted
+		submitFor  = 15 * time.Second // then wait for what was submitted
 		maxPending = 6
 	)
 	d := daemontest.Start(t, daemontest.Options{NoRace: true, Configure: func(c *config.Config) {
@@ -481,4 +481,68 @@ func pending(t *testing.T, d *daemontest.Daemon) int {
 	}
 	n := len(resp.GetTasks())
 	return n
+}
+
+// TestIntegrationPathStagingSweptAtStart: staging mounts a crashed daemon
+// left (the staging directory bound on itself, a task's mount below it) are
+// unmounted when pcnoded starts, without touching the data they showed, and
+// staging works afterwards.
+func TestIntegrationPathStagingSweptAtStart(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{NoRace: true})
+	img := e2eTestImage(t, d).GetName()
+	d.Stop(t)
+
+	dc := newDecoy(t, d.DataDir(t, "shown-by-a-stale-mount"), "sub")
+	staging := filepath.Join(d.StateDir, "staging")
+	stale := filepath.Join(staging, "01STALETASK", "out0")
+	if err := unix.Mount(staging, staging, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(dc.dir, stale, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // only if the daemon left them
+		_ = unix.Unmount(stale, unix.MNT_DETACH)
+		_ = unix.Unmount(staging, unix.MNT_DETACH)
+	})
+
+	d.Restart(t)
+	if m := pathsMountsBelow(t, staging); len(m) != 0 {
+		t.Errorf("mounts below %s after the start: %q, want none", staging, m)
+	}
+	if entries, err := os.ReadDir(staging); err != nil || len(entries) != 0 {
+		t.Errorf("%s after the start holds %v (%v), want nothing", staging, entries, err)
+	}
+	dc.check(t)
+
+	out := d.DataPath("after-sweep")
+	task, _ := d.Run(t, pathsSpec(img, "after-sweep", dc.dir, out, "copy", "/data/in", "/data/out"))
+	e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, 0)
+	if _, err := os.Stat(filepath.Join(out, dc.marker+".txt")); err != nil {
+		t.Errorf("the task after the sweep did not copy its input: %v", err)
+	}
+	if m := pathsMountsBelow(t, staging); len(m) != 0 {
+		t.Errorf("mounts below %s after a task started: %q, want none (staging mounts go once the container started)", staging, m)
+	}
+	dc.check(t)
+}
+
+// pathsMountsBelow lists the mount points at or below dir.
+func pathsMountsBelow(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
 }

@@ -339,3 +339,44 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOpen: whatever the path, Open either refuses it with an *Error or
+// returns a directory strictly below the data root, reached without a
+// symlink, whose ID is the object at its Path. Paths starting with "/" are
+// taken relative to the test tree. Nothing is created (create is false).
+func FuzzOpen(f *testing.F) {
+	tr := newTree(f)
+	pol, err := New([]string{tr.data})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer pol.Close()
+	for _, s := range []string{"", "/", "/data/in", "/data/in/sub", "/data/link-in/sub", "/data/link-out", "/data/../outside",
+		"/data//in", "/data/file.txt", "/datalink/in", "/data/link-loop/x", "/data2/x", "/data/in\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if strings.HasPrefix(p, "/") {
+			p = tr.base + p
+		}
+		d, err := pol.Open("f", p, false)
+		if err != nil {
+			var pe *Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("Open(%q) = %v, want an *Error", p, err)
+			}
+			return
+		}
+		defer d.Close()
+		if !below(d.Path(), tr.data) {
+			t.Fatalf("Open(%q).Path() = %q, not below %q", p, d.Path(), tr.data)
+		}
+		if res, err := filepath.EvalSymlinks(d.Path()); err != nil || res != d.Path() {
+			t.Fatalf("Open(%q).Path() = %q resolves to %q (%v): a symlink was followed", p, d.Path(), res, err)
+		}
+		fi, err := os.Lstat(d.Path())
+		if err != nil || fileIDOf(fi) != d.ID() {
+			t.Fatalf("Open(%q).ID() = %v, but %q is %v (%v)", p, d.ID(), d.Path(), fi, err)
+		}
+	})
+}
