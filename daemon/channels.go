@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"path"
 
 	"github.com/pcnode/pcnode/daemon/hostpath"
 	"github.com/pcnode/pcnode/daemon/runtime"
@@ -12,12 +13,14 @@ import (
 // A task's host directories, from prepare to its end:
 //
 //	open:    every input and output directory is opened from its data
-//	         root's descriptor without following symlinks (outputs created);
-//	         from then on the daemon uses the descriptors, never the names
+//	         root's descriptor without following symlinks (of a missing
+//	         output, its deepest existing directory); from then on the
+//	         daemon uses the descriptors, never the names
 //	claim:   on the opened objects (device and inode of each directory and
 //	         of its ancestors, as they are now), no output may be, contain or
 //	         lie inside another channel of the task, nor any channel of a
-//	         task that is preparing or running; the task's channels are then
+//	         task that is preparing or running; missing outputs are then
+//	         created from the opened directory and the task's channels
 //	         registered, under the same lock, so two tasks cannot both pass
 //	empty:   outputs are emptied through their descriptors
 //	stage:   each directory is bind-mounted from its descriptor below
@@ -37,6 +40,10 @@ type taskChannels struct {
 	task    string
 	inputs  []*hostpath.Dir
 	outputs []*hostpath.Dir
+	// missing[i] are the elements below outputs[i] still to be created
+	// (outputs[i] is then the deepest existing directory); claimChannels
+	// creates them.
+	missing [][]string
 	names   map[*hostpath.Dir]string // channel name, for messages
 }
 
@@ -63,8 +70,10 @@ func (c *taskChannels) describe(d *hostpath.Dir) string {
 	return fmt.Sprintf("%s channel %q (%q)", kind, c.names[d], d.Path())
 }
 
-// openChannels opens the task's input and output directories (creating
-// outputs) without following symlinks below the data roots. late says the
+// openChannels opens the task's input and output directories without
+// following symlinks below the data roots; of an output that does not exist
+// yet it opens the deepest existing directory (claimChannels creates the
+// rest, once it knows the new directory overlaps nothing). late says the
 // instance was resolved just now, while preparing, rather than at submit:
 // its host paths were then resolved by name a moment ago, so the spec's own
 // paths are opened instead and must lead to the same directories.
@@ -76,7 +85,7 @@ func (d *Daemon) openChannels(task *pcnodev1.Task, late bool) (c *taskChannels, 
 			c.close()
 		}
 	}()
-	open := func(kind string, i int, m *pcnodev1.Mount, binds []*pcnodev1.ChannelBinding, create bool) (*hostpath.Dir, error) {
+	open := func(kind string, i int, m *pcnodev1.Mount, binds []*pcnodev1.ChannelBinding) (*hostpath.Dir, []string, error) {
 		field, p := fmt.Sprintf("%ss[%d].host_path", kind, i), m.GetHostPath()
 		if late {
 			for j, b := range binds {
@@ -86,39 +95,54 @@ func (d *Daemon) openChannels(task *pcnodev1.Task, late bool) (c *taskChannels, 
 				}
 			}
 		}
-		dir, err := d.paths.Open(field, p, create)
-		if err != nil {
-			return nil, fmt.Errorf("%s channel %q: %w", kind, m.GetName(), err)
+		var (
+			dir     *hostpath.Dir
+			missing []string
+			err     error
+		)
+		if kind == "input" {
+			dir, err = d.paths.Open(field, p, false)
+		} else {
+			dir, missing, err = d.paths.OpenDeepest(field, p)
 		}
-		if late && dir.Path() != m.GetHostPath() {
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s channel %q: %w", kind, m.GetName(), err)
+		}
+		if got := path.Join(append([]string{dir.Path()}, missing...)...); late && got != m.GetHostPath() {
 			dir.Close()
-			return nil, fmt.Errorf("%s channel %q: %s: path %q led to %q when the template was resolved but opens %q now: %w",
-				kind, m.GetName(), field, p, m.GetHostPath(), dir.Path(), hostpath.ErrChanged)
+			return nil, nil, fmt.Errorf("%s channel %q: %s: path %q led to %q when the template was resolved but opens %q now: %w",
+				kind, m.GetName(), field, p, m.GetHostPath(), got, hostpath.ErrChanged)
 		}
 		c.names[dir] = m.GetName()
-		return dir, nil
+		return dir, missing, nil
 	}
 	for i, m := range inst.GetInputs() {
-		dir, err := open("input", i, m, s.GetInputs(), false)
+		dir, _, err := open("input", i, m, s.GetInputs())
 		if err != nil {
 			return nil, err
 		}
 		c.inputs = append(c.inputs, dir)
 	}
 	for i, m := range inst.GetOutputs() {
-		dir, err := open("output", i, m, s.GetOutputs(), true)
+		dir, missing, err := open("output", i, m, s.GetOutputs())
 		if err != nil {
 			return nil, err
 		}
 		c.outputs = append(c.outputs, dir)
+		c.missing = append(c.missing, missing)
 	}
 	return c, nil
 }
 
 // claimChannels refuses c when one of its outputs is, contains or lies
 // inside another of its channels, or any channel of another task that is
-// preparing or running, compared on the opened objects as they are now;
-// otherwise it registers c as the task's until dropChannels.
+// preparing or running, compared on the opened objects as they are now
+// (device and inode of each directory and its ancestors). Outputs that do
+// not exist yet are checked through their deepest existing directory (a
+// new directory can only lie inside something) and then created from it.
+// Otherwise it registers c as the task's until dropChannels; checks,
+// creation and registration happen under one lock, so two tasks cannot
+// both pass.
 func (d *Daemon) claimChannels(c *taskChannels) error {
 	d.chanMu.Lock()
 	defer d.chanMu.Unlock()
@@ -134,42 +158,87 @@ func (d *Daemon) claimChannels(c *taskChannels) error {
 		anc[dir] = a
 		return a, nil
 	}
-	own := append(append([]*hostpath.Dir(nil), c.inputs...), c.outputs...)
-	for _, out := range c.outputs {
-		oa, err := ancestors(out)
-		if err != nil {
-			return fmt.Errorf("output channel %q: %w", c.names[out], err)
+	type other struct {
+		dir  *hostpath.Dir
+		desc string
+	}
+	// others are the channels an output must keep clear of: this task's
+	// (existing ones; outputs once created) and every other task's.
+	others := func(self int) []other {
+		var out []other
+		for _, in := range c.inputs {
+			out = append(out, other{in, c.describe(in)})
 		}
-		for _, other := range own {
-			if other == out {
-				continue
-			}
-			xa, err := ancestors(other)
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.describe(other), err)
-			}
-			if why := hostpath.Overlap(oa, xa); why != "" {
-				return fmt.Errorf("%s %s %s; outputs are emptied before a run", c.describe(out), why, c.describe(other))
+		for j, o := range c.outputs {
+			if j != self && len(c.missing[j]) == 0 {
+				out = append(out, other{o, c.describe(o)})
 			}
 		}
 		for _, tc := range d.channels {
 			if tc.task == c.task {
 				continue
 			}
-			for _, other := range append(append([]*hostpath.Dir(nil), tc.inputs...), tc.outputs...) {
-				xa, err := ancestors(other)
-				if errors.Is(err, hostpath.ErrChanged) {
-					continue // removed or moved out of the data roots: nothing left to protect
-				}
-				if err != nil {
-					return fmt.Errorf("%s of task %s: %w", tc.describe(other), tc.task, err)
-				}
-				if why := hostpath.Overlap(oa, xa); why != "" {
-					return fmt.Errorf("%s %s %s of task %s, which is running; outputs are emptied before a run",
-						c.describe(out), why, tc.describe(other), tc.task)
-				}
+			for _, x := range append(append([]*hostpath.Dir(nil), tc.inputs...), tc.outputs...) {
+				out = append(out, other{x, tc.describe(x) + " of task " + tc.task + ", which is running"})
 			}
 		}
+		return out
+	}
+	check := func(i int, creating bool) error {
+		out := c.outputs[i]
+		oa, err := ancestors(out)
+		if err != nil {
+			return fmt.Errorf("output channel %q: %w", c.names[out], err)
+		}
+		desc := c.describe(out)
+		if creating {
+			desc = fmt.Sprintf("output channel %q (%q, to be created)", c.names[out], path.Join(append([]string{out.Path()}, c.missing[i]...)...))
+		}
+		for _, x := range others(i) {
+			xa, err := ancestors(x.dir)
+			if errors.Is(err, hostpath.ErrChanged) {
+				continue // removed or moved out of the data roots: nothing left to protect
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", x.desc, err)
+			}
+			why := hostpath.Overlap(oa, xa)
+			if creating {
+				// The new directory would lie below out, which is or lies
+				// inside x; it cannot contain anything yet.
+				if why == "" || why == "contains" {
+					continue
+				}
+				why = "would lie inside"
+			}
+			if why != "" {
+				return fmt.Errorf("%s %s %s; outputs are emptied before a run", desc, why, x.desc)
+			}
+		}
+		return nil
+	}
+	for i := range c.outputs {
+		if len(c.missing[i]) == 0 {
+			if err := check(i, false); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range c.outputs {
+		if len(c.missing[i]) == 0 {
+			continue
+		}
+		if err := check(i, true); err != nil {
+			return err
+		}
+		created, err := c.outputs[i].Create(c.missing[i])
+		if err != nil {
+			return fmt.Errorf("output channel %q: %w", c.names[c.outputs[i]], err)
+		}
+		c.names[created] = c.names[c.outputs[i]]
+		delete(c.names, c.outputs[i])
+		c.outputs[i].Close()
+		c.outputs[i], c.missing[i] = created, nil
 	}
 	if d.channels == nil {
 		d.channels = map[string]*taskChannels{}

@@ -92,10 +92,19 @@ func TestOpenChannels(t *testing.T) {
 			if err != nil {
 				t.Fatalf("openChannels(%s) = %v", tc.name, err)
 			}
-			defer c.close()
 			if len(c.inputs) != len(tc.task.GetInstance().GetInputs()) || len(c.outputs) != len(tc.task.GetInstance().GetOutputs()) {
 				t.Errorf("openChannels(%s) opened %d inputs, %d outputs", tc.name, len(c.inputs), len(c.outputs))
 			}
+			if tc.created != "" {
+				if _, err := os.Lstat(p(tc.created)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("openChannels(%s) created %s already: %v; claimChannels creates it", tc.name, tc.created, err)
+				}
+			}
+			if err := d.claimChannels(c); err != nil {
+				c.close()
+				t.Fatalf("claimChannels(%s) = %v", tc.name, err)
+			}
+			defer d.dropChannels(tc.task.GetId())
 			if tc.created != "" {
 				if fi, err := os.Lstat(p(tc.created)); err != nil || !fi.IsDir() {
 					t.Errorf("openChannels(%s): %s not created: %v", tc.name, tc.created, err)
@@ -167,6 +176,9 @@ func TestClaimChannels(t *testing.T) {
 		{"output contains a running output", chanTask("t2", nil, [][2]string{{"out", p("a")}}, nil), "contains"},
 		{"output inside a running output", chanTask("t2", nil, [][2]string{{"out", p("a/b/c")}}, nil), "lies inside"},
 		{"output is a running input", chanTask("t2", nil, [][2]string{{"out", p("x")}}, nil), "is the same directory as"},
+		{"new output inside a running output", chanTask("t2", nil, [][2]string{{"out", p("a/b/new/deeper")}}, nil), "would lie inside"},
+		{"new output inside a running input", chanTask("t2", nil, [][2]string{{"out", p("x/new")}}, nil), "would lie inside"},
+		{"new output beside", chanTask("t2", nil, [][2]string{{"out", p("a/new")}}, nil), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := open(tc.task)
@@ -181,6 +193,13 @@ func TestClaimChannels(t *testing.T) {
 			c.close()
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "of task run") {
 				t.Fatalf("claimChannels(%s) = %v, want an error saying %q of task run", tc.name, err, tc.want)
+			}
+			t.Logf("claimChannels(%s) = %v", tc.name, err)
+			// Nothing was created inside the running task's channels.
+			for _, rel := range []string{"a/b/new", "x/new"} {
+				if _, err := os.Lstat(p(rel)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("claimChannels(%s) left %s: %v", tc.name, rel, err)
+				}
 			}
 		})
 	}

@@ -55,7 +55,10 @@
 // element is a directory, and refuses a symlink anywhere below the data root
 // ([ErrSymlink]) — to another directory of the root, to the task's own
 // input, to outside, dangling, it does not matter. Missing output
-// directories are created with mkdirat in the directory opened just before.
+// directories are created with mkdirat in the directory opened just before:
+// by Open, or in two steps, [Policy.OpenDeepest] (the deepest existing
+// directory, so that the daemon can check where a new directory would land
+// before making it) then [Dir.Create].
 // The result is a [Dir]: an open descriptor of the very directory walked to.
 //
 // The daemon then uses the Dir, never the name:

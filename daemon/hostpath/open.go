@@ -121,8 +121,8 @@ func (d *Dir) Ancestors() ([]FileID, error) {
 			}
 			return ids, nil
 		}
-		if len(ids) > 0 && id == d.root.id {
-			belowRoot = true
+		if id == d.root.id {
+			belowRoot = true // or at it: OpenDeepest may stop there
 		}
 		ids = append(ids, id)
 		up, err := unix.Openat(fd, "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -183,76 +183,146 @@ func containsID(ids []FileID, id FileID) bool {
 // ErrOutsideRoots, ErrNotExist, ErrNotDirectory or ErrSymlink. Any other
 // error is an I/O failure.
 func (pol *Policy) Open(field, p string, create bool) (*Dir, error) {
-	refuse := func(sentinel error, reason string) (*Dir, error) {
-		return nil, &Error{Field: field, Path: p, Reason: reason, Err: sentinel}
+	mode := walkExisting
+	if create {
+		mode = walkCreate
 	}
+	d, _, err := pol.open(field, p, mode)
+	return d, err
+}
+
+// OpenDeepest is Open for a directory that may not exist yet: it opens the
+// deepest existing directory on p (p itself when it exists; at least p's
+// data root) the same way, creating nothing, and returns it with the
+// elements of p below it that are missing. [Dir.Create] creates them later,
+// from the returned descriptor.
+func (pol *Policy) OpenDeepest(field, p string) (*Dir, []string, error) {
+	return pol.open(field, p, walkDeepest)
+}
+
+// Create creates the directories rest (single elements, as OpenDeepest
+// returns them) below d, each in the one opened just before, without
+// following symlinks, and returns the last one opened. Elements that exist
+// by then are opened as they are (and refused if they are symlinks).
+func (d *Dir) Create(rest []string) (*Dir, error) {
+	if len(rest) == 0 {
+		fd, err := unix.Dup(d.Fd())
+		if err != nil {
+			return nil, fmt.Errorf("hostpath: %s: %w", d.field, err)
+		}
+		return &Dir{field: d.field, path: d.path, root: d.root, f: os.NewFile(uintptr(fd), d.path), id: d.id}, nil
+	}
+	for _, name := range rest {
+		if !validElement(name) {
+			return nil, fmt.Errorf("hostpath: %s: invalid element %q", d.field, name)
+		}
+	}
+	fd, err := unix.Dup(d.Fd())
+	if err != nil {
+		return nil, fmt.Errorf("hostpath: %s: %w", d.field, err)
+	}
+	out, _, err := walk(d.field, d.path+"/"+strings.Join(rest, "/"), d.root, fd, d.path, rest, walkCreate)
+	return out, err
+}
+
+// walkMode says what walk does with a missing element.
+type walkMode int
+
+const (
+	walkExisting walkMode = iota // refuse it: ErrNotExist
+	walkCreate                   // create it
+	walkDeepest                  // stop before it
+)
+
+func (pol *Policy) open(field, p string, mode walkMode) (*Dir, []string, error) {
 	if sentinel, reason := checkSyntax(p); sentinel != nil {
-		return refuse(sentinel, reason)
+		return nil, nil, &Error{Field: field, Path: p, Reason: reason, Err: sentinel}
 	}
 	root, rel := pol.rootOf(p)
 	if root == nil {
 		for _, r := range pol.roots {
 			if p == r.resolved || p == r.configured {
-				return refuse(ErrOutsideRoots, "is a data root itself; name a directory below it")
+				return nil, nil, &Error{Field: field, Path: p, Reason: "is a data root itself; name a directory below it", Err: ErrOutsideRoots}
 			}
 		}
-		return refuse(ErrOutsideRoots, "is outside the data roots")
+		return nil, nil, &Error{Field: field, Path: p, Reason: "is outside the data roots", Err: ErrOutsideRoots}
 	}
 	fd, err := unix.Dup(int(root.f.Fd()))
 	if err != nil {
-		return nil, fmt.Errorf("hostpath: %s: %w", field, err)
+		return nil, nil, fmt.Errorf("hostpath: %s: %w", field, err)
 	}
-	walked := root.resolved
-	for name := range strings.SplitSeq(rel, "/") {
-		walked += "/" + name
-		if create {
+	return walk(field, p, root, fd, root.resolved, strings.Split(rel, "/"), mode)
+}
+
+// walk opens elems one at a time below the directory fd (whose path is
+// base, at or below root) with O_PATH|O_NOFOLLOW, and returns the last as a
+// Dir; p is the caller's path, for refusals. It consumes fd. With
+// walkDeepest it returns the deepest directory that exists and the
+// elements from the first missing one on.
+func walk(field, p string, root *dataRoot, fd int, base string, elems []string, mode walkMode) (*Dir, []string, error) {
+	refuse := func(sentinel error, reason string) (*Dir, []string, error) {
+		return nil, nil, &Error{Field: field, Path: p, Reason: reason, Err: sentinel}
+	}
+	fail := func(err error) (*Dir, []string, error) {
+		unix.Close(fd)
+		return nil, nil, err
+	}
+	walked := base
+	var missing []string
+	for i, name := range elems {
+		last := i == len(elems)-1
+		at := walked + "/" + name
+		if mode == walkCreate {
 			if err := unix.Mkdirat(fd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				sentinel, reason := classify(fd, name, walked, err)
+				sentinel, reason := classify(fd, name, at, err)
 				unix.Close(fd)
 				if sentinel != nil {
 					return refuse(sentinel, reason)
 				}
-				return nil, fmt.Errorf("hostpath: %s: mkdir %q: %w", field, walked, err)
+				return nil, nil, fmt.Errorf("hostpath: %s: mkdir %q: %w", field, at, err)
 			}
 		}
 		// O_PATH|O_NOFOLLOW opens the entry itself, whatever it is, so
 		// the check of its type below is on the very object opened.
 		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			sentinel, reason := classify(fd, name, walked, err)
+			if mode == walkDeepest && errors.Is(err, unix.ENOENT) {
+				missing = elems[i:]
+				break
+			}
+			sentinel, reason := classify(fd, name, at, err)
 			unix.Close(fd)
 			if sentinel != nil {
 				return refuse(sentinel, reason)
 			}
-			return nil, fmt.Errorf("hostpath: %s: open %q: %w", field, walked, err)
+			return nil, nil, fmt.Errorf("hostpath: %s: open %q: %w", field, at, err)
 		}
 		unix.Close(fd)
 		fd = next
+		walked = at
 		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("hostpath: %s: %w", field, err)
+			return fail(fmt.Errorf("hostpath: %s: %w", field, err))
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 		case unix.S_IFLNK:
 			unix.Close(fd)
-			if walked == p {
+			if last {
 				return refuse(ErrSymlink, "is a symlink, which is not followed")
 			}
-			return refuse(ErrSymlink, fmt.Sprintf("has a symlink at %q, which is not followed", walked))
+			return refuse(ErrSymlink, fmt.Sprintf("has a symlink at %q, which is not followed", at))
 		default:
 			unix.Close(fd)
-			if walked == p {
+			if last {
 				return refuse(ErrNotDirectory, "is not a directory")
 			}
-			return refuse(ErrNotDirectory, fmt.Sprintf("has an element that is not a directory at %q", walked))
+			return refuse(ErrNotDirectory, fmt.Sprintf("has an element that is not a directory at %q", at))
 		}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("hostpath: %s: %w", field, err)
+		return fail(fmt.Errorf("hostpath: %s: %w", field, err))
 	}
 	return &Dir{
 		field: field,
@@ -260,7 +330,7 @@ func (pol *Policy) Open(field, p string, create bool) (*Dir, error) {
 		root:  root,
 		f:     os.NewFile(uintptr(fd), walked),
 		id:    FileID{Dev: uint64(st.Dev), Ino: st.Ino},
-	}, nil
+	}, missing, nil
 }
 
 // rootOf returns the data root p lies strictly below, as configured or as

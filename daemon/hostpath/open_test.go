@@ -380,3 +380,106 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenDeepestThenCreate: OpenDeepest stops at the deepest existing
+// directory and creates nothing; Create makes the rest from that descriptor
+// without following a symlink planted in between.
+func TestOpenDeepestThenCreate(t *testing.T) {
+	tr := newTree(t)
+	pol, err := New([]string{tr.data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pol.Close()
+	b := func(rel string) string { return filepath.Join(tr.base, rel) }
+	for _, tc := range []struct {
+		name, path, wantDir string
+		wantRest            []string
+		wantErr             error
+	}{
+		{name: "exists", path: b("data/in/sub"), wantDir: "data/in/sub"},
+		{name: "one missing", path: b("data/in/new"), wantDir: "data/in", wantRest: []string{"new"}},
+		{name: "below the root", path: b("data/new/a/b"), wantDir: "data", wantRest: []string{"new", "a", "b"}},
+		{name: "through a symlink", path: b("data/link-in/new"), wantErr: ErrSymlink},
+		{name: "at a dangling symlink", path: b("data/link-dangling/new"), wantErr: ErrSymlink},
+		{name: "below a file", path: b("data/file.txt/new"), wantErr: ErrNotDirectory},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, rest, err := pol.OpenDeepest("f", tc.path)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("OpenDeepest(%q) = %v, want %v", tc.path, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			if d.Path() != b(tc.wantDir) || strings.Join(rest, "/") != strings.Join(tc.wantRest, "/") {
+				t.Errorf("OpenDeepest(%q) = %q, %q, want %q, %q", tc.path, d.Path(), rest, b(tc.wantDir), tc.wantRest)
+			}
+			if _, err := d.Ancestors(); err != nil {
+				t.Errorf("Ancestors of %q = %v", d.Path(), err)
+			}
+		})
+	}
+	if _, err := os.Lstat(b("data/new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("OpenDeepest created data/new: %v", err)
+	}
+
+	// Created as asked.
+	d, rest, err := pol.OpenDeepest("f", b("data/in/made/here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	made, err := d.Create(rest)
+	d.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	made.Close()
+	if fi, err := os.Lstat(b("data/in/made/here")); err != nil || !fi.IsDir() {
+		t.Errorf("Create: %v", err)
+	}
+
+	// A symlink planted where the first missing element goes.
+	d, rest, err = pol.OpenDeepest("f", b("data/in/planted/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := os.Symlink(b("outside"), b("data/in/planted")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Create(rest); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Create through a planted symlink = %v, want %v", err, ErrSymlink)
+	}
+	if _, err := os.Lstat(b("outside/x")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Create made %s through the symlink: %v", b("outside/x"), err)
+	}
+	// The parent was moved away meanwhile: Create still works below the
+	// opened directory, wherever it is now.
+	d2, rest, err := pol.OpenDeepest("f", b("data/in/sub/late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if err := os.Rename(b("data/in/sub"), b("data/in/sub-moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(b("outside"), b("data/in/sub")); err != nil {
+		t.Fatal(err)
+	}
+	late, err := d2.Create(rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late.Close()
+	if _, err := os.Stat(b("data/in/sub-moved/late")); err != nil {
+		t.Errorf("Create did not create below the opened directory: %v", err)
+	}
+	if _, err := os.Lstat(b("outside/late")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Create followed the name: %v", err)
+	}
+}
