@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,5 +257,32 @@ func TestOpenOutputRefusesAReplacedDirectory(t *testing.T) {
 	}
 	if _, err := d.openOutput(task, 0); !errors.Is(err, hostpath.ErrSymlink) {
 		t.Errorf("openOutput of a symlink = %v, want %v", err, hostpath.ErrSymlink)
+	}
+}
+
+// TestReopenChannels: a task re-attached after a restart has its channels
+// opened again (nothing created) and protected from later outputs.
+func TestReopenChannels(t *testing.T) {
+	d, root := testDaemon(t, "in", "out")
+	defer d.paths.Close()
+	d.log = slog.New(slog.DiscardHandler)
+	p := func(rel string) string { return filepath.Join(root, rel) }
+	d.reopenChannels(chanTask("run", [][2]string{{"in", p("in")}}, [][2]string{{"out", p("out")}, {"gone", p("gone")}}, nil))
+	defer d.dropChannels("run")
+	c := d.taskChannelsOf("run")
+	if c == nil || len(c.inputs) != 1 || len(c.outputs) != 0 {
+		t.Fatalf("reopenChannels with a missing output registered %+v, want the input only (outputs all or none)", c)
+	}
+	if _, err := os.Lstat(p("gone")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("reopenChannels created a missing output: %v", err)
+	}
+	later, err := d.openChannels(chanTask("t2", nil, [][2]string{{"out", p("in")}}, nil), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.claimChannels(later)
+	later.close()
+	if err == nil || !strings.Contains(err.Error(), "of task run") {
+		t.Errorf("claimChannels(output = input of a re-attached task) = %v, want refused", err)
 	}
 }

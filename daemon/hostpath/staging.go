@@ -22,8 +22,10 @@ import (
 // descriptor (through /proc/self/fd), not from the directory's name.
 //
 // While any staging mount exists, dir itself is a private bind mount of
-// itself, so staging mounts are not propagated to other mount namespaces;
-// it is unmounted again when the last group is released. Nothing below dir
+// itself (or, if something is mounted there already, that mount is made
+// private), so staging mounts are not propagated to other mount
+// namespaces; the bind mount is unmounted again when the last group is
+// released. Sweep, at start, unmounts whatever is mounted at or below dir. Nothing below dir
 // is ever removed recursively: only empty directories are, so a staging
 // mount that could not be unmounted never exposes the data it shows to a
 // removal.
@@ -32,6 +34,7 @@ type Staging struct {
 
 	mu     sync.Mutex
 	groups map[string]bool // groups with mounts
+	bound  bool            // dir is a bind mount of itself made by this Staging
 }
 
 // NewStaging returns a Staging below dir (created, mode 0o700), after
@@ -211,19 +214,22 @@ func (s *Staging) privateLocked() error {
 		if err := unix.Mount(s.dir, s.dir, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("hostpath: staging: bind %q: %w", s.dir, err)
 		}
+		s.bound = true
 	}
 	if err := unix.Mount("", s.dir, "", unix.MS_PRIVATE, ""); err != nil {
-		_ = unix.Unmount(s.dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		_ = s.releaseRootLocked()
 		return fmt.Errorf("hostpath: staging: make %q private: %w", s.dir, err)
 	}
 	return nil
 }
 
 // releaseRootLocked unmounts the staging directory's own bind mount.
+// A mount someone else made there (a dedicated file system, say) stays.
 func (s *Staging) releaseRootLocked() error {
-	if len(s.groups) > 0 {
+	if len(s.groups) > 0 || !s.bound {
 		return nil
 	}
+	s.bound = false
 	if err := unix.Unmount(s.dir, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil && !errors.Is(err, unix.EINVAL) {
 		return fmt.Errorf("hostpath: staging: unmount %q: %w", s.dir, err)
 	}
