@@ -15,7 +15,9 @@ import (
 //   - PREPARING tasks lost their preparation: any container is removed and
 //     they are queued again;
 //   - RUNNING tasks whose container still exists are re-attached (a stopped
-//     one finishes at once with its real exit status and outputs);
+//     one finishes at once with its real exit status and outputs); their
+//     host directories are opened again without following symlinks, so
+//     later tasks' outputs are checked against them (channels.go);
 //   - RUNNING tasks whose container vanished become LOST.
 func (d *Daemon) recover(ctx context.Context) error {
 	tasks, err := d.store.Unfinished(ctx)

@@ -60,6 +60,8 @@
 // directory, so that the daemon can check where a new directory would land
 // before making it) then [Dir.Create].
 // The result is a [Dir]: an open descriptor of the very directory walked to.
+// (A walk rather than openat2's RESOLVE_NO_SYMLINKS: one code path that also
+// creates, the same on every kernel.)
 //
 // The daemon then uses the Dir, never the name:
 //
