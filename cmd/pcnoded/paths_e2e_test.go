@@ -310,7 +310,8 @@ func TestIntegrationPathPlantedByContainer(t *testing.T) {
 }
 
 // TestIntegrationPathManifestAfterSwap: an output directory replaced by a
-// symlink while its task runs is not followed when the manifest is made:
+// symlink while its task runs is not followed when the manifest is made
+// (after the task is cancelled, which collects manifests as an exit does):
 // no file of the symlink's target is listed (or read).
 func TestIntegrationPathManifestAfterSwap(t *testing.T) {
 	d := daemontest.Start(t, daemontest.Options{NoRace: true})
@@ -320,11 +321,12 @@ func TestIntegrationPathManifestAfterSwap(t *testing.T) {
 	out := filepath.Join(root, "job", "out")
 
 	task := d.Submit(t, pathsSpec(img, "swapped-while-running", "", out,
-		"write-file", "/data/out/result.bin", "1000", "--", "echo", "written", "--", "sleep", "2s"))
+		"write-file", "/data/out/result.bin", "1000", "--", "echo", "written", "--", "sleep", "60s"))
 	d.WaitLog(t, task.GetId(), "written\n", 0)
 	swapToSymlink(t, out, dc.dir)
-	final := d.WaitTask(t, task.GetId(), 0)
-	e2eWantEnd(t, final, pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, 0)
+	e2eCancel(t, d, task.GetId(), time.Second)
+	final := d.GetTask(t, task.GetId())
+	e2eWantEnd(t, final, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, final.GetExitCode())
 	if !strings.Contains(final.GetMessage(), "output manifest") || !strings.Contains(final.GetMessage(), "symlink") {
 		t.Errorf("message %q, want it to say the output manifest was refused for a symlink", final.GetMessage())
 	}
@@ -373,9 +375,12 @@ func TestIntegrationPathSwapRace(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var swaps atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var (
+		swaps    atomic.Int64
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		stopOnce sync.Once
+	)
 	wg.Go(func() {
 		for {
 			select {
@@ -392,15 +397,18 @@ func TestIntegrationPathSwapRace(t *testing.T) {
 		}
 	})
 	stopSwapping := func() {
-		close(stop)
-		wg.Wait()
-		// Leave the real directory under its own name.
-		if fi, err := os.Lstat(race); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
-			if err := unix.Renameat2(unix.AT_FDCWD, race, unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
-				t.Fatal(err)
+		stopOnce.Do(func() {
+			close(stop)
+			wg.Wait()
+			// Leave the real directory under its own name.
+			if fi, err := os.Lstat(race); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				if err := unix.Renameat2(unix.AT_FDCWD, race, unix.AT_FDCWD, alt, unix.RENAME_EXCHANGE); err != nil {
+					t.Error(err)
+				}
 			}
-		}
+		})
 	}
+	t.Cleanup(stopSwapping) // also when the test fails half-way
 
 	var (
 		ids             []string
@@ -421,7 +429,6 @@ func TestIntegrationPathSwapRace(t *testing.T) {
 			continue
 		}
 		if err != nil {
-			stopSwapping()
 			t.Fatalf("SubmitTask(%s) = %v", spec.GetName(), client.FromError(err))
 		}
 		ids = append(ids, resp.GetTask().GetId())
