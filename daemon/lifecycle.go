@@ -230,7 +230,11 @@ func (r *runner) prepare() (*pcnodev1.Task, error) {
 			return task, err
 		}
 	}
-	task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) { t.ImageDigest = img.Digest })
+	task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) {
+		t.ImageDigest = img.Digest
+		// Also for an instance resolved just now, or by an older daemon.
+		d.applyDefaultLimits(t.Instance, r.alloc.Resources)
+	})
 	if err != nil {
 		return task, err
 	}
@@ -251,6 +255,9 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	d := r.d
 	ctx, cancel := r.stepCtx(task)
 	defer cancel()
+	if err := d.ownOutputs(ctx, task); err != nil {
+		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err)
+	}
 	cs, err := d.containerSpec(task, r.alloc)
 	if err != nil {
 		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err)
@@ -374,10 +381,13 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 		state, reason, msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, fmt.Sprintf("exited %d", exit.Code)
 	}
 
-	summaries, manifests, merr := r.manifests(ctx, task)
+	summaries, manifests, ow, merr := r.manifests(ctx, task)
 	if merr != nil {
 		r.log.Warn("output manifests", "err", merr)
 		msg += "; output manifest: " + merr.Error()
+	}
+	if sum := ow.summary(); sum != "" {
+		msg += "; outputs: " + sum
 	}
 	if len(manifests) > 0 {
 		if err := d.store.PutOutputs(ctx, r.id, manifests); err != nil {
@@ -403,6 +413,7 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 			t.Usage.PeakGpuMemoryBytes = r.peakGPUMemory
 		}
 		t.Outputs = summaries
+		t.Warnings = append(t.Warnings, ow.lines...)
 	})
 	if err != nil {
 		r.log.Error("recording final state", "err", err)
@@ -411,24 +422,33 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 	r.log.Info("task finished", "state", state.String(), "reason", reason.String(), "exit_code", exit.Code)
 }
 
-// manifests walks every output channel after exit and announces each.
-func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev1.OutputSummary, []*pcnodev1.OutputManifest, error) {
+// manifests walks every output channel after exit and announces each. The
+// channels share tasks.max_output_files. Besides the manifests it returns
+// the task's warnings about what the walks fixed and truncated.
+func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev1.OutputSummary, []*pcnodev1.OutputManifest, *outputWarnings, error) {
 	d := r.d
 	var (
 		sums []*pcnodev1.OutputSummary
 		mans []*pcnodev1.OutputManifest
 		errs []error
+		ow   = &outputWarnings{}
 	)
+	budget := d.cfg.Tasks.MaxOutputFiles
 	for i, m := range task.GetInstance().GetOutputs() {
 		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), true)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
 		}
-		man, err := outputs.Collect(ctx, m.GetName(), resolved, d.cfg.Tasks.ManifestWorkers)
+		man, err := outputs.CollectWith(ctx, m.GetName(), resolved, outputs.Options{Workers: d.cfg.Tasks.ManifestWorkers, MaxFiles: budget})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
+		}
+		budget -= man.FileCount
+		ow.add(man, d.cfg.Tasks.MaxOutputFiles)
+		if man.FixCount > 0 || man.Omitted > 0 {
+			r.log.Warn("output channel fixed or truncated", "channel", man.Name, "fixes", man.FixCount, "failed_fixes", man.FixFailures, "omitted_files", man.Omitted)
 		}
 		pm := manifestToProto(man)
 		pm.HostPath = m.GetHostPath()
@@ -436,7 +456,7 @@ func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev
 		sums = append(sums, &pcnodev1.OutputSummary{Name: pm.GetName(), FileCount: pm.GetFileCount(), TotalBytes: pm.GetTotalBytes()})
 		d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_OutputManifest{OutputManifest: pm}})
 	}
-	return sums, mans, errors.Join(errs...)
+	return sums, mans, ow, errors.Join(errs...)
 }
 
 // sealLog marks a task's log complete (the driver normally does this itself).
@@ -469,7 +489,7 @@ func (d *Daemon) containerSpec(task *pcnodev1.Task, a sched.Assignment) (runtime
 		PidsLimit:              s.GetPidsLimit(),
 		NetworkHost:            s.GetNetwork() == pcnodev1.NetworkMode_NETWORK_MODE_HOST,
 		ReadOnlyRootfs:         s.GetReadOnlyRootfs(),
-		User:                   s.GetUser(),
+		User:                   d.taskUser(s),
 		LogURI:                 logURI,
 	}
 	if cs.PidsLimit == 0 {

@@ -2,6 +2,7 @@ package outputs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -263,5 +264,29 @@ func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("creating device nodes needs root (CAP_MKNOD)")
+	}
+}
+
+// TestChown: the directory itself changes owner, not its contents, and a
+// symlinked directory is refused.
+func TestChown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("changing a directory's owner needs root (CAP_CHOWN)")
+	}
+	b := base(t)
+	dir := filepath.Join(b, "out")
+	writeFile(t, filepath.Join(dir, "f"), []byte("f"))
+	symlink(t, dir, filepath.Join(b, "link"))
+	if err := Chown(context.Background(), dir, 1234, 5678); err != nil {
+		t.Fatalf("Chown(%q) = %v", dir, err)
+	}
+	for p, want := range map[string][2]uint32{dir: {1234, 5678}, filepath.Join(dir, "f"): {0, 0}} {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil || st.Uid != want[0] || st.Gid != want[1] {
+			t.Errorf("after Chown, %q is owned by %d:%d (%v), want %d:%d", p, st.Uid, st.Gid, err, want[0], want[1])
+		}
+	}
+	if err := Chown(context.Background(), filepath.Join(b, "link"), 1, 1); !errors.Is(err, ErrSymlink) {
+		t.Errorf("Chown(symlink) = %v, want %v", err, ErrSymlink)
 	}
 }

@@ -1,0 +1,86 @@
+package daemon
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pcnode/pcnode/daemon/outputs"
+)
+
+func TestOutputWarnings(t *testing.T) {
+	setuid := func(p string) outputs.Fix {
+		return outputs.Fix{Path: p, Kind: outputs.FixSetid, Mode: 0o755 | fs.ModeSetuid}
+	}
+	t.Run("nothing to say", func(t *testing.T) {
+		var w outputWarnings
+		w.add(&outputs.Manifest{Name: "out", FileCount: 3}, 10)
+		if len(w.lines) != 0 || w.summary() != "" {
+			t.Errorf("warnings for a clean channel = %q, %q, want none", w.lines, w.summary())
+		}
+	})
+	t.Run("fixes and truncation", func(t *testing.T) {
+		var w outputWarnings
+		w.add(&outputs.Manifest{Name: "a", FileCount: 2, Fixes: []outputs.Fix{
+			setuid("bin/sh"),
+			{Path: "sda", Kind: outputs.FixDevice, Mode: 0o666 | fs.ModeDevice},
+		}, FixCount: 2}, 2)
+		w.add(&outputs.Manifest{Name: "b", FileCount: 0, Omitted: 5}, 2)
+		want := []string{
+			`output channel "a": setuid/setgid bits cleared on "bin/sh" (was urwxr-xr-x)`,
+			`output channel "a": device node "sda" (Drw-rw-rw-) removed`,
+			`output channel "b": manifest truncated at tasks.max_output_files = 2 (all channels of a task together): 0 files listed, 5 not listed (they are on the host and were checked like the rest)`,
+		}
+		if diff := cmp.Diff(want, w.lines); diff != "" {
+			t.Errorf("warnings (-want +got):\n%s", diff)
+		}
+		sum := w.summary()
+		for _, part := range []string{"2 setuid/setgid files, device nodes or over-deep directories fixed", "tasks.max_output_files = 2: 5 files not listed"} {
+			if !strings.Contains(sum, part) {
+				t.Errorf("summary() = %q, want it to contain %q", sum, part)
+			}
+		}
+	})
+	t.Run("many fixes are counted, not named", func(t *testing.T) {
+		var w outputWarnings
+		for _, ch := range []string{"a", "b"} {
+			m := &outputs.Manifest{Name: ch, FixCount: 1000, FixFailures: 1}
+			for i := range outputs.MaxFixes {
+				m.Fixes = append(m.Fixes, setuid(fmt.Sprintf("%s/%d/%s", ch, i, strings.Repeat("x", 1000))))
+			}
+			w.add(m, 10)
+		}
+		// 20 named, then one count line per channel.
+		if len(w.lines) != maxFixWarnings+2 {
+			t.Fatalf("got %d warning lines, want %d: %q", len(w.lines), maxFixWarnings+2, w.lines)
+		}
+		for _, l := range w.lines {
+			if len(l) > maxWarningPath+200 {
+				t.Errorf("warning of %d bytes, want paths clipped to %d: %.80q…", len(l), maxWarningPath, l)
+			}
+		}
+		if got, want := w.lines[maxFixWarnings], `output channel "a": 980 more`; !strings.HasPrefix(got, want) {
+			t.Errorf("count line for a = %q, want prefix %q", got, want)
+		}
+		if got, want := w.lines[maxFixWarnings+1], `output channel "b": 1000 more`; !strings.HasPrefix(got, want) {
+			t.Errorf("count line for b = %q, want prefix %q", got, want)
+		}
+		if sum := w.summary(); !strings.Contains(sum, "2000 ") || !strings.Contains(sum, "2 of them FAILED") {
+			t.Errorf("summary() = %q, want 2000 fixes, 2 failed", sum)
+		}
+	})
+}
+
+func TestClipPath(t *testing.T) {
+	long := strings.Repeat("ä", 150) // 300 bytes
+	got := clipPath(long)
+	if len(got) > maxWarningPath+len("…") || !strings.HasSuffix(got, "…") || !strings.HasPrefix(long, strings.TrimSuffix(got, "…")) {
+		t.Errorf("clipPath(300 bytes) = %q (%d bytes), want a %d-byte prefix on a rune boundary and …", got, len(got), maxWarningPath)
+	}
+	if got := clipPath("short"); got != "short" {
+		t.Errorf("clipPath(%q) = %q", "short", got)
+	}
+}
