@@ -10,4 +10,12 @@
 // A task's life is a list of small steps run by one goroutine per task
 // (lifecycle.go); every state transition is written to the store before it
 // is announced to watchers.
+//
+// Node policy applied to every task: an instance that names no memory or
+// CPU limit gets the node's default limits, and its requests are recorded
+// as reserved (limits.go); a spec that names no user runs as
+// tasks.default_user when set (taskuser.go); after the run, what the output
+// manifest walks fixed (setuid/setgid bits, device nodes) and where the
+// manifests were cut at tasks.max_output_files goes to the task's warnings
+// and message (outputwarnings.go).
 package daemon
