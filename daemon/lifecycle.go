@@ -166,7 +166,13 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	}
 	_ = r.d.rt.Delete(ctx, r.id)
 	r.d.sealLog(ctx, r.id)
-	if _, werr := r.d.finish(ctx, r.id, state, reason, msg, nil); werr != nil {
+	var warnings []string
+	if task.GetStartTime() != nil { // the container ran: its outputs may hold privilege
+		warnings = r.d.fixOutputs(ctx, task)
+	}
+	if _, werr := r.d.finish(ctx, r.id, state, reason, msg, func(t *pcnodev1.Task) {
+		t.Warnings = append(t.Warnings, warnings...)
+	}); werr != nil {
 		r.log.Error("recording failure", "err", werr)
 	}
 	r.log.Info("task failed", "reason", reason.String(), "msg", msg)

@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/pcnode/pcnode/daemon/outputs"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
 // Bounds on what a task's record carries about its output channels, so
@@ -30,7 +32,8 @@ type outputWarnings struct {
 	maxFiles      int64
 }
 
-// add takes one channel's manifest; maxFiles is tasks.max_output_files.
+// add takes one channel's manifest; maxFiles is tasks.max_output_files, or 0
+// when nothing was to be listed (fixOutputs).
 func (w *outputWarnings) add(m *outputs.Manifest, maxFiles int64) {
 	w.fixes += m.FixCount
 	w.failed += m.FixFailures
@@ -47,7 +50,7 @@ func (w *outputWarnings) add(m *outputs.Manifest, maxFiles int64) {
 	if rest := m.FixCount - int64(named); rest > 0 {
 		w.lines = append(w.lines, fmt.Sprintf("output channel %q: %d more setuid/setgid files, device nodes or over-deep directories fixed, not named here (%d fixes of this channel failed in all)", m.Name, rest, m.FixFailures))
 	}
-	if m.Omitted > 0 {
+	if m.Omitted > 0 && maxFiles > 0 {
 		w.omitted += m.Omitted
 		w.maxFiles = maxFiles
 		w.lines = append(w.lines, fmt.Sprintf("output channel %q: manifest truncated at tasks.max_output_files = %d (all channels of a task together): %d files listed, %d not listed (they are on the host and were checked like the rest)", m.Name, maxFiles, m.FileCount, m.Omitted))
@@ -80,4 +83,25 @@ func clipPath(p string) string {
 		cut--
 	}
 	return p[:cut] + "…"
+}
+
+// fixOutputs walks the output channels of a task whose container ran but
+// whose outputs are not collected (it became LOST) only so that it leaves no
+// privilege behind: nothing is listed or hashed. It returns the warnings
+// saying what was fixed, or which channel could not be checked.
+func (d *Daemon) fixOutputs(ctx context.Context, task *pcnodev1.Task) []string {
+	w := &outputWarnings{}
+	for i, m := range task.GetInstance().GetOutputs() {
+		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), true)
+		if err == nil {
+			var man *outputs.Manifest
+			if man, err = outputs.CollectWith(ctx, m.GetName(), resolved, outputs.Options{MaxFiles: 0}); err == nil {
+				w.add(man, 0)
+			}
+		}
+		if err != nil {
+			w.lines = append(w.lines, fmt.Sprintf("output channel %q: not checked for setuid/setgid files and device nodes: %v", m.GetName(), err))
+		}
+	}
+	return w.lines
 }

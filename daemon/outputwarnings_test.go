@@ -1,14 +1,18 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pcnode/pcnode/daemon/outputs"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
 func TestOutputWarnings(t *testing.T) {
@@ -82,5 +86,31 @@ func TestClipPath(t *testing.T) {
 	}
 	if got := clipPath("short"); got != "short" {
 		t.Errorf("clipPath(%q) = %q", "short", got)
+	}
+}
+
+// TestFixOutputs: a task whose outputs are not collected (LOST) still has
+// its channels cleared of setuid bits, and is told; a channel that cannot be
+// checked is named.
+func TestFixOutputs(t *testing.T) {
+	d, root := testDaemon(t, "out")
+	p := filepath.Join(root, "out", "suid")
+	if err := os.WriteFile(p, []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	task := &pcnodev1.Task{Id: "t1", Instance: &pcnodev1.TaskInstance{Outputs: []*pcnodev1.Mount{
+		{Name: "out", HostPath: filepath.Join(root, "out"), MountedPath: "/out"},
+		{Name: "gone", HostPath: filepath.Join(root, "missing"), MountedPath: "/gone"},
+	}}}
+	got := d.fixOutputs(context.Background(), task)
+	if len(got) != 2 || got[0] != `output channel "out": setuid/setgid bits cleared on "suid" (was urwxr-xr-x)` ||
+		!strings.HasPrefix(got[1], `output channel "gone": not checked for setuid/setgid files and device nodes: `) {
+		t.Errorf("fixOutputs = %q, want the setuid file of out cleared and gone named", got)
+	}
+	if fi, err := os.Lstat(p); err != nil || fi.Mode() != 0o755 {
+		t.Errorf("after fixOutputs, %s is %v (%v), want 0755", p, fi.Mode(), err)
 	}
 }
