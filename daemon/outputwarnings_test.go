@@ -34,8 +34,8 @@ func TestOutputWarnings(t *testing.T) {
 		}, FixCount: 2}, 2)
 		w.add(&outputs.Manifest{Name: "b", FileCount: 0, Omitted: 5}, 2)
 		want := []string{
-			`output channel "a": setuid/setgid bits cleared on "bin/sh" (was urwxr-xr-x)`,
-			`output channel "a": device node "sda" (Drw-rw-rw-) removed`,
+			`output channel "a": setuid/setgid bits cleared on "bin/sh" (mode 4755, now 0755)`,
+			`output channel "a": block device node "sda" (mode 0666) removed`,
 			`output channel "b": manifest truncated at tasks.max_output_files = 2 (all channels of a task together): 0 files listed, 5 not listed (they are on the host and were checked like the rest)`,
 		}
 		if diff := cmp.Diff(want, w.lines); diff != "" {
@@ -106,7 +106,7 @@ func TestFixOutputs(t *testing.T) {
 		{Name: "gone", HostPath: filepath.Join(root, "missing"), MountedPath: "/gone"},
 	}}}
 	got := d.fixOutputs(context.Background(), task)
-	if len(got) != 2 || got[0] != `output channel "out": setuid/setgid bits cleared on "suid" (was urwxr-xr-x)` ||
+	if len(got) != 2 || got[0] != `output channel "out": setuid/setgid bits cleared on "suid" (mode 4755, now 0755)` ||
 		!strings.HasPrefix(got[1], `output channel "gone": not checked for setuid/setgid files and device nodes: `) {
 		t.Errorf("fixOutputs = %q, want the setuid file of out cleared and gone named", got)
 	}

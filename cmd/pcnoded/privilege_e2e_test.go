@@ -140,11 +140,11 @@ func TestIntegrationPrivilege(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(out, "link-to-decoy")); err != nil {
 			t.Errorf("symlink in the outputs: %v, want it left as it was", err)
 		}
-		privWantWarning(t, task, `output channel "out": setuid/setgid bits cleared on "suid" (was urwxr-xr-x)`)
-		privWantWarning(t, task, `output channel "out": setuid/setgid bits cleared on "sub/sgid" (was grwxr-xr-x)`)
-		privWantWarning(t, task, `output channel "out": setuid/setgid bits cleared on "both" (was ugrwxrwxrwx)`)
-		privWantWarning(t, task, `output channel "out": device node "disk" (Drw-rw-rw-) removed`)
-		privWantWarning(t, task, `output channel "out": device node "null" (Dcrw-rw-rw-) removed`)
+		privWantWarning(t, task, `output channel "out": setuid/setgid bits cleared on "suid" (mode 4755, now 0755)`)
+		privWantWarning(t, task, `output channel "out": setuid/setgid bits cleared on "sub/sgid" (mode 2755, now 0755)`)
+		privWantWarning(t, task, `output channel "out": setuid/setgid bits cleared on "both" (mode 6777, now 0777)`)
+		privWantWarning(t, task, `output channel "out": block device node "disk" (mode 0666) removed`)
+		privWantWarning(t, task, `output channel "out": character device node "null" (mode 0666) removed`)
 		if n := len(task.GetWarnings()); n != 5 {
 			t.Errorf("task has %d warnings, want 5 (3 setuid/setgid files, 2 device nodes): %q", n, task.GetWarnings())
 		}

@@ -82,19 +82,25 @@ type Fix struct {
 }
 
 // String describes f for people, e.g. `setuid/setgid bits cleared on
-// "bin/sh" (was -rwsr-sr-x)`.
+// "bin/sh" (mode 6755, now 0755)` or `block device node "sda" (mode 0666)
+// removed`.
 func (f Fix) String() string {
 	var s string
 	switch f.Kind {
 	case FixSetid:
-		s = fmt.Sprintf("setuid/setgid bits cleared on %q (was %v)", f.Path, f.Mode)
+		now := f.Mode &^ (fs.ModeSetuid | fs.ModeSetgid)
+		s = fmt.Sprintf("setuid/setgid bits cleared on %q (mode %s, now %s)", f.Path, octal(f.Mode), octal(now))
 		if f.Err != nil {
-			s = fmt.Sprintf("setuid/setgid file %q (%v) could not be cleared", f.Path, f.Mode)
+			s = fmt.Sprintf("setuid/setgid file %q (mode %s) could not be cleared", f.Path, octal(f.Mode))
 		}
 	case FixDevice:
-		s = fmt.Sprintf("device node %q (%v) removed", f.Path, f.Mode)
+		kind := "block"
+		if f.Mode&fs.ModeCharDevice != 0 {
+			kind = "character"
+		}
+		s = fmt.Sprintf("%s device node %q (mode %s) removed", kind, f.Path, octal(f.Mode))
 		if f.Err != nil {
-			s = fmt.Sprintf("device node %q (%v) could not be removed", f.Path, f.Mode)
+			s = fmt.Sprintf("%s device node %q (mode %s) could not be removed", kind, f.Path, octal(f.Mode))
 		}
 	case FixTooDeep:
 		s = fmt.Sprintf("directory %q is nested deeper than %d levels: not walked, made root-only (0700)", f.Path, maxDepth)
@@ -108,6 +114,22 @@ func (f Fix) String() string {
 		s += ": " + f.Err.Error()
 	}
 	return s
+}
+
+// octal writes m's permission, setuid, setgid and sticky bits as chmod(1)
+// takes them, e.g. "6755".
+func octal(m fs.FileMode) string {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return fmt.Sprintf("%04o", v)
 }
 
 // File is one regular file of an output channel. It mirrors the API's

@@ -249,10 +249,12 @@ func TestFixString(t *testing.T) {
 		f    Fix
 		want string
 	}{
-		{Fix{Path: "bin/sh", Kind: FixSetid, Mode: 0o755 | os.ModeSetuid}, `setuid/setgid bits cleared on "bin/sh" (was urwxr-xr-x)`},
-		{Fix{Path: "sda", Kind: FixDevice, Mode: 0o666 | os.ModeDevice}, `device node "sda" (Drw-rw-rw-) removed`},
-		{Fix{Path: "x", Kind: FixSetid, Mode: 0o755 | os.ModeSetgid, Err: unix.EROFS}, `setuid/setgid file "x" (grwxr-xr-x) could not be cleared: read-only file system`},
-		{Fix{Path: "bad-\xff", Kind: FixDevice, Mode: 0o600 | os.ModeDevice | os.ModeCharDevice}, `device node "bad-\xff" (Dcrw-------) removed`},
+		{Fix{Path: "bin/sh", Kind: FixSetid, Mode: 0o755 | os.ModeSetuid}, `setuid/setgid bits cleared on "bin/sh" (mode 4755, now 0755)`},
+		{Fix{Path: "t", Kind: FixSetid, Mode: 0o777 | os.ModeSetuid | os.ModeSetgid | os.ModeSticky}, `setuid/setgid bits cleared on "t" (mode 7777, now 1777)`},
+		{Fix{Path: "sda", Kind: FixDevice, Mode: 0o666 | os.ModeDevice}, `block device node "sda" (mode 0666) removed`},
+		{Fix{Path: "x", Kind: FixSetid, Mode: 0o755 | os.ModeSetgid, Err: unix.EROFS}, `setuid/setgid file "x" (mode 2755) could not be cleared: read-only file system`},
+		{Fix{Path: "bad-\xff", Kind: FixDevice, Mode: 0o600 | os.ModeDevice | os.ModeCharDevice}, `character device node "bad-\xff" (mode 0600) removed`},
+		{Fix{Path: "d/d", Kind: FixTooDeep, Mode: 0o755 | os.ModeDir, Err: unix.EPERM}, `directory "d/d" is nested deeper than 512 levels: not walked, and could not be made root-only: operation not permitted`},
 	} {
 		if got := tt.f.String(); got != tt.want {
 			t.Errorf("%+v.String() = %q, want %q", tt.f, got, tt.want)
