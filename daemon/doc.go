@@ -16,6 +16,6 @@
 // as reserved (limits.go); a spec that names no user runs as
 // tasks.default_user when set (taskuser.go); after the run, what the output
 // manifest walks fixed (setuid/setgid bits, device nodes) and where the
-// manifests were cut at tasks.max_output_files goes to the task's warnings
-// and message (outputwarnings.go).
+// manifests were cut at tasks.max_output_files or max_output_path_bytes goes
+// to the task's warnings and message (outputwarnings.go).
 package daemon

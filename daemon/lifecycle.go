@@ -429,7 +429,8 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 }
 
 // manifests walks every output channel after exit and announces each. The
-// channels share tasks.max_output_files. Besides the manifests it returns
+// channels share tasks.max_output_files and max_output_path_bytes. Besides
+// the manifests it returns
 // the task's warnings about what the walks fixed and truncated.
 func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev1.OutputSummary, []*pcnodev1.OutputManifest, *outputWarnings, error) {
 	d := r.d
@@ -439,20 +440,19 @@ func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev
 		errs []error
 		ow   = &outputWarnings{}
 	)
-	budget := d.cfg.Tasks.MaxOutputFiles
+	budget := newManifestBudget(d.cfg.Tasks)
 	for i, m := range task.GetInstance().GetOutputs() {
 		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), true)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
 		}
-		man, err := outputs.CollectWith(ctx, m.GetName(), resolved, outputs.Options{Workers: d.cfg.Tasks.ManifestWorkers, MaxFiles: budget})
+		man, err := outputs.CollectWith(ctx, m.GetName(), resolved, budget.options(d.cfg.Tasks.ManifestWorkers))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
 		}
-		budget -= man.FileCount
-		ow.add(man, d.cfg.Tasks.MaxOutputFiles)
+		ow.add(man, budget.take(man))
 		if man.FixCount > 0 || man.Omitted > 0 {
 			r.log.Warn("output channel fixed or truncated", "channel", man.Name, "fixes", man.FixCount, "failed_fixes", man.FixFailures, "omitted_files", man.Omitted)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/outputs"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -23,18 +24,20 @@ const (
 // outputWarnings gathers, over a task's output channels, the warnings that
 // say what the manifest walks fixed (setuid/setgid bits cleared, device
 // nodes removed, over-deep directories locked, and what failed) and which
-// manifests were truncated at tasks.max_output_files.
+// manifests were truncated at tasks.max_output_files or
+// max_output_path_bytes.
 type outputWarnings struct {
 	lines         []string // the task's warnings
 	named         int      // fixes named in lines
 	fixes, failed int64
 	omitted       int64
-	maxFiles      int64
+	limit         string // the cap that cut the last truncated manifest
 }
 
-// add takes one channel's manifest; maxFiles is tasks.max_output_files, or 0
-// when nothing was to be listed (fixOutputs).
-func (w *outputWarnings) add(m *outputs.Manifest, maxFiles int64) {
+// add takes one channel's manifest; limit names the cap that cut it, if one
+// did ("tasks.max_output_files = 100000", manifestBudget.take), and is ""
+// otherwise or when nothing was to be listed (fixOutputs).
+func (w *outputWarnings) add(m *outputs.Manifest, limit string) {
 	w.fixes += m.FixCount
 	w.failed += m.FixFailures
 	named := 0
@@ -50,10 +53,10 @@ func (w *outputWarnings) add(m *outputs.Manifest, maxFiles int64) {
 	if rest := m.FixCount - int64(named); rest > 0 {
 		w.lines = append(w.lines, fmt.Sprintf("output channel %q: %d more setuid/setgid files, device nodes or over-deep directories fixed, not named here (%d fixes of this channel failed in all)", m.Name, rest, m.FixFailures))
 	}
-	if m.Omitted > 0 && maxFiles > 0 {
+	if m.Omitted > 0 && limit != "" {
 		w.omitted += m.Omitted
-		w.maxFiles = maxFiles
-		w.lines = append(w.lines, fmt.Sprintf("output channel %q: manifest truncated at tasks.max_output_files = %d (all channels of a task together): %d files listed, %d not listed (they are on the host and were checked like the rest)", m.Name, maxFiles, m.FileCount, m.Omitted))
+		w.limit = limit
+		w.lines = append(w.lines, fmt.Sprintf("output channel %q: manifest truncated at %s (all channels of a task together): %d files listed, %d not listed (they are on the host and were checked like the rest)", m.Name, limit, m.FileCount, m.Omitted))
 	}
 }
 
@@ -68,9 +71,43 @@ func (w *outputWarnings) summary() string {
 		parts = append(parts, s+" (see warnings)")
 	}
 	if w.omitted > 0 {
-		parts = append(parts, fmt.Sprintf("manifests truncated at tasks.max_output_files = %d: %d files not listed (see warnings)", w.maxFiles, w.omitted))
+		parts = append(parts, fmt.Sprintf("manifests truncated at %s: %d files not listed (see warnings)", w.limit, w.omitted))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// manifestBudget is what is left of tasks.max_output_files and
+// max_output_path_bytes for the channels of a task still to be collected.
+type manifestBudget struct {
+	cfg              config.Tasks
+	files, pathBytes int64
+}
+
+func newManifestBudget(cfg config.Tasks) *manifestBudget {
+	return &manifestBudget{cfg: cfg, files: cfg.MaxOutputFiles, pathBytes: cfg.MaxOutputPathBytes.Bytes()}
+}
+
+// options are the next channel's collect options.
+func (b *manifestBudget) options(workers int) outputs.Options {
+	return outputs.Options{Workers: workers, MaxFiles: b.files, MaxPathBytes: b.pathBytes}
+}
+
+// take charges what m lists to the budget and returns the cap that cut m
+// short, "" when none did.
+func (b *manifestBudget) take(m *outputs.Manifest) string {
+	limit := ""
+	switch {
+	case m.Omitted == 0:
+	case m.FileCount >= b.files:
+		limit = fmt.Sprintf("tasks.max_output_files = %d", b.cfg.MaxOutputFiles)
+	default:
+		limit = "tasks.max_output_path_bytes = " + b.cfg.MaxOutputPathBytes.String()
+	}
+	b.files -= m.FileCount
+	for _, f := range m.Files {
+		b.pathBytes -= int64(len(f.Path))
+	}
+	return limit
 }
 
 // clipPath shortens p to at most maxWarningPath bytes, on a rune boundary.
@@ -95,8 +132,8 @@ func (d *Daemon) fixOutputs(ctx context.Context, task *pcnodev1.Task) []string {
 		resolved, err := d.paths.Check(fmt.Sprintf("outputs[%d].host_path", i), m.GetHostPath(), true)
 		if err == nil {
 			var man *outputs.Manifest
-			if man, err = outputs.CollectWith(ctx, m.GetName(), resolved, outputs.Options{MaxFiles: 0}); err == nil {
-				w.add(man, 0)
+			if man, err = outputs.CollectWith(ctx, m.GetName(), resolved, outputs.Options{}); err == nil {
+				w.add(man, "")
 			}
 		}
 		if err != nil {

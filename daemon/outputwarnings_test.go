@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/outputs"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -21,7 +22,7 @@ func TestOutputWarnings(t *testing.T) {
 	}
 	t.Run("nothing to say", func(t *testing.T) {
 		var w outputWarnings
-		w.add(&outputs.Manifest{Name: "out", FileCount: 3}, 10)
+		w.add(&outputs.Manifest{Name: "out", FileCount: 3}, "")
 		if len(w.lines) != 0 || w.summary() != "" {
 			t.Errorf("warnings for a clean channel = %q, %q, want none", w.lines, w.summary())
 		}
@@ -31,8 +32,8 @@ func TestOutputWarnings(t *testing.T) {
 		w.add(&outputs.Manifest{Name: "a", FileCount: 2, Fixes: []outputs.Fix{
 			setuid("bin/sh"),
 			{Path: "sda", Kind: outputs.FixDevice, Mode: 0o666 | fs.ModeDevice},
-		}, FixCount: 2}, 2)
-		w.add(&outputs.Manifest{Name: "b", FileCount: 0, Omitted: 5}, 2)
+		}, FixCount: 2}, "tasks.max_output_files = 2")
+		w.add(&outputs.Manifest{Name: "b", FileCount: 0, Omitted: 5}, "tasks.max_output_files = 2")
 		want := []string{
 			`output channel "a": setuid/setgid bits cleared on "bin/sh" (mode 4755, now 0755)`,
 			`output channel "a": block device node "sda" (mode 0666) removed`,
@@ -55,7 +56,7 @@ func TestOutputWarnings(t *testing.T) {
 			for i := range outputs.MaxFixes {
 				m.Fixes = append(m.Fixes, setuid(fmt.Sprintf("%s/%d/%s", ch, i, strings.Repeat("x", 1000))))
 			}
-			w.add(m, 10)
+			w.add(m, "")
 		}
 		// 20 named, then one count line per channel.
 		if len(w.lines) != maxFixWarnings+2 {
@@ -112,5 +113,42 @@ func TestFixOutputs(t *testing.T) {
 	}
 	if fi, err := os.Lstat(p); err != nil || fi.Mode() != 0o755 {
 		t.Errorf("after fixOutputs, %s is %v (%v), want 0755", p, fi.Mode(), err)
+	}
+}
+
+func TestManifestBudget(t *testing.T) {
+	cfg := config.DefaultConfig().Tasks
+	cfg.MaxOutputFiles = 5
+	cfg.MaxOutputPathBytes = config.MustQuantity("4Ki")
+	b := newManifestBudget(cfg)
+	files := func(n, pathLen int) []outputs.File {
+		var fs []outputs.File
+		for i := range n {
+			fs = append(fs, outputs.File{Path: fmt.Sprintf("%0*d", pathLen, i)})
+		}
+		return fs
+	}
+	steps := []struct {
+		m         *outputs.Manifest
+		wantLimit string
+		wantOpts  outputs.Options
+	}{
+		// A channel within both caps, one cut by the path bytes, one cut by
+		// the files left, and one with nothing left.
+		{&outputs.Manifest{Files: files(1, 96), FileCount: 1}, "", outputs.Options{Workers: 2, MaxFiles: 4, MaxPathBytes: 4000}},
+		{&outputs.Manifest{Files: files(2, 1000), FileCount: 2, Omitted: 7}, "tasks.max_output_path_bytes = 4Ki", outputs.Options{Workers: 2, MaxFiles: 2, MaxPathBytes: 2000}},
+		{&outputs.Manifest{Files: files(2, 10), FileCount: 2, Omitted: 1}, "tasks.max_output_files = 5", outputs.Options{Workers: 2, MaxFiles: 0, MaxPathBytes: 1980}},
+		{&outputs.Manifest{Omitted: 3}, "tasks.max_output_files = 5", outputs.Options{Workers: 2, MaxFiles: 0, MaxPathBytes: 1980}},
+	}
+	if got, want := b.options(2), (outputs.Options{Workers: 2, MaxFiles: 5, MaxPathBytes: 4096}); got != want {
+		t.Errorf("first options = %+v, want %+v", got, want)
+	}
+	for i, s := range steps {
+		if got := b.take(s.m); got != s.wantLimit {
+			t.Errorf("step %d: take = %q, want %q", i, got, s.wantLimit)
+		}
+		if got := b.options(2); got != s.wantOpts {
+			t.Errorf("step %d: options after take = %+v, want %+v", i, got, s.wantOpts)
+		}
 	}
 }

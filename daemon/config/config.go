@@ -85,8 +85,10 @@ type Tasks struct {
 	AllowHostNetwork bool     `toml:"allow_host_network"`
 	ManifestWorkers  int      `toml:"manifest_workers"`
 	// MaxOutputFiles caps the files listed in a task's output manifests,
-	// all channels together.
-	MaxOutputFiles int64 `toml:"max_output_files"`
+	// all channels together, and MaxOutputPathBytes the bytes of their
+	// paths.
+	MaxOutputFiles     int64    `toml:"max_output_files"`
+	MaxOutputPathBytes Quantity `toml:"max_output_path_bytes"`
 	// DefaultUser is "UID:GID" (numeric, not root) for tasks whose spec
 	// names no user; empty: the image's user.
 	DefaultUser string `toml:"default_user"`
@@ -218,11 +220,12 @@ func DefaultConfig() Config {
 			BackfillWindow: Duration{5 * time.Minute},
 		},
 		Tasks: Tasks{
-			StartupTimeout:  Duration{30 * time.Minute},
-			StopGracePeriod: Duration{10 * time.Second},
-			PidsLimit:       4096,
-			Retention:       Duration{7 * 24 * time.Hour},
-			MaxOutputFiles:  100_000,
+			StartupTimeout:     Duration{30 * time.Minute},
+			StopGracePeriod:    Duration{10 * time.Second},
+			PidsLimit:          4096,
+			Retention:          Duration{7 * 24 * time.Hour},
+			MaxOutputFiles:     100_000,
+			MaxOutputPathBytes: MustQuantity("32Mi"),
 			// Lowered to the node's capacity when it has less.
 			DefaultMemoryLimit: MustQuantity("4Gi"),
 			DefaultCPULimit:    MustQuantity("2"),
@@ -306,6 +309,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tasks.MaxOutputFiles < 1 || c.Tasks.MaxOutputFiles > 10_000_000 {
 		bad("tasks.max_output_files", "must be from 1 to 10000000, got %d", c.Tasks.MaxOutputFiles)
+	}
+	if b := c.Tasks.MaxOutputPathBytes.Bytes(); b < 4096 || b > 1<<30 {
+		bad("tasks.max_output_path_bytes", "must be from 4Ki to 1Gi, got %s", c.Tasks.MaxOutputPathBytes.String())
 	}
 	if c.Tasks.DefaultUser != "" {
 		if _, _, err := ParseUser(c.Tasks.DefaultUser); err != nil {

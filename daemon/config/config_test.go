@@ -47,6 +47,8 @@ func TestLoadErrors(t *testing.T) {
 		{"log files", "[logs]\nmax_files = 0\n", "logs.max_files"},
 		{"max output files zero", "[tasks]\nmax_output_files = 0\n", "tasks.max_output_files"},
 		{"max output files huge", "[tasks]\nmax_output_files = 20000000\n", "tasks.max_output_files"},
+		{"max output path bytes tiny", "[tasks]\nmax_output_path_bytes = \"1Ki\"\n", "tasks.max_output_path_bytes"},
+		{"max output path bytes huge", "[tasks]\nmax_output_path_bytes = \"2Gi\"\n", "tasks.max_output_path_bytes"},
 		{"default user name", "[tasks]\ndefault_user = \"nobody\"\n", "tasks.default_user"},
 		{"default user no gid", "[tasks]\ndefault_user = \"1000\"\n", "tasks.default_user"},
 		{"default user root", "[tasks]\ndefault_user = \"0:0\"\n", "tasks.default_user"},

@@ -65,11 +65,14 @@ allow_host_network = false
 # Files hashed in parallel when writing output manifests. 0: one per CPU.
 manifest_workers = 0
 # Most files listed in one task's output manifests, all its channels
-# together (1 to 10000000). Beyond it the manifests are truncated and the task
-# says so in its warnings; every file is still checked as below.
+# together (1 to 10000000), and most bytes their paths may add up to (4Ki to
+# 1Gi; paths can be long, so the count alone does not bound a manifest).
+# Beyond either the manifests are truncated and the task says so in its
+# warnings and message; every file is still checked as below.
 # After every task the manifest walk clears setuid/setgid bits and removes
 # device nodes in its output channels, and reports each in the task's warnings.
 max_output_files = 100000
+max_output_path_bytes = "32Mi"
 # Memory limit and CPU quota of a task whose template and spec name none, so
 # that no task runs unbounded. A task whose request is larger gets its request
 # as limit. Lowered to the node's memory and CPUs when they are smaller.

@@ -44,10 +44,12 @@
 // can say so. Directories are walked, not listed; an empty directory leaves
 // no trace in the manifest.
 //
-// [CollectWith] caps the files listed (Options.MaxFiles, the daemon's
-// tasks.max_output_files shared by a task's channels): beyond it files are
-// counted in [Manifest.Omitted] instead of listed, so a channel of millions
-// of files cannot make a manifest no client can read.
+// [CollectWith] caps the files listed and the bytes of their paths
+// (Options.MaxFiles and MaxPathBytes, the daemon's tasks.max_output_files
+// and max_output_path_bytes shared by a task's channels): beyond them files
+// are counted in [Manifest.Omitted] instead of listed, so a channel of
+// millions of files, or of very long paths, cannot make a manifest no client
+// can read.
 //
 // # No privilege left behind
 //

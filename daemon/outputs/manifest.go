@@ -39,8 +39,8 @@ type Manifest struct {
 	// listed (but is checked, as everything is). The API has no field for
 	// it; the daemon logs it.
 	Skipped int64
-	// Omitted counts the regular files not listed because
-	// Options.MaxFiles were listed already. They were checked all the same.
+	// Omitted counts the regular files not listed because Options.MaxFiles
+	// or Options.MaxPathBytes was reached. They were checked all the same.
 	Omitted int64
 	// Fixes are the first MaxFixes changes the walk made (or failed to
 	// make) so that the channel holds no privilege, in walk order.
@@ -148,9 +148,12 @@ type Options struct {
 	// Workers is how many files are hashed at once; <= 0 means
 	// runtime.NumCPU().
 	Workers int
-	// MaxFiles is the most regular files listed (and hashed); 0 lists none.
-	// Files beyond it, in walk order, are counted in Manifest.Omitted.
-	MaxFiles int64
+	// MaxFiles is the most regular files listed (and hashed), and
+	// MaxPathBytes the most bytes their paths may add up to; 0 lists none.
+	// Once a file does not fit, it and every later one in walk order are
+	// counted in Manifest.Omitted instead: so the manifest's size is bounded
+	// however long the paths a container makes.
+	MaxFiles, MaxPathBytes int64
 }
 
 // hashBufSize is each worker's read buffer.
@@ -162,14 +165,14 @@ const maxDepth = 512
 
 // Collect is CollectWith with no cap on the files listed.
 func Collect(ctx context.Context, name, dir string, workers int) (*Manifest, error) {
-	return CollectWith(ctx, name, dir, Options{Workers: workers, MaxFiles: math.MaxInt64})
+	return CollectWith(ctx, name, dir, Options{Workers: workers, MaxFiles: math.MaxInt64, MaxPathBytes: math.MaxInt64})
 }
 
 // CollectWith walks the output channel name at dir without following
 // symlinks and returns its regular files with sizes and SHA-256, sorted by
-// path: the first o.MaxFiles in walk order (directory by directory, names
-// in byte order), the rest counted in Omitted. dir itself must not be, or
-// lie below, a symlink (ErrSymlink).
+// path: those that fit o.MaxFiles and o.MaxPathBytes in walk order
+// (directory by directory, names in byte order), the rest counted in
+// Omitted. dir itself must not be, or lie below, a symlink (ErrSymlink).
 //
 // The walk visits every entry, listed or not, and leaves no privilege
 // behind: it clears the setuid and setgid bits of regular files and removes
@@ -188,7 +191,7 @@ func CollectWith(ctx context.Context, name, dir string, o Options) (*Manifest, e
 	defer root.Close()
 
 	m := &Manifest{Name: name, HostPath: dir}
-	w := &walker{ctx: ctx, m: m, maxFiles: o.MaxFiles}
+	w := &walker{ctx: ctx, m: m, maxFiles: o.MaxFiles, maxPathBytes: o.MaxPathBytes}
 	top, err := root.Open(".")
 	if err != nil {
 		return nil, fmt.Errorf("outputs: walk %q: %w", dir, err)
@@ -221,10 +224,12 @@ func CollectWith(ctx context.Context, name, dir string, o Options) (*Manifest, e
 
 // walker is one walk of a channel.
 type walker struct {
-	ctx      context.Context
-	m        *Manifest
-	maxFiles int64
-	paths    []string // listed regular files
+	ctx                    context.Context
+	m                      *Manifest
+	maxFiles, maxPathBytes int64
+	paths                  []string // listed regular files
+	pathBytes              int64    // their lengths added up
+	full                   bool     // a file did not fit: list no more
 }
 
 // walk walks the directory open at fd, whose path is rel ("" for the
@@ -272,9 +277,11 @@ func (w *walker) walk(fd int, rel string, depth int, listable bool) error {
 				if listable {
 					w.m.Skipped++
 				}
-			case int64(len(w.paths)) < w.maxFiles:
+			case !w.full && int64(len(w.paths)) < w.maxFiles && int64(len(p)) <= w.maxPathBytes-w.pathBytes:
 				w.paths = append(w.paths, p)
+				w.pathBytes += int64(len(p))
 			default:
+				w.full = true
 				w.m.Omitted++
 			}
 		case unix.S_IFBLK, unix.S_IFCHR:

@@ -166,8 +166,8 @@ func TestCollectNeverFollowsSymlinks(t *testing.T) {
 	}
 }
 
-// TestCollectMaxFiles: beyond Options.MaxFiles files are not listed but
-// counted, and still checked.
+// TestCollectMaxFiles: beyond Options.MaxFiles or MaxPathBytes files are
+// not listed but counted, and still checked.
 func TestCollectMaxFiles(t *testing.T) {
 	dir := base(t)
 	for i := range 10 {
@@ -178,28 +178,36 @@ func TestCollectMaxFiles(t *testing.T) {
 	if err := os.Chmod(last, 0o755|os.ModeSetuid); err != nil {
 		t.Fatal(err)
 	}
+	// Paths: d0/f0 … d2/f9 are 5 bytes each, z-last-suid 11.
 	for _, tt := range []struct {
-		max          int64
+		name         string
+		files, bytes int64
 		listed, omit int64
 	}{
-		{max: 0, listed: 0, omit: 11},
-		{max: 4, listed: 4, omit: 7},
-		{max: 11, listed: 11, omit: 0},
-		{max: 1000, listed: 11, omit: 0},
+		{name: "no files", files: 0, bytes: 1 << 20, listed: 0, omit: 11},
+		{name: "no bytes", files: 100, bytes: 0, listed: 0, omit: 11},
+		{name: "4 files", files: 4, bytes: 1 << 20, listed: 4, omit: 7},
+		{name: "exactly all files", files: 11, bytes: 1 << 20, listed: 11, omit: 0},
+		{name: "more than all files", files: 1000, bytes: 1 << 20, listed: 11, omit: 0},
+		{name: "3 paths of bytes", files: 1000, bytes: 15, listed: 3, omit: 8},
+		{name: "one byte short of 4 paths", files: 1000, bytes: 19, listed: 3, omit: 8},
+		{name: "exactly all bytes", files: 1000, bytes: 10*5 + 11, listed: 11, omit: 0},
+		{name: "last path does not fit", files: 1000, bytes: 10*5 + 10, listed: 10, omit: 1},
 	} {
-		t.Run(fmt.Sprint(tt.max), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			if err := os.Chmod(last, 0o755|os.ModeSetuid); err != nil {
 				t.Fatal(err)
 			}
-			m, err := CollectWith(context.Background(), "out", dir, Options{Workers: 2, MaxFiles: tt.max})
+			o := Options{Workers: 2, MaxFiles: tt.files, MaxPathBytes: tt.bytes}
+			m, err := CollectWith(context.Background(), "out", dir, o)
 			if err != nil {
-				t.Fatalf("CollectWith(%q, MaxFiles %d) = %v", dir, tt.max, err)
+				t.Fatalf("CollectWith(%q, %+v) = %v", dir, o, err)
 			}
 			if m.FileCount != tt.listed || int64(len(m.Files)) != tt.listed || m.Omitted != tt.omit {
-				t.Errorf("CollectWith(%q, MaxFiles %d) = %d files (%d listed), %d omitted, want %d, %d", dir, tt.max, m.FileCount, len(m.Files), m.Omitted, tt.listed, tt.omit)
+				t.Errorf("CollectWith(%q, %+v) = %d files (%d listed), %d omitted, want %d, %d", dir, o, m.FileCount, len(m.Files), m.Omitted, tt.listed, tt.omit)
 			}
 			if fi, _ := os.Lstat(last); fi.Mode() != 0o755 || m.FixCount != 1 {
-				t.Errorf("CollectWith(%q, MaxFiles %d): setuid file beyond the cap is %v with %d fixes, want 0755 and 1 fix", dir, tt.max, fi.Mode(), m.FixCount)
+				t.Errorf("CollectWith(%q, %+v): setuid file beyond the cap is %v with %d fixes, want 0755 and 1 fix", dir, o, fi.Mode(), m.FixCount)
 			}
 		})
 	}
@@ -311,7 +319,7 @@ func BenchmarkCollectCapped(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		m, err := CollectWith(context.Background(), "bench", dir, Options{MaxFiles: listed})
+		m, err := CollectWith(context.Background(), "bench", dir, Options{MaxFiles: listed, MaxPathBytes: 1 << 30})
 		if err != nil {
 			b.Fatal(err)
 		}
