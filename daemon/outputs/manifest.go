@@ -189,7 +189,12 @@ func CollectWith(ctx context.Context, name, dir string, o Options) (*Manifest, e
 		return nil, err
 	}
 	defer root.Close()
+	return collectIn(ctx, name, dir, root, o)
+}
 
+// collectIn is CollectWith on the channel directory already open as root
+// (dir is its path, for the manifest and errors only).
+func collectIn(ctx context.Context, name, dir string, root *os.Root, o Options) (*Manifest, error) {
 	m := &Manifest{Name: name, HostPath: dir}
 	w := &walker{ctx: ctx, m: m, maxFiles: o.MaxFiles, maxPathBytes: o.MaxPathBytes}
 	top, err := root.Open(".")
