@@ -1,6 +1,7 @@
 package outputs
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -206,10 +207,11 @@ func collectIn(ctx context.Context, name, dir string, root *os.Root, o Options) 
 	if err != nil {
 		return nil, fmt.Errorf("outputs: walk %q: %w", dir, err)
 	}
-	if err := w.walk(fd, "", 1, true); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+	err = w.walk(fd, "", 1, true)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err = cmp.Or(err, w.err); err != nil {
 		return nil, fmt.Errorf("outputs: walk %q: %w", dir, err)
 	}
 	// The walk visits "a/b" before "a.txt"; sort by the whole path.
@@ -235,18 +237,22 @@ type walker struct {
 	paths                  []string // listed regular files
 	pathBytes              int64    // their lengths added up
 	full                   bool     // a file did not fit: list no more
+	err                    error    // the first error below the channel; the walk goes on
 }
 
 // walk walks the directory open at fd, whose path is rel ("" for the
 // channel itself), depth levels below the channel, and closes fd. Entries
 // are listed only when listable (no element of their path is invalid
-// UTF-8).
+// UTF-8). It returns only ctx's error; any other error is kept in w.err
+// (the first) and the walk goes on, so that one directory that cannot be
+// read, or that changed, does not leave privilege in the others.
 func (w *walker) walk(fd int, rel string, depth int, listable bool) error {
 	dir := os.NewFile(uintptr(fd), rel)
 	defer dir.Close()
 	names, err := dir.Readdirnames(-1)
 	if err != nil {
-		return fmt.Errorf("read directory %q: %w", rel, err)
+		w.fail(fmt.Errorf("read directory %q: %w", rel, err))
+		// What was read is walked all the same.
 	}
 	slices.Sort(names)
 	for _, name := range names {
@@ -259,10 +265,10 @@ func (w *walker) walk(fd int, rel string, depth int, listable bool) error {
 		}
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				continue // removed since it was read
+			if !errors.Is(err, unix.ENOENT) { // ENOENT: removed since it was read
+				w.fail(fmt.Errorf("stat %q: %w", p, err))
 			}
-			return fmt.Errorf("stat %q: %w", p, err)
+			continue
 		}
 		ok := listable && utf8.ValidString(name)
 		switch st.Mode & unix.S_IFMT {
@@ -271,7 +277,10 @@ func (w *walker) walk(fd int, rel string, depth int, listable bool) error {
 				w.m.Skipped++ // counted once; below it, nothing is listed
 			}
 			if err := w.walkSub(fd, name, p, &st, depth, ok); err != nil {
-				return err
+				if w.ctx.Err() != nil {
+					return err
+				}
+				w.fail(err)
 			}
 		case unix.S_IFREG:
 			if st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
@@ -325,6 +334,13 @@ func (w *walker) walkSub(parent int, name, p string, st *unix.Stat_t, depth int,
 		return fmt.Errorf("%q: %w", p, err)
 	}
 	return w.walk(fd, p, depth+1, listable)
+}
+
+// fail keeps err if it is the walk's first.
+func (w *walker) fail(err error) {
+	if w.err == nil {
+		w.err = err
+	}
 }
 
 func (w *walker) fix(f Fix) {
