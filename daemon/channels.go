@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path"
 
 	"github.com/pcnode/pcnode/daemon/hostpath"
@@ -324,6 +325,22 @@ func (d *Daemon) openOutput(task *pcnodev1.Task, i int) (*hostpath.Dir, error) {
 			i, m.GetHostPath(), hostpath.ErrChanged)
 	}
 	return dir, nil
+}
+
+// withOutputRoot runs f on output channel i of task, opened by openOutput
+// and as an os.Root on that descriptor; both are closed when f returns.
+func (d *Daemon) withOutputRoot(task *pcnodev1.Task, i int, f func(*hostpath.Dir, *os.Root) error) error {
+	dir, err := d.openOutput(task, i)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	root, err := dir.OpenRoot()
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return f(dir, root)
 }
 
 // reopenChannels opens the channels of a task re-attached after a restart

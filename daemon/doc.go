@@ -12,4 +12,12 @@
 // is announced to watchers. A task's host directories are opened once,
 // without following symlinks, checked for overlap on the opened objects and
 // handed to containerd as staging mounts of those objects (channels.go).
+//
+// Node policy applied to every task: an instance that names no memory or
+// CPU limit gets the node's default limits, and its requests are recorded
+// as reserved (limits.go); a spec that names no user runs as
+// tasks.default_user when set (taskuser.go); after the run, what the output
+// manifest walks fixed (setuid/setgid bits, device nodes) and where the
+// manifests were cut at tasks.max_output_files or max_output_path_bytes goes
+// to the task's warnings and message (outputwarnings.go).
 package daemon

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pcnode/pcnode/daemon/hostpath"
 	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/outputs"
 	"github.com/pcnode/pcnode/daemon/runtime"
@@ -170,7 +172,13 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	}
 	_ = r.d.rt.Delete(ctx, r.id)
 	r.d.sealLog(ctx, r.id)
-	if _, werr := r.d.finish(ctx, r.id, state, reason, msg, nil); werr != nil {
+	var warnings []string
+	if task.GetStartTime() != nil { // the container ran: its outputs may hold privilege
+		warnings = r.d.fixOutputs(ctx, task)
+	}
+	if _, werr := r.d.finish(ctx, r.id, state, reason, msg, func(t *pcnodev1.Task) {
+		t.Warnings = append(t.Warnings, warnings...)
+	}); werr != nil {
 		r.log.Error("recording failure", "err", werr)
 	}
 	r.log.Info("task failed", "reason", reason.String(), "msg", msg)
@@ -235,7 +243,11 @@ func (r *runner) prepare() (*pcnodev1.Task, error) {
 			return task, err
 		}
 	}
-	task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) { t.ImageDigest = img.Digest })
+	task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) {
+		t.ImageDigest = img.Digest
+		// Also for an instance resolved just now, or by an older daemon.
+		d.applyDefaultLimits(t.Instance, r.alloc.Resources)
+	})
 	if err != nil {
 		return task, err
 	}
@@ -271,6 +283,9 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	d := r.d
 	ctx, cancel := r.stepCtx(task)
 	defer cancel()
+	if err := d.ownOutputs(ctx, task); err != nil {
+		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err)
+	}
 	cs, err := d.containerSpec(task, r.alloc)
 	if err != nil {
 		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err)
@@ -401,10 +416,13 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 		state, reason, msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, fmt.Sprintf("exited %d", exit.Code)
 	}
 
-	summaries, manifests, merr := r.manifests(ctx, task)
+	summaries, manifests, ow, merr := r.manifests(ctx, task)
 	if merr != nil {
 		r.log.Warn("output manifests", "err", merr)
 		msg += "; output manifest: " + merr.Error()
+	}
+	if sum := ow.summary(); sum != "" {
+		msg += "; outputs: " + sum
 	}
 	if len(manifests) > 0 {
 		if err := d.store.PutOutputs(ctx, r.id, manifests); err != nil {
@@ -430,6 +448,7 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 			t.Usage.PeakGpuMemoryBytes = r.peakGPUMemory
 		}
 		t.Outputs = summaries
+		t.Warnings = append(t.Warnings, ow.lines...)
 	})
 	if err != nil {
 		r.log.Error("recording final state", "err", err)
@@ -438,35 +457,35 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 	r.log.Info("task finished", "state", state.String(), "reason", reason.String(), "exit_code", exit.Code)
 }
 
-// manifests walks every output channel after exit and announces each.
-func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev1.OutputSummary, []*pcnodev1.OutputManifest, error) {
+// manifests walks every output channel after exit and announces each. The
+// channels share tasks.max_output_files and max_output_path_bytes. Besides
+// the manifests it returns
+// the task's warnings about what the walks fixed and truncated.
+func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev1.OutputSummary, []*pcnodev1.OutputManifest, *outputWarnings, error) {
 	d := r.d
 	var (
 		sums []*pcnodev1.OutputSummary
 		mans []*pcnodev1.OutputManifest
 		errs []error
+		ow   = &outputWarnings{}
 	)
+	budget := newManifestBudget(d.cfg.Tasks)
 	for i, m := range task.GetInstance().GetOutputs() {
 		// Re-opened from the data root without following symlinks and
 		// hashed through the descriptor: a symlink planted in the
 		// directory's place is refused, not followed.
-		dir, err := d.openOutput(task, i)
+		var man *outputs.Manifest
+		err := d.withOutputRoot(task, i, func(dir *hostpath.Dir, root *os.Root) (err error) {
+			man, err = outputs.CollectRoot(ctx, m.GetName(), dir.Path(), root, budget.options(d.cfg.Tasks.ManifestWorkers))
+			return err
+		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
 			continue
 		}
-		root, err := dir.OpenRoot()
-		if err != nil {
-			dir.Close()
-			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
-			continue
-		}
-		man, err := outputs.CollectRoot(ctx, m.GetName(), dir.Path(), root, d.cfg.Tasks.ManifestWorkers)
-		root.Close()
-		dir.Close()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("channel %q: %w", m.GetName(), err))
-			continue
+		ow.add(man, budget.take(man))
+		if man.FixCount > 0 || man.Omitted > 0 {
+			r.log.Warn("output channel fixed or truncated", "channel", man.Name, "fixes", man.FixCount, "failed_fixes", man.FixFailures, "omitted_files", man.Omitted)
 		}
 		pm := manifestToProto(man)
 		pm.HostPath = m.GetHostPath()
@@ -474,7 +493,7 @@ func (r *runner) manifests(ctx context.Context, task *pcnodev1.Task) ([]*pcnodev
 		sums = append(sums, &pcnodev1.OutputSummary{Name: pm.GetName(), FileCount: pm.GetFileCount(), TotalBytes: pm.GetTotalBytes()})
 		d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_OutputManifest{OutputManifest: pm}})
 	}
-	return sums, mans, errors.Join(errs...)
+	return sums, mans, ow, errors.Join(errs...)
 }
 
 // sealLog marks a task's log complete (the driver normally does this itself).
@@ -508,7 +527,7 @@ func (d *Daemon) containerSpec(task *pcnodev1.Task, a sched.Assignment) (runtime
 		PidsLimit:              s.GetPidsLimit(),
 		NetworkHost:            s.GetNetwork() == pcnodev1.NetworkMode_NETWORK_MODE_HOST,
 		ReadOnlyRootfs:         s.GetReadOnlyRootfs(),
-		User:                   s.GetUser(),
+		User:                   d.taskUser(s),
 		LogURI:                 logURI,
 	}
 	if cs.PidsLimit == 0 {

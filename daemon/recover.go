@@ -55,8 +55,9 @@ func (d *Daemon) recover(ctx context.Context) error {
 		case pcnodev1.TaskState_TASK_STATE_RUNNING:
 			if !has {
 				d.sealLog(ctx, id)
+				warnings := d.fixOutputs(ctx, t) // it ran: leave no privilege in its outputs
 				if _, err := d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_LOST,
-					"the container vanished while the daemon was down", nil); err != nil {
+					"the container vanished while the daemon was down", func(t *pcnodev1.Task) { t.Warnings = append(t.Warnings, warnings...) }); err != nil {
 					return err
 				}
 				continue

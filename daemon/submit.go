@@ -64,6 +64,7 @@ func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution
 		res.warnings = append(res.warnings, fmt.Sprintf("image %s is not on the node: it is pulled when the task starts, and the template is checked then", s.GetImage()))
 	}
 	res.request = d.schedRequest(s, res.instance)
+	d.applyDefaultLimits(res.instance, res.request.Requests)
 	return res, nil
 }
 

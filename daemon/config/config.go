@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,6 +84,50 @@ type Tasks struct {
 	Retention        Duration `toml:"retention"`
 	AllowHostNetwork bool     `toml:"allow_host_network"`
 	ManifestWorkers  int      `toml:"manifest_workers"`
+	// MaxOutputFiles caps the files listed in a task's output manifests,
+	// all channels together, and MaxOutputPathBytes the bytes of their
+	// paths.
+	MaxOutputFiles     int64    `toml:"max_output_files"`
+	MaxOutputPathBytes Quantity `toml:"max_output_path_bytes"`
+	// DefaultUser is "UID:GID" (numeric, not root) for tasks whose spec
+	// names no user; empty: the image's user.
+	DefaultUser string `toml:"default_user"`
+	// DefaultMemoryLimit and DefaultCPULimit bound tasks whose template and
+	// spec name no limit ("0": no default limit).
+	DefaultMemoryLimit Quantity `toml:"default_memory_limit"`
+	DefaultCPULimit    Quantity `toml:"default_cpu_limit"`
+}
+
+// Smallest non-zero default limits a node may configure.
+const (
+	MinDefaultMemoryLimit = 16 << 20 // bytes
+	MinDefaultCPULimit    = 10       // milli-CPU, the runtime's smallest CPU quota
+)
+
+// ParseUser parses a numeric "UID:GID" as tasks.default_user takes it. Root
+// (uid or gid 0) is refused: the option exists to run tasks as someone else.
+func ParseUser(s string) (uid, gid uint32, err error) {
+	u, g, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("must be numeric UID:GID, got %q", s)
+	}
+	uid, err1 := parseID(u)
+	gid, err2 := parseID(g)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("must be numeric UID:GID with both from 1 to 4294967294, got %q", s)
+	}
+	return uid, gid, nil
+}
+
+func parseID(s string) (uint32, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, fmt.Errorf("not a number")
+	}
+	v, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || v == 0 || v == 1<<32-1 {
+		return 0, fmt.Errorf("out of range")
+	}
+	return uint32(v), nil
 }
 
 // Logs is the task log capture policy.
@@ -175,10 +220,15 @@ func DefaultConfig() Config {
 			BackfillWindow: Duration{5 * time.Minute},
 		},
 		Tasks: Tasks{
-			StartupTimeout:  Duration{30 * time.Minute},
-			StopGracePeriod: Duration{10 * time.Second},
-			PidsLimit:       4096,
-			Retention:       Duration{7 * 24 * time.Hour},
+			StartupTimeout:     Duration{30 * time.Minute},
+			StopGracePeriod:    Duration{10 * time.Second},
+			PidsLimit:          4096,
+			Retention:          Duration{7 * 24 * time.Hour},
+			MaxOutputFiles:     100_000,
+			MaxOutputPathBytes: MustQuantity("32Mi"),
+			// Lowered to the node's capacity when it has less.
+			DefaultMemoryLimit: MustQuantity("4Gi"),
+			DefaultCPULimit:    MustQuantity("2"),
 		},
 		Logs: Logs{MaxFileSize: MustQuantity("10Mi"), MaxFiles: 5},
 		GPU: GPU{
@@ -256,6 +306,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Tasks.ManifestWorkers < 0 {
 		bad("tasks.manifest_workers", "must not be negative")
+	}
+	if c.Tasks.MaxOutputFiles < 1 || c.Tasks.MaxOutputFiles > 10_000_000 {
+		bad("tasks.max_output_files", "must be from 1 to 10000000, got %d", c.Tasks.MaxOutputFiles)
+	}
+	if b := c.Tasks.MaxOutputPathBytes.Bytes(); b < 4096 || b > 1<<30 {
+		bad("tasks.max_output_path_bytes", "must be from 4Ki to 1Gi, got %s", c.Tasks.MaxOutputPathBytes.String())
+	}
+	if c.Tasks.DefaultUser != "" {
+		if _, _, err := ParseUser(c.Tasks.DefaultUser); err != nil {
+			bad("tasks.default_user", "%v", err)
+		}
+	}
+	if b := c.Tasks.DefaultMemoryLimit.Bytes(); b != 0 && b < MinDefaultMemoryLimit {
+		bad("tasks.default_memory_limit", "must be 0 (none) or at least 16Mi, got %s", c.Tasks.DefaultMemoryLimit.String())
+	}
+	if m := c.Tasks.DefaultCPULimit.Millis(); m != 0 && m < MinDefaultCPULimit {
+		bad("tasks.default_cpu_limit", "must be 0 (none) or at least 10m, got %s", c.Tasks.DefaultCPULimit.String())
 	}
 	if !slices.Contains([]string{"auto", "nvml", "static", "none"}, c.GPU.Backend) {
 		bad("gpu.backend", "must be auto, nvml, static or none, got %q", c.GPU.Backend)

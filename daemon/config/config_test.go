@@ -45,6 +45,21 @@ func TestLoadErrors(t *testing.T) {
 		{"bad backend", "[gpu]\nbackend = \"cuda\"\n", "gpu.backend"},
 		{"registry host", "[[registries]]\nhost = \"https://x\"\n", "registries[0].host"},
 		{"log files", "[logs]\nmax_files = 0\n", "logs.max_files"},
+		{"max output files zero", "[tasks]\nmax_output_files = 0\n", "tasks.max_output_files"},
+		{"max output files huge", "[tasks]\nmax_output_files = 20000000\n", "tasks.max_output_files"},
+		{"max output path bytes tiny", "[tasks]\nmax_output_path_bytes = \"1Ki\"\n", "tasks.max_output_path_bytes"},
+		{"max output path bytes huge", "[tasks]\nmax_output_path_bytes = \"2Gi\"\n", "tasks.max_output_path_bytes"},
+		{"default user name", "[tasks]\ndefault_user = \"nobody\"\n", "tasks.default_user"},
+		{"default user no gid", "[tasks]\ndefault_user = \"1000\"\n", "tasks.default_user"},
+		{"default user root", "[tasks]\ndefault_user = \"0:0\"\n", "tasks.default_user"},
+		{"default user root gid", "[tasks]\ndefault_user = \"1000:0\"\n", "tasks.default_user"},
+		{"default user signed", "[tasks]\ndefault_user = \"+1000:1000\"\n", "tasks.default_user"},
+		{"default user overflow", "[tasks]\ndefault_user = \"4294967296:1\"\n", "tasks.default_user"},
+		{"default user -1", "[tasks]\ndefault_user = \"4294967295:1\"\n", "tasks.default_user"},
+		{"default memory limit tiny", "[tasks]\ndefault_memory_limit = \"1Mi\"\n", "tasks.default_memory_limit"},
+		{"default memory limit bad", "[tasks]\ndefault_memory_limit = \"lots\"\n", "default_memory_limit"},
+		{"default cpu limit tiny", "[tasks]\ndefault_cpu_limit = \"1m\"\n", "tasks.default_cpu_limit"},
+		{"default cpu limit negative", "[tasks]\ndefault_cpu_limit = \"-1\"\n", "negative"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
 	for _, tt := range tests {
@@ -70,5 +85,28 @@ func TestLoadOverrides(t *testing.T) {
 	}
 	if got := cfg.Tasks.StopGracePeriod.Seconds(); got != 10 {
 		t.Errorf("stop_grace_period kept default = %vs, want 10", got)
+	}
+}
+
+func TestLoadTaskDefaults(t *testing.T) {
+	cfg, err := Load(write(t, "[tasks]\ndefault_user = \"1000:2000\"\ndefault_memory_limit = \"0\"\ndefault_cpu_limit = \"500m\"\nmax_output_files = 5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uid, gid, err := ParseUser(cfg.Tasks.DefaultUser); uid != 1000 || gid != 2000 || err != nil {
+		t.Errorf("ParseUser(%q) = %d, %d, %v, want 1000, 2000, nil", cfg.Tasks.DefaultUser, uid, gid, err)
+	}
+	if got := cfg.Tasks.DefaultMemoryLimit.Bytes(); got != 0 {
+		t.Errorf("default_memory_limit = %d, want 0", got)
+	}
+	if got := cfg.Tasks.DefaultCPULimit.Millis(); got != 500 {
+		t.Errorf("default_cpu_limit = %dm, want 500m", got)
+	}
+	if got := cfg.Tasks.MaxOutputFiles; got != 5 {
+		t.Errorf("max_output_files = %d, want 5", got)
+	}
+	d := DefaultConfig()
+	if d.Tasks.DefaultMemoryLimit.Bytes() != 4<<30 || d.Tasks.DefaultCPULimit.Millis() != 2000 || d.Tasks.DefaultUser != "" {
+		t.Errorf("default task limits = %s, %s, user %q; want 4Gi, 2, image's user", d.Tasks.DefaultMemoryLimit.String(), d.Tasks.DefaultCPULimit.String(), d.Tasks.DefaultUser)
 	}
 }

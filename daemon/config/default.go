@@ -66,6 +66,34 @@ retention = "168h0m0s"
 allow_host_network = false
 # Files hashed in parallel when writing output manifests. 0: one per CPU.
 manifest_workers = 0
+# Most files listed in one task's output manifests, all its channels
+# together (1 to 10000000), and most bytes their paths may add up to (4Ki to
+# 1Gi; paths can be long, so the count alone does not bound a manifest).
+# Beyond either the manifests are truncated and the task says so in its
+# warnings and message; every file is still checked as below.
+# After every task the manifest walk clears setuid/setgid bits and removes
+# device nodes in its output channels, and reports each in the task's warnings.
+max_output_files = 100000
+max_output_path_bytes = "32Mi"
+# Memory limit and CPU quota of a task whose template and spec name none, so
+# that no task runs unbounded. A task whose request is larger gets its request
+# as limit. Lowered to the node's memory and CPUs when they are smaller.
+# "0": no default limit (such tasks run with none).
+default_memory_limit = "4Gi"
+default_cpu_limit = "2"
+# User for tasks whose spec names none: numeric "UID:GID", neither 0, e.g.
+# "65534:65534". Empty: the image's user (often root).
+# Ownership: pcnoded gives each output channel directory (not what is in it)
+# to this user before the task starts, so the task can write there; files
+# the task writes are owned by UID:GID on the host, and every task of the node
+# runs as the same UID, so one task can change or delete the outputs of
+# another task that it can reach. Inputs must be readable by UID:GID. A spec's
+# own user still wins; such a task writes into channel directories only if
+# their permissions let it. User-namespace remapping is not offered: runc 1.1
+# has no idmapped bind mounts, so a remapped container's files would belong to
+# host uids of the remapped range and its root could not write root-owned
+# channels (see deploy/README.md).
+default_user = ""
 
 [logs]
 # Size of one task log file before it is rotated, and how many files are kept.

@@ -1,6 +1,7 @@
 package outputs
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,7 +43,7 @@ func TestEmptyAndCollectRootUseTheRoot(t *testing.T) {
 	if err := root.WriteFile("result.txt", []byte("result"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, err := CollectRoot(t.Context(), "out", out, root, 2)
+	m, err := CollectRoot(t.Context(), "out", out, root, Options{Workers: 2, MaxFiles: math.MaxInt64, MaxPathBytes: math.MaxInt64})
 	if err != nil {
 		t.Fatalf("CollectRoot = %v", err)
 	}

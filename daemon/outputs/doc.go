@@ -43,6 +43,34 @@
 // can say so. Directories are walked, not listed; an empty directory leaves
 // no trace in the manifest.
 //
+// [CollectWith] caps the files listed and the bytes of their paths
+// (Options.MaxFiles and MaxPathBytes, the daemon's tasks.max_output_files
+// and max_output_path_bytes shared by a task's channels): beyond them files
+// are counted in [Manifest.Omitted] instead of listed, so a channel of
+// millions of files, or of very long paths, cannot make a manifest no client
+// can read.
+//
+// # No privilege left behind
+//
+// Containers run as root on the host's files, so the walk visits every
+// entry of the channel — listed, omitted, below a non-UTF-8 name or not —
+// and leaves nothing a host user could gain privilege from:
+//
+//   - setuid and setgid bits of regular files are cleared (fchmod on a
+//     descriptor opened with O_NOFOLLOW below the directory being read,
+//     checked to be the file the walk saw);
+//   - block and character device nodes are removed (unlinkat in the
+//     directory being read, after checking the name is still that node):
+//     a node of the host's disk must not remain on the host, and no
+//     processing-container has a reason to write one;
+//   - a directory nested more than 512 levels deep is not walked but given
+//     to root:root with mode 0700, so nothing below it can be reached by
+//     other users.
+//
+// Symlinks are never followed, so nothing outside the channel is touched.
+// Each change, and each that failed, is a [Fix] in the manifest (the first
+// [MaxFixes], all counted); the daemon reports them on the task's warnings.
+//
 // # Caveats
 //
 // The manifest describes the channel as

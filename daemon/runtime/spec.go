@@ -193,6 +193,21 @@ func (s *ContainerSpec) containerLabels() map[string]string {
 	return l
 }
 
+// droppedCaps are removed from containerd's default capability set. Without
+// a user namespace the container's root is the host's root on every bind
+// mount, so anything it leaves in an output channel is there for host users
+// to find:
+//
+//   - CAP_MKNOD would let it create device nodes (a world-writable node of
+//     the host's disk, say); mknod(2) now fails with EPERM;
+//   - CAP_SETFCAP would let it give a program in an output file
+//     capabilities (security.capability), setuid in all but name, which the
+//     manifest walk does not look for.
+//
+// Setuid and setgid bits, which need no capability on a file root owns, are
+// stripped by the manifest walk after the run (daemon/outputs).
+var droppedCaps = []string{"CAP_MKNOD", "CAP_SETFCAP"}
+
 // specOptions are the host facts spec building depends on.
 type specOptions struct {
 	// limitSwap sets swap equal to the memory limit.
@@ -252,9 +267,10 @@ func specOpts(s *ContainerSpec, img ocispec.ImageConfig, o specOptions) []oci.Sp
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
 	// Hardening. The default spec already has the default capability set,
-	// masked and read-only paths, and no privileged devices; seccomp's
-	// default profile depends on the capabilities, so it comes after them.
-	opts = append(opts, oci.WithNoNewPrivileges, seccomp.WithDefaultProfile())
+	// masked and read-only paths, and no privileged devices; droppedCaps
+	// come off it. Seccomp's default profile depends on the capabilities,
+	// so it comes after them.
+	opts = append(opts, oci.WithDroppedCapabilities(droppedCaps), oci.WithNoNewPrivileges, seccomp.WithDefaultProfile())
 	if len(s.CDIDevices) > 0 {
 		// CDI edits may set environment variables too (each GPU device sets
 		// NVIDIA_VISIBLE_DEVICES to itself alone); the caller's Env is

@@ -49,6 +49,10 @@
 //	sleep DURATION        sleep
 //	ignore-sigterm        from now on SIGTERM only prints "pctest: SIGTERM ignored" (stderr)
 //	exit CODE             exit at once with CODE (0-255); later steps do not run
+//	mknod PATH            create a character device node 1:3, mode 0666, at PATH and print
+//	                        "mknod: created PATH"; fails (EPERM) without CAP_MKNOD
+//	chmod PATH MODE       set PATH's mode (octal up to 7777, setuid/setgid included) and print
+//	                        "chmod: PATH MODE"
 //
 // Example: pctest env -- write-stdout 1Mi -- alloc 64Mi -- sleep 10s -- exit 3
 //

@@ -45,6 +45,7 @@ func init() {
 		{name: "ignore-sigterm", run: (*program).ignoreSIGTERM},
 		{name: "exit", minArgs: 1, maxArgs: 1, check: checkExitCode, run: (*program).exit},
 	}
+	kinds = append(kinds, privilegeKinds()...)
 	stepKinds = make(map[string]*stepKind, len(kinds))
 	for _, k := range kinds {
 		stepKinds[k.name] = k
