@@ -215,7 +215,7 @@ func compileTargetRegexWithin(expr string, l Limits) (*regexp.Regexp, error) {
 		}
 		// The estimate bounds the program from above without building it;
 		// only a plausible expression is compiled to count exactly.
-		if est := estimateInsts(re); est > int64(l.MaxRegexInsts)*4 {
+		if est := estimateInsts(re) + 2; est > int64(l.MaxRegexInsts)*4 { // + a program's fail and match
 			return nil, fmt.Errorf("is too complex: about %d program instructions; at most %d ([limits] max_regex_insts)", est, l.MaxRegexInsts)
 		}
 		prog, err := syntax.Compile(re.Simplify())
