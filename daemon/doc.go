@@ -10,4 +10,13 @@
 // A task's life is a list of small steps run by one goroutine per task
 // (lifecycle.go); every state transition is written to the store before it
 // is announced to watchers.
+//
+// Every spec submitted (SubmitTask, RunTask, SubmitTasks, ResolveTask) is
+// held to the node's [limits] configuration before anything is stored: its
+// serialized size first, then each list and string, names and host paths
+// free of control, bidirectional and invisible characters, then the
+// resolved instance (argv and env as execve counts them, resources above
+// the memory floor, its own serialized size) — at submit when the template
+// is known, else when the task is prepared. A refusal is INVALID_ARGUMENT
+// with a BadRequest field violation naming the field and the key.
 package daemon
