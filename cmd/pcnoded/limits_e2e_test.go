@@ -77,7 +77,7 @@ func TestIntegrationLimits(t *testing.T) {
 	// that its own refusal is pcnoded's, not the transport's.
 	d := daemontest.Start(t, daemontest.Options{Configure: func(c *config.Config) {
 		c.Limits.MaxSpecBytes = config.MustQuantity("2Mi")
-		c.Limits.MaxInstanceBytes = config.MustQuantity("64Ki")
+		c.Limits.MaxInstanceBytes = config.MustQuantity("256Ki") // room for one variable at MAX_ARG_STRLEN
 	}})
 	img := e2eTestImage(t, d).GetName()
 	lim := d.Config.Limits
@@ -236,8 +236,8 @@ func TestIntegrationLimits(t *testing.T) {
 	invalid("one variable over MAX_ARG_STRLEN", func() *pcnodev1.TaskSpec { s := exit0(); s.Env = e2eEnv(1, overStrlen); return s }(), "env[0].value", "MAX_ARG_STRLEN")
 	invalid("one argument over MAX_ARG_STRLEN", func() *pcnodev1.TaskSpec { s := exit0(); s.Command = []string{overStrlen}; return s }(), "command[0]", "MAX_ARG_STRLEN")
 	invalid("inline default value over MAX_ARG_STRLEN", inline(func(tm *pcnodev1.TaskTemplate) { tm.Env = e2eTemplateEnv(1, overStrlen) }), "inline_template.env[0].value", "MAX_ARG_STRLEN")
-	invalid("inline instance over max_instance_bytes", inline(func(tm *pcnodev1.TaskTemplate) { tm.Env = e2eTemplateEnv(10, big[:7000]) }), "inline_template", "max_instance_bytes")
-	invalid("image template instance over max_instance_bytes", func() *pcnodev1.TaskSpec { s := exit0(); s.Env = append(s.Env, e2eEnv(10, big[:7000])...); return s }(), "template_identifier", "max_instance_bytes")
+	invalid("inline instance over max_instance_bytes", inline(func(tm *pcnodev1.TaskTemplate) { tm.Env = e2eTemplateEnv(3, big) }), "inline_template", "max_instance_bytes")
+	invalid("image template instance over max_instance_bytes", func() *pcnodev1.TaskSpec { s := exit0(); s.Env = append(s.Env, e2eEnv(3, big)...); return s }(), "template_identifier", "max_instance_bytes")
 
 	// Memory and CPU.
 	invalid("memory limit of 1 byte", resources(nil, &pcnodev1.ResourceList{MemoryBytes: 1})(exit0()), "resources.limits.memory_bytes", "min_memory")
@@ -301,7 +301,13 @@ func TestIntegrationLimits(t *testing.T) {
 			}
 		}), false},
 		{"command at max_command_args", func() *pcnodev1.TaskSpec { s := exit0(); s.Command = make([]string, maxArgs); return s }(), false},
-		{"inline channels at max_channels", inline(func(tm *pcnodev1.TaskTemplate) { tm.Outputs = e2eChannels(maxChannels) }), false},
+		{"inline channels at max_channels", func() *pcnodev1.TaskSpec {
+			s := inline(func(tm *pcnodev1.TaskTemplate) { tm.Outputs = e2eChannels(maxChannels) })
+			for i := range maxChannels {
+				s.Outputs = append(s.Outputs, e2eBind(fmt.Sprintf("c%d", i), d.DataPath(fmt.Sprintf("o%d", i))))
+			}
+			return s
+		}(), false},
 		{"labels at max_labels and within max_label_bytes", func() *pcnodev1.TaskSpec { s := exit0(); s.Labels = labels(maxLabels, 200); return s }(), false},
 		{"target_regex at max_regex_bytes", scaled(sumRule(".*"+strings.Repeat("a", maxRegex-2), "")), false},
 		{"target_glob at max_regex_bytes", scaled(sumRule("", strings.Repeat("*", maxRegex))), false},

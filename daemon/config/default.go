@@ -113,8 +113,10 @@ max_exec_bytes = "1Mi"
 max_labels = 64
 max_label_bytes = "16Ki"
 # Smallest memory request or limit a spec, template or resolved task may have
-# (0 is "unset" and always accepted): below about 6 MiB runc cannot start a
-# container in the cgroup at all. At least "1Mi".
+# (0 is "unset" and always accepted). runc's own init uses about 2.5 MiB of
+# the container's cgroup before the task's program starts: with runc 1.1 a
+# limit of 1-3 MiB failed to start at all and 4 MiB ran a static program, so
+# 6 MiB (Docker's minimum too) leaves the program some room. At least "1Mi".
 min_memory = "6Mi"
 # Smallest and largest CPU request or limit ("10m" is the kernel's smallest
 # CFS quota per 100 ms period).

@@ -44,7 +44,9 @@ type Limits struct {
 	// MaxLabelBytes is the most bytes of a task's label keys and values together.
 	MaxLabelBytes int
 	// MinMemoryBytes is the smallest memory request or limit other than 0
-	// (unset) that a task, template or instance may have.
+	// (unset) that a task, template or instance may have. runc's init takes
+	// about 2.5 MiB of the container's cgroup itself; the default, 6 MiB,
+	// leaves the program room.
 	MinMemoryBytes int64
 	// MinCPUMillis and MaxCPUMillis bound a CPU request or limit other than 0.
 	MinCPUMillis, MaxCPUMillis int64
