@@ -249,7 +249,7 @@ func TestIntegrationLimits(t *testing.T) {
 	}), "inline_template.resources.limits.memory_bytes", "min_memory")
 	invalid("memory limit above 4Ei", resources(nil, &pcnodev1.ResourceList{MemoryBytes: spec.MaxMemoryBytes + 1})(exit0()), "resources.limits.memory_bytes", "out of range")
 	invalid("cpu limit of 1m", resources(nil, &pcnodev1.ResourceList{CpuMillis: 1})(exit0()), "resources.limits.cpu_millis", "min_cpu")
-	invalid("cpu request one below the floor", resources(&pcnodev1.ResourceList{CpuMillis: minCPU - 1}, nil)(exit0()), "resources.requests.cpu_millis", "min_cpu")
+	invalid("cpu limit one below the floor", resources(nil, &pcnodev1.ResourceList{CpuMillis: minCPU - 1})(exit0()), "resources.limits.cpu_millis", "min_cpu")
 	invalid("cpu limit one above max_cpu", resources(nil, &pcnodev1.ResourceList{CpuMillis: maxCPU + 1})(exit0()), "resources.limits.cpu_millis", "max_cpu")
 	invalid("inline template cpu limit of 1m", inline(func(tm *pcnodev1.TaskTemplate) {
 		tm.Resources = &pcnodev1.ResourceRequirements{Limits: &pcnodev1.ResourceList{CpuMillis: 1}}

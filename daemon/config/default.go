@@ -118,8 +118,9 @@ max_label_bytes = "16Ki"
 # limit of 1-3 MiB failed to start at all and 4 MiB ran a static program, so
 # 6 MiB (Docker's minimum too) leaves the program some room. At least "1Mi".
 min_memory = "6Mi"
-# Smallest and largest CPU request or limit ("10m" is the kernel's smallest
-# CFS quota per 100 ms period).
+# Smallest and largest CPU limit ("10m" is the kernel's smallest CFS quota
+# per 100 ms period). A CPU request the node cannot give is refused with
+# RESOURCE_EXHAUSTED, whatever these say.
 min_cpu = "10m"
 max_cpu = "1024"
 

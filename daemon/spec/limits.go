@@ -48,7 +48,8 @@ type Limits struct {
 	// about 2.5 MiB of the container's cgroup itself; the default, 6 MiB,
 	// leaves the program room.
 	MinMemoryBytes int64
-	// MinCPUMillis and MaxCPUMillis bound a CPU request or limit other than 0.
+	// MinCPUMillis and MaxCPUMillis bound a CPU limit other than 0 (a CPU
+	// request the node cannot give is the scheduler's to refuse).
 	MinCPUMillis, MaxCPUMillis int64
 }
 
@@ -142,8 +143,9 @@ func checkExecString(c *collector, field, s, what string) {
 	}
 }
 
-// checkResourceBounds records a memory value below the floor and a CPU
-// value outside the node's bounds; 0 is unset and always accepted.
+// checkResourceBounds records a memory request or limit below the floor
+// and a CPU limit outside the node's bounds; 0 is unset and always
+// accepted.
 func checkResourceBounds(c *collector, r Resources, field string) {
 	l := c.limits
 	for _, list := range []struct {
@@ -155,15 +157,18 @@ func checkResourceBounds(c *collector, r Resources, field string) {
 				"%d bytes is below the smallest memory %s a container can start with on this node, %s (%d bytes; [limits] min_memory)",
 				m, singular(list.name), FormatBytes(l.MinMemoryBytes), l.MinMemoryBytes)
 		}
+		if list.name != "limits" {
+			continue // a CPU request only reserves; one the node cannot give is the scheduler's to refuse
+		}
 		if m := list.l.CPUMillis; m > 0 && m < l.MinCPUMillis {
 			c.problem(resourceField(field, list.name, ResourceCPU),
-				"%s CPU is below the smallest CPU %s on this node, %s ([limits] min_cpu)",
-				FormatMillis(m), singular(list.name), FormatMillis(l.MinCPUMillis))
+				"%s CPU is below the smallest CPU limit on this node, %s ([limits] min_cpu)",
+				FormatMillis(m), FormatMillis(l.MinCPUMillis))
 		}
 		if m := list.l.CPUMillis; l.MaxCPUMillis > 0 && m > l.MaxCPUMillis {
 			c.problem(resourceField(field, list.name, ResourceCPU),
-				"%s CPU is above the largest CPU %s on this node, %s ([limits] max_cpu)",
-				FormatMillis(m), singular(list.name), FormatMillis(l.MaxCPUMillis))
+				"%s CPU is above the largest CPU limit on this node, %s ([limits] max_cpu)",
+				FormatMillis(m), FormatMillis(l.MaxCPUMillis))
 		}
 	}
 }

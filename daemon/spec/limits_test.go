@@ -102,7 +102,8 @@ func TestLimitsValidateTask(t *testing.T) {
 		{name: "memory limit one byte", mutate: func(t *Task) { t.Resources.Limits.MemoryBytes = 1 }, field: "resources.limits.memory", desc: "min_memory"},
 		{name: "memory request below", mutate: func(t *Task) { t.Resources.Requests.MemoryBytes = 4<<20 - 1 }, field: "resources.requests.memory", desc: "min_memory"},
 		{name: "cpu below", mutate: func(t *Task) { t.Resources.Limits.CPUMillis = 9 }, field: "resources.limits.cpu", desc: "min_cpu"},
-		{name: "cpu above", mutate: func(t *Task) { t.Resources.Requests.CPUMillis = 4001 }, field: "resources.requests.cpu", desc: "max_cpu"},
+		{name: "cpu above", mutate: func(t *Task) { t.Resources.Limits.CPUMillis = 4001 }, field: "resources.limits.cpu", desc: "max_cpu"},
+		{name: "cpu request is the scheduler's", mutate: func(t *Task) { t.Resources.Requests.CPUMillis = 1 }},
 		{name: "env string over the kernel's", mutate: func(t *Task) {
 			t.Env = []EnvVar{{Name: "A", Value: strings.Repeat("v", MaxArgStrlen-2)}}
 		}, field: "env[0].value", desc: "MAX_ARG_STRLEN"},
@@ -264,6 +265,25 @@ func TestResolveScaleOverflow(t *testing.T) {
 		if inst != nil || !problemAt(ps, tt.field, "more memory than any node has") {
 			t.Errorf("Resolve(factor %d × 10 bytes) = %v, %v; want a problem on %s", tt.factor, inst, err, tt.field)
 		}
+	}
+}
+
+// A rule that measures a few bytes raises memory to the floor, not to a
+// limit no container can start with.
+func TestResolveScaleRaisesToTheFloor(t *testing.T) {
+	dir := makeTree(t, map[string]int{"a.txt": 10})
+	pc := scalePC(&ScaleRule{ScaleFactor: 10, Type: TypeLimit, Mode: ModeSum}, Resources{})
+	task := &Task{Name: "n", Image: "busybox", TemplateIdentifier: "t", Inputs: []Binding{{Name: "in", HostPath: dir}, {Name: "raw", HostPath: dir}}}
+	inst, _, err := Resolve(context.Background(), pc, task, OSFS{})
+	if err != nil {
+		t.Fatalf("Resolve = %v", err)
+	}
+	floor := DefaultLimits().MinMemoryBytes
+	if got := inst.Resources.Limits.MemoryBytes; got != floor {
+		t.Errorf("memory limit = %d, want the floor %d", got, floor)
+	}
+	if r := inst.ScaleResults[0]; r.ComputedBytes != 100 || !r.Applied {
+		t.Errorf("ScaleResult = %+v, want computed 100 and applied", r)
 	}
 }
 

@@ -53,7 +53,8 @@ func mergeWithin(l Limits, pc *ProcessingContainer, t *Task) (*Instance, []Warni
 //
 // A rule whose scale_factor × measured size overflows, or passes
 // [MaxMemoryBytes], is a problem on the memory value it would raise, not a
-// saturated value. Everything is checked against [DefaultLimits], as in
+// saturated value; a product above 0 but below the memory floor
+// (Limits.MinMemoryBytes) raises the value to the floor. Everything is checked against [DefaultLimits], as in
 // [Merge]; [Limits.Resolve] applies others.
 func Resolve(ctx context.Context, pc *ProcessingContainer, t *Task, fsys SizeFS) (*Instance, []Warning, error) {
 	return resolveWithin(ctx, DefaultLimits(), pc, t, fsys)
@@ -94,7 +95,7 @@ func resolveWithin(ctx context.Context, l Limits, pc *ProcessingContainer, t *Ta
 			Rule:          r.rule,
 			MeasuredBytes: size,
 			ComputedBytes: computed,
-			Applied:       applyScale(&inst.Resources, r.rule, computed),
+			Applied:       applyScale(&inst.Resources, r.rule, atLeastFloor(computed, l.MinMemoryBytes)),
 		})
 	}
 	if len(c.problems) > 0 {
@@ -106,6 +107,16 @@ func resolveWithin(ctx context.Context, l Limits, pc *ProcessingContainer, t *Ta
 		return nil, c.warnings, c.problems
 	}
 	return inst, c.warnings, nil
+}
+
+// atLeastFloor raises a computed memory value above 0 to the node's
+// floor: a rule measuring a few bytes must not leave a container a limit it
+// cannot start with.
+func atLeastFloor(v, floor int64) int64 {
+	if v > 0 && v < floor {
+		return floor
+	}
+	return v
 }
 
 // boundRule is a scale rule to measure: the effective rule of one bound input.

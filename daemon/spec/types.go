@@ -284,6 +284,7 @@ type ScaleResult struct {
 	// ComputedBytes is ScaleFactor × MeasuredBytes; a product above
 	// MaxMemoryBytes is a problem, never a result.
 	ComputedBytes int64 `json:"computed_bytes"`
-	// Applied says whether the rule raised a value.
+	// Applied says whether the rule raised a value: to ComputedBytes, or to
+	// the node's memory floor when ComputedBytes is below it.
 	Applied bool `json:"applied"`
 }
