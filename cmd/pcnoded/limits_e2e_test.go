@@ -19,7 +19,9 @@ import (
 	"github.com/pcnode/pcnode/client"
 	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/spec"
+	"github.com/pcnode/pcnode/daemon/specpb"
 	"github.com/pcnode/pcnode/internal/daemontest"
+	"github.com/pcnode/pcnode/internal/testimage"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
@@ -280,6 +282,55 @@ func TestIntegrationLimits(t *testing.T) {
 		refused{"cpu request of 1000 cores", &pcnodev1.SubmitTaskRequest{Spec: resources(&pcnodev1.ResourceList{CpuMillis: 1000 * 1000}, nil)(exit0())},
 			e2eRefusal{code: codes.ResourceExhausted, desc: "can never fit this node: cpu"}},
 	)
+
+	// The same caps hold for a processing-container.json read from an image:
+	// a template over one makes the file invalid, named in the image's own
+	// field paths.
+	var env []string
+	for i := range maxEnv + 1 {
+		env = append(env, fmt.Sprintf(`{"name": "V%d", "value": ""}`, i))
+	}
+	pcJSON := `{"name": "limits", "description": "d", "templates": [
+		{"identifier": "ok", "description": "d", "env": [], "inputs": [], "outputs": [], "command": ["/pctest", "exit", "0"]},
+		{"identifier": "many-env", "description": "d", "env": [` + strings.Join(env, ",") + `], "inputs": [], "outputs": []},
+		{"identifier": "bidi\u202egnp", "description": "d", "env": [], "inputs": [], "outputs": []},
+		{"identifier": "regex", "description": "d", "env": [], "outputs": [], "inputs": [{"name": "in", "mounted_path": "/in",
+			"scale_rule": {"scale_factor": 1, "type": "limit", "mode": "sum", "target_regex": "[\\pL]{1000}[\\pN]{1000}[\\pP]{1000}"}}]},
+		{"identifier": "tiny", "description": "d", "env": [], "inputs": [], "outputs": [], "resources": {"limits": {"memory": "1Ki"}}},
+		{"identifier": "zero-width", "description": "d", "env": [], "inputs": [{"name": "in\u200b", "mounted_path": "/in"}], "outputs": []}
+	]}`
+	limitsImg := d.ImportImage(t, testimage.Image{Name: "pcnode.test/limits:1", ProcessingContainer: []byte(pcJSON)}).GetName()
+	for _, pc := range []struct{ template, field, desc string }{
+		{"ok", "templates[1].env", "max_env_entries"},
+		{"many-env", "templates[1].env", "max_env_entries"},
+		{"regex", "templates[3].inputs[0].scale_rule.target_regex", "max_regex_insts"},
+		{"tiny", "templates[4].resources.limits.memory_bytes", "min_memory"},
+		{"zero-width", "templates[5].inputs[0].name", "U+200B"},
+		{"ok", "templates[2].identifier", "U+202E"},
+	} {
+		s := e2eSpec(limitsImg, pc.template)
+		s.Name = "from-image"
+		invalid("processing-container.json, template "+pc.template+", "+pc.field, s, pc.field, pc.desc)
+	}
+
+	// And for a Kaapana task.json, read as pcnode-cli reads it.
+	for _, tj := range []struct{ name, json, field, desc string }{
+		{"name with a bidi override", `{"name": "report\u202efdp.exe", "image": "` + img + `", "taskTemplate": "exit"}`, "name", "U+202E"},
+		{"output host path with a newline", `{"name": "t", "image": "` + img + `", "taskTemplate": "write-output",
+			"outputs": [{"name": "out", "volume_source": {"host_path": "{{ env.OUT }}\n/etc"}}]}`, "outputs[0].host_path", "U+000A"},
+		{"memory limit of 1Ki", `{"name": "t", "image": "` + img + `", "taskTemplate": "exit", "resources": {"limits": {"memory": "1Ki"}}}`,
+			"resources.limits.memory_bytes", "min_memory"},
+		{"inline template over max_env_entries", `{"name": "t", "image": "` + img + `", "taskTemplate": {"identifier": "i", "description": "d",
+			"env": [` + strings.Join(env, ",") + `], "inputs": [], "outputs": []}}`, "inline_template.env", "max_env_entries"},
+		{"label value with a zero width space", `{"name": "t", "image": "` + img + `", "taskTemplate": "exit", "config": {"labels": {"team": "a\u200bb"}}}`,
+			"labels[team]", "U+200B"},
+	} {
+		task, _, err := spec.ParseTask([]byte(tj.json), spec.MapEnv(map[string]string{"OUT": d.DataPath("tj-out")}))
+		if err != nil {
+			t.Fatalf("ParseTask(%s) = %v", tj.name, err)
+		}
+		invalid("task.json "+tj.name, specpb.TaskSpec(task), tj.field, tj.desc)
+	}
 
 	// At each cap, accepted. A few run, to prove the floors are real.
 	type accepted struct {
