@@ -80,10 +80,12 @@ max_files = 5
 # processing-container.json files. Going over one is INVALID_ARGUMENT naming
 # the field and the key.
 #
-# Serialized (protobuf) size of one task spec as submitted, registry
-# credentials included. A stored task holds its spec and its resolved
-# instance, so with both caps a page of 100 tasks (ListTasks' default) stays
-# under gRPC's 4 MiB default message size.
+# Serialized (protobuf) size of one task spec as submitted, not counting its
+# registry credentials (capped on their own, never stored). A stored task
+# holds its spec and its resolved instance: with both caps at 16Ki they take
+# at most 3.2 MiB for a page of 100 tasks (ListTasks' default), under gRPC's
+# 4 MiB default message size (state, messages, at most 16 short warnings and
+# output summaries come on top).
 max_spec_bytes = "16Ki"
 # Serialized size of a task's resolved instance (the template's env and
 # command merged with the spec's).
