@@ -20,4 +20,13 @@
 // manifest walks fixed (setuid/setgid bits, device nodes) and where the
 // manifests were cut at tasks.max_output_files or max_output_path_bytes goes
 // to the task's warnings and message (outputwarnings.go).
+//
+// Every spec submitted (SubmitTask, RunTask, SubmitTasks, ResolveTask) is
+// held to the node's [limits] configuration before anything is stored: its
+// serialized size first, then each list and string, names and host paths
+// free of control, bidirectional and invisible characters, then the
+// resolved instance (argv and env as execve counts them, resources above
+// the memory floor, its own serialized size) — at submit when the template
+// is known, else when the task is prepared. A refusal is INVALID_ARGUMENT
+// with a BadRequest field violation naming the field and the key.
 package daemon

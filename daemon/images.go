@@ -54,7 +54,7 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 	default:
 		pc, warnings, perr := spec.ParseProcessingContainer(data)
 		if perr == nil {
-			perr = pc.Validate().Err()
+			perr = nodeLimits(d.cfg.Limits).ValidateProcessingContainer(pc).Err()
 		}
 		if perr != nil {
 			perr = fmt.Errorf("%s of %s: %w", pcFile, ref, perr)
@@ -87,11 +87,11 @@ func (d *Daemon) resolveWithImage(ctx context.Context, s *pcnodev1.TaskSpec, img
 		}
 		pc, warnings = c.pc, specpb.Warnings(c.warnings)
 	}
-	inst, w, err := spec.Resolve(ctx, pc, t, spec.OSFS{})
+	inst, w, err := nodeLimits(d.cfg.Limits).Resolve(ctx, pc, t, spec.OSFS{})
 	if err != nil {
 		return nil, nil, err
 	}
-	return specpb.Instance(inst), append(warnings, specpb.Warnings(w)...), nil
+	return d.boundInstance(s, specpb.Instance(inst), append(warnings, specpb.Warnings(w)...))
 }
 
 // specTask converts an API spec into a spec.Task whose host paths have

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -29,14 +30,14 @@ type resolution struct {
 // the template, channels, env and scale rules. Every problem is returned as
 // an invalidError.
 func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution, error) {
-	if p := validateSpecFields(s, d.cfg.Tasks.AllowHostNetwork); len(p) > 0 {
+	if p := validateSpecFields(s, d.cfg.Tasks.AllowHostNetwork, d.cfg.Limits); len(p) > 0 {
 		return nil, invalid(p)
 	}
 	t, err := d.specTask(s)
 	if err != nil {
 		return nil, err
 	}
-	if err := t.Validate().Err(); err != nil {
+	if err := nodeLimits(d.cfg.Limits).Validate(t).Err(); err != nil {
 		return nil, specInvalid(err, "spec.")
 	}
 	res := &resolution{}
@@ -66,6 +67,51 @@ func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution
 	res.request = d.schedRequest(s, res.instance)
 	d.applyDefaultLimits(res.instance, res.request.Requests)
 	return res, nil
+}
+
+// maxWarnings is the most warnings kept on a task; maxWarningBytes the
+// longest one. A processing-container.json with thousands of unknown keys
+// must not make every task of its image large.
+const (
+	maxWarnings     = 16
+	maxWarningBytes = 256
+)
+
+// boundInstance holds a resolved instance to the node's [limits]
+// max_instance_bytes, so that a stored task stays small whatever its image's
+// template holds, and keeps at most maxWarnings warnings, clipped.
+func (d *Daemon) boundInstance(s *pcnodev1.TaskSpec, inst *pcnodev1.TaskInstance, warnings []string) (*pcnodev1.TaskInstance, []string, error) {
+	if n, most := proto.Size(inst), d.cfg.Limits.MaxInstanceBytes.Bytes(); int64(n) > most {
+		field := "spec.template_identifier"
+		if s.GetInlineTemplate() != nil {
+			field = "spec.inline_template"
+		}
+		var p problems
+		p.add(field, "the task it resolves to (the template's env, command and channels merged with the spec's) is %d bytes serialized; at most %d ([limits] max_instance_bytes)", n, most)
+		return nil, nil, invalid(p)
+	}
+	return inst, capWarnings(warnings), nil
+}
+
+// capWarnings keeps the first maxWarnings warnings, each clipped to
+// maxWarningBytes, and says how many were left out.
+func capWarnings(ws []string) []string {
+	out := make([]string, 0, min(len(ws), maxWarnings+1))
+	for i, w := range ws {
+		if i == maxWarnings {
+			out = append(out, fmt.Sprintf("... and %d more warnings", len(ws)-maxWarnings))
+			break
+		}
+		if len(w) > maxWarningBytes {
+			cut := maxWarningBytes
+			for cut > 0 && !utf8.RuneStart(w[cut]) {
+				cut--
+			}
+			w = w[:cut] + "..."
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // schedRequest is what the scheduler reserves for a task: the instance's

@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
@@ -152,5 +155,48 @@ func TestSchedRequest(t *testing.T) {
 				t.Errorf("schedRequest(%q) (-want +got):\n%s", tc.name, diff)
 			}
 		})
+	}
+}
+
+func TestCapWarnings(t *testing.T) {
+	long := strings.Repeat("é", maxWarningBytes) // two bytes each: the cut must fall between runes
+	var many []string
+	for i := range maxWarnings + 5 {
+		many = append(many, fmt.Sprintf("w%d", i))
+	}
+	got := capWarnings(append([]string{long}, many...))
+	if len(got) != maxWarnings+1 {
+		t.Fatalf("capWarnings(%d) kept %d, want %d and a count", maxWarnings+6, len(got), maxWarnings+1)
+	}
+	if !utf8.ValidString(got[0]) || len(got[0]) > maxWarningBytes+3 || !strings.HasSuffix(got[0], "...") {
+		t.Errorf("capWarnings clipped %d bytes to %q, want valid UTF-8 of at most %d bytes ending in ...", len(long), got[0], maxWarningBytes+3)
+	}
+	if want := "... and 6 more warnings"; got[maxWarnings] != want {
+		t.Errorf("capWarnings last = %q, want %q", got[maxWarnings], want)
+	}
+	if got := capWarnings([]string{"a", "b"}); !cmp.Equal(got, []string{"a", "b"}) {
+		t.Errorf("capWarnings(2) = %q, want them unchanged", got)
+	}
+}
+
+func TestBoundInstance(t *testing.T) {
+	cfg := config.DefaultConfig()
+	d := &Daemon{cfg: cfg}
+	most := cfg.Limits.MaxInstanceBytes.Bytes()
+	small := &pcnodev1.TaskInstance{Image: "busybox", Env: []*pcnodev1.EnvVar{{Name: "A", Value: "1"}}}
+	if inst, _, err := d.boundInstance(validSpec(), small, nil); err != nil || inst != small {
+		t.Errorf("boundInstance(small) = %v, %v; want it back", inst, err)
+	}
+	big := &pcnodev1.TaskInstance{Image: "busybox", Env: []*pcnodev1.EnvVar{{Name: "A", Value: strings.Repeat("v", int(most))}}}
+	for _, s := range []*pcnodev1.TaskSpec{validSpec(), {Template: &pcnodev1.TaskSpec_InlineTemplate{InlineTemplate: &pcnodev1.TaskTemplate{}}}} {
+		_, _, err := d.boundInstance(s, big, nil)
+		var inv *invalidError
+		want := "spec.template_identifier"
+		if s.GetInlineTemplate() != nil {
+			want = "spec.inline_template"
+		}
+		if !errors.As(err, &inv) || inv.problems[0].GetField() != want || !strings.Contains(inv.problems[0].GetDescription(), "max_instance_bytes") {
+			t.Errorf("boundInstance(%d bytes) = %v, want a problem on %s naming max_instance_bytes", proto.Size(big), err, want)
+		}
 	}
 }

@@ -10,8 +10,18 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/spec"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
+
+// testLimits are the node's default caps but for max_spec_bytes, raised
+// to its ceiling so that the per-field caps can be reached.
+var testLimits = func() config.Limits {
+	l := config.DefaultConfig().Limits
+	l.MaxSpecBytes = config.MustQuantity("4Mi")
+	return l
+}()
 
 // validSpec is the smallest spec validateSpecFields accepts.
 func validSpec() *pcnodev1.TaskSpec {
@@ -49,16 +59,16 @@ func TestValidateSpecFields(t *testing.T) {
 	}{
 		{name: "minimal", edit: func(*pcnodev1.TaskSpec) {}},
 		{name: "everything valid", edit: func(s *pcnodev1.TaskSpec) {
-			s.Inputs = channels(maxChannels)
+			s.Inputs = channels(testLimits.MaxChannels)
 			s.Outputs = channels(2)
 			s.Env = []*pcnodev1.EnvVar{{Name: "_A1", Value: "x\x01y"}, {Name: "b", Value: ""}}
 			s.Command = []string{"python3", "-c", ""}
 			s.Resources = &pcnodev1.ResourceRequirements{
-				Requests:    &pcnodev1.ResourceList{MemoryBytes: 1, CpuMillis: 1, Gpus: 1},
+				Requests:    &pcnodev1.ResourceList{MemoryBytes: 6 << 20, CpuMillis: 10, Gpus: 1},
 				Limits:      &pcnodev1.ResourceList{},
 				GpuSelector: &pcnodev1.GpuSelector{MinMemoryBytes: 0, Model: "A100"},
 			}
-			s.Labels = map[string]string{"a": "", "team/x.y_z-1": "v\tw", strings.Repeat("k", maxLabelKeyBytes): strings.Repeat("v", maxLabelValueBytes)}
+			s.Labels = map[string]string{"a": "", "team/x.y_z-1": "v w", strings.Repeat("k", maxLabelKeyBytes): strings.Repeat("v", maxLabelValueBytes)}
 			s.Priority = -maxPriority
 			s.StartupTimeout = durationpb.New(0)
 			s.ExecutionTimeout = durationpb.New(3600e9)
@@ -66,6 +76,7 @@ func TestValidateSpecFields(t *testing.T) {
 			s.Network = pcnodev1.NetworkMode_NETWORK_MODE_NONE
 			s.PidsLimit = 0
 			s.User = "1000:1000"
+			// Credentials do not count towards max_spec_bytes.
 			s.RegistryAuth = &pcnodev1.RegistryAuth{Username: strings.Repeat("u", 1024), Password: strings.Repeat("p", 16<<10)}
 		}},
 
@@ -76,7 +87,7 @@ func TestValidateSpecFields(t *testing.T) {
 		{name: "name escape", edit: func(s *pcnodev1.TaskSpec) { s.Name = "\x1b[31mred" }, want: []string{"spec.name"}},
 		{name: "name DEL", edit: func(s *pcnodev1.TaskSpec) { s.Name = "a\x7f" }, want: []string{"spec.name"}},
 		{name: "name NUL", edit: func(s *pcnodev1.TaskSpec) { s.Name = "a\x00" }, want: []string{"spec.name"}},
-		{name: "name tab allowed", edit: func(s *pcnodev1.TaskSpec) { s.Name = "a\tb" }},
+		{name: "name tab", edit: func(s *pcnodev1.TaskSpec) { s.Name = "a\tb" }, want: []string{"spec.name"}},
 		{name: "name unicode allowed", edit: func(s *pcnodev1.TaskSpec) { s.Name = "Größe ✓" }},
 		{name: "name not UTF-8", edit: func(s *pcnodev1.TaskSpec) { s.Name = "a\xffb" }, want: []string{"spec.name"}},
 		{name: "name empty allowed", edit: func(s *pcnodev1.TaskSpec) { s.Name = "" }},
@@ -120,8 +131,8 @@ func TestValidateSpecFields(t *testing.T) {
 		{name: "output host path NUL", edit: func(s *pcnodev1.TaskSpec) {
 			s.Outputs = []*pcnodev1.ChannelBinding{{Name: "ok", HostPath: "/data/ok"}, {Name: "out", HostPath: "/data/\x00out"}}
 		}, want: []string{"spec.outputs[1].host_path"}},
-		{name: "too many inputs", edit: func(s *pcnodev1.TaskSpec) { s.Inputs = channels(maxChannels + 1) }, want: []string{"spec.inputs"}},
-		{name: "too many outputs", edit: func(s *pcnodev1.TaskSpec) { s.Outputs = channels(maxChannels + 1) }, want: []string{"spec.outputs"}},
+		{name: "too many inputs", edit: func(s *pcnodev1.TaskSpec) { s.Inputs = channels(testLimits.MaxChannels + 1) }, want: []string{"spec.inputs"}},
+		{name: "too many outputs", edit: func(s *pcnodev1.TaskSpec) { s.Outputs = channels(testLimits.MaxChannels + 1) }, want: []string{"spec.outputs"}},
 
 		{name: "env name digit first", edit: func(s *pcnodev1.TaskSpec) {
 			s.Env = []*pcnodev1.EnvVar{{Name: "OK"}, {Name: "1A"}}
@@ -132,24 +143,24 @@ func TestValidateSpecFields(t *testing.T) {
 		{name: "env name trailing newline", edit: func(s *pcnodev1.TaskSpec) { s.Env = []*pcnodev1.EnvVar{{Name: "A\n"}} }, want: []string{"spec.env[0].name"}},
 		{name: "env value NUL", edit: func(s *pcnodev1.TaskSpec) { s.Env = []*pcnodev1.EnvVar{{Name: "A", Value: "x\x00y"}} }, want: []string{"spec.env[0].value"}},
 		{name: "env value at limit", edit: func(s *pcnodev1.TaskSpec) {
-			s.Env = []*pcnodev1.EnvVar{{Name: "A", Value: strings.Repeat("v", maxEnvValueBytes)}}
+			s.Env = []*pcnodev1.EnvVar{{Name: "A", Value: strings.Repeat("v", spec.MaxArgStrlen-3)}}
 		}},
 		{name: "env value too long", edit: func(s *pcnodev1.TaskSpec) {
-			s.Env = []*pcnodev1.EnvVar{{Name: "A", Value: strings.Repeat("v", maxEnvValueBytes+1)}}
+			s.Env = []*pcnodev1.EnvVar{{Name: "A", Value: strings.Repeat("v", spec.MaxArgStrlen-2)}}
 		}, want: []string{"spec.env[0].value"}},
 		{name: "too many env", edit: func(s *pcnodev1.TaskSpec) {
-			for i := range maxEnv + 1 {
+			for i := range testLimits.MaxEnvEntries + 1 {
 				s.Env = append(s.Env, &pcnodev1.EnvVar{Name: fmt.Sprintf("V%d", i)})
 			}
 		}, want: []string{"spec.env"}},
 
-		{name: "too many args", edit: func(s *pcnodev1.TaskSpec) { s.Command = make([]string, maxArgs+1) }, want: []string{"spec.command"}},
+		{name: "too many args", edit: func(s *pcnodev1.TaskSpec) { s.Command = make([]string, testLimits.MaxCommandArgs+1) }, want: []string{"spec.command"}},
 		{name: "args at limit", edit: func(s *pcnodev1.TaskSpec) {
-			s.Command = make([]string, maxArgs)
-			s.Command[0] = strings.Repeat("a", maxArgBytes)
+			s.Command = make([]string, testLimits.MaxCommandArgs)
+			s.Command[0] = strings.Repeat("a", spec.MaxArgStrlen-1)
 		}},
 		{name: "arg NUL", edit: func(s *pcnodev1.TaskSpec) { s.Command = []string{"sh", "-c\x00"} }, want: []string{"spec.command[1]"}},
-		{name: "arg too long", edit: func(s *pcnodev1.TaskSpec) { s.Command = []string{strings.Repeat("a", maxArgBytes+1)} }, want: []string{"spec.command[0]"}},
+		{name: "arg too long", edit: func(s *pcnodev1.TaskSpec) { s.Command = []string{strings.Repeat("a", spec.MaxArgStrlen)} }, want: []string{"spec.command[0]"}},
 
 		{name: "negative requests", edit: func(s *pcnodev1.TaskSpec) {
 			s.Resources = &pcnodev1.ResourceRequirements{Requests: &pcnodev1.ResourceList{MemoryBytes: -1, CpuMillis: -1, Gpus: -1}}
@@ -169,7 +180,7 @@ func TestValidateSpecFields(t *testing.T) {
 
 		{name: "too many labels", edit: func(s *pcnodev1.TaskSpec) {
 			s.Labels = map[string]string{}
-			for i := range maxLabels + 1 {
+			for i := range testLimits.MaxLabels + 1 {
 				s.Labels[fmt.Sprintf("l%d", i)] = "v"
 			}
 		}, want: []string{"spec.labels"}},
@@ -237,7 +248,7 @@ func TestValidateSpecFields(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := validSpec()
 			tc.edit(s)
-			p := validateSpecFields(s, tc.allowHost)
+			p := validateSpecFields(s, tc.allowHost, testLimits)
 			if diff := cmp.Diff(tc.want, fields(p), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("validateSpecFields(%q) fields (-want +got):\n%s\nproblems: %v", tc.name, diff, p)
 			}
@@ -250,8 +261,44 @@ func TestValidateSpecFields(t *testing.T) {
 	}
 }
 
+// The whole spec is capped before any field is looked at, credentials not
+// counted; at the cap it is accepted.
+func TestValidateSpecFieldsSize(t *testing.T) {
+	lim := config.DefaultConfig().Limits
+	most := int(lim.MaxSpecBytes.Bytes())
+	sized := func(n int) *pcnodev1.TaskSpec {
+		s := validSpec()
+		s.Env = []*pcnodev1.EnvVar{{Name: "PAD", Value: ""}}
+		s.Env[0].Value = strings.Repeat("v", n-specBytes(s)) // the length prefix grows by a byte or two on the way
+		for specBytes(s) > n {
+			s.Env[0].Value = s.Env[0].Value[1:]
+		}
+		for specBytes(s) < n {
+			s.Env[0].Value += "v"
+		}
+		return s
+	}
+	at := sized(most)
+	if got := specBytes(at); got != most {
+		t.Fatalf("specBytes(sized) = %d, want %d", got, most)
+	}
+	if p := validateSpecFields(at, false, lim); len(p) != 0 {
+		t.Errorf("validateSpecFields(%d bytes, the cap) = %v, want none", most, p)
+	}
+	at.RegistryAuth = &pcnodev1.RegistryAuth{Username: "u", Password: strings.Repeat("p", 16<<10)}
+	if p := validateSpecFields(at, false, lim); len(p) != 0 {
+		t.Errorf("validateSpecFields(the cap and 16 KiB of credentials) = %v, want none", p)
+	}
+	over := sized(most + 1)
+	over.Name = "t\nsk" // as long as "task", and not reported: the size is checked first and alone
+	p := validateSpecFields(over, false, lim)
+	if got, want := fields(p), []string{"spec"}; !cmp.Equal(got, want) || !strings.Contains(p[0].GetDescription(), "max_spec_bytes") {
+		t.Errorf("validateSpecFields(%d bytes) = %v, want one problem on spec naming max_spec_bytes", most+1, p)
+	}
+}
+
 func TestValidateSpecFieldsNil(t *testing.T) {
-	p := validateSpecFields(nil, true)
+	p := validateSpecFields(nil, true, testLimits)
 	if got, want := fields(p), []string{"spec"}; !cmp.Equal(got, want) {
 		t.Errorf("validateSpecFields(nil) fields = %q, want %q", got, want)
 	}
@@ -275,7 +322,7 @@ func TestValidateSpecFieldsDescriptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := validSpec()
 			tc.edit(s)
-			p := validateSpecFields(s, false)
+			p := validateSpecFields(s, false, testLimits)
 			if len(p) != 1 || !strings.Contains(p[0].GetDescription(), tc.want) {
 				t.Errorf("validateSpecFields(%q) = %v, want one problem containing %q", tc.name, p, tc.want)
 			}
@@ -326,7 +373,7 @@ func TestCheckText(t *testing.T) {
 		{"", 0, 0},
 		{"abc", 3, 0},
 		{"abcd", 3, 1},
-		{"\t", 1, 0},
+		{"\t", 1, 1},
 		{"\x1f", 1, 1},
 		{" ", 1, 0},
 		{"\x7f", 1, 1},

@@ -185,7 +185,7 @@ func TestResolveInlineTemplate(t *testing.T) {
 		t.Fatalf("resolve inline = exit %d, %q %q", code, stdout, stderr)
 	}
 	want := spec.Resources{
-		Requests: spec.ResourceList{MemoryBytes: 3_000_000, CPUMillis: 2000},
+		Requests: spec.ResourceList{MemoryBytes: spec.DefaultLimits().MinMemoryBytes, CPUMillis: 2000}, // 3 MB computed, raised to the floor
 		Limits:   spec.ResourceList{MemoryBytes: 1 << 30, CPUMillis: 2000},
 	}
 	if diff := cmp.Diff(want, rep.Instance.Resources); diff != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -45,6 +46,111 @@ func e2eTree(t *testing.T, dirs ...string) []string {
 // the "spec." prefix the API may put before spec fields.
 func e2eField(field, want string) bool {
 	return strings.TrimPrefix(field, "spec.") == want
+}
+
+// e2eRefusal is how a request must be refused: with code, and for
+// InvalidArgument with a BadRequest violation on field (without "spec."),
+// or on any field starting with fieldPrefix, whose description contains
+// desc. For ResourceExhausted the status message must contain desc.
+type e2eRefusal struct {
+	code               codes.Code
+	field, fieldPrefix string
+	desc               string
+}
+
+// String names the expected refusal for failure messages.
+func (r e2eRefusal) String() string {
+	w := r.field
+	if w == "" {
+		w = r.fieldPrefix + "…"
+	}
+	return fmt.Sprintf("%v with a violation on %s mentioning %q", r.code, w, r.desc)
+}
+
+// matches reports whether one of ps is the violation r wants.
+func (r e2eRefusal) matches(ps []*pcnodev1.Problem) bool {
+	for _, p := range ps {
+		f := strings.TrimPrefix(p.GetField(), "spec.")
+		ok := r.field != "" && e2eField(p.GetField(), r.field) || r.fieldPrefix != "" && strings.HasPrefix(f, r.fieldPrefix)
+		if ok && strings.Contains(p.GetDescription(), r.desc) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchesError reports whether err is the refusal r wants.
+func (r e2eRefusal) matchesError(err error) bool {
+	var e *client.Error
+	if !errors.As(client.FromError(err), &e) || e.Code != r.code {
+		return false
+	}
+	if r.code == codes.InvalidArgument {
+		return r.matches(e.Violations)
+	}
+	return strings.Contains(e.Message, r.desc)
+}
+
+// e2eWantRefused sends req on every submit path — SubmitTask, RunTask,
+// SubmitTasks and ResolveTask (which answers with problems, or for a task
+// that can never fit with fits_node false) — and fails t unless each
+// refuses it as want says.
+func e2eWantRefused(t *testing.T, d *daemontest.Daemon, req *pcnodev1.SubmitTaskRequest, want e2eRefusal) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := d.Client.Tasks.SubmitTask(ctx, req); !want.matchesError(err) {
+		t.Errorf("SubmitTask = %v, want %v", client.FromError(err), want)
+	}
+
+	// RunTask refuses it the same way.
+	_, err := d.Client.Run(ctx, &pcnodev1.RunTaskRequest{Target: &pcnodev1.RunTaskRequest_Submit{Submit: req}}, nil)
+	if !want.matchesError(err) {
+		t.Errorf("RunTask = %v, want %v", err, want)
+	}
+
+	// SubmitTasks answers with the error and its problems.
+	stream, err := d.Client.Tasks.SubmitTasks(ctx)
+	if err != nil {
+		t.Fatalf("SubmitTasks() = %v", err)
+	}
+	if err := stream.Send(&pcnodev1.SubmitTasksRequest{Submit: req}); err != nil {
+		t.Fatalf("SubmitTasks Send = %v", err)
+	}
+	_ = stream.CloseSend()
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("SubmitTasks Recv = %v, want an answer carrying the error", client.FromError(err))
+	}
+	se := resp.GetError()
+	ok := se.GetCode() == int32(want.code)
+	if want.code == codes.InvalidArgument {
+		ok = ok && want.matches(se.GetProblems())
+	} else {
+		ok = ok && strings.Contains(se.GetMessage(), want.desc)
+	}
+	if !ok {
+		t.Errorf("SubmitTasks answer = %.300v, want error code %d: %v", resp, want.code, want)
+	}
+	if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
+		t.Errorf("SubmitTasks after the last answer = %v, want EOF", err)
+	}
+
+	// ResolveTask reports the problem without an error; it takes no
+	// idempotency key.
+	if req.GetIdempotencyKey() != "" {
+		return
+	}
+	res, err := d.Client.Tasks.ResolveTask(ctx, &pcnodev1.ResolveTaskRequest{Spec: req.GetSpec()})
+	switch {
+	case err != nil:
+		t.Errorf("ResolveTask = %v, want the problems in the response", client.FromError(err))
+	case want.code == codes.ResourceExhausted:
+		if res.GetFitsNode() || len(res.GetProblems()) > 0 {
+			t.Errorf("ResolveTask = fits_node %v, problems %v; want fits_node false and no problems", res.GetFitsNode(), res.GetProblems())
+		}
+	case !want.matches(res.GetProblems()):
+		t.Errorf("ResolveTask problems = %.300v, want %v", res.GetProblems(), want)
+	}
 }
 
 // TestIntegrationInvalidSpecs submits specs that must be refused: host
@@ -125,66 +231,11 @@ func TestIntegrationInvalidSpecs(t *testing.T) {
 	}
 	before := e2eTree(t, root, outside)
 
-	match := func(ps []*pcnodev1.Problem, field, prefix, desc string) bool {
-		for _, p := range ps {
-			ok := field != "" && e2eField(p.GetField(), field) || prefix != "" && strings.HasPrefix(strings.TrimPrefix(p.GetField(), "spec."), prefix)
-			if ok && strings.Contains(p.GetDescription(), desc) {
-				return true
-			}
-		}
-		return false
-	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := tt.field
-			if w == "" {
-				w = tt.fieldPrefix + "…"
-			}
-
-			// SubmitTask.
-			_, err := d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: tt.spec})
-			err = client.FromError(err)
-			var e *client.Error
-			if !errors.As(err, &e) || e.Code != codes.InvalidArgument {
-				t.Fatalf("SubmitTask(%s) = %v, want InvalidArgument", tt.name, err)
-			}
-			if !match(e.Violations, tt.field, tt.fieldPrefix, tt.desc) {
-				t.Errorf("SubmitTask(%s) violations = %v, want one on %s mentioning %q", tt.name, e.Violations, w, tt.desc)
-			}
-
-			// RunTask refuses it the same way.
-			_, err = d.Client.Run(t.Context(), &pcnodev1.RunTaskRequest{Target: &pcnodev1.RunTaskRequest_Submit{Submit: &pcnodev1.SubmitTaskRequest{Spec: tt.spec}}}, nil)
-			if !errors.As(err, &e) || e.Code != codes.InvalidArgument || !match(e.Violations, tt.field, tt.fieldPrefix, tt.desc) {
-				t.Errorf("RunTask(%s) = %v, want InvalidArgument with a violation on %s", tt.name, err, w)
-			}
-
-			// SubmitTasks answers with the error and its problems.
-			stream, err := d.Client.Tasks.SubmitTasks(t.Context())
-			if err != nil {
-				t.Fatalf("SubmitTasks() = %v", err)
-			}
-			if err := stream.Send(&pcnodev1.SubmitTasksRequest{Submit: &pcnodev1.SubmitTaskRequest{Spec: tt.spec}}); err != nil {
-				t.Fatalf("SubmitTasks Send = %v", err)
-			}
-			_ = stream.CloseSend()
-			resp, err := stream.Recv()
-			if err != nil {
-				t.Fatalf("SubmitTasks Recv = %v, want an answer carrying the error", client.FromError(err))
-			}
-			if se := resp.GetError(); se.GetCode() != int32(codes.InvalidArgument) || !match(se.GetProblems(), tt.field, tt.fieldPrefix, tt.desc) {
-				t.Errorf("SubmitTasks(%s) answer = %v, want error code %d with a problem on %s", tt.name, resp, codes.InvalidArgument, w)
-			}
-			if _, err := stream.Recv(); !errors.Is(err, io.EOF) {
-				t.Errorf("SubmitTasks after the last answer = %v, want EOF", err)
-			}
-
-			// ResolveTask reports the problem without an error.
-			res, err := d.Client.Tasks.ResolveTask(t.Context(), &pcnodev1.ResolveTaskRequest{Spec: tt.spec})
-			if err != nil {
-				t.Errorf("ResolveTask(%s) = %v, want the problems in the response", tt.name, client.FromError(err))
-			} else if !match(res.GetProblems(), tt.field, tt.fieldPrefix, tt.desc) {
-				t.Errorf("ResolveTask(%s) problems = %v, want one on %s", tt.name, res.GetProblems(), w)
-			}
+			e2eWantRefused(t, d, &pcnodev1.SubmitTaskRequest{Spec: tt.spec}, e2eRefusal{
+				code: codes.InvalidArgument, field: tt.field, fieldPrefix: tt.fieldPrefix, desc: tt.desc,
+			})
 		})
 	}
 

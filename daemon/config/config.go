@@ -30,6 +30,7 @@ type Config struct {
 	Tasks      Tasks      `toml:"tasks"`
 	Logs       Logs       `toml:"logs"`
 	GPU        GPU        `toml:"gpu"`
+	Limits     Limits     `toml:"limits"`
 }
 
 // Node identifies the node and where it keeps state.
@@ -154,6 +155,26 @@ type StaticGPU struct {
 	NUMANode int      `toml:"numa_node"`
 }
 
+// Limits caps what a caller may submit: the whole spec, its lists and
+// patterns, and what the task asks of the kernel and the node. Each is
+// documented in DefaultTOML.
+type Limits struct {
+	MaxSpecBytes     Quantity `toml:"max_spec_bytes"`
+	MaxInstanceBytes Quantity `toml:"max_instance_bytes"`
+	MaxEnvEntries    int      `toml:"max_env_entries"`
+	MaxEnvChoices    int      `toml:"max_env_choices"`
+	MaxCommandArgs   int      `toml:"max_command_args"`
+	MaxChannels      int      `toml:"max_channels"`
+	MaxRegexBytes    Quantity `toml:"max_regex_bytes"`
+	MaxRegexInsts    int      `toml:"max_regex_insts"`
+	MaxExecBytes     Quantity `toml:"max_exec_bytes"`
+	MaxLabels        int      `toml:"max_labels"`
+	MaxLabelBytes    Quantity `toml:"max_label_bytes"`
+	MinMemory        Quantity `toml:"min_memory"`
+	MinCPU           Quantity `toml:"min_cpu"`
+	MaxCPU           Quantity `toml:"max_cpu"`
+}
+
 // Duration is a time.Duration written as a Go duration string ("10s", "168h").
 type Duration struct{ time.Duration }
 
@@ -231,6 +252,22 @@ func DefaultConfig() Config {
 			DefaultCPULimit:    MustQuantity("2"),
 		},
 		Logs: Logs{MaxFileSize: MustQuantity("10Mi"), MaxFiles: 5},
+		Limits: Limits{
+			MaxSpecBytes:     MustQuantity("16Ki"),
+			MaxInstanceBytes: MustQuantity("16Ki"),
+			MaxEnvEntries:    1024,
+			MaxEnvChoices:    256,
+			MaxCommandArgs:   4096,
+			MaxChannels:      64,
+			MaxRegexBytes:    MustQuantity("1Ki"),
+			MaxRegexInsts:    2000,
+			MaxExecBytes:     MustQuantity("1Mi"),
+			MaxLabels:        64,
+			MaxLabelBytes:    MustQuantity("16Ki"),
+			MinMemory:        MustQuantity("6Mi"),
+			MinCPU:           MustQuantity("10m"),
+			MaxCPU:           MustQuantity("1024"),
+		},
 		GPU: GPU{
 			Backend:         "auto",
 			CDISpecDirs:     []string{"/etc/cdi", "/var/run/cdi"},
@@ -324,6 +361,7 @@ func (c *Config) Validate() error {
 	if m := c.Tasks.DefaultCPULimit.Millis(); m != 0 && m < MinDefaultCPULimit {
 		bad("tasks.default_cpu_limit", "must be 0 (none) or at least 10m, got %s", c.Tasks.DefaultCPULimit.String())
 	}
+	c.Limits.validate(bad)
 	if !slices.Contains([]string{"auto", "nvml", "static", "none"}, c.GPU.Backend) {
 		bad("gpu.backend", "must be auto, nvml, static or none, got %q", c.GPU.Backend)
 	}
@@ -335,6 +373,48 @@ func (c *Config) Validate() error {
 		seen[g.UUID] = true
 	}
 	return errors.Join(errs...)
+}
+
+// Largest values the [limits] keys may take: beyond them a cap no longer
+// protects anything (gRPC's default message size, the kernel's execve limit).
+const (
+	maxSpecBytesCeiling  = 4 << 20
+	maxExecBytesCeiling  = 2 << 20 // a quarter of the usual 8 MiB stack limit
+	minMemoryFloor       = 1 << 20
+	cpuMillisCeiling     = 1 << 50
+	regexBytesCeiling    = 64 << 10
+	regexInstsCeiling    = 1 << 20
+	listLengthCeiling    = 1 << 20
+	labelBytesCeiling    = 1 << 20
+	minCPUMillisFloor    = 1
+	maxCPUMillisFloorCap = 1000
+)
+
+// validate checks the [limits] section: every cap positive and within what
+// it protects.
+func (l *Limits) validate(bad func(key, format string, args ...any)) {
+	between := func(key string, v, lo, hi int64, unit string) {
+		if v < lo || v > hi {
+			bad("limits."+key, "must be %d..%d%s, got %d", lo, hi, unit, v)
+		}
+	}
+	between("max_spec_bytes", l.MaxSpecBytes.Bytes(), 1<<10, maxSpecBytesCeiling, " bytes")
+	between("max_instance_bytes", l.MaxInstanceBytes.Bytes(), 1<<10, maxSpecBytesCeiling, " bytes")
+	between("max_env_entries", int64(l.MaxEnvEntries), 1, listLengthCeiling, "")
+	between("max_env_choices", int64(l.MaxEnvChoices), 1, listLengthCeiling, "")
+	between("max_command_args", int64(l.MaxCommandArgs), 1, listLengthCeiling, "")
+	between("max_channels", int64(l.MaxChannels), 1, listLengthCeiling, "")
+	between("max_regex_bytes", l.MaxRegexBytes.Bytes(), 1, regexBytesCeiling, " bytes")
+	between("max_regex_insts", int64(l.MaxRegexInsts), 16, regexInstsCeiling, "")
+	between("max_exec_bytes", l.MaxExecBytes.Bytes(), 4<<10, maxExecBytesCeiling, " bytes")
+	between("max_labels", int64(l.MaxLabels), 1, listLengthCeiling, "")
+	between("max_label_bytes", l.MaxLabelBytes.Bytes(), 1, labelBytesCeiling, " bytes")
+	between("min_memory", l.MinMemory.Bytes(), minMemoryFloor, 1<<40, " bytes")
+	between("min_cpu", l.MinCPU.Millis(), minCPUMillisFloor, cpuMillisCeiling, " milli-CPU")
+	between("max_cpu", l.MaxCPU.Millis(), maxCPUMillisFloorCap, cpuMillisCeiling, " milli-CPU")
+	if l.MinCPU.Millis() > l.MaxCPU.Millis() {
+		bad("limits.min_cpu", "must not be above limits.max_cpu")
+	}
 }
 
 // Encode writes c as TOML.

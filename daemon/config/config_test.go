@@ -60,6 +60,15 @@ func TestLoadErrors(t *testing.T) {
 		{"default memory limit bad", "[tasks]\ndefault_memory_limit = \"lots\"\n", "default_memory_limit"},
 		{"default cpu limit tiny", "[tasks]\ndefault_cpu_limit = \"1m\"\n", "tasks.default_cpu_limit"},
 		{"default cpu limit negative", "[tasks]\ndefault_cpu_limit = \"-1\"\n", "negative"},
+		{"spec bytes zero", "[limits]\nmax_spec_bytes = \"0\"\n", "limits.max_spec_bytes"},
+		{"spec bytes above gRPC's message size", "[limits]\nmax_spec_bytes = \"5Mi\"\n", "limits.max_spec_bytes"},
+		{"env entries zero", "[limits]\nmax_env_entries = 0\n", "limits.max_env_entries"},
+		{"env choices negative", "[limits]\nmax_env_choices = -1\n", "limits.max_env_choices"},
+		{"regex insts tiny", "[limits]\nmax_regex_insts = 1\n", "limits.max_regex_insts"},
+		{"exec bytes above the kernel's", "[limits]\nmax_exec_bytes = \"3Mi\"\n", "limits.max_exec_bytes"},
+		{"min memory one byte", "[limits]\nmin_memory = \"1\"\n", "limits.min_memory"},
+		{"min cpu above max", "[limits]\nmin_cpu = \"8\"\nmax_cpu = \"4\"\n", "limits.min_cpu"},
+		{"unknown limit", "[limits]\nmax_everything = 1\n", "limits.max_everything"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
 	for _, tt := range tests {

@@ -104,6 +104,58 @@ default_user = ""
 max_file_size = "10Mi"
 max_files = 5
 
+[limits]
+# Caps on what a caller submits (SubmitTask, RunTask, SubmitTasks, ResolveTask,
+# and so a Kaapana task.json sent by pcnode-cli) and on the templates of
+# processing-container.json files. Going over one is INVALID_ARGUMENT naming
+# the field and the key.
+#
+# Serialized (protobuf) size of one task spec as submitted, not counting its
+# registry credentials (capped on their own, never stored). A stored task
+# holds its spec and its resolved instance: with both caps at 16Ki they take
+# at most 3.2 MiB for a page of 100 tasks (ListTasks' default), under gRPC's
+# 4 MiB default message size (state, messages, at most 16 short warnings and
+# output summaries come on top).
+max_spec_bytes = "16Ki"
+# Serialized size of a task's resolved instance (the template's env and
+# command merged with the spec's).
+max_instance_bytes = "16Ki"
+# Most variables in one env list: a spec's, a template's (inline or from an
+# image), and the env a task runs with once merged.
+max_env_entries = 1024
+# Most choices of one template variable.
+max_env_choices = 256
+# Most arguments of a spec's or a template's command.
+max_command_args = 4096
+# Most input channels, and most output channels, of a spec or a template.
+max_channels = 64
+# Longest target_regex or target_glob of a scale rule.
+max_regex_bytes = "1Ki"
+# Largest compiled target_regex, in instructions of Go's regexp/syntax
+# program; it bounds compiling at submit and matching every file measured.
+max_regex_insts = 2000
+# Command and environment of a task together, counted as execve does (each
+# string with its NUL, plus an 8-byte pointer). Linux refuses more than a
+# quarter of the stack limit (2 MiB under the usual 8 MiB), and the image's
+# own env and entrypoint come on top; at most "2Mi". Each single argument or
+# NAME=VALUE is also held to the kernel's 128 KiB (MAX_ARG_STRLEN), which no
+# key changes.
+max_exec_bytes = "1Mi"
+# Most labels of a task, and the bytes of their keys and values together.
+max_labels = 64
+max_label_bytes = "16Ki"
+# Smallest memory request or limit a spec, template or resolved task may have
+# (0 is "unset" and always accepted). runc's own init uses about 2.5 MiB of
+# the container's cgroup before the task's program starts: with runc 1.1 a
+# limit of 1-3 MiB failed to start at all and 4 MiB ran a static program, so
+# 6 MiB (Docker's minimum too) leaves the program some room. At least "1Mi".
+min_memory = "6Mi"
+# Smallest and largest CPU limit ("10m" is the kernel's smallest CFS quota
+# per 100 ms period). A CPU request the node cannot give is refused with
+# RESOURCE_EXHAUSTED, whatever these say.
+min_cpu = "10m"
+max_cpu = "1024"
+
 [gpu]
 # Inventory backend: "auto" (NVML when a driver is present, else none),
 # "nvml", "static" (the [[gpu.static]] entries below) or "none".

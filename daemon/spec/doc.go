@@ -28,6 +28,19 @@
 // Fields pcnode does not know or ignores are reported as [Warning]s, never
 // dropped silently.
 //
+// # Limits
+//
+// Every check also holds what it reads to a [Limits]: list lengths (env,
+// choices, channels, arguments, labels), pattern sizes and the compiled
+// size of a target_regex, the instance's argv and env as execve counts them
+// (and each string to the kernel's [MaxArgStrlen]), and a floor and ceiling
+// for memory and CPU. The package functions use [DefaultLimits]; the
+// methods of [Limits] take a node's own. An oversized list is reported once,
+// without its entries being looked at. Names and paths must pass
+// [CheckName]: no control, bidirectional or invisible format characters.
+// A scale rule whose product passes [MaxMemoryBytes] is a problem, not a
+// saturated value.
+//
 // # Kaapana semantics, and where pcnode differs on purpose
 //
 // Merging follows Kaapana's create_task_instance: env by name (task values
@@ -61,7 +74,9 @@
 //     (Kaapana raises an error);
 //   - target_regex is Go (RE2) syntax, which lacks look-around and
 //     back-references; target_glob is Go path.Match syntax per path
-//     segment, where `\` escapes and `[!...]` is read as `[^...]`.
+//     segment, where `\` escapes and `[!...]` is read as `[^...]`;
+//   - both are capped in size ([Limits]), and a target_regex in the size of
+//     its compiled program.
 //
 // # Caveats
 //

@@ -99,6 +99,7 @@ func (w Warning) String() string {
 type collector struct {
 	problems Problems
 	warnings []Warning
+	limits   Limits // the caps checked; zero fields are none
 }
 
 func (c *collector) problem(field, format string, args ...any) {

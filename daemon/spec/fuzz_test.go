@@ -5,8 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp/syntax"
 	"strings"
 	"testing"
+	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -131,6 +134,60 @@ func FuzzSubstituteEnv(f *testing.F) {
 		}
 		if utf8.ValidString(s) && !utf8.ValidString(out) {
 			t.Fatalf("SubstituteEnv(%q) = %q, not valid UTF-8", s, out)
+		}
+	})
+}
+
+func FuzzCheckName(f *testing.F) {
+	for _, s := range []string{"", "ok", "a\tb", "evil\u202etxt.exe", "zero\u200bwidth", "\ufeff", "Größe", "\x9b31m", "a\u2028b", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		why := CheckName(s)
+		if !utf8.ValidString(s) {
+			if why == "" {
+				t.Fatalf("CheckName(%q) accepted a string that is not UTF-8", s)
+			}
+			return
+		}
+		bad := false
+		for _, r := range s {
+			if r < 0x20 || r >= 0x7f && r <= 0x9f || isBidiControl(r) || unicode.Is(unicode.Cf, r) || r == 0x2028 || r == 0x2029 {
+				bad = true
+			}
+		}
+		if bad != (why != "") {
+			t.Fatalf("CheckName(%q) = %q; refused characters present: %v", s, why, bad)
+		}
+	})
+}
+
+func FuzzTargetRegex(f *testing.F) {
+	for _, s := range []string{"", ".*", `.*\.dcm`, `(a{1,1000}){1,1000}`, `[\p{L}]{1000}`, `(?i)x|y`, `(`, `a**`} {
+		f.Add(s)
+	}
+	l := DefaultLimits()
+	f.Fuzz(func(t *testing.T, expr string) {
+		start := time.Now()
+		re, err := compileTargetRegexWithin(expr, l)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("compileTargetRegexWithin(%q) took %v", expr, d)
+		}
+		if err != nil {
+			return
+		}
+		if len(expr) > l.MaxPatternBytes {
+			t.Fatalf("compileTargetRegexWithin accepted %d bytes", len(expr))
+		}
+		// The accepted program is within the cap (plus the anchors added
+		// for a full match).
+		sre, perr := syntax.Parse(re.String(), syntax.Perl)
+		if perr != nil {
+			t.Fatalf("compiled %q does not parse again: %v", re, perr)
+		}
+		prog, cerr := syntax.Compile(sre.Simplify())
+		if cerr == nil && len(prog.Inst) > l.MaxRegexInsts+8 {
+			t.Fatalf("compileTargetRegexWithin(%q) accepted a program of %d instructions", expr, len(prog.Inst))
 		}
 	})
 }

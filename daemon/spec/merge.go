@@ -20,12 +20,24 @@ import (
 //
 // The instance has no scale results (see [Resolve]); unset requests take
 // their limits' values. It is nil when there are problems.
+//
+// Everything is checked against [DefaultLimits], the instance too (its
+// merged env, its argv and env as execve counts them, its resources);
+// [Limits.Merge] applies others.
 func Merge(pc *ProcessingContainer, t *Task) (*Instance, []Warning, Problems) {
-	inst, _, c := merge(pc, t)
+	return mergeWithin(DefaultLimits(), pc, t)
+}
+
+func mergeWithin(l Limits, pc *ProcessingContainer, t *Task) (*Instance, []Warning, Problems) {
+	inst, _, c := merge(l, pc, t)
 	if len(c.problems) > 0 {
 		return nil, c.warnings, c.problems
 	}
 	settle(&inst.Resources)
+	checkInstance(c, inst)
+	if len(c.problems) > 0 {
+		return nil, c.warnings, c.problems
+	}
 	return inst, c.warnings, nil
 }
 
@@ -38,8 +50,18 @@ func Merge(pc *ProcessingContainer, t *Task) (*Instance, []Warning, Problems) {
 // placeholders (see Task.Placeholders) is refused. The error is [Problems]
 // for an invalid task, or the reason measuring stopped (ctx done, a
 // directory that cannot be read) wrapped with the channel's name.
+//
+// A rule whose scale_factor × measured size overflows, or passes
+// [MaxMemoryBytes], is a problem on the memory value it would raise, not a
+// saturated value; a product above 0 but below the memory floor
+// (Limits.MinMemoryBytes) raises the value to the floor. Everything is checked against [DefaultLimits], as in
+// [Merge]; [Limits.Resolve] applies others.
 func Resolve(ctx context.Context, pc *ProcessingContainer, t *Task, fsys SizeFS) (*Instance, []Warning, error) {
-	inst, rules, c := merge(pc, t)
+	return resolveWithin(ctx, DefaultLimits(), pc, t, fsys)
+}
+
+func resolveWithin(ctx context.Context, l Limits, pc *ProcessingContainer, t *Task, fsys SizeFS) (*Instance, []Warning, error) {
+	inst, rules, c := merge(l, pc, t)
 	for _, ph := range t.Placeholders {
 		c.problem(ph.Field, "placeholder {{ env.%s }} was not substituted", ph.Variable)
 	}
@@ -57,17 +79,44 @@ func Resolve(ctx context.Context, pc *ProcessingContainer, t *Task, fsys SizeFS)
 		for _, n := range notes {
 			c.warn(r.field, "%s; the scale rule measured 0 bytes", n)
 		}
-		computed := mulSat(r.rule.ScaleFactor, size)
+		computed, ok := mulChecked(r.rule.ScaleFactor, size)
+		if !ok || computed > MaxMemoryBytes {
+			list := "limits"
+			if r.rule.Type == TypeRequest {
+				list = "requests"
+			}
+			c.problem(resourceField("resources", list, ResourceMemory),
+				"scale rule of input channel %q: scale_factor %d × %d measured bytes is more memory than any node has (at most %s)",
+				r.channel, r.rule.ScaleFactor, size, FormatBytes(MaxMemoryBytes))
+			continue
+		}
 		inst.ScaleResults = append(inst.ScaleResults, ScaleResult{
 			Channel:       r.channel,
 			Rule:          r.rule,
 			MeasuredBytes: size,
 			ComputedBytes: computed,
-			Applied:       applyScale(&inst.Resources, r.rule, computed),
+			Applied:       applyScale(&inst.Resources, r.rule, atLeastFloor(computed, l.MinMemoryBytes)),
 		})
 	}
+	if len(c.problems) > 0 {
+		return nil, c.warnings, c.problems
+	}
 	settle(&inst.Resources)
+	checkInstance(c, inst)
+	if len(c.problems) > 0 {
+		return nil, c.warnings, c.problems
+	}
 	return inst, c.warnings, nil
+}
+
+// atLeastFloor raises a computed memory value above 0 to the node's
+// floor: a rule measuring a few bytes must not leave a container a limit it
+// cannot start with.
+func atLeastFloor(v, floor int64) int64 {
+	if v > 0 && v < floor {
+		return floor
+	}
+	return v
 }
 
 // boundRule is a scale rule to measure: the effective rule of one bound input.
@@ -80,8 +129,8 @@ type boundRule struct {
 
 // merge does the work of Merge, leaving requests unsettled, and returns the
 // scale rules to measure.
-func merge(pc *ProcessingContainer, t *Task) (*Instance, []boundRule, *collector) {
-	c := &collector{}
+func merge(l Limits, pc *ProcessingContainer, t *Task) (*Instance, []boundRule, *collector) {
+	c := &collector{limits: l}
 	validateTask(c, t)
 	tmpl := selectTemplate(c, pc, t)
 	if tmpl == nil {

@@ -253,10 +253,11 @@ func TestTaskValidate(t *testing.T) {
 			want: Problems{
 				{"api_version", "must be 1, the only version, not 3"},
 				{"name", "is 257 bytes long; at most 256"},
+				{"name", "contains control character U+0000"},
 				{"env[1].name", `duplicate variable "A" (also env[0])`},
 				{`config.labels[""]`, "label key must not be empty"},
 				{`config.labels["has space"]`, `label key "has space" may hold only letters, digits and . _ / -`},
-				{"config.labels.ok", "label value contains a NUL byte"},
+				{"config.labels.ok", "label value contains control character U+0000"},
 				{`resources.limits["nvidia.com/gpu"]`, "-2 is out of range 0..2147483647"},
 			},
 		},

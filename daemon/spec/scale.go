@@ -101,33 +101,36 @@ func pythonClass(s string) string {
 	return string(b)
 }
 
-// match reports whether the glob matches the last segments of rel.
+// match reports whether the glob matches the last segments of rel: as if
+// it began with "**", matched against the whole of rel.
+//
+// The match is a table over (pattern segment, path segment), filled from
+// the end, so that it takes len(g)×len(rel) segment matches whatever the
+// number of "**" (trying every split, as a recursive matcher does, is
+// exponential in it).
 func (g glob) match(rel []string) bool {
-	for start := range rel {
-		if matchSegments(g, rel[start:]) {
-			return true
-		}
-	}
-	return false
-}
-
-func matchSegments(pat, name []string) bool {
-	if len(pat) == 0 {
-		return len(name) == 0
-	}
-	if pat[0] == "**" {
-		for k := 0; k <= len(name); k++ {
-			if matchSegments(pat[1:], name[k:]) {
-				return true
+	n := len(rel)
+	// next[j] holds whether g[i+1:] matches rel[j:]; cur is the row of g[i:].
+	next := make([]bool, n+1)
+	cur := make([]bool, n+1)
+	// Below the last pattern segment only the empty rest matches.
+	next[n] = true
+	for i := len(g) - 1; i >= -1; i-- {
+		star := i < 0 || g[i] == "**" // i == -1 is the implied leading "**"
+		for j := n; j >= 0; j-- {
+			switch {
+			case star:
+				cur[j] = next[j] || j < n && cur[j+1]
+			case j == n:
+				cur[j] = false
+			default:
+				ok, _ := path.Match(g[i], rel[j])
+				cur[j] = ok && next[j+1]
 			}
 		}
-		return false
+		next, cur = cur, next
 	}
-	if len(name) == 0 {
-		return false
-	}
-	ok, _ := path.Match(pat[0], name[0])
-	return ok && matchSegments(pat[1:], name[1:])
+	return next[0]
 }
 
 // measurer measures one scale rule.
@@ -279,6 +282,18 @@ func addSat(a, b int64) int64 {
 		return math.MaxInt64
 	}
 	return a + b
+}
+
+// mulChecked returns a × b for non-negative a and b, and false when the
+// product does not fit an int64.
+func mulChecked(a, b int64) (int64, bool) {
+	if a == 0 || b == 0 {
+		return 0, true
+	}
+	if a < 0 || b < 0 || a > math.MaxInt64/b {
+		return 0, false
+	}
+	return a * b, true
 }
 
 func mulSat(a, b int64) int64 {

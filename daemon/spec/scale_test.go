@@ -271,7 +271,11 @@ func TestResolveScale(t *testing.T) {
 				{Name: "in", HostPath: dir, ScaleRule: tt.taskRule},
 				{Name: "raw", HostPath: dir, ScaleRule: tt.rawRule},
 			}}
-			inst, warns, err := Resolve(context.Background(), pc, task, OSFS{})
+			// The files are a few MiB; the node's memory floor is not what
+			// these cases test.
+			l := DefaultLimits()
+			l.MinMemoryBytes = 0
+			inst, warns, err := l.Resolve(context.Background(), pc, task, OSFS{})
 			if err != nil || len(warns) != 0 {
 				t.Fatalf("Resolve = %v, warnings %v; want neither", err, warns)
 			}

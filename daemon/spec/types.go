@@ -281,8 +281,10 @@ type ScaleResult struct {
 	Rule ScaleRule `json:"rule"`
 	// MeasuredBytes is the measured size.
 	MeasuredBytes int64 `json:"measured_bytes"`
-	// ComputedBytes is ScaleFactor × MeasuredBytes (saturating).
+	// ComputedBytes is ScaleFactor × MeasuredBytes; a product above
+	// MaxMemoryBytes is a problem, never a result.
 	ComputedBytes int64 `json:"computed_bytes"`
-	// Applied says whether the rule raised a value.
+	// Applied says whether the rule raised a value: to ComputedBytes, or to
+	// the node's memory floor when ComputedBytes is below it.
 	Applied bool `json:"applied"`
 }

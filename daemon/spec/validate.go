@@ -10,9 +10,18 @@ import (
 // Validate checks a processing-container: api_version, unique template
 // identifiers, and every template (see [TaskTemplate.Validate]). Fields are
 // named from the file's root, e.g. "templates[0].inputs[1].mounted_path".
+//
+// It applies [DefaultLimits]; [Limits.ValidateProcessingContainer] applies
+// others.
 func (pc *ProcessingContainer) Validate() Problems {
-	c := &collector{}
+	return DefaultLimits().ValidateProcessingContainer(pc)
+}
+
+func validateProcessingContainer(c *collector, pc *ProcessingContainer) {
 	checkAPIVersion(c, pc.APIVersion, "api_version")
+	if why := CheckName(pc.Name); why != "" {
+		c.problem("name", "%s", why)
+	}
 	seen := map[string]int{}
 	for i := range pc.Templates {
 		p := indexField("templates", i)
@@ -24,7 +33,6 @@ func (pc *ProcessingContainer) Validate() Problems {
 		}
 		validateTemplate(c, &pc.Templates[i], p)
 	}
-	return c.problems
 }
 
 // Validate checks one template on its own: identifier present; env names
@@ -32,11 +40,11 @@ func (pc *ProcessingContainer) Validate() Problems {
 // within choices; channel names present and unique across inputs and
 // outputs; mounted paths absolute, clean, not "/", not under /proc, /sys or
 // /dev, and not equal to, inside or around another channel's; scale rules
-// well formed; requests not above limits. Fields are named from the template.
+// well formed; requests not above limits; names free of the characters
+// [CheckName] refuses; and everything within [DefaultLimits] (see
+// [Limits.ValidateTemplate] for others). Fields are named from the template.
 func (t *TaskTemplate) Validate() Problems {
-	c := &collector{}
-	validateTemplate(c, t, "")
-	return c.problems
+	return DefaultLimits().ValidateTemplate(t)
 }
 
 func checkAPIVersion(c *collector, v int, field string) {
@@ -48,13 +56,27 @@ func checkAPIVersion(c *collector, v int, field string) {
 func validateTemplate(c *collector, t *TaskTemplate, p string) {
 	if t.Identifier == "" {
 		c.problem(joinField(p, "identifier"), "required")
+	} else if why := CheckName(t.Identifier); why != "" {
+		c.problem(joinField(p, "identifier"), "%s", why)
 	}
 	envPath := joinField(p, "env")
+	checkCount(c, envPath, len(t.Env), c.limits.MaxEnvEntries, "variables", "max_env_entries")
+	checkCount(c, joinField(p, "inputs"), len(t.Inputs), c.limits.MaxChannels, "input channels", "max_channels")
+	checkCount(c, joinField(p, "outputs"), len(t.Outputs), c.limits.MaxChannels, "output channels", "max_channels")
+	if tooMany(len(t.Env), c.limits.MaxEnvEntries) ||
+		tooMany(len(t.Inputs), c.limits.MaxChannels) || tooMany(len(t.Outputs), c.limits.MaxChannels) {
+		return // checking every entry of an oversized list is work an attacker chose
+	}
 	names := map[string]int{}
 	for i := range t.Env {
 		e := &t.Env[i]
 		ep := indexField(envPath, i)
 		checkEnvName(c, e.Name, joinField(ep, "name"))
+		checkExecString(c, joinField(ep, "value"), e.Name+"="+e.Value, e.Name+"=VALUE")
+		checkCount(c, joinField(ep, "choices"), len(e.Choices), c.limits.MaxEnvChoices, "choices", "max_env_choices")
+		if tooMany(len(e.Choices), c.limits.MaxEnvChoices) {
+			continue
+		}
 		if j, dup := names[e.Name]; dup && e.Name != "" {
 			c.problem(joinField(ep, "name"), "duplicate variable %q (also %s)", e.Name, indexField(envPath, j))
 		} else {
@@ -112,7 +134,11 @@ func validateTemplate(c *collector, t *TaskTemplate, p string) {
 	}
 	checkCommand(c, t.Command, joinField(p, "command"))
 	checkResources(c, t.Resources, joinField(p, "resources"))
+	checkResourceBounds(c, t.Resources, joinField(p, "resources"))
 }
+
+// tooMany reports whether n is over a cap (0: none).
+func tooMany(n, most int) bool { return most > 0 && n > most }
 
 func checkEnvName(c *collector, name, field string) {
 	switch {
@@ -185,11 +211,10 @@ func quoteList(list []string) string {
 }
 
 func checkChannelName(c *collector, name, field string) {
-	switch {
-	case name == "":
+	if name == "" {
 		c.problem(field, "required")
-	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
-		c.problem(field, "contains a control character")
+	} else if why := CheckName(name); why != "" {
+		c.problem(field, "%s", why)
 	}
 }
 
@@ -204,6 +229,8 @@ func checkMountedPath(c *collector, p, field string) bool {
 		c.problem(field, "required")
 	case strings.ContainsRune(p, 0):
 		c.problem(field, "contains a NUL byte")
+	case CheckName(p) != "":
+		c.problem(field, "%s", CheckName(p))
 	case !path.IsAbs(p):
 		c.problem(field, "%q must be an absolute path", clip(p))
 	case path.Clean(p) != p:
@@ -237,10 +264,15 @@ func overlap(a, b string) string {
 }
 
 func checkCommand(c *collector, cmd []string, field string) {
+	checkCount(c, field, len(cmd), c.limits.MaxCommandArgs, "arguments", "max_command_args")
+	if tooMany(len(cmd), c.limits.MaxCommandArgs) {
+		return
+	}
 	for i, arg := range cmd {
 		if strings.ContainsRune(arg, 0) {
 			c.problem(indexField(field, i), "contains a NUL byte")
 		}
+		checkExecString(c, indexField(field, i), arg, "the argument")
 	}
 }
 
@@ -313,10 +345,12 @@ func validateScaleRule(c *collector, sr *ScaleRule, p string) {
 	if sr.ScaleFactor <= 0 {
 		c.problem(joinField(p, "scale_factor"), "must be positive, not %d", sr.ScaleFactor)
 	}
-	if _, err := compileTargetRegex(sr.TargetRegex); err != nil {
+	if _, err := compileTargetRegexWithin(sr.TargetRegex, c.limits); err != nil {
 		c.problem(joinField(p, "target_regex"), "%s", err)
 	}
-	if _, err := compileGlob(sr.TargetGlob); err != nil {
+	if most := c.limits.MaxPatternBytes; most > 0 && len(sr.TargetGlob) > most {
+		c.problem(joinField(p, "target_glob"), "is %d bytes; at most %d ([limits] max_regex_bytes)", len(sr.TargetGlob), most)
+	} else if _, err := compileGlob(sr.TargetGlob); err != nil {
 		c.problem(joinField(p, "target_glob"), "%s", err)
 	}
 	if why := checkTargetDir(sr.TargetDir); why != "" {
@@ -330,6 +364,8 @@ func checkTargetDir(dir string) string {
 	switch {
 	case strings.ContainsRune(dir, 0):
 		return "contains a NUL byte"
+	case CheckName(dir) != "":
+		return CheckName(dir)
 	case path.IsAbs(dir):
 		return fmt.Sprintf("%q must be relative to the channel", clip(dir))
 	case clean == ".." || strings.HasPrefix(clean, "../"):

@@ -26,10 +26,12 @@ const (
 // scale rules on inputs only and well formed; env names POSIX and unique;
 // labels; no NUL bytes. Fields holding an unsubstituted placeholder (see
 // Task.Placeholders) are not checked for their form.
+//
+// Names and host paths must be free of the characters [CheckName] refuses,
+// and everything must be within [DefaultLimits]; [Limits.Validate] applies
+// other limits.
 func (t *Task) Validate() Problems {
-	c := &collector{}
-	validateTask(c, t)
-	return c.problems
+	return DefaultLimits().Validate(t)
 }
 
 func validateTask(c *collector, t *Task) {
@@ -37,10 +39,29 @@ func validateTask(c *collector, t *Task) {
 	if len(t.Name) > MaxNameLen {
 		c.problem("name", "is %d bytes long; at most %d", len(t.Name), MaxNameLen)
 	}
+	if why := CheckName(t.Name); why != "" {
+		c.problem("name", "%s", why)
+	}
+	l := c.limits
+	checkCount(c, "inputs", len(t.Inputs), l.MaxChannels, "channel bindings", "max_channels")
+	checkCount(c, "outputs", len(t.Outputs), l.MaxChannels, "channel bindings", "max_channels")
+	checkCount(c, "env", len(t.Env), l.MaxEnvEntries, "variables", "max_env_entries")
+	checkCount(c, "config.labels", len(t.Labels), l.MaxLabels, "labels", "max_labels")
+	if tooMany(len(t.Inputs), l.MaxChannels) || tooMany(len(t.Outputs), l.MaxChannels) ||
+		tooMany(len(t.Env), l.MaxEnvEntries) || tooMany(len(t.Labels), l.MaxLabels) {
+		return // checking every entry of an oversized list is work an attacker chose
+	}
+	if t.TemplateIdentifier != "" {
+		if why := CheckName(t.TemplateIdentifier); why != "" {
+			c.problem("taskTemplate", "%s", why)
+		}
+	}
 	switch {
 	case t.Image == "":
 		c.problem("image", "required")
 	case t.placeholderAt("image"):
+	case CheckName(t.Image) != "":
+		c.problem("image", "%s", CheckName(t.Image))
 	default:
 		if _, err := reference.ParseNormalizedNamed(t.Image); err != nil {
 			c.problem("image", "%q is not an image reference: %s", clip(t.Image), err)
@@ -82,6 +103,8 @@ func validateTask(c *collector, t *Task) {
 		case t.placeholderAt(hf):
 		case strings.ContainsRune(hp, 0):
 			c.problem(hf, "contains a NUL byte")
+		case CheckName(hp) != "":
+			c.problem(hf, "%s", CheckName(hp))
 		case !path.IsAbs(hp):
 			c.problem(hf, "%q must be an absolute path", clip(hp))
 		}
@@ -127,10 +150,12 @@ func validateTask(c *collector, t *Task) {
 		if strings.ContainsRune(e.Value, 0) {
 			c.problem(joinField(ef, "value"), "contains a NUL byte")
 		}
+		checkExecString(c, joinField(ef, "value"), e.Name+"="+e.Value, e.Name+"=VALUE")
 	}
 	checkLabels(c, t.Labels)
 	checkCommand(c, t.Command, "command")
 	checkResourceRanges(c, t.Resources, "resources")
+	checkResourceBounds(c, t.Resources, "resources")
 }
 
 // hostPathField names the host path of a binding field, "inputs[0]" →
@@ -158,6 +183,13 @@ func checkLabels(c *collector, labels map[string]string) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	total := 0
+	for _, k := range keys {
+		total += len(k) + len(labels[k])
+	}
+	if most := c.limits.MaxLabelBytes; most > 0 && total > most {
+		c.problem("config.labels", "keys and values take %d bytes; at most %d ([limits] max_label_bytes)", total, most)
+	}
 	for _, k := range keys {
 		f := joinField("config.labels", k)
 		switch {
@@ -172,8 +204,8 @@ func checkLabels(c *collector, labels map[string]string) {
 		}
 		if v := labels[k]; len(v) > MaxLabelValueLen {
 			c.problem(f, "label value is %d bytes long; at most %d", len(v), MaxLabelValueLen)
-		} else if strings.ContainsRune(v, 0) {
-			c.problem(f, "label value contains a NUL byte")
+		} else if why := CheckName(v); why != "" {
+			c.problem(f, "label value %s", why)
 		}
 	}
 }
