@@ -60,6 +60,7 @@ type Daemon struct {
 	paths       *hostpath.Policy
 	gpus        *gpuNode
 	events      *broker
+	streams     *streamLimiter
 	node        *nodeWatch
 	startTime   time.Time
 	exe         string // this binary, started by the shim as the log driver
@@ -115,6 +116,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		cfg:       cfg,
 		log:       log,
 		events:    newBroker(),
+		streams:   newStreamLimiter(cfg.Streams.MaxPerClient, cfg.Streams.MaxTotal),
 		node:      newNodeWatch(),
 		startTime: time.Now(),
 		exe:       exe,
@@ -206,12 +208,15 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 	return nil
 }
 
-// ServerOptions are the gRPC server options the daemon needs.
+// ServerOptions are the gRPC server options the daemon needs: peer
+// credentials on the unix socket (the client identity of the stream caps),
+// the stream caps ahead of everything else, and error conversion.
 func (d *Daemon) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.Creds(peerCredentials{}),
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.ChainUnaryInterceptor(d.unaryErrors),
-		grpc.ChainStreamInterceptor(d.streamErrors),
+		grpc.ChainStreamInterceptor(d.limitStreams, d.streamErrors),
 	}
 }
 

@@ -74,6 +74,23 @@ manifest_workers = 0
 max_file_size = "10Mi"
 max_files = 5
 
+[streams]
+# Streaming RPCs (RunTask, SubmitTasks, WatchTasks, StreamLogs, WatchNode,
+# PullImage, ImportImage, and the health and reflection streams) open at once
+# per client, and on the whole node. A stream over either cap is refused with
+# RESOURCE_EXHAUSTED naming the cap; closing a stream frees its slot at once.
+# A client is the uid of the process on the other end of the API socket.
+max_per_client = 128
+max_total = 512
+# Log data one stream holds in memory at a time (each entry counted with 128
+# bytes of overhead): a StreamLogs response or RunTask's current batch of log
+# events never holds more, however fast the task writes or however slowly the
+# client reads. Between 64Ki + 128 and 2Mi. A stream costs the daemon at most
+# about 3 × buffer_bytes + 72Ki (the batch, its encoded message, the file
+# buffer), so max_total × that bounds what all streams together hold: with
+# the defaults, 512 × 456Ki ≈ 228Mi.
+buffer_bytes = "128Ki"
+
 [gpu]
 # Inventory backend: "auto" (NVML when a driver is present, else none),
 # "nvml", "static" (the [[gpu.static]] entries below) or "none".
