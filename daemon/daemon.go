@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		queued:    map[string]*queuedTask{},
 		wake:      make(chan struct{}, 1),
 	}
+	d.streams.onDrop = new(memoryReclaimer).request
 	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {
 		return nil, err
 	}

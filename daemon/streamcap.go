@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sync"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -13,13 +15,25 @@ import (
 // streamLimiter counts the open streams of each client and of the node
 // against [streams] max_per_client and max_total. It is pure bookkeeping:
 // the stream interceptor (limitStreams) is its only user.
+//
+// When many streams have ended (reclaimDrop fewer open than the most seen
+// since the last time), it calls onDrop, which the daemon uses to give the
+// memory those streams used back to the system (reclaimMemory): the Go
+// runtime would otherwise keep it until a later collection, which an idle
+// daemon may not run for minutes.
 type streamLimiter struct {
 	maxPerClient, maxTotal int
+	onDrop                 func()
 
 	mu        sync.Mutex
 	total     int
+	peak      int // most streams open since onDrop was last called
 	perClient map[string]int
 }
+
+// reclaimDrop is how many fewer streams than the recent peak make the
+// limiter call onDrop.
+const reclaimDrop = 16
 
 func newStreamLimiter(maxPerClient, maxTotal int) *streamLimiter {
 	return &streamLimiter{maxPerClient: maxPerClient, maxTotal: maxTotal, perClient: map[string]int{}}
@@ -64,6 +78,7 @@ func (l *streamLimiter) acquire(client string) (release func(), err *streamLimit
 	}
 	l.perClient[client]++
 	l.total++
+	l.peak = max(l.peak, l.total)
 	var once sync.Once
 	return func() { once.Do(func() { l.release(client) }) }, nil
 }
@@ -75,6 +90,34 @@ func (l *streamLimiter) release(client string) {
 	if l.perClient[client]--; l.perClient[client] <= 0 {
 		delete(l.perClient, client)
 	}
+	if l.peak-l.total >= reclaimDrop {
+		l.peak = l.total
+		if l.onDrop != nil {
+			l.onDrop()
+		}
+	}
+}
+
+// reclaimDelay is how long after the last big drop in open streams the
+// daemon returns freed memory to the system: a burst of streams ending
+// causes one collection, not one per stream.
+const reclaimDelay = time.Second
+
+// memoryReclaimer runs debug.FreeOSMemory once, reclaimDelay after the last
+// request.
+type memoryReclaimer struct {
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+func (r *memoryReclaimer) request() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.timer == nil {
+		r.timer = time.AfterFunc(reclaimDelay, debug.FreeOSMemory)
+		return
+	}
+	r.timer.Reset(reclaimDelay)
 }
 
 // open returns the streams open in total and for client.

@@ -69,6 +69,24 @@ func TestStreamLimiter(t *testing.T) {
 	}
 }
 
+func TestStreamLimiterOnDrop(t *testing.T) {
+	l := newStreamLimiter(1000, 1000)
+	drops := 0
+	l.onDrop = func() { drops++ }
+	var rels []func()
+	for range 40 {
+		rel, _ := l.acquire("uid:1")
+		rels = append(rels, rel)
+	}
+	for i, rel := range rels {
+		rel()
+		// Called after each reclaimDrop streams have ended.
+		if want := (i + 1) / reclaimDrop; drops != want {
+			t.Fatalf("after %d releases: %d drops, want %d", i+1, drops, want)
+		}
+	}
+}
+
 func TestStreamLimiterConcurrent(t *testing.T) {
 	l := newStreamLimiter(5, 8)
 	var (
