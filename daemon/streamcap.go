@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -110,11 +111,18 @@ type memoryReclaimer struct {
 	timer *time.Timer
 }
 
+// freeMemory collects twice, so that what sync.Pools held (gRPC's buffers
+// among them) is freed too, and returns the free memory to the system.
+func freeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
+}
+
 func (r *memoryReclaimer) request() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.timer == nil {
-		r.timer = time.AfterFunc(reclaimDelay, debug.FreeOSMemory)
+		r.timer = time.AfterFunc(reclaimDelay, freeMemory)
 		return
 	}
 	r.timer.Reset(reclaimDelay)
