@@ -376,6 +376,29 @@ func TestIntegrationLogGap(t *testing.T) {
 		t.Errorf("last entry %d, want %d", next-1, total)
 	}
 	t.Logf("%d entries written; the follower got %d and was told of %d missed in %d gaps (%v)", total, delivered, missed, len(gaps), gaps)
+
+	// RunTask with logs, attached after the end, starts with a log_gap
+	// event for what rotation removed, then the entries left, then the
+	// final state.
+	var events []*pcnodev1.TaskEvent
+	if _, err := d.Client.Run(ctx, &pcnodev1.RunTaskRequest{Target: &pcnodev1.RunTaskRequest_TaskId{TaskId: task.GetId()}, IncludeLogs: true},
+		func(ev *pcnodev1.TaskEvent) error { events = append(events, ev); return nil }); err != nil {
+		t.Fatalf("RunTask(attach, include_logs) = %v", err)
+	}
+	g := events[0].GetLogGap()
+	if g == nil || g.GetFirstMissedSequence() != 1 {
+		t.Fatalf("RunTask: first event %v, want a log_gap from 1", events[0])
+	}
+	next = g.GetLastMissedSequence() + 1
+	for _, ev := range events[1 : len(events)-1] {
+		if e := ev.GetLog(); e == nil || e.GetSequence() != next || !bytes.Equal(e.GetData(), pattern.Line(int64(next-1))) {
+			t.Fatalf("RunTask: event %v, want log entry %d", ev, next)
+		}
+		next++
+	}
+	if next-1 != total || events[len(events)-1].GetStateChange() == nil {
+		t.Errorf("RunTask: entries up to %d then %v, want up to %d then the final state", next-1, events[len(events)-1], total)
+	}
 }
 
 // TestIntegrationStreamCaps opens streams of every kind the cap counts
