@@ -416,19 +416,29 @@ func (r *reader) seekTail() error {
 		return err
 	}
 	need := r.opts.TailLines
+	var newest uint64 // last sequence number of the log
 	for i := len(segs) - 1; i >= 0; i-- {
 		seqs, last, err := r.matchingSeqs(segs[i])
 		if err != nil {
 			return err
 		}
-		if i == len(segs)-1 && !r.opts.Follow {
-			r.limited, r.limit = true, last
+		if i == len(segs)-1 {
+			newest = last
+			if !r.opts.Follow {
+				r.limited, r.limit = true, last
+			}
 		}
 		if len(seqs) >= need {
 			r.want = max(r.want, seqs[len(seqs)-need])
 			return nil
 		}
 		need -= len(seqs)
+	}
+	// Fewer entries left than asked for. Without filters the tail began at
+	// newest-TailLines+1, so only the rotated entries from there on are
+	// wanted (and reported as missed); with filters that is unknown.
+	if r.opts.Stream == StreamBoth && r.since == 0 && newest >= uint64(r.opts.TailLines) {
+		r.want = max(r.want, newest-uint64(r.opts.TailLines)+1)
 	}
 	return nil
 }
