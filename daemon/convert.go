@@ -4,7 +4,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/outputs"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
@@ -34,14 +33,6 @@ func allocationToProto(a sched.Assignment) *pcnodev1.Allocation {
 
 func resourcesToProto(r sched.Resources) *pcnodev1.ResourceList {
 	return &pcnodev1.ResourceList{MemoryBytes: r.MemoryBytes, CpuMillis: r.MilliCPU, Gpus: int32(r.GPUs)}
-}
-
-func logEntryToProto(e logs.Entry) *pcnodev1.LogEntry {
-	s := pcnodev1.LogStream_LOG_STREAM_STDOUT
-	if e.Stream == logs.StreamStderr {
-		s = pcnodev1.LogStream_LOG_STREAM_STDERR
-	}
-	return &pcnodev1.LogEntry{Sequence: e.Seq, Time: timestamppb.New(e.Time), Stream: s, Data: e.Data}
 }
 
 func imageToProto(img runtime.Image, users []string) *pcnodev1.Image {

@@ -61,6 +61,7 @@ type Daemon struct {
 	staging     *hostpath.Staging // <state>/staging: bind mounts of opened host directories
 	gpus        *gpuNode
 	events      *broker
+	streams     *streamLimiter
 	node        *nodeWatch
 	startTime   time.Time
 	exe         string // this binary, started by the shim as the log driver
@@ -119,6 +120,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		cfg:       cfg,
 		log:       log,
 		events:    newBroker(),
+		streams:   newStreamLimiter(cfg.Streams.MaxPerClient, cfg.Streams.MaxTotal),
 		node:      newNodeWatch(),
 		startTime: time.Now(),
 		exe:       exe,
@@ -128,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		queued:    map[string]*queuedTask{},
 		wake:      make(chan struct{}, 1),
 	}
+	d.streams.onDrop = new(memoryReclaimer).request
 	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {
 		return nil, err
 	}
@@ -218,12 +221,15 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 	return nil
 }
 
-// ServerOptions are the gRPC server options the daemon needs.
+// ServerOptions are the gRPC server options the daemon needs: peer
+// credentials on the unix socket (the client identity of the stream caps),
+// the stream caps ahead of everything else, and error conversion.
 func (d *Daemon) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.Creds(peerCredentials{}),
 		grpc.MaxRecvMsgSize(16 << 20),
 		grpc.ChainUnaryInterceptor(d.unaryErrors),
-		grpc.ChainStreamInterceptor(d.streamErrors),
+		grpc.ChainStreamInterceptor(d.limitStreams, d.streamErrors),
 	}
 }
 

@@ -29,4 +29,23 @@
 // the memory floor, its own serialized size) — at submit when the template
 // is known, else when the task is prepared. A refusal is INVALID_ARGUMENT
 // with a BadRequest field violation naming the field and the key.
+//
+// # Bounds
+//
+// Every streaming RPC passes one stream interceptor (streamcap.go) that
+// counts open streams per client and on the node against [streams]
+// max_per_client and max_total and refuses one over a cap with
+// RESOURCE_EXHAUSTED naming it. The client is the uid the kernel records for
+// the unix socket's peer (SO_PEERCRED, attached by the server's transport
+// credentials in peercred.go); clientKey is the one place that maps a
+// connection to a client. After many streams end, the freed memory is
+// returned to the system a second later.
+//
+// A log stream (StreamLogs, RunTask's logs) holds at most [streams]
+// buffer_bytes of entries at a time and reuses its messages; entries rotated
+// away before it reached them are sent as a LogGap. No response grows with
+// what a caller stored: ListTasks and GetTaskOutputs pages stop at 2 MiB
+// encoded (store.DefaultPageBytes), RunTask cuts an output manifest into
+// events of at most 1 MiB, and a SubmitTasks error keeps at most 1 MiB of
+// problems (pages.go).
 package daemon

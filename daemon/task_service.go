@@ -51,7 +51,9 @@ func (s *taskService) SubmitTasks(stream pcnodev1.TaskService_SubmitTasksServer)
 		}
 		resp := &pcnodev1.SubmitTasksResponse{Index: i}
 		if t, _, err := s.d.submit(ctx, req.GetSubmit()); err != nil {
-			resp.Result = &pcnodev1.SubmitTasksResponse_Error{Error: submitError(err)}
+			se := submitError(err)
+			se.Problems = boundProblems(se.GetProblems(), responseProblemsBytes)
+			resp.Result = &pcnodev1.SubmitTasksResponse_Error{Error: se}
 		} else {
 			resp.Result = &pcnodev1.SubmitTasksResponse_Task{Task: t}
 		}
@@ -87,11 +89,23 @@ func (s *taskService) ListTasks(ctx context.Context, req *pcnodev1.ListTasksRequ
 	}
 	tasks, next, err := s.d.store.ListTasks(ctx, store.ListOptions{
 		States: req.GetStates(), Labels: req.GetLabels(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+		MaxBytes: store.DefaultPageBytes,
 	})
 	if err != nil {
-		return nil, err
+		return nil, pageTokenInvalid(err)
 	}
 	return &pcnodev1.ListTasksResponse{Tasks: tasks, NextPageToken: next}, nil
+}
+
+// pageTokenInvalid turns a refused page token into a page_token field
+// violation; other errors pass through.
+func pageTokenInvalid(err error) error {
+	if errors.Is(err, store.ErrInvalidPageToken) {
+		var p problems
+		p.add("page_token", "%v", err)
+		return invalid(p)
+	}
+	return err
 }
 
 func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRequest) (*pcnodev1.CancelTaskResponse, error) {
@@ -135,14 +149,23 @@ func (s *taskService) DeleteTask(ctx context.Context, req *pcnodev1.DeleteTaskRe
 }
 
 func (s *taskService) GetTaskOutputs(ctx context.Context, req *pcnodev1.GetTaskOutputsRequest) (*pcnodev1.GetTaskOutputsResponse, error) {
-	if err := requireID("task_id", req.GetTaskId()); err != nil {
-		return nil, err
+	var p problems
+	if !store.ValidID(req.GetTaskId()) {
+		p.add("task_id", "%q is not a task id", req.GetTaskId())
 	}
-	m, err := s.d.store.GetOutputs(ctx, req.GetTaskId())
+	if n := req.GetPageSize(); n < 0 || n > maxOutputsPageSize {
+		p.add("page_size", "must be 0..%d, got %d", maxOutputsPageSize, n)
+	}
+	if len(p) > 0 {
+		return nil, invalid(p)
+	}
+	m, next, err := s.d.store.GetOutputsPage(ctx, req.GetTaskId(), store.OutputsOptions{
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(), MaxBytes: store.DefaultPageBytes,
+	})
 	if err != nil {
-		return nil, err
+		return nil, pageTokenInvalid(err)
 	}
-	return &pcnodev1.GetTaskOutputsResponse{Manifests: m}, nil
+	return &pcnodev1.GetTaskOutputsResponse{Manifests: m, NextPageToken: next}, nil
 }
 
 func (s *taskService) ResolveTask(ctx context.Context, req *pcnodev1.ResolveTaskRequest) (*pcnodev1.ResolveTaskResponse, error) {
@@ -247,13 +270,58 @@ func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev
 	if _, err := s.d.store.GetTask(ctx, req.GetTaskId()); err != nil {
 		return err
 	}
+	opts.BufferBytes = s.d.streamBufferBytes()
+	opts.OnGap = func(g logs.Gap) error {
+		return stream.Send(&pcnodev1.StreamLogsResponse{Gap: logGapToProto(g)})
+	}
+	// One response and its entries are reused for every batch: Send has
+	// encoded them when it returns, and the reader reuses the batch too.
+	var (
+		resp    pcnodev1.StreamLogsResponse
+		entries []pcnodev1.LogEntry
+		times   []timestamppb.Timestamp
+	)
 	return logs.Read(ctx, s.d.taskLogDir(req.GetTaskId()), opts, func(es []logs.Entry) error {
-		resp := &pcnodev1.StreamLogsResponse{Entries: make([]*pcnodev1.LogEntry, 0, len(es))}
-		for _, e := range es {
-			resp.Entries = append(resp.Entries, logEntryToProto(e))
+		if len(es) > len(entries) {
+			entries = make([]pcnodev1.LogEntry, len(es))
+			times = make([]timestamppb.Timestamp, len(es))
 		}
-		return stream.Send(resp)
+		resp.Entries = resp.Entries[:0]
+		for i, e := range es {
+			le := &entries[i]
+			setLogEntry(le, &times[i], e)
+			resp.Entries = append(resp.Entries, le)
+		}
+		err := stream.Send(&resp)
+		clear(resp.Entries)
+		for i := range es {
+			entries[i].Data = nil
+		}
+		return err
 	})
+}
+
+// streamBufferBytes is [streams] buffer_bytes: what one stream may hold of
+// log data at a time.
+func (d *Daemon) streamBufferBytes() int {
+	if n := d.cfg.Streams.BufferBytes.Bytes(); n > 0 {
+		return int(n)
+	}
+	return logs.DefaultBufferBytes
+}
+
+// setLogEntry fills le (and ts, its time) from e; Data aliases e.Data.
+func setLogEntry(le *pcnodev1.LogEntry, ts *timestamppb.Timestamp, e logs.Entry) {
+	ts.Seconds, ts.Nanos = e.Time.Unix(), int32(e.Time.Nanosecond())
+	le.Sequence, le.Time, le.Data = e.Seq, ts, e.Data
+	le.Stream = pcnodev1.LogStream_LOG_STREAM_STDOUT
+	if e.Stream == logs.StreamStderr {
+		le.Stream = pcnodev1.LogStream_LOG_STREAM_STDERR
+	}
+}
+
+func logGapToProto(g logs.Gap) *pcnodev1.LogGap {
+	return &pcnodev1.LogGap{FirstMissedSequence: g.First, LastMissedSequence: g.Last}
 }
 
 // RunTask submits (or attaches to) a task and streams its events to the end.
@@ -306,9 +374,24 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	logsDone := make(chan error, 1)
 	if req.GetIncludeLogs() {
 		go func() {
-			logsDone <- logs.Read(ctx, s.d.taskLogDir(id), logs.ReadOptions{Follow: true}, func(es []logs.Entry) error {
+			opts := logs.ReadOptions{Follow: true, BufferBytes: s.d.streamBufferBytes()}
+			opts.OnGap = func(g logs.Gap) error {
+				return send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_LogGap{LogGap: logGapToProto(g)}})
+			}
+			// One event is reused for every entry: send has encoded it
+			// when it returns.
+			var (
+				le pcnodev1.LogEntry
+				ts timestamppb.Timestamp
+			)
+			ev := &pcnodev1.TaskEvent{TaskId: id, Event: &pcnodev1.TaskEvent_Log{Log: &le}}
+			logsDone <- logs.Read(ctx, s.d.taskLogDir(id), opts, func(es []logs.Entry) error {
 				for _, e := range es {
-					if err := send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.New(e.Time), Event: &pcnodev1.TaskEvent_Log{Log: logEntryToProto(e)}}); err != nil {
+					setLogEntry(&le, &ts, e)
+					ev.Time = &ts
+					err := send(ev)
+					le.Data = nil
+					if err != nil {
 						return err
 					}
 				}
@@ -365,6 +448,15 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 					continue
 				}
 				lastState = t.GetState()
+			}
+			if m := ev.GetOutputManifest(); m != nil {
+				// A large manifest goes in parts that fit any client.
+				for _, part := range splitManifest(m, eventManifestBytes) {
+					if err := send(&pcnodev1.TaskEvent{TaskId: ev.GetTaskId(), Time: ev.GetTime(), Event: &pcnodev1.TaskEvent_OutputManifest{OutputManifest: part}}); err != nil {
+						return err
+					}
+				}
+				continue
 			}
 			if err := send(ev); err != nil {
 				return err

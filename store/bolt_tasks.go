@@ -8,6 +8,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -143,6 +144,7 @@ func (db *DB) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.Task
 	)
 	err = db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
 		n := 0
+		budget := pageBudget{maxBytes: q.maxBytes, maxItems: q.pageSize}
 		for id := range bk.idsDesc(&q) {
 			if n++; n%256 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -159,7 +161,7 @@ func (db *DB) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.Task
 			if !q.matches(t) {
 				continue
 			}
-			if len(page) == q.pageSize {
+			if !budget.fits(embeddedSize(proto.Size(t)), true) {
 				next = encodePageToken(page[len(page)-1].GetId(), q.filter)
 				return nil
 			}
@@ -227,6 +229,26 @@ func (db *DB) GetOutputs(ctx context.Context, id string) ([]*pcnodev1.OutputMani
 		return nil, fmt.Errorf("get outputs of task %q: %w", id, err)
 	}
 	return ms, nil
+}
+
+// GetOutputsPage implements Store.
+func (db *DB) GetOutputsPage(ctx context.Context, id string, opts OutputsOptions) ([]*pcnodev1.OutputManifest, string, error) {
+	var (
+		page []*pcnodev1.OutputManifest
+		next string
+	)
+	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		if bk.tasks.Get([]byte(id)) == nil {
+			return ErrNotFound
+		}
+		var err error
+		page, next, err = pageOutputs(bk.outputs.Get([]byte(id)), id, opts)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("get outputs of task %q: %w", id, err)
+	}
+	return page, next, nil
 }
 
 // Unfinished implements Store.

@@ -51,6 +51,18 @@
 // and holds every task in a final state (SUCCEEDED, FAILED, CANCELLED) under
 // its finish_time, or update_time, or create_time, the first one set.
 //
+// # Pages
+//
+// [Store.ListTasks] and [Store.GetOutputsPage] return pages bounded by count
+// and by encoded size ([DefaultPageBytes] unless the options say otherwise),
+// so that any page fits a client with gRPC's default 4 MiB message limit; a
+// page always makes progress (one task, one file). GetOutputsPage walks the
+// outputs value field by field with protowire, decoding only the files on the
+// page, so a 300k-file manifest is never decoded whole. Page tokens name a
+// position only (a task id, or a channel and file index with a hash of the
+// task id); each token has exactly one spelling, and any other string is
+// [ErrInvalidPageToken].
+//
 // # Migrations
 //
 // meta/schema_version records the last migration applied. [Open] applies the

@@ -21,8 +21,9 @@ var (
 	// negative page size, or a change to a task's id or idempotency key.
 	ErrInvalidArgument = errors.New("invalid argument")
 
-	// ErrInvalidPageToken is returned by ListTasks when the page token was
-	// not produced by ListTasks or was produced for different filters.
+	// ErrInvalidPageToken is returned by ListTasks and GetOutputsPage when
+	// the page token was not produced by them, or was produced for
+	// different filters or another task.
 	ErrInvalidPageToken = errors.New("invalid page token")
 
 	// ErrSchemaTooNew is returned by Open when the file's schema version is

@@ -164,12 +164,13 @@ func (m *Memory) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.T
 		end, _ = slices.BinarySearch(m.ids, q.after)
 	}
 	var page []*pcnodev1.Task
+	budget := pageBudget{maxBytes: q.maxBytes, maxItems: q.pageSize}
 	for i := end - 1; i >= 0; i-- {
 		t := m.tasks[m.ids[i]]
 		if !q.matches(t) {
 			continue
 		}
-		if len(page) == q.pageSize {
+		if !budget.fits(embeddedSize(proto.Size(t)), true) {
 			return page, encodePageToken(page[len(page)-1].GetId(), q.filter), nil
 		}
 		page = append(page, proto.CloneOf(t))
@@ -221,6 +222,28 @@ func (m *Memory) PutOutputs(ctx context.Context, id string, manifests []*pcnodev
 	}
 	m.outputs[id] = cloneManifests(manifests)
 	return nil
+}
+
+// GetOutputsPage implements Store. It pages the encoding DB stores, so that
+// both stores cut pages alike.
+func (m *Memory) GetOutputsPage(ctx context.Context, id string, opts OutputsOptions) ([]*pcnodev1.OutputManifest, string, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, "", fmt.Errorf("get outputs of task %q: %w", id, err)
+	}
+	defer unlock()
+	if _, ok := m.tasks[id]; !ok {
+		return nil, "", fmt.Errorf("get outputs of task %q: %w", id, ErrNotFound)
+	}
+	b, err := encodeManifests(m.outputs[id])
+	if err == nil {
+		var page []*pcnodev1.OutputManifest
+		var next string
+		if page, next, err = pageOutputs(b, id, opts); err == nil {
+			return page, next, nil
+		}
+	}
+	return nil, "", fmt.Errorf("get outputs of task %q: %w", id, err)
 }
 
 // GetOutputs implements Store.

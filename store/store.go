@@ -43,6 +43,14 @@ type Store interface {
 	// GetOutputs returns the output manifests of a task, none when none were
 	// put, or ErrNotFound when there is no such task.
 	GetOutputs(ctx context.Context, id string) ([]*pcnodev1.OutputManifest, error)
+	// GetOutputsPage returns one page of the output manifests of a task and
+	// the token for the next page ("" on the last): the channels whose
+	// files fall on the page, in order, each with its name, host path and
+	// totals and the page's share of its files (a channel may continue on
+	// the next page). A page holds at most opts.PageSize files and stays
+	// within opts.MaxBytes encoded. A token of another task, or one not
+	// made by GetOutputsPage, is ErrInvalidPageToken.
+	GetOutputsPage(ctx context.Context, id string, opts OutputsOptions) (manifests []*pcnodev1.OutputManifest, nextPageToken string, err error)
 	// Unfinished returns every task that is QUEUED, PREPARING or RUNNING,
 	// oldest first: what the daemon must recover on start.
 	Unfinished(ctx context.Context) ([]*pcnodev1.Task, error)
@@ -81,6 +89,10 @@ type ListOptions struct {
 	// PageToken continues a listing: the nextPageToken of an earlier call
 	// with the same States and Labels. Empty: start with the newest task.
 	PageToken string
+	// MaxBytes bounds the page's encoded size (as repeated Task of a
+	// response): the page stops before the task that would pass it, but
+	// always holds at least one task. 0: DefaultPageBytes.
+	MaxBytes int
 }
 
 // listQuery is ListOptions checked and decoded.
@@ -90,10 +102,14 @@ type listQuery struct {
 	pageSize int
 	after    string // list ids below this one; "" for from the newest
 	filter   [filterHashLen]byte
+	maxBytes int
 }
 
 func (o ListOptions) query() (listQuery, error) {
-	q := listQuery{labels: o.Labels, pageSize: o.PageSize}
+	q := listQuery{labels: o.Labels, pageSize: o.PageSize, maxBytes: o.MaxBytes}
+	if q.maxBytes <= 0 {
+		q.maxBytes = DefaultPageBytes
+	}
 	switch {
 	case o.PageSize < 0:
 		return q, fmt.Errorf("page size %d: %w", o.PageSize, ErrInvalidArgument)

@@ -281,8 +281,17 @@ func printEvent(cmd *cobra.Command, ev *pcnodev1.TaskEvent) error {
 			m := e.OutputManifest
 			fmt.Fprintf(cmd.ErrOrStderr(), "[pcnode] output %s: %d files, %s\n", m.GetName(), m.GetFileCount(), spec.FormatBytes(m.GetTotalBytes()))
 		}
+	case *pcnodev1.TaskEvent_LogGap:
+		printGap(cmd.ErrOrStderr(), e.LogGap)
 	}
 	return nil
+}
+
+// printGap tells the user which log entries were lost to rotation.
+func printGap(w io.Writer, g *pcnodev1.LogGap) {
+	n := g.GetLastMissedSequence() - g.GetFirstMissedSequence() + 1
+	fmt.Fprintf(w, "[pcnode] log entries %d to %d (%d) were rotated away before they could be read; raise [logs] max_file_size or max_files to keep more\n",
+		g.GetFirstMissedSequence(), g.GetLastMissedSequence(), n)
 }
 
 func stateName(s pcnodev1.TaskState) string {
@@ -333,6 +342,14 @@ func newLogsCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
+					if g := resp.GetGap(); g != nil {
+						if jsonOutput(cmd) {
+							if err := printJSONLine(cmd.OutOrStdout(), resp); err != nil {
+								return err
+							}
+						}
+						printGap(cmd.ErrOrStderr(), g)
+					}
 					for _, e := range resp.GetEntries() {
 						if jsonOutput(cmd) {
 							if err := printJSONLine(cmd.OutOrStdout(), e); err != nil {
@@ -375,7 +392,7 @@ func newGetCmd() *cobra.Command {
 				}
 				var mans *pcnodev1.GetTaskOutputsResponse
 				if outputs {
-					if mans, err = c.Tasks.GetTaskOutputs(ctx, &pcnodev1.GetTaskOutputsRequest{TaskId: args[0]}); err != nil {
+					if mans, err = allOutputs(ctx, c, args[0]); err != nil {
 						return err
 					}
 				}
@@ -401,6 +418,33 @@ func newGetCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&outputs, "outputs", false, "also list every output file with size and sha256")
 	return cmd
+}
+
+// allOutputs follows GetTaskOutputs' pages and joins them: a channel cut
+// across pages comes back as one manifest.
+func allOutputs(ctx context.Context, c *client.Client, id string) (*pcnodev1.GetTaskOutputsResponse, error) {
+	all := &pcnodev1.GetTaskOutputsResponse{}
+	req := &pcnodev1.GetTaskOutputsRequest{TaskId: id}
+	for {
+		resp, err := c.Tasks.GetTaskOutputs(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range resp.GetManifests() {
+			if n := len(all.Manifests); n > 0 && all.Manifests[n-1].GetName() == m.GetName() {
+				all.Manifests[n-1].Files = append(all.Manifests[n-1].Files, m.GetFiles()...)
+				continue
+			}
+			all.Manifests = append(all.Manifests, m)
+		}
+		if resp.GetNextPageToken() == "" {
+			return all, nil
+		}
+		if resp.GetNextPageToken() == req.GetPageToken() {
+			return nil, fmt.Errorf("GetTaskOutputs returned the same page token twice")
+		}
+		req.PageToken = resp.GetNextPageToken()
+	}
 }
 
 func printTask(w io.Writer, t *pcnodev1.Task) {

@@ -29,6 +29,7 @@ type Config struct {
 	Resources  Resources  `toml:"resources"`
 	Tasks      Tasks      `toml:"tasks"`
 	Logs       Logs       `toml:"logs"`
+	Streams    Streams    `toml:"streams"`
 	GPU        GPU        `toml:"gpu"`
 	Limits     Limits     `toml:"limits"`
 }
@@ -136,6 +137,23 @@ type Logs struct {
 	MaxFileSize Quantity `toml:"max_file_size"`
 	MaxFiles    int      `toml:"max_files"`
 }
+
+// Streams bounds the API's streaming RPCs.
+type Streams struct {
+	MaxPerClient int      `toml:"max_per_client"`
+	MaxTotal     int      `toml:"max_total"`
+	BufferBytes  Quantity `toml:"buffer_bytes"`
+}
+
+// Bounds of Streams.BufferBytes: one log entry of the largest size (64 KiB)
+// with its 128 bytes of accounting overhead must fit, and a batch must stay
+// far below gRPC's default 4 MiB message size.
+const (
+	MinStreamBufferBytes = 64<<10 + 128
+	MaxStreamBufferBytes = 2 << 20
+	// MaxStreams bounds streams.max_total.
+	MaxStreams = 100000
+)
 
 // GPU selects the GPU inventory backend and its policy.
 type GPU struct {
@@ -268,6 +286,7 @@ func DefaultConfig() Config {
 			MinCPU:           MustQuantity("10m"),
 			MaxCPU:           MustQuantity("1024"),
 		},
+		Streams: Streams{MaxPerClient: 128, MaxTotal: 512, BufferBytes: MustQuantity("128Ki")},
 		GPU: GPU{
 			Backend:         "auto",
 			CDISpecDirs:     []string{"/etc/cdi", "/var/run/cdi"},
@@ -337,6 +356,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Logs.MaxFileSize.Bytes() < 4096 {
 		bad("logs.max_file_size", "must be at least 4Ki")
+	}
+	if c.Streams.MaxPerClient < 1 {
+		bad("streams.max_per_client", "must be at least 1, got %d", c.Streams.MaxPerClient)
+	}
+	if c.Streams.MaxTotal < c.Streams.MaxPerClient || c.Streams.MaxTotal > MaxStreams {
+		bad("streams.max_total", "must be between streams.max_per_client (%d) and %d, got %d", c.Streams.MaxPerClient, MaxStreams, c.Streams.MaxTotal)
+	}
+	if b := c.Streams.BufferBytes.Bytes(); b < MinStreamBufferBytes || b > MaxStreamBufferBytes {
+		bad("streams.buffer_bytes", "must be between %d (a 64Ki log entry and its overhead) and %d (2Mi), got %d", MinStreamBufferBytes, MaxStreamBufferBytes, b)
 	}
 	if c.Tasks.PidsLimit < 0 {
 		bad("tasks.pids_limit", "must not be negative")

@@ -69,6 +69,11 @@ func TestLoadErrors(t *testing.T) {
 		{"min memory one byte", "[limits]\nmin_memory = \"1\"\n", "limits.min_memory"},
 		{"min cpu above max", "[limits]\nmin_cpu = \"8\"\nmax_cpu = \"4\"\n", "limits.min_cpu"},
 		{"unknown limit", "[limits]\nmax_everything = 1\n", "limits.max_everything"},
+		{"no streams per client", "[streams]\nmax_per_client = 0\n", "streams.max_per_client: must be at least 1"},
+		{"total below per client", "[streams]\nmax_per_client = 10\nmax_total = 9\n", "streams.max_total: must be between streams.max_per_client (10)"},
+		{"total too large", "[streams]\nmax_total = 100001\n", "streams.max_total"},
+		{"stream buffer too small", "[streams]\nbuffer_bytes = \"64Ki\"\n", "streams.buffer_bytes: must be between 65664"},
+		{"stream buffer too large", "[streams]\nbuffer_bytes = \"3Mi\"\n", "streams.buffer_bytes"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
 	for _, tt := range tests {

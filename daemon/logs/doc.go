@@ -74,8 +74,17 @@
 // it removes the oldest segments beyond the configured count (default 10 MiB ×
 // 5, as kubelet and nomad). Sequence numbers continue across segments, so a
 // reader asking for entries that were rotated away starts at the oldest one
-// still on disk and sees the jump in sequence numbers ([Stat] reports the
-// first available one).
+// still on disk ([Stat] reports the first available one), and is told which
+// ones it missed: [ReadOptions].OnGap gets a [Gap] in its place between the
+// entries, also when a follower falls behind rotation while reading.
+//
+// # Readers
+//
+// [Read] hands entries over in batches bounded by [ReadOptions].BufferBytes
+// (data plus [EntryOverhead] per entry) and reuses the batch, its data
+// buffer (grown from 16 KiB only while batches fill it) and one file buffer
+// of about [MaxEntryBytes]: a reader holds no more than that however far
+// behind its consumer is, and allocates nothing per entry.
 //
 // # Caveats
 //

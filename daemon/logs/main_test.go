@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -65,12 +66,22 @@ func numbered(first uint64, s Stream, datas []string) []wantEntry {
 	return out
 }
 
+// kept copies a batch for keeping beyond the callback: Read reuses it.
+func kept(b []Entry) []Entry {
+	out := make([]Entry, len(b))
+	for i, e := range b {
+		out[i] = e
+		out[i].Data = bytes.Clone(e.Data)
+	}
+	return out
+}
+
 // readAll reads the log in dir with opts and no follow.
 func readAll(t testing.TB, dir string, opts ReadOptions) []Entry {
 	t.Helper()
 	var got []Entry
 	err := Read(context.Background(), dir, opts, func(b []Entry) error {
-		got = append(got, b...)
+		got = append(got, kept(b)...)
 		return nil
 	})
 	if err != nil {

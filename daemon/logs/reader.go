@@ -14,11 +14,30 @@ import (
 const (
 	// DefaultPollInterval is how often a follower looks for new entries.
 	DefaultPollInterval = 100 * time.Millisecond
-	// maxBatchBytes and maxBatchEntries bound one batch handed to the
-	// callback.
-	maxBatchBytes   = 1 << 20
-	maxBatchEntries = 4096
+	// DefaultBufferBytes is ReadOptions.BufferBytes when it is 0.
+	DefaultBufferBytes = 256 << 10
+	// MinBufferBytes is the smallest ReadOptions.BufferBytes: one entry of
+	// the largest size with its overhead.
+	MinBufferBytes = MaxEntryBytes + EntryOverhead
+	// EntryOverhead is what each entry of a batch is charged on top of its
+	// data against ReadOptions.BufferBytes: the Entry itself and what a
+	// caller typically builds from it (a protobuf message with a
+	// timestamp), so that a batch of many short lines is bounded as well as
+	// one of long ones.
+	EntryOverhead = 128
+	// readerBufferSize is the reader's file buffer: it holds a whole record
+	// of the largest size, which peekRecord needs.
+	readerBufferSize = (MaxEntryBytes + recordHeaderLen + 4095) &^ 4095
+	// firstArenaBytes is the data buffer a reader starts with; it doubles,
+	// up to BufferBytes, while batches fill it.
+	firstArenaBytes = 16 << 10
 )
+
+// Gap is a run of entries a reader will never deliver because they were
+// rotated away before it reached them: First through Last, inclusive.
+type Gap struct {
+	First, Last uint64
+}
 
 // ReadOptions selects entries of a log.
 type ReadOptions struct {
@@ -39,14 +58,28 @@ type ReadOptions struct {
 	// PollInterval is how often a follower looks for new entries.
 	// 0: DefaultPollInterval.
 	PollInterval time.Duration
+	// BufferBytes bounds one batch: the sum over its entries of their data
+	// and EntryOverhead. 0: DefaultBufferBytes; at least MinBufferBytes.
+	// A reader holds one batch, its growing data buffer and a file buffer
+	// of about MaxEntryBytes, nothing more, however far behind fn is.
+	BufferBytes int
+	// OnGap, when set, is called with each run of wanted entries that were
+	// rotated away before the reader reached them, in order: every entry
+	// before the gap has been handed to fn, and the next ones handed to fn
+	// follow it. Filters cannot be applied to entries that are gone, except
+	// that a gap followed by an entry older than Since is not reported
+	// (times only grow, so the missed entries were older still). When
+	// OnGap is nil, gaps show only as jumps in sequence numbers.
+	OnGap func(Gap) error
 }
 
 // Read calls fn with the selected entries of the log in dir, in batches in
-// sequence order (at most 1 MiB of data or 4096 entries a batch). Each batch
-// and its Data are fn's to keep. A log whose oldest entries were rotated away
-// starts at the oldest one on disk; the caller sees the jump in sequence
-// numbers. Without Follow a missing log reads as empty. Read returns fn's
-// error, ctx's error when ctx ends while following, or nil at the end.
+// sequence order, each bounded by opts.BufferBytes. A batch and its Data
+// are valid only until fn returns: the reader reuses them, so fn copies what
+// it keeps. Entries that were rotated away before the reader reached them
+// are reported to opts.OnGap. Without Follow a missing log reads as empty.
+// Read returns fn's (or OnGap's) error, ctx's error when ctx ends while
+// following, or nil at the end.
 func Read(ctx context.Context, dir string, opts ReadOptions, fn func([]Entry) error) error {
 	if opts.TailLines < 0 {
 		return fmt.Errorf("%w: negative tail lines %d", ErrInvalidConfig, opts.TailLines)
@@ -56,6 +89,12 @@ func Read(ctx context.Context, dir string, opts ReadOptions, fn func([]Entry) er
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = DefaultPollInterval
+	}
+	switch {
+	case opts.BufferBytes == 0:
+		opts.BufferBytes = DefaultBufferBytes
+	case opts.BufferBytes < MinBufferBytes:
+		return fmt.Errorf("%w: buffer of %d bytes, at least %d", ErrInvalidConfig, opts.BufferBytes, MinBufferBytes)
 	}
 	r := &reader{opts: opts, fn: fn, want: opts.AfterSequence + 1}
 	if !opts.Since.IsZero() {
@@ -88,12 +127,15 @@ type reader struct {
 	fn    func([]Entry) error
 	since int64 // opts.Since in Unix nanoseconds, 0 when unset
 
-	want     uint64 // next sequence number wanted; smaller ones are skipped
-	limited  bool   // stop after sequence number limit (tail without follow)
-	limit    uint64
-	batch    []Entry
-	arena    []byte // backing store of the batch's data
-	arenaLen int
+	want    uint64 // next sequence number wanted; smaller ones are skipped
+	limited bool   // stop after sequence number limit (tail without follow)
+	limit   uint64
+	gap     *Gap // missed entries not yet reported: reported before the next entry
+
+	br        *bufio.Reader // reused for every segment
+	batch     []Entry       // reused: valid until fn returns
+	batchCost int           // data + EntryOverhead of the batch's entries
+	arena     []byte        // backing store of the batch's data; len is what is used
 }
 
 // outcome is how reading a segment ended.
@@ -118,6 +160,11 @@ func (r *reader) run(ctx context.Context) error {
 			return err
 		}
 		first, ok := pickSegment(segs, cur, r.want)
+		if ok && first > r.want && (!r.limited || r.want <= r.limit) {
+			// Every segment holding r.want onwards up to first was
+			// removed by rotation before this reader got to it.
+			r.missed(r.want, first-1)
+		}
 		if !ok {
 			if !r.opts.Follow {
 				return r.deliver(ctx)
@@ -136,6 +183,10 @@ func (r *reader) run(ctx context.Context) error {
 		}
 		switch res {
 		case outcomeDone:
+			if r.gap != nil && r.since == 0 {
+				// The log ended right after the gap.
+				return r.reportGap(ctx)
+			}
 			return r.deliver(ctx)
 		case outcomeNext:
 			cur = first
@@ -171,7 +222,12 @@ func (r *reader) readSegment(ctx context.Context, first uint64) (outcome, error)
 		return 0, fmt.Errorf("open segment: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, readBufferSize)
+	if r.br == nil {
+		r.br = bufio.NewReaderSize(f, readerBufferSize)
+	} else {
+		r.br.Reset(f)
+	}
+	br := r.br
 	var (
 		off      int64
 		final    bool // a newer segment exists, so this one is complete
@@ -251,30 +307,69 @@ func (r *reader) readSegment(ctx context.Context, first uint64) (outcome, error)
 	}
 }
 
+// missed records that entries first..last are gone; a gap already pending
+// (none of its successors seen yet) is extended.
+func (r *reader) missed(first, last uint64) {
+	if r.gap != nil {
+		r.gap.Last = last
+		return
+	}
+	r.gap = &Gap{First: first, Last: last}
+}
+
+// reportGap delivers the batch so far, then the pending gap.
+func (r *reader) reportGap(ctx context.Context) error {
+	g := *r.gap
+	r.gap = nil
+	if err := r.deliver(ctx); err != nil {
+		return err
+	}
+	if r.opts.OnGap == nil {
+		return nil
+	}
+	return r.opts.OnGap(g)
+}
+
 // add keeps rec when it is wanted and passes the filters.
 func (r *reader) add(ctx context.Context, rec record) error {
 	if rec.seq < r.want || (r.limited && rec.seq > r.limit) {
 		return nil
 	}
 	r.want = rec.seq + 1
+	if r.gap != nil {
+		if r.since != 0 && rec.nano < r.since {
+			r.gap = nil // the missed entries were older than Since too
+		} else if err := r.reportGap(ctx); err != nil {
+			return err
+		}
+	}
 	if !r.match(rec) {
 		return nil
 	}
-	if len(r.batch) >= maxBatchEntries || r.arenaLen+len(rec.data) > len(r.arena) {
+	cost := len(rec.data) + EntryOverhead
+	full := len(r.arena)+len(rec.data) > cap(r.arena)
+	if len(r.batch) > 0 && (full || r.batchCost+cost > r.opts.BufferBytes) {
 		if err := r.deliver(ctx); err != nil {
 			return err
 		}
 	}
-	if r.arena == nil {
-		r.arena = make([]byte, maxBatchBytes)
+	if len(r.arena)+len(rec.data) > cap(r.arena) {
+		// Empty batch here: grow the data buffer for this entry, and
+		// double it while batches fill it, up to the bound.
+		n := max(firstArenaBytes, len(rec.data))
+		if full && cap(r.arena) > 0 {
+			n = max(n, 2*cap(r.arena))
+		}
+		r.arena = make([]byte, 0, min(n, r.opts.BufferBytes))
 	}
-	start := r.arenaLen
-	r.arenaLen += copy(r.arena[start:], rec.data)
+	start := len(r.arena)
+	r.arena = append(r.arena, rec.data...)
+	r.batchCost += cost
 	r.batch = append(r.batch, Entry{
 		Seq:    rec.seq,
 		Time:   time.Unix(0, rec.nano),
 		Stream: Stream(rec.kind),
-		Data:   r.arena[start:r.arenaLen:r.arenaLen],
+		Data:   r.arena[start:len(r.arena):len(r.arena)],
 	})
 	return nil
 }
@@ -295,9 +390,10 @@ func (r *reader) deliver(ctx context.Context) error {
 	if len(r.batch) == 0 {
 		return nil
 	}
-	batch := r.batch
-	r.batch, r.arena, r.arenaLen = nil, nil, 0
-	return r.fn(batch)
+	err := r.fn(r.batch)
+	clear(r.batch) // drop references to the data for the collector
+	r.batch, r.arena, r.batchCost = r.batch[:0], r.arena[:0], 0
+	return err
 }
 
 // wait sleeps one poll interval.
@@ -320,19 +416,29 @@ func (r *reader) seekTail() error {
 		return err
 	}
 	need := r.opts.TailLines
+	var newest uint64 // last sequence number of the log
 	for i := len(segs) - 1; i >= 0; i-- {
 		seqs, last, err := r.matchingSeqs(segs[i])
 		if err != nil {
 			return err
 		}
-		if i == len(segs)-1 && !r.opts.Follow {
-			r.limited, r.limit = true, last
+		if i == len(segs)-1 {
+			newest = last
+			if !r.opts.Follow {
+				r.limited, r.limit = true, last
+			}
 		}
 		if len(seqs) >= need {
 			r.want = max(r.want, seqs[len(seqs)-need])
 			return nil
 		}
 		need -= len(seqs)
+	}
+	// Fewer entries left than asked for. Without filters the tail began at
+	// newest-TailLines+1, so only the rotated entries from there on are
+	// wanted (and reported as missed); with filters that is unknown.
+	if r.opts.Stream == StreamBoth && r.since == 0 && newest >= uint64(r.opts.TailLines) {
+		r.want = max(r.want, newest-uint64(r.opts.TailLines)+1)
 	}
 	return nil
 }
@@ -349,7 +455,7 @@ func (r *reader) matchingSeqs(first uint64) ([]uint64, uint64, error) {
 		return nil, last, fmt.Errorf("open segment: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, readBufferSize)
+	br := bufio.NewReaderSize(f, readerBufferSize)
 	if hdr, err := br.Peek(len(segmentMagic)); err != nil || string(hdr) != segmentMagic {
 		return nil, last, nil
 	}

@@ -168,28 +168,49 @@ func TestReadCallbackError(t *testing.T) {
 	}
 }
 
-// TestReadBatches checks the batch bounds and that batches may be kept.
+// TestReadBatches checks that every batch stays within BufferBytes (data
+// plus EntryOverhead per entry) for long and short entries, that the
+// reused buffers never corrupt entries, and that a too small buffer is
+// refused.
 func TestReadBatches(t *testing.T) {
 	dir := t.TempDir()
 	long := strings.Repeat("y", MaxEntryBytes-1) + "\n"
 	runDriver(t, DriverConfig{Dir: dir}, strings.Repeat(long, 40)+strings.Repeat("s\n", 10000), "")
-	var all []Entry
-	err := Read(context.Background(), dir, ReadOptions{}, func(b []Entry) error {
-		size := 0
-		for _, e := range b {
-			size += len(e.Data)
+	for _, limit := range []int{0, MinBufferBytes, 1 << 20} {
+		want := limit
+		if want == 0 {
+			want = DefaultBufferBytes
 		}
-		if size > maxBatchBytes || len(b) > maxBatchEntries {
-			t.Errorf("batch of %d entries with %d bytes, want at most %d and %d", len(b), size, maxBatchEntries, maxBatchBytes)
+		var all []Entry
+		batches := 0
+		err := Read(context.Background(), dir, ReadOptions{BufferBytes: limit}, func(b []Entry) error {
+			batches++
+			cost := 0
+			for _, e := range b {
+				cost += len(e.Data) + EntryOverhead
+			}
+			if cost > want || len(b) == 0 {
+				t.Errorf("BufferBytes %d: batch of %d entries costing %d bytes, want 1..%d", limit, len(b), cost, want)
+			}
+			all = append(all, kept(b)...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		all = append(all, b...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		if len(all) != 10040 || string(all[0].Data) != long || string(all[39].Data) != long || string(all[10039].Data) != "s\n" {
+			t.Errorf("BufferBytes %d: Read gave %d entries, want 10040 intact ones", limit, len(all))
+		}
+		for i, e := range all {
+			if e.Seq != uint64(i+1) {
+				t.Fatalf("BufferBytes %d: entry %d has sequence %d", limit, i, e.Seq)
+			}
+		}
+		t.Logf("BufferBytes %d: %d batches", limit, batches)
 	}
-	if len(all) != 10040 || string(all[0].Data) != long || string(all[10039].Data) != "s\n" {
-		t.Errorf("Read kept %d entries, want 10040 intact ones", len(all))
+	err := Read(context.Background(), dir, ReadOptions{BufferBytes: MinBufferBytes - 1}, func([]Entry) error { return nil })
+	if !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("Read(BufferBytes %d) = %v, want ErrInvalidConfig", MinBufferBytes-1, err)
 	}
 }
 
@@ -216,7 +237,7 @@ func TestReadFollow(t *testing.T) {
 				ctx, cancel := context.WithCancelCause(context.Background())
 				dropped := errors.New("dropped")
 				err := Read(ctx, dir, opts, func(b []Entry) error {
-					got = append(got, b...)
+					got = append(got, kept(b)...)
 					if dropAfter > 0 && len(got) >= dropAfter {
 						dropAfter *= 3
 						cancel(dropped)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -89,7 +90,8 @@ func TestRotation(t *testing.T) {
 }
 
 // TestRotationWhileReading rotates segments away under a slow reader: it
-// must continue at the oldest entry left, in order, without duplicates.
+// must continue at the oldest entry left, in order, without duplicates, and
+// be told exactly which entries it missed, between the entries around them.
 func TestRotationWhileReading(t *testing.T) {
 	dir := t.TempDir()
 	w, err := openWriter(context.Background(), dir, 300, 2)
@@ -100,12 +102,20 @@ func TestRotationWhileReading(t *testing.T) {
 		w.append(kindStdout, []byte(fmt.Sprintf("line %03d\n", i)), 0)
 	}
 	w.flush()
-	var got []uint64
-	err = Read(context.Background(), dir, ReadOptions{Follow: true, PollInterval: 1}, func(b []Entry) error {
+	var got []string
+	seen := 0
+	opts := ReadOptions{Follow: true, PollInterval: 1, OnGap: func(g Gap) error {
+		got = append(got, fmt.Sprintf("gap %d-%d", g.First, g.Last))
+		return nil
+	}}
+	err = Read(context.Background(), dir, opts, func(b []Entry) error {
 		for _, e := range b {
-			got = append(got, e.Seq)
+			if want := fmt.Sprintf("line %03d\n", e.Seq); string(e.Data) != want {
+				t.Errorf("entry %d = %q, want %q", e.Seq, e.Data, want)
+			}
+			got = append(got, fmt.Sprint(e.Seq))
 		}
-		if len(got) == 10 {
+		if seen += len(b); seen == 10 {
 			// The reader is inside the second segment (9..16); rotate
 			// out everything before segment 25 (25..32, 33..40 stay).
 			for i := 11; i <= 40; i++ {
@@ -121,14 +131,80 @@ func TestRotationWhileReading(t *testing.T) {
 		t.Fatalf("Read = %v", err)
 	}
 	w.close()
-	var want []uint64
-	for i := uint64(1); i <= 16; i++ { // the open second segment is read to its end
-		want = append(want, i)
+	var want []string
+	for i := 1; i <= 16; i++ { // the open second segment is read to its end
+		want = append(want, fmt.Sprint(i))
 	}
-	for i := uint64(25); i <= 40; i++ {
-		want = append(want, i)
+	want = append(want, "gap 17-24")
+	for i := 25; i <= 40; i++ {
+		want = append(want, fmt.Sprint(i))
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("sequence numbers read mismatch (-want +got):\n%s", diff)
+		t.Errorf("entries and gaps read mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestReadGaps reads a log whose entries 1..24 were rotated away, with
+// the options that decide whether the missing entries were wanted.
+func TestReadGaps(t *testing.T) {
+	dir := t.TempDir()
+	w, err := openWriter(context.Background(), dir, 300, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Unix(1_700_000_000, 0)
+	for i := 1; i <= 40; i++ {
+		w.append(kindStdout, []byte(fmt.Sprintf("line %03d\n", i)), base.Add(time.Duration(i)*time.Second).UnixNano())
+	}
+	if err := w.end(); err != nil {
+		t.Fatal(err)
+	}
+	w.close()
+	tests := []struct {
+		name  string
+		opts  ReadOptions
+		gaps  []Gap
+		first uint64 // first entry delivered
+	}{
+		{"from the start", ReadOptions{}, []Gap{{1, 24}}, 25},
+		{"resume inside the rotated part", ReadOptions{AfterSequence: 9}, []Gap{{10, 24}}, 25},
+		{"resume at the last rotated entry", ReadOptions{AfterSequence: 23}, []Gap{{24, 24}}, 25},
+		{"resume after the rotated part", ReadOptions{AfterSequence: 24}, nil, 25},
+		{"tail within what is left", ReadOptions{TailLines: 5}, nil, 36},
+		{"tail longer than what is left", ReadOptions{TailLines: 30}, []Gap{{11, 24}}, 25},
+		{"tail longer than the log", ReadOptions{TailLines: 50}, []Gap{{1, 24}}, 25},
+		{"tail of stderr longer than what is left", ReadOptions{TailLines: 30, Stream: StreamStderr}, []Gap{{1, 24}}, 0},
+		{"since after the oldest entry left", ReadOptions{Since: base.Add(30 * time.Second)}, nil, 30},
+		{"since before the oldest entry left", ReadOptions{Since: base.Add(3 * time.Second)}, []Gap{{1, 24}}, 25},
+		{"stderr only", ReadOptions{Stream: StreamStderr}, []Gap{{1, 24}}, 0},
+		{"following", ReadOptions{Follow: true, PollInterval: 1}, []Gap{{1, 24}}, 25},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var gaps []Gap
+			var first uint64
+			tc.opts.OnGap = func(g Gap) error {
+				if first != 0 {
+					t.Errorf("gap %+v after entry %d, want it before every entry", g, first)
+				}
+				gaps = append(gaps, g)
+				return nil
+			}
+			err := Read(context.Background(), dir, tc.opts, func(b []Entry) error {
+				if first == 0 {
+					first = b[0].Seq
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("Read = %v", err)
+			}
+			if diff := cmp.Diff(tc.gaps, gaps); diff != "" {
+				t.Errorf("gaps mismatch (-want +got):\n%s", diff)
+			}
+			if first != tc.first {
+				t.Errorf("first entry %d, want %d", first, tc.first)
+			}
+		})
 	}
 }

@@ -35,6 +35,8 @@ func Run(t *testing.T, open Opener) {
 		{"ListWhileChanging", testListWhileChanging},
 		{"DeleteTask", testDeleteTask},
 		{"Outputs", testOutputs},
+		{"OutputsPages", testOutputsPages},
+		{"ListPageBytes", testListPageBytes},
 		{"Unfinished", testUnfinished},
 		{"DeleteFinishedBefore", testDeleteFinishedBefore},
 		{"ConcurrentWriters", testConcurrentWriters},

@@ -1798,6 +1798,7 @@ type TaskEvent struct {
 	//	*TaskEvent_Log
 	//	*TaskEvent_Usage
 	//	*TaskEvent_OutputManifest
+	//	*TaskEvent_LogGap
 	Event         isTaskEvent_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1899,6 +1900,15 @@ func (x *TaskEvent) GetOutputManifest() *OutputManifest {
 	return nil
 }
 
+func (x *TaskEvent) GetLogGap() *LogGap {
+	if x != nil {
+		if x, ok := x.Event.(*TaskEvent_LogGap); ok {
+			return x.LogGap
+		}
+	}
+	return nil
+}
+
 type isTaskEvent_Event interface {
 	isTaskEvent_Event()
 }
@@ -1924,8 +1934,15 @@ type TaskEvent_Usage struct {
 }
 
 type TaskEvent_OutputManifest struct {
-	// An output channel's manifest after exit.
+	// An output channel's manifest after exit (or the next part of a large
+	// one: see RunTaskResponse).
 	OutputManifest *OutputManifest `protobuf:"bytes,7,opt,name=output_manifest,json=outputManifest,proto3,oneof"`
+}
+
+type TaskEvent_LogGap struct {
+	// Log entries this stream will never send: they were rotated away
+	// before it reached them.
+	LogGap *LogGap `protobuf:"bytes,8,opt,name=log_gap,json=logGap,proto3,oneof"`
 }
 
 func (*TaskEvent_StateChange) isTaskEvent_Event() {}
@@ -1937,6 +1954,66 @@ func (*TaskEvent_Log) isTaskEvent_Event() {}
 func (*TaskEvent_Usage) isTaskEvent_Event() {}
 
 func (*TaskEvent_OutputManifest) isTaskEvent_Event() {}
+
+func (*TaskEvent_LogGap) isTaskEvent_Event() {}
+
+// LogGap names log entries a reader missed because the log driver had
+// already removed them (the log keeps at most [logs] max_file_size ×
+// max_files bytes). Entries are numbered without gaps, so the missed ones are
+// exactly first_missed_sequence through last_missed_sequence, inclusive.
+type LogGap struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sequence number of the first missed entry.
+	FirstMissedSequence uint64 `protobuf:"varint,1,opt,name=first_missed_sequence,json=firstMissedSequence,proto3" json:"first_missed_sequence,omitempty"`
+	// Sequence number of the last missed entry (at least first_missed_sequence).
+	LastMissedSequence uint64 `protobuf:"varint,2,opt,name=last_missed_sequence,json=lastMissedSequence,proto3" json:"last_missed_sequence,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *LogGap) Reset() {
+	*x = LogGap{}
+	mi := &file_pcnode_v1_task_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogGap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogGap) ProtoMessage() {}
+
+func (x *LogGap) ProtoReflect() protoreflect.Message {
+	mi := &file_pcnode_v1_task_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogGap.ProtoReflect.Descriptor instead.
+func (*LogGap) Descriptor() ([]byte, []int) {
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *LogGap) GetFirstMissedSequence() uint64 {
+	if x != nil {
+		return x.FirstMissedSequence
+	}
+	return 0
+}
+
+func (x *LogGap) GetLastMissedSequence() uint64 {
+	if x != nil {
+		return x.LastMissedSequence
+	}
+	return 0
+}
 
 // Problem is one thing wrong with a spec.
 type Problem struct {
@@ -1951,7 +2028,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[18]
+	mi := &file_pcnode_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2040,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[18]
+	mi := &file_pcnode_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2053,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Problem) GetField() string {
@@ -2133,7 +2210,7 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"done_bytes\x18\x03 \x01(\x03R\tdoneBytes\x12\x1f\n" +
 	"\vtotal_bytes\x18\x04 \x01(\x03R\n" +
-	"totalBytes\"\xef\x02\n" +
+	"totalBytes\"\x9d\x03\n" +
 	"\tTaskEvent\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x124\n" +
@@ -2141,8 +2218,12 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\x0eimage_progress\x18\x04 \x01(\v2\x18.pcnode.v1.ImageProgressH\x00R\rimageProgress\x12'\n" +
 	"\x03log\x18\x05 \x01(\v2\x13.pcnode.v1.LogEntryH\x00R\x03log\x12(\n" +
 	"\x05usage\x18\x06 \x01(\v2\x10.pcnode.v1.UsageH\x00R\x05usage\x12D\n" +
-	"\x0foutput_manifest\x18\a \x01(\v2\x19.pcnode.v1.OutputManifestH\x00R\x0eoutputManifestB\a\n" +
-	"\x05event\"A\n" +
+	"\x0foutput_manifest\x18\a \x01(\v2\x19.pcnode.v1.OutputManifestH\x00R\x0eoutputManifest\x12,\n" +
+	"\alog_gap\x18\b \x01(\v2\x11.pcnode.v1.LogGapH\x00R\x06logGapB\a\n" +
+	"\x05event\"n\n" +
+	"\x06LogGap\x122\n" +
+	"\x15first_missed_sequence\x18\x01 \x01(\x04R\x13firstMissedSequence\x120\n" +
+	"\x14last_missed_sequence\x18\x02 \x01(\x04R\x12lastMissedSequence\"A\n" +
 	"\aProblem\x12\x14\n" +
 	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription*Y\n" +
@@ -2187,7 +2268,7 @@ func file_pcnode_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_pcnode_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_pcnode_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_pcnode_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_pcnode_v1_task_proto_goTypes = []any{
 	(NetworkMode)(0),              // 0: pcnode.v1.NetworkMode
 	(TaskState)(0),                // 1: pcnode.v1.TaskState
@@ -2211,62 +2292,64 @@ var file_pcnode_v1_task_proto_goTypes = []any{
 	(*LogEntry)(nil),              // 19: pcnode.v1.LogEntry
 	(*ImageProgress)(nil),         // 20: pcnode.v1.ImageProgress
 	(*TaskEvent)(nil),             // 21: pcnode.v1.TaskEvent
-	(*Problem)(nil),               // 22: pcnode.v1.Problem
-	nil,                           // 23: pcnode.v1.TaskSpec.LabelsEntry
-	(*TaskTemplate)(nil),          // 24: pcnode.v1.TaskTemplate
-	(*ResourceRequirements)(nil),  // 25: pcnode.v1.ResourceRequirements
-	(*durationpb.Duration)(nil),   // 26: google.protobuf.Duration
-	(*ScaleRule)(nil),             // 27: pcnode.v1.ScaleRule
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*LogGap)(nil),                // 22: pcnode.v1.LogGap
+	(*Problem)(nil),               // 23: pcnode.v1.Problem
+	nil,                           // 24: pcnode.v1.TaskSpec.LabelsEntry
+	(*TaskTemplate)(nil),          // 25: pcnode.v1.TaskTemplate
+	(*ResourceRequirements)(nil),  // 26: pcnode.v1.ResourceRequirements
+	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
+	(*ScaleRule)(nil),             // 28: pcnode.v1.ScaleRule
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
 }
 var file_pcnode_v1_task_proto_depIdxs = []int32{
-	24, // 0: pcnode.v1.TaskSpec.inline_template:type_name -> pcnode.v1.TaskTemplate
+	25, // 0: pcnode.v1.TaskSpec.inline_template:type_name -> pcnode.v1.TaskTemplate
 	6,  // 1: pcnode.v1.TaskSpec.inputs:type_name -> pcnode.v1.ChannelBinding
 	6,  // 2: pcnode.v1.TaskSpec.outputs:type_name -> pcnode.v1.ChannelBinding
 	7,  // 3: pcnode.v1.TaskSpec.env:type_name -> pcnode.v1.EnvVar
-	25, // 4: pcnode.v1.TaskSpec.resources:type_name -> pcnode.v1.ResourceRequirements
-	23, // 5: pcnode.v1.TaskSpec.labels:type_name -> pcnode.v1.TaskSpec.LabelsEntry
-	26, // 6: pcnode.v1.TaskSpec.startup_timeout:type_name -> google.protobuf.Duration
-	26, // 7: pcnode.v1.TaskSpec.execution_timeout:type_name -> google.protobuf.Duration
-	26, // 8: pcnode.v1.TaskSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	26, // 4: pcnode.v1.TaskSpec.resources:type_name -> pcnode.v1.ResourceRequirements
+	24, // 5: pcnode.v1.TaskSpec.labels:type_name -> pcnode.v1.TaskSpec.LabelsEntry
+	27, // 6: pcnode.v1.TaskSpec.startup_timeout:type_name -> google.protobuf.Duration
+	27, // 7: pcnode.v1.TaskSpec.execution_timeout:type_name -> google.protobuf.Duration
+	27, // 8: pcnode.v1.TaskSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	0,  // 9: pcnode.v1.TaskSpec.network:type_name -> pcnode.v1.NetworkMode
 	5,  // 10: pcnode.v1.TaskSpec.registry_auth:type_name -> pcnode.v1.RegistryAuth
-	27, // 11: pcnode.v1.ChannelBinding.scale_rule:type_name -> pcnode.v1.ScaleRule
+	28, // 11: pcnode.v1.ChannelBinding.scale_rule:type_name -> pcnode.v1.ScaleRule
 	7,  // 12: pcnode.v1.TaskInstance.env:type_name -> pcnode.v1.EnvVar
 	9,  // 13: pcnode.v1.TaskInstance.inputs:type_name -> pcnode.v1.Mount
 	9,  // 14: pcnode.v1.TaskInstance.outputs:type_name -> pcnode.v1.Mount
-	25, // 15: pcnode.v1.TaskInstance.resources:type_name -> pcnode.v1.ResourceRequirements
+	26, // 15: pcnode.v1.TaskInstance.resources:type_name -> pcnode.v1.ResourceRequirements
 	10, // 16: pcnode.v1.TaskInstance.scale_results:type_name -> pcnode.v1.ScaleResult
-	27, // 17: pcnode.v1.ScaleResult.rule:type_name -> pcnode.v1.ScaleRule
+	28, // 17: pcnode.v1.ScaleResult.rule:type_name -> pcnode.v1.ScaleRule
 	4,  // 18: pcnode.v1.Task.spec:type_name -> pcnode.v1.TaskSpec
 	8,  // 19: pcnode.v1.Task.instance:type_name -> pcnode.v1.TaskInstance
 	1,  // 20: pcnode.v1.Task.state:type_name -> pcnode.v1.TaskState
 	2,  // 21: pcnode.v1.Task.reason:type_name -> pcnode.v1.TaskReason
-	28, // 22: pcnode.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	28, // 23: pcnode.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	28, // 24: pcnode.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
+	29, // 22: pcnode.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	29, // 23: pcnode.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	29, // 24: pcnode.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
 	12, // 25: pcnode.v1.Task.allocation:type_name -> pcnode.v1.Allocation
 	15, // 26: pcnode.v1.Task.usage:type_name -> pcnode.v1.Usage
 	16, // 27: pcnode.v1.Task.outputs:type_name -> pcnode.v1.OutputSummary
 	14, // 28: pcnode.v1.Task.gpu_faults:type_name -> pcnode.v1.GpuFault
-	28, // 29: pcnode.v1.Task.update_time:type_name -> google.protobuf.Timestamp
+	29, // 29: pcnode.v1.Task.update_time:type_name -> google.protobuf.Timestamp
 	13, // 30: pcnode.v1.Allocation.gpus:type_name -> pcnode.v1.GpuAssignment
-	28, // 31: pcnode.v1.GpuFault.time:type_name -> google.protobuf.Timestamp
-	26, // 32: pcnode.v1.Usage.cpu_time:type_name -> google.protobuf.Duration
+	29, // 31: pcnode.v1.GpuFault.time:type_name -> google.protobuf.Timestamp
+	27, // 32: pcnode.v1.Usage.cpu_time:type_name -> google.protobuf.Duration
 	18, // 33: pcnode.v1.OutputManifest.files:type_name -> pcnode.v1.OutputFile
-	28, // 34: pcnode.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	29, // 34: pcnode.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
 	3,  // 35: pcnode.v1.LogEntry.stream:type_name -> pcnode.v1.LogStream
-	28, // 36: pcnode.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	29, // 36: pcnode.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
 	11, // 37: pcnode.v1.TaskEvent.state_change:type_name -> pcnode.v1.Task
 	20, // 38: pcnode.v1.TaskEvent.image_progress:type_name -> pcnode.v1.ImageProgress
 	19, // 39: pcnode.v1.TaskEvent.log:type_name -> pcnode.v1.LogEntry
 	15, // 40: pcnode.v1.TaskEvent.usage:type_name -> pcnode.v1.Usage
 	17, // 41: pcnode.v1.TaskEvent.output_manifest:type_name -> pcnode.v1.OutputManifest
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	22, // 42: pcnode.v1.TaskEvent.log_gap:type_name -> pcnode.v1.LogGap
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_pcnode_v1_task_proto_init() }
@@ -2285,6 +2368,7 @@ func file_pcnode_v1_task_proto_init() {
 		(*TaskEvent_Log)(nil),
 		(*TaskEvent_Usage)(nil),
 		(*TaskEvent_OutputManifest)(nil),
+		(*TaskEvent_LogGap)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2292,7 +2376,7 @@ func file_pcnode_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pcnode_v1_task_proto_rawDesc), len(file_pcnode_v1_task_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -230,7 +230,12 @@ func (*RunTaskRequest_Submit) isRunTaskRequest_Target() {}
 
 func (*RunTaskRequest_TaskId) isRunTaskRequest_Target() {}
 
-// RunTaskResponse is one event of the followed task.
+// RunTaskResponse is one event of the followed task. Log entries come one per
+// event; a log_gap event reports entries rotated away before they could be
+// sent. An output channel with a large manifest comes as several
+// output_manifest events with the same name, each with the next files in
+// order (at most 1 MiB of encoded files each); file_count and total_bytes
+// are always the whole channel's.
 type RunTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The event.
@@ -647,7 +652,8 @@ func (x *ListTasksRequest) GetPageToken() string {
 	return ""
 }
 
-// ListTasksResponse is one page.
+// ListTasksResponse is one page: at most page_size tasks and at most 2 MiB
+// encoded, except that a page always holds at least one task.
 type ListTasksResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Tasks, newest first.
@@ -1078,11 +1084,20 @@ func (x *StreamLogsRequest) GetStream() LogStream {
 	return LogStream_LOG_STREAM_UNSPECIFIED
 }
 
-// StreamLogsResponse carries a batch of entries in sequence order.
+// StreamLogsResponse carries a batch of entries in sequence order, or a gap.
+// A batch holds at most [streams] buffer_bytes of entry data (each entry
+// counted with 128 bytes of overhead), so a follower never makes the daemon
+// hold more than that for it however fast the task writes.
 type StreamLogsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Entries.
-	Entries       []*LogEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Entries, in sequence order. Empty when gap is set.
+	Entries []*LogEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Set when entries the request selected were rotated away (see [logs]
+	// max_file_size and max_files) before this reader reached them. It comes
+	// in order: every entry before the gap was sent in earlier responses, and
+	// the next entries sent follow it. Filters (stream, since) are not applied
+	// to the missed entries: they are unknown.
+	Gap           *LogGap `protobuf:"bytes,2,opt,name=gap,proto3" json:"gap,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1124,11 +1139,23 @@ func (x *StreamLogsResponse) GetEntries() []*LogEntry {
 	return nil
 }
 
-// GetTaskOutputsRequest names a task.
+func (x *StreamLogsResponse) GetGap() *LogGap {
+	if x != nil {
+		return x.Gap
+	}
+	return nil
+}
+
+// GetTaskOutputsRequest names a task and a page of its output files.
 type GetTaskOutputsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Task id.
-	TaskId        string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// Most files per page. 0: 1000; at most 10000.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token from a previous response's next_page_token for the same task.
+	// Empty: the first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1170,11 +1197,32 @@ func (x *GetTaskOutputsRequest) GetTaskId() string {
 	return ""
 }
 
-// GetTaskOutputsResponse lists every output channel's files.
+func (x *GetTaskOutputsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetTaskOutputsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetTaskOutputsResponse is one page of the task's output manifests: at most
+// page_size files, and it stops before the file (or channel) that would take
+// the page's encoded size past 2 MiB, so every page fits a 4 MiB client.
 type GetTaskOutputsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One manifest per output channel.
-	Manifests     []*OutputManifest `protobuf:"bytes,1,rep,name=manifests,proto3" json:"manifests,omitempty"`
+	// The output channels on this page, in channel order. Each carries the
+	// whole channel's name, host_path, file_count and total_bytes, and the
+	// page's share of its files in path order; a channel whose files do not
+	// all fit continues, under the same name, at the start of the next page.
+	Manifests []*OutputManifest `protobuf:"bytes,1,rep,name=manifests,proto3" json:"manifests,omitempty"`
+	// Token for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1214,6 +1262,13 @@ func (x *GetTaskOutputsResponse) GetManifests() []*OutputManifest {
 		return x.Manifests
 	}
 	return nil
+}
+
+func (x *GetTaskOutputsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // ResolveTaskRequest carries the spec to check.
@@ -1412,13 +1467,18 @@ const file_pcnode_v1_task_service_proto_rawDesc = "" +
 	"tail_lines\x18\x03 \x01(\x03R\ttailLines\x120\n" +
 	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12%\n" +
 	"\x0eafter_sequence\x18\x05 \x01(\x04R\rafterSequence\x12,\n" +
-	"\x06stream\x18\x06 \x01(\x0e2\x14.pcnode.v1.LogStreamR\x06stream\"C\n" +
+	"\x06stream\x18\x06 \x01(\x0e2\x14.pcnode.v1.LogStreamR\x06stream\"h\n" +
 	"\x12StreamLogsResponse\x12-\n" +
-	"\aentries\x18\x01 \x03(\v2\x13.pcnode.v1.LogEntryR\aentries\"0\n" +
+	"\aentries\x18\x01 \x03(\v2\x13.pcnode.v1.LogEntryR\aentries\x12#\n" +
+	"\x03gap\x18\x02 \x01(\v2\x11.pcnode.v1.LogGapR\x03gap\"l\n" +
 	"\x15GetTaskOutputsRequest\x12\x17\n" +
-	"\atask_id\x18\x01 \x01(\tR\x06taskId\"Q\n" +
+	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"y\n" +
 	"\x16GetTaskOutputsResponse\x127\n" +
-	"\tmanifests\x18\x01 \x03(\v2\x19.pcnode.v1.OutputManifestR\tmanifests\"=\n" +
+	"\tmanifests\x18\x01 \x03(\v2\x19.pcnode.v1.OutputManifestR\tmanifests\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"=\n" +
 	"\x12ResolveTaskRequest\x12'\n" +
 	"\x04spec\x18\x01 \x01(\v2\x13.pcnode.v1.TaskSpecR\x04spec\"\xce\x01\n" +
 	"\x13ResolveTaskResponse\x123\n" +
@@ -1493,8 +1553,9 @@ var file_pcnode_v1_task_service_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
 	(LogStream)(0),                 // 32: pcnode.v1.LogStream
 	(*LogEntry)(nil),               // 33: pcnode.v1.LogEntry
-	(*OutputManifest)(nil),         // 34: pcnode.v1.OutputManifest
-	(*TaskInstance)(nil),           // 35: pcnode.v1.TaskInstance
+	(*LogGap)(nil),                 // 34: pcnode.v1.LogGap
+	(*OutputManifest)(nil),         // 35: pcnode.v1.OutputManifest
+	(*TaskInstance)(nil),           // 36: pcnode.v1.TaskInstance
 }
 var file_pcnode_v1_task_service_proto_depIdxs = []int32{
 	25, // 0: pcnode.v1.SubmitTaskRequest.spec:type_name -> pcnode.v1.TaskSpec
@@ -1516,37 +1577,38 @@ var file_pcnode_v1_task_service_proto_depIdxs = []int32{
 	31, // 16: pcnode.v1.StreamLogsRequest.since:type_name -> google.protobuf.Timestamp
 	32, // 17: pcnode.v1.StreamLogsRequest.stream:type_name -> pcnode.v1.LogStream
 	33, // 18: pcnode.v1.StreamLogsResponse.entries:type_name -> pcnode.v1.LogEntry
-	34, // 19: pcnode.v1.GetTaskOutputsResponse.manifests:type_name -> pcnode.v1.OutputManifest
-	25, // 20: pcnode.v1.ResolveTaskRequest.spec:type_name -> pcnode.v1.TaskSpec
-	35, // 21: pcnode.v1.ResolveTaskResponse.instance:type_name -> pcnode.v1.TaskInstance
-	28, // 22: pcnode.v1.ResolveTaskResponse.problems:type_name -> pcnode.v1.Problem
-	0,  // 23: pcnode.v1.TaskService.SubmitTask:input_type -> pcnode.v1.SubmitTaskRequest
-	2,  // 24: pcnode.v1.TaskService.RunTask:input_type -> pcnode.v1.RunTaskRequest
-	4,  // 25: pcnode.v1.TaskService.SubmitTasks:input_type -> pcnode.v1.SubmitTasksRequest
-	7,  // 26: pcnode.v1.TaskService.GetTask:input_type -> pcnode.v1.GetTaskRequest
-	9,  // 27: pcnode.v1.TaskService.ListTasks:input_type -> pcnode.v1.ListTasksRequest
-	11, // 28: pcnode.v1.TaskService.CancelTask:input_type -> pcnode.v1.CancelTaskRequest
-	13, // 29: pcnode.v1.TaskService.DeleteTask:input_type -> pcnode.v1.DeleteTaskRequest
-	15, // 30: pcnode.v1.TaskService.WatchTasks:input_type -> pcnode.v1.WatchTasksRequest
-	17, // 31: pcnode.v1.TaskService.StreamLogs:input_type -> pcnode.v1.StreamLogsRequest
-	19, // 32: pcnode.v1.TaskService.GetTaskOutputs:input_type -> pcnode.v1.GetTaskOutputsRequest
-	21, // 33: pcnode.v1.TaskService.ResolveTask:input_type -> pcnode.v1.ResolveTaskRequest
-	1,  // 34: pcnode.v1.TaskService.SubmitTask:output_type -> pcnode.v1.SubmitTaskResponse
-	3,  // 35: pcnode.v1.TaskService.RunTask:output_type -> pcnode.v1.RunTaskResponse
-	5,  // 36: pcnode.v1.TaskService.SubmitTasks:output_type -> pcnode.v1.SubmitTasksResponse
-	8,  // 37: pcnode.v1.TaskService.GetTask:output_type -> pcnode.v1.GetTaskResponse
-	10, // 38: pcnode.v1.TaskService.ListTasks:output_type -> pcnode.v1.ListTasksResponse
-	12, // 39: pcnode.v1.TaskService.CancelTask:output_type -> pcnode.v1.CancelTaskResponse
-	14, // 40: pcnode.v1.TaskService.DeleteTask:output_type -> pcnode.v1.DeleteTaskResponse
-	16, // 41: pcnode.v1.TaskService.WatchTasks:output_type -> pcnode.v1.WatchTasksResponse
-	18, // 42: pcnode.v1.TaskService.StreamLogs:output_type -> pcnode.v1.StreamLogsResponse
-	20, // 43: pcnode.v1.TaskService.GetTaskOutputs:output_type -> pcnode.v1.GetTaskOutputsResponse
-	22, // 44: pcnode.v1.TaskService.ResolveTask:output_type -> pcnode.v1.ResolveTaskResponse
-	34, // [34:45] is the sub-list for method output_type
-	23, // [23:34] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	34, // 19: pcnode.v1.StreamLogsResponse.gap:type_name -> pcnode.v1.LogGap
+	35, // 20: pcnode.v1.GetTaskOutputsResponse.manifests:type_name -> pcnode.v1.OutputManifest
+	25, // 21: pcnode.v1.ResolveTaskRequest.spec:type_name -> pcnode.v1.TaskSpec
+	36, // 22: pcnode.v1.ResolveTaskResponse.instance:type_name -> pcnode.v1.TaskInstance
+	28, // 23: pcnode.v1.ResolveTaskResponse.problems:type_name -> pcnode.v1.Problem
+	0,  // 24: pcnode.v1.TaskService.SubmitTask:input_type -> pcnode.v1.SubmitTaskRequest
+	2,  // 25: pcnode.v1.TaskService.RunTask:input_type -> pcnode.v1.RunTaskRequest
+	4,  // 26: pcnode.v1.TaskService.SubmitTasks:input_type -> pcnode.v1.SubmitTasksRequest
+	7,  // 27: pcnode.v1.TaskService.GetTask:input_type -> pcnode.v1.GetTaskRequest
+	9,  // 28: pcnode.v1.TaskService.ListTasks:input_type -> pcnode.v1.ListTasksRequest
+	11, // 29: pcnode.v1.TaskService.CancelTask:input_type -> pcnode.v1.CancelTaskRequest
+	13, // 30: pcnode.v1.TaskService.DeleteTask:input_type -> pcnode.v1.DeleteTaskRequest
+	15, // 31: pcnode.v1.TaskService.WatchTasks:input_type -> pcnode.v1.WatchTasksRequest
+	17, // 32: pcnode.v1.TaskService.StreamLogs:input_type -> pcnode.v1.StreamLogsRequest
+	19, // 33: pcnode.v1.TaskService.GetTaskOutputs:input_type -> pcnode.v1.GetTaskOutputsRequest
+	21, // 34: pcnode.v1.TaskService.ResolveTask:input_type -> pcnode.v1.ResolveTaskRequest
+	1,  // 35: pcnode.v1.TaskService.SubmitTask:output_type -> pcnode.v1.SubmitTaskResponse
+	3,  // 36: pcnode.v1.TaskService.RunTask:output_type -> pcnode.v1.RunTaskResponse
+	5,  // 37: pcnode.v1.TaskService.SubmitTasks:output_type -> pcnode.v1.SubmitTasksResponse
+	8,  // 38: pcnode.v1.TaskService.GetTask:output_type -> pcnode.v1.GetTaskResponse
+	10, // 39: pcnode.v1.TaskService.ListTasks:output_type -> pcnode.v1.ListTasksResponse
+	12, // 40: pcnode.v1.TaskService.CancelTask:output_type -> pcnode.v1.CancelTaskResponse
+	14, // 41: pcnode.v1.TaskService.DeleteTask:output_type -> pcnode.v1.DeleteTaskResponse
+	16, // 42: pcnode.v1.TaskService.WatchTasks:output_type -> pcnode.v1.WatchTasksResponse
+	18, // 43: pcnode.v1.TaskService.StreamLogs:output_type -> pcnode.v1.StreamLogsResponse
+	20, // 44: pcnode.v1.TaskService.GetTaskOutputs:output_type -> pcnode.v1.GetTaskOutputsResponse
+	22, // 45: pcnode.v1.TaskService.ResolveTask:output_type -> pcnode.v1.ResolveTaskResponse
+	35, // [35:46] is the sub-list for method output_type
+	24, // [24:35] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_pcnode_v1_task_service_proto_init() }

@@ -39,6 +39,14 @@ const (
 // TaskService accepts, runs and reports processing-container tasks on one node.
 // Invalid specs are INVALID_ARGUMENT with google.rpc.BadRequest field
 // violations; a task that can never fit the node is RESOURCE_EXHAUSTED.
+//
+// Every response message fits gRPC's default 4 MiB limit: lists are paged by
+// bytes as well as by count, and a stream's messages are cut into pieces of
+// at most [streams] buffer_bytes of log data (see each message). Streaming
+// RPCs (RunTask, SubmitTasks, WatchTasks, StreamLogs, and those of
+// NodeService and ImageService) are capped per client and per node
+// ([streams] max_per_client, max_total); a stream over a cap is refused with
+// RESOURCE_EXHAUSTED naming the limit.
 type TaskServiceClient interface {
 	// SubmitTask queues a task and returns it at once.
 	SubmitTask(ctx context.Context, in *SubmitTaskRequest, opts ...grpc.CallOption) (*SubmitTaskResponse, error)
@@ -49,7 +57,9 @@ type TaskServiceClient interface {
 	SubmitTasks(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SubmitTasksRequest, SubmitTasksResponse], error)
 	// GetTask returns one task.
 	GetTask(ctx context.Context, in *GetTaskRequest, opts ...grpc.CallOption) (*GetTaskResponse, error)
-	// ListTasks returns tasks, newest first, filtered and paginated.
+	// ListTasks returns tasks, newest first, filtered and paginated. A page
+	// holds at most page_size tasks and stops before the task that would take
+	// its encoded size past 2 MiB (a page always holds at least one task).
 	ListTasks(ctx context.Context, in *ListTasksRequest, opts ...grpc.CallOption) (*ListTasksResponse, error)
 	// CancelTask stops a task: a queued task ends at once, a running one gets
 	// SIGTERM, then SIGKILL after the grace period. Cancelling a finished task
@@ -62,7 +72,8 @@ type TaskServiceClient interface {
 	WatchTasks(ctx context.Context, in *WatchTasksRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchTasksResponse], error)
 	// StreamLogs returns a task's log entries, optionally following new ones.
 	StreamLogs(ctx context.Context, in *StreamLogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamLogsResponse], error)
-	// GetTaskOutputs returns the full output manifests of a finished task.
+	// GetTaskOutputs returns the output manifests of a finished task, one page
+	// of files at a time; follow next_page_token for the rest.
 	GetTaskOutputs(ctx context.Context, in *GetTaskOutputsRequest, opts ...grpc.CallOption) (*GetTaskOutputsResponse, error)
 	// ResolveTask is a dry run: the merged instance, whether it fits, and every
 	// problem found. Nothing is created or started.
@@ -224,6 +235,14 @@ func (c *taskServiceClient) ResolveTask(ctx context.Context, in *ResolveTaskRequ
 // TaskService accepts, runs and reports processing-container tasks on one node.
 // Invalid specs are INVALID_ARGUMENT with google.rpc.BadRequest field
 // violations; a task that can never fit the node is RESOURCE_EXHAUSTED.
+//
+// Every response message fits gRPC's default 4 MiB limit: lists are paged by
+// bytes as well as by count, and a stream's messages are cut into pieces of
+// at most [streams] buffer_bytes of log data (see each message). Streaming
+// RPCs (RunTask, SubmitTasks, WatchTasks, StreamLogs, and those of
+// NodeService and ImageService) are capped per client and per node
+// ([streams] max_per_client, max_total); a stream over a cap is refused with
+// RESOURCE_EXHAUSTED naming the limit.
 type TaskServiceServer interface {
 	// SubmitTask queues a task and returns it at once.
 	SubmitTask(context.Context, *SubmitTaskRequest) (*SubmitTaskResponse, error)
@@ -234,7 +253,9 @@ type TaskServiceServer interface {
 	SubmitTasks(grpc.BidiStreamingServer[SubmitTasksRequest, SubmitTasksResponse]) error
 	// GetTask returns one task.
 	GetTask(context.Context, *GetTaskRequest) (*GetTaskResponse, error)
-	// ListTasks returns tasks, newest first, filtered and paginated.
+	// ListTasks returns tasks, newest first, filtered and paginated. A page
+	// holds at most page_size tasks and stops before the task that would take
+	// its encoded size past 2 MiB (a page always holds at least one task).
 	ListTasks(context.Context, *ListTasksRequest) (*ListTasksResponse, error)
 	// CancelTask stops a task: a queued task ends at once, a running one gets
 	// SIGTERM, then SIGKILL after the grace period. Cancelling a finished task
@@ -247,7 +268,8 @@ type TaskServiceServer interface {
 	WatchTasks(*WatchTasksRequest, grpc.ServerStreamingServer[WatchTasksResponse]) error
 	// StreamLogs returns a task's log entries, optionally following new ones.
 	StreamLogs(*StreamLogsRequest, grpc.ServerStreamingServer[StreamLogsResponse]) error
-	// GetTaskOutputs returns the full output manifests of a finished task.
+	// GetTaskOutputs returns the output manifests of a finished task, one page
+	// of files at a time; follow next_page_token for the rest.
 	GetTaskOutputs(context.Context, *GetTaskOutputsRequest) (*GetTaskOutputsResponse, error)
 	// ResolveTask is a dry run: the merged instance, whether it fits, and every
 	// problem found. Nothing is created or started.
