@@ -87,7 +87,12 @@ func (d *Daemon) resolveWithImage(ctx context.Context, s *pcnodev1.TaskSpec, img
 		}
 		pc, warnings = c.pc, specpb.Warnings(c.warnings)
 	}
-	inst, w, err := nodeLimits(d.cfg.Limits).Resolve(ctx, pc, t, spec.OSFS{})
+	fsys, err := d.openInputFS(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer fsys.Close()
+	inst, w, err := nodeLimits(d.cfg.Limits).Resolve(ctx, pc, t, fsys)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -96,7 +101,8 @@ func (d *Daemon) resolveWithImage(ctx context.Context, s *pcnodev1.TaskSpec, img
 
 // specTask converts an API spec into a spec.Task whose host paths have
 // passed the host path policy and are replaced by their resolved forms, so
-// that scale rules measure, and containers mount, exactly what was checked.
+// that scale rules measure exactly what was checked (through inputFS, never
+// by these names).
 func (d *Daemon) specTask(s *pcnodev1.TaskSpec) (*spec.Task, error) {
 	t := specpb.Task(s)
 	var p problems
