@@ -29,6 +29,7 @@ type Config struct {
 	Tasks      Tasks      `toml:"tasks"`
 	Logs       Logs       `toml:"logs"`
 	GPU        GPU        `toml:"gpu"`
+	Images     Images     `toml:"images"`
 }
 
 // Node identifies the node and where it keeps state.
@@ -89,6 +90,16 @@ type Tasks struct {
 type Logs struct {
 	MaxFileSize Quantity `toml:"max_file_size"`
 	MaxFiles    int      `toml:"max_files"`
+}
+
+// Images bounds what one ImportImage may put on the node. Every cap is
+// checked while the archive streams in, and the import stops as soon as one
+// is passed.
+type Images struct {
+	MaxImportBytes   Quantity `toml:"max_import_bytes"`
+	MaxImportEntries int      `toml:"max_import_entries"`
+	MaxBlobBytes     Quantity `toml:"max_blob_bytes"`
+	MaxJSONBytes     Quantity `toml:"max_json_bytes"`
 }
 
 // GPU selects the GPU inventory backend and its policy.
@@ -187,6 +198,12 @@ func DefaultConfig() Config {
 			ApplicationXIDs: []int{13, 31, 43, 45, 68, 109},
 			ReprobeInterval: Duration{5 * time.Minute},
 		},
+		Images: Images{
+			MaxImportBytes:   MustQuantity("32Gi"),
+			MaxImportEntries: 100000,
+			MaxBlobBytes:     MustQuantity("16Gi"),
+			MaxJSONBytes:     MustQuantity("8Mi"),
+		},
 	}
 }
 
@@ -267,7 +284,26 @@ func (c *Config) Validate() error {
 		}
 		seen[g.UUID] = true
 	}
+	c.validateImages(bad)
 	return errors.Join(errs...)
+}
+
+// validateImages checks the [images] caps: each is set (none may be
+// unlimited), and the smaller caps fit inside the larger ones.
+func (c *Config) validateImages(bad func(key, format string, args ...any)) {
+	im := c.Images
+	if im.MaxImportBytes.Bytes() < 1<<20 {
+		bad("images.max_import_bytes", "must be at least 1Mi, got %s", im.MaxImportBytes.String())
+	}
+	if im.MaxImportEntries < 16 {
+		bad("images.max_import_entries", "must be at least 16, got %d", im.MaxImportEntries)
+	}
+	if im.MaxBlobBytes.Bytes() < 1<<20 || im.MaxBlobBytes.Cmp(im.MaxImportBytes.Quantity) > 0 {
+		bad("images.max_blob_bytes", "must be between 1Mi and images.max_import_bytes (%s), got %s", im.MaxImportBytes.String(), im.MaxBlobBytes.String())
+	}
+	if im.MaxJSONBytes.Bytes() < 64<<10 || im.MaxJSONBytes.Cmp(im.MaxBlobBytes.Quantity) > 0 || im.MaxJSONBytes.Bytes() > 256<<20 {
+		bad("images.max_json_bytes", "must be between 64Ki and 256Mi and at most images.max_blob_bytes, got %s", im.MaxJSONBytes.String())
+	}
 }
 
 // Encode writes c as TOML.

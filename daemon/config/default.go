@@ -85,6 +85,23 @@ application_xids = [13, 31, 43, 45, 68, 109]
 # How often an unhealthy GPU is probed again.
 reprobe_interval = "5m0s"
 
+[images]
+# Caps on one ImportImage, checked while the archive streams in; the import
+# stops as soon as one is passed, keeps nothing it wrote, and fails with
+# RESOURCE_EXHAUSTED naming the key (a malformed archive is INVALID_ARGUMENT).
+# None can be switched off.
+# Bytes of the archive once decompressed (a gzip- or zstd-compressed tarball
+# counts at its decompressed size; the tar stream itself otherwise).
+max_import_bytes = "32Gi"
+# Entries (files, directories, links) in the archive's tar stream. OCI layouts
+# and docker-archives hold a few per image and layer.
+max_import_entries = 100000
+# Size of any one file in the archive: a layer, a config, a manifest.
+max_blob_bytes = "16Gi"
+# Size of any one JSON document read into memory: oci-layout, index.json,
+# manifest.json, an image index, manifest or config.
+max_json_bytes = "8Mi"
+
 # Registries: one table per host. Credentials are used for pulls that bring
 # none of their own; insecure = true allows plain HTTP to that host.
 # [[registries]]

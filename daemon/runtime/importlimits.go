@@ -1,0 +1,311 @@
+package runtime
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// ImportLimits bound what one Import may read, store and hold in memory.
+// A zero field takes its value from DefaultImportLimits.
+type ImportLimits struct {
+	// MaxBytes caps the archive's decompressed size: the bytes of its tar
+	// stream.
+	MaxBytes int64
+	// MaxEntries caps the entries (files, directories, links) of the
+	// archive's tar stream.
+	MaxEntries int
+	// MaxBlobBytes caps the size of any one file in the archive (a layer,
+	// a config, a manifest).
+	MaxBlobBytes int64
+	// MaxJSONBytes caps the size of any one JSON document read into
+	// memory: oci-layout, index.json, manifest.json, and every image
+	// index, manifest and config the import reads.
+	MaxJSONBytes int64
+}
+
+// DefaultImportLimits are the limits Import applies where ImportLimits
+// leaves a field zero. They match the daemon's [images] defaults.
+var DefaultImportLimits = ImportLimits{
+	MaxBytes:     32 << 30,
+	MaxEntries:   100000,
+	MaxBlobBytes: 16 << 30,
+	MaxJSONBytes: 8 << 20,
+}
+
+// Names of the import limits, as ImportLimitError.Limit gives them (the
+// daemon's configuration keys in [images] have the same names).
+const (
+	LimitImportBytes   = "max_import_bytes"
+	LimitImportEntries = "max_import_entries"
+	LimitBlobBytes     = "max_blob_bytes"
+	LimitJSONBytes     = "max_json_bytes"
+)
+
+// withDefaults fills l's zero fields from DefaultImportLimits and refuses
+// negative ones.
+func (l ImportLimits) withDefaults() (ImportLimits, error) {
+	if l.MaxBytes < 0 || l.MaxEntries < 0 || l.MaxBlobBytes < 0 || l.MaxJSONBytes < 0 {
+		return l, fmt.Errorf("%w: import limits %+v must not be negative", ErrInvalidArgument, l)
+	}
+	d := DefaultImportLimits
+	if l.MaxBytes == 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxEntries == 0 {
+		l.MaxEntries = d.MaxEntries
+	}
+	if l.MaxBlobBytes == 0 {
+		l.MaxBlobBytes = d.MaxBlobBytes
+	}
+	if l.MaxJSONBytes == 0 {
+		l.MaxJSONBytes = d.MaxJSONBytes
+	}
+	return l, nil
+}
+
+// ImportLimitError is returned (wrapping ErrImportLimit) when an archive
+// passes one of its import's limits.
+type ImportLimitError struct {
+	// Limit names the limit passed: LimitImportBytes, LimitImportEntries,
+	// LimitBlobBytes or LimitJSONBytes.
+	Limit string
+	// Max is the limit's value (bytes, or entries).
+	Max int64
+	// What says what passed it.
+	What string
+}
+
+func (e *ImportLimitError) Error() string {
+	return fmt.Sprintf("image archive refused: %s passes %s (%d)", e.What, e.Limit, e.Max)
+}
+
+// Unwrap makes the error match ErrImportLimit.
+func (e *ImportLimitError) Unwrap() error { return ErrImportLimit }
+
+// importGuard reads an import's decompressed tar stream on behalf of
+// containerd's importer and checks it as it passes: the total size, the
+// number of entries, each entry's size, the size of the archive's JSON
+// files, and that each blobs/<algorithm>/<hex> file holds what its name
+// says. The first problem stops the stream: every later Read fails with
+// it, so containerd stores nothing more. It also notes which format's
+// marker files it saw.
+//
+// The tar stream is parsed twice, by containerd and by the guard, from the
+// same bytes: the guard sees every byte before containerd does (a tee into
+// a pipe the guard's goroutine drains).
+type importGuard struct {
+	r      io.Reader // what containerd reads
+	pr     *io.PipeReader
+	pw     *io.PipeWriter
+	done   chan struct{}
+	limits ImportLimits
+
+	// Set by the guard's goroutine, read after done is closed (or, for
+	// the byte count, by the reading goroutine only).
+	read           int64 // by the reading goroutine
+	readErr        error // by the reading goroutine: the byte limit
+	err            error // the first problem (ImportLimitError or ErrInvalidArchive)
+	ociLayout      bool
+	dockerManifest bool
+	entries        int
+}
+
+func newImportGuard(r io.Reader, limits ImportLimits) *importGuard {
+	pr, pw := io.Pipe()
+	g := &importGuard{pr: pr, pw: pw, done: make(chan struct{}), limits: limits}
+	g.r = io.TeeReader(&countingReader{r: r, g: g}, pw)
+	go g.scan()
+	return g
+}
+
+func (g *importGuard) Read(p []byte) (int, error) { return g.r.Read(p) }
+
+// countingReader fails the stream once more than MaxBytes have been read.
+type countingReader struct {
+	r io.Reader
+	g *importGuard
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	// Never read more than one byte past the limit, so the cap is exact.
+	if left := c.g.limits.MaxBytes + 1 - c.g.read; int64(len(p)) > left {
+		p = p[:max(left, 0)]
+	}
+	if len(p) == 0 {
+		err := &ImportLimitError{Limit: LimitImportBytes, Max: c.g.limits.MaxBytes,
+			What: fmt.Sprintf("the archive's decompressed size (more than %d bytes)", c.g.limits.MaxBytes)}
+		c.g.readErr = err
+		c.g.pr.CloseWithError(err)
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.g.read += int64(n)
+	return n, err
+}
+
+// scan parses the tar stream from the pipe until it ends or a check fails.
+func (g *importGuard) scan() {
+	defer close(g.done)
+	fail := func(err error) {
+		g.err = err
+		g.pr.CloseWithError(err)
+	}
+	tr := tar.NewReader(g.pr)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if !isGuardStop(err) {
+				fail(fmt.Errorf("%w: not a readable tar stream: %s", ErrInvalidArchive, err.Error()))
+			}
+			return
+		}
+		g.entries++
+		name := path.Clean(hdr.Name)
+		if g.entries > g.limits.MaxEntries {
+			fail(&ImportLimitError{Limit: LimitImportEntries, Max: int64(g.limits.MaxEntries),
+				What: fmt.Sprintf("the archive's entry count (entry %d, %q)", g.entries, truncate(name, 80))})
+			return
+		}
+		switch name {
+		case ocispec.ImageLayoutFile:
+			g.ociLayout = true
+		case "manifest.json":
+			g.dockerManifest = true
+		}
+		if hdr.Size > g.limits.MaxBlobBytes {
+			fail(&ImportLimitError{Limit: LimitBlobBytes, Max: g.limits.MaxBlobBytes,
+				What: fmt.Sprintf("%q (%d bytes)", truncate(name, 80), hdr.Size)})
+			return
+		}
+		if isArchiveJSON(name) && hdr.Size > g.limits.MaxJSONBytes {
+			fail(&ImportLimitError{Limit: LimitJSONBytes, Max: g.limits.MaxJSONBytes,
+				What: fmt.Sprintf("%q (%d bytes)", name, hdr.Size)})
+			return
+		}
+		//nolint:staticcheck // old tars use TypeRegA
+		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
+			continue
+		}
+		want, h := blobDigest(name)
+		var dst io.Writer = io.Discard
+		if h != nil {
+			dst = h
+		}
+		if _, err := io.Copy(dst, tr); err != nil {
+			if !isGuardStop(err) {
+				fail(fmt.Errorf("%w: %q is cut short: %s", ErrInvalidArchive, truncate(name, 80), err.Error()))
+			}
+			return
+		}
+		if h != nil {
+			if got := digest.NewDigest(want.Algorithm(), h); got != want {
+				fail(fmt.Errorf("%w: %q holds content of digest %s", ErrInvalidArchive, name, got))
+				return
+			}
+		}
+	}
+	// Whatever follows the tar's end is not read by containerd either;
+	// drain it so the tee never blocks.
+	_, _ = io.Copy(io.Discard, g.pr)
+}
+
+// isGuardStop reports whether err is the guard's own stop (the pipe was
+// closed with a limit error, or by finish) rather than a problem in the
+// archive.
+func isGuardStop(err error) bool {
+	return errors.Is(err, ErrImportLimit) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// finish stops the guard once containerd is done with the stream and
+// returns the first problem found (nil when none). It must be called from
+// the goroutine that read the stream.
+func (g *importGuard) finish() error {
+	g.pw.Close()
+	<-g.done
+	if g.err != nil {
+		return g.err
+	}
+	return g.readErr
+}
+
+// format returns the format whose marker file the guard saw ("" when
+// neither).
+func (g *importGuard) format() ImportFormat {
+	switch {
+	case g.ociLayout:
+		return FormatOCI
+	case g.dockerManifest:
+		return FormatDocker
+	}
+	return ""
+}
+
+// isArchiveJSON reports whether name is one of the JSON files containerd's
+// importer decodes straight from the tar stream or reads whole.
+func isArchiveJSON(name string) bool {
+	switch name {
+	case ocispec.ImageLayoutFile, ocispec.ImageIndexFile, "manifest.json", "repositories":
+		return true
+	}
+	return false
+}
+
+// blobDigest returns the digest an OCI layout's blob file name promises
+// (blobs/<algorithm>/<encoded>) and a hash to check it with; nil when name
+// is not such a file.
+func blobDigest(name string) (digest.Digest, hash.Hash) {
+	rest, ok := strings.CutPrefix(name, ocispec.ImageBlobsDir+"/")
+	if !ok {
+		return "", nil
+	}
+	alg, enc, ok := strings.Cut(rest, "/")
+	if !ok {
+		return "", nil
+	}
+	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), enc)
+	if d.Validate() != nil {
+		return "", nil
+	}
+	return d, d.Algorithm().Hash()
+}
+
+// jsonLimitedStore is the content store an import reads through: an image
+// index, manifest or config larger than max is refused before it is read
+// into memory (containerd reads such documents whole).
+type jsonLimitedStore struct {
+	content.Store
+	max int64
+}
+
+func (s jsonLimitedStore) ReaderAt(ctx context.Context, desc ocispec.Descriptor) (content.ReaderAt, error) {
+	ra, err := s.Store.ReaderAt(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	if isJSONMediaType(desc.MediaType) && ra.Size() > s.max {
+		ra.Close()
+		return nil, &ImportLimitError{Limit: LimitJSONBytes, Max: s.max,
+			What: fmt.Sprintf("%s %s (%d bytes)", desc.MediaType, desc.Digest, ra.Size())}
+	}
+	return ra, nil
+}
+
+// isJSONMediaType reports whether content of media type mt is read whole
+// as JSON (image indexes, manifests, configs).
+func isJSONMediaType(mt string) bool {
+	return images.IsIndexType(mt) || images.IsManifestType(mt) || images.IsKnownConfig(mt)
+}
