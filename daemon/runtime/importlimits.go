@@ -223,18 +223,23 @@ func (g *importGuard) scan() {
 	_, _ = io.Copy(io.Discard, g.pr)
 }
 
+// errConsumerDone closes the guard's pipe when containerd stops reading:
+// whatever it did not read is not the guard's business (a stream cut short
+// is reported by containerd's own error).
+var errConsumerDone = errors.New("import stream no longer read")
+
 // isGuardStop reports whether err is the guard's own stop (the pipe was
 // closed with a limit error, or by finish) rather than a problem in the
 // archive.
 func isGuardStop(err error) bool {
-	return errors.Is(err, ErrImportLimit) || errors.Is(err, io.ErrClosedPipe)
+	return errors.Is(err, ErrImportLimit) || errors.Is(err, errConsumerDone) || errors.Is(err, io.ErrClosedPipe)
 }
 
 // finish stops the guard once containerd is done with the stream and
 // returns the first problem found (nil when none). It must be called from
 // the goroutine that read the stream.
 func (g *importGuard) finish() error {
-	g.pw.Close()
+	g.pw.CloseWithError(errConsumerDone)
 	<-g.done
 	if g.err != nil {
 		return g.err

@@ -1,0 +1,177 @@
+package runtime
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+)
+
+type tarFile struct {
+	name string
+	data []byte
+	size int64 // header size when not len(data) (a lying header)
+}
+
+func makeTar(t *testing.T, files ...tarFile) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		size := int64(len(f.data))
+		if f.size != 0 {
+			size = f.size
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(f.data); err != nil && f.size == 0 {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
+// consume reads r as containerd's importer does: every entry to the end.
+func consume(r io.Reader) (int64, error) {
+	cr := &countReader{r: r}
+	tr := tar.NewReader(cr)
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			return cr.n, nil
+		}
+		if err != nil {
+			return cr.n, err
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return cr.n, err
+		}
+	}
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func blobName(data []byte) string { return "blobs/sha256/" + digest.FromBytes(data).Encoded() }
+
+func TestImportGuard(t *testing.T) {
+	small := ImportLimits{MaxBytes: 1 << 20, MaxEntries: 8, MaxBlobBytes: 256 << 10, MaxJSONBytes: 4 << 10}
+	layer := bytes.Repeat([]byte("layer"), 1000)
+	good := makeTar(t,
+		tarFile{name: "oci-layout", data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		tarFile{name: "index.json", data: []byte(`{}`)},
+		tarFile{name: blobName(layer), data: layer},
+	)
+	var many []tarFile
+	for i := range 9 {
+		many = append(many, tarFile{name: "f" + strings.Repeat("x", i), data: []byte("x")})
+	}
+	var big []tarFile
+	for i := range 6 {
+		big = append(big, tarFile{name: "big" + strings.Repeat("x", i), data: make([]byte, 200<<10)})
+	}
+	tests := []struct {
+		name      string
+		archive   []byte
+		limit     string // the ImportLimitError's Limit, or
+		invalid   bool   // ErrInvalidArchive
+		maxRead   int64  // most bytes the consumer may see (0: any)
+		wantOCI   bool
+		consumerE bool // the consumer's read fails
+		eitherE   bool // the consumer's read may fail (the guard fails as it ends)
+	}{
+		{name: "valid", archive: good, wantOCI: true},
+		{name: "too many entries", archive: makeTar(t, many...), limit: LimitImportEntries, consumerE: true},
+		{name: "decompressed size", archive: makeTar(t, big...), limit: LimitImportBytes,
+			maxRead: small.MaxBytes + 1, consumerE: true},
+		{name: "one blob too large", archive: makeTar(t, tarFile{name: "blobs/sha256/" + strings.Repeat("a", 64), data: make([]byte, 300<<10)}),
+			limit: LimitBlobBytes, maxRead: 64 << 10, consumerE: true},
+		{name: "index.json too large", archive: makeTar(t, tarFile{name: "index.json", data: make([]byte, 5<<10)}), limit: LimitJSONBytes, consumerE: true},
+		{name: "manifest.json too large", archive: makeTar(t, tarFile{name: "./manifest.json", data: make([]byte, 5<<10)}), limit: LimitJSONBytes, consumerE: true},
+		{name: "digest mismatch", archive: makeTar(t, tarFile{name: blobName([]byte("other")), data: layer}), invalid: true, eitherE: true},
+		{name: "not a tar", archive: bytes.Repeat([]byte("not a tarball "), 1000), invalid: true, consumerE: true},
+		{name: "header lies about size", archive: makeTar(t, tarFile{name: "short", data: []byte("abc"), size: 100 << 10}), consumerE: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newImportGuard(bytes.NewReader(tt.archive), small)
+			n, cerr := consume(g)
+			err := g.finish()
+			if (cerr != nil) != tt.consumerE && !tt.eitherE {
+				t.Errorf("consumer error = %v, want error %v", cerr, tt.consumerE)
+			}
+			var le *ImportLimitError
+			switch {
+			case tt.limit != "":
+				if !errors.As(err, &le) || le.Limit != tt.limit || !errors.Is(err, ErrImportLimit) {
+					t.Fatalf("finish() = %v, want ImportLimitError %s", err, tt.limit)
+				}
+				if !errors.As(cerr, &le) {
+					t.Errorf("consumer error = %v, want the limit error", cerr)
+				}
+			case tt.invalid:
+				if !errors.Is(err, ErrInvalidArchive) {
+					t.Fatalf("finish() = %v, want ErrInvalidArchive", err)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("finish() = %v, want nil", err)
+				}
+			}
+			if tt.maxRead > 0 && n > tt.maxRead {
+				t.Errorf("consumer read %d bytes, want at most %d", n, tt.maxRead)
+			}
+			if got := g.format() == FormatOCI; got != tt.wantOCI {
+				t.Errorf("format() = %q, want OCI %v", g.format(), tt.wantOCI)
+			}
+		})
+	}
+}
+
+func TestImportLimitsDefaults(t *testing.T) {
+	got, err := ImportLimits{MaxEntries: 5}.withDefaults()
+	if err != nil || got.MaxEntries != 5 || got.MaxBytes != DefaultImportLimits.MaxBytes || got.MaxJSONBytes != DefaultImportLimits.MaxJSONBytes {
+		t.Errorf("withDefaults() = %+v, %v", got, err)
+	}
+	if _, err := (ImportLimits{MaxBytes: -1}).withDefaults(); !errors.Is(err, ErrInvalidArgument) {
+		t.Errorf("withDefaults(negative) = %v, want ErrInvalidArgument", err)
+	}
+}
+
+func TestBlobDigest(t *testing.T) {
+	d := digest.FromString("x")
+	var big []tarFile
+	for i := range 6 {
+		big = append(big, tarFile{name: "big" + strings.Repeat("x", i), data: make([]byte, 200<<10)})
+	}
+	tests := []struct {
+		name string
+		want digest.Digest
+	}{
+		{"blobs/sha256/" + d.Encoded(), d},
+		{"blobs/sha256/short", ""},
+		{"blobs/md5/" + d.Encoded(), ""},
+		{"index.json", ""},
+		{"blobs/sha256", ""},
+	}
+	for _, tt := range tests {
+		got, h := blobDigest(tt.name)
+		if got != tt.want || (h != nil) != (tt.want != "") {
+			t.Errorf("blobDigest(%q) = %q, %v, want %q", tt.name, got, h != nil, tt.want)
+		}
+	}
+}
