@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/specpb"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -122,13 +123,7 @@ func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServe
 			return err
 		}
 	}
-	im := s.d.cfg.Images
-	opts.Limits = runtime.ImportLimits{
-		MaxBytes:     im.MaxImportBytes.Bytes(),
-		MaxEntries:   im.MaxImportEntries,
-		MaxBlobBytes: im.MaxBlobBytes.Bytes(),
-		MaxJSONBytes: im.MaxJSONBytes.Bytes(),
-	}
+	opts.Limits = importLimits(s.d.cfg.Images)
 	imgs, err := s.d.rt.Import(stream.Context(), &importReader{stream: stream}, opts)
 	if err != nil {
 		return importStatus(err)
@@ -139,6 +134,16 @@ func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServe
 		resp.Images = append(resp.Images, imageToProto(img, nil))
 	}
 	return stream.SendAndClose(resp)
+}
+
+// importLimits are the [images] caps as the runtime takes them.
+func importLimits(im config.Images) runtime.ImportLimits {
+	return runtime.ImportLimits{
+		MaxBytes:     im.MaxImportBytes.Bytes(),
+		MaxEntries:   im.MaxImportEntries,
+		MaxBlobBytes: im.MaxBlobBytes.Bytes(),
+		MaxJSONBytes: im.MaxJSONBytes.Bytes(),
+	}
 }
 
 // importStatus turns an import that passed one of the [images] caps into

@@ -45,6 +45,15 @@ func TestLoadErrors(t *testing.T) {
 		{"bad backend", "[gpu]\nbackend = \"cuda\"\n", "gpu.backend"},
 		{"registry host", "[[registries]]\nhost = \"https://x\"\n", "registries[0].host"},
 		{"log files", "[logs]\nmax_files = 0\n", "logs.max_files"},
+		{"import bytes too small", "[images]\nmax_import_bytes = \"1Ki\"\n", "images.max_import_bytes"},
+		{"import bytes zero", "[images]\nmax_import_bytes = \"0\"\n", "images.max_import_bytes"},
+		{"import entries zero", "[images]\nmax_import_entries = 0\n", "images.max_import_entries"},
+		{"import entries negative", "[images]\nmax_import_entries = -5\n", "images.max_import_entries"},
+		{"blob over import", "[images]\nmax_import_bytes = \"1Gi\"\nmax_blob_bytes = \"2Gi\"\n", "images.max_blob_bytes"},
+		{"json over blob", "[images]\nmax_blob_bytes = \"1Mi\"\nmax_json_bytes = \"2Mi\"\n", "images.max_json_bytes"},
+		{"json huge", "[images]\nmax_json_bytes = \"1Gi\"\n", "images.max_json_bytes"},
+		{"json tiny", "[images]\nmax_json_bytes = \"1Ki\"\n", "images.max_json_bytes"},
+		{"images unknown key", "[images]\nmax_layers = 3\n", "unknown keys: images.max_layers"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
 	for _, tt := range tests {
@@ -67,6 +76,9 @@ func TestLoadOverrides(t *testing.T) {
 	}
 	if got := cfg.Resources.MaxConcurrent; got != 2 {
 		t.Errorf("max_concurrent = %d, want 2", got)
+	}
+	if got, want := cfg.Images.MaxImportBytes.Bytes(), int64(32<<30); got != want {
+		t.Errorf("images.max_import_bytes kept default = %d, want %d", got, want)
 	}
 	if got := cfg.Tasks.StopGracePeriod.Seconds(); got != 10 {
 		t.Errorf("stop_grace_period kept default = %vs, want 10", got)

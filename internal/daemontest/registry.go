@@ -45,9 +45,9 @@ type Registry struct {
 	// realm and token are set in token mode (NewTokenRealm): requests
 	// need "Bearer <token>" and are challenged to fetch it from realm.
 	realm, token string
-	manifests map[string]blob // "repo:tag" and "repo@digest"
-	blobs     map[digest.Digest]blob
-	requests  []RegistryRequest
+	manifests    map[string]blob // "repo:tag" and "repo@digest"
+	blobs        map[digest.Digest]blob
+	requests     []RegistryRequest
 }
 
 // RegistryRequest is one request the registry served.
