@@ -143,6 +143,9 @@ func importLimits(im config.Images) runtime.ImportLimits {
 		MaxEntries:   im.MaxImportEntries,
 		MaxBlobBytes: im.MaxBlobBytes.Bytes(),
 		MaxJSONBytes: im.MaxJSONBytes.Bytes(),
+
+		MaxUnpackedBytes:   im.MaxUnpackedBytes.Bytes(),
+		MaxUnpackedEntries: im.MaxUnpackedEntries,
 	}
 }
 

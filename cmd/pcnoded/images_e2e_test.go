@@ -171,7 +171,7 @@ func TestIntegrationImportImageCaps(t *testing.T) {
 	d := daemontest.Start(t, daemontest.Options{Configure: func(c *config.Config) {
 		c.Images.MaxImportBytes = config.MustQuantity("64Mi")
 		c.Images.MaxBlobBytes = config.MustQuantity("32Mi")
-		c.Images.MaxImportEntries = 100
+		c.Images.MaxImportEntries = 20
 		c.Images.MaxJSONBytes = config.MustQuantity("1Mi")
 	}})
 	ctx, cd := d.Containerd(t)
@@ -180,7 +180,7 @@ func TestIntegrationImportImageCaps(t *testing.T) {
 
 	var many bytes.Buffer
 	tw := tar.NewWriter(&many)
-	for i := range 150 {
+	for i := range 30 {
 		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%03d", i), Mode: 0o644, Typeflag: tar.TypeReg})
 	}
 	tw.Close()

@@ -100,6 +100,10 @@ type Images struct {
 	MaxImportEntries int      `toml:"max_import_entries"`
 	MaxBlobBytes     Quantity `toml:"max_blob_bytes"`
 	MaxJSONBytes     Quantity `toml:"max_json_bytes"`
+	// MaxUnpackedBytes and MaxUnpackedEntries bound the archive's layers
+	// as they would be unpacked (total file size, total entries).
+	MaxUnpackedBytes   Quantity `toml:"max_unpacked_bytes"`
+	MaxUnpackedEntries int      `toml:"max_unpacked_entries"`
 }
 
 // GPU selects the GPU inventory backend and its policy.
@@ -199,10 +203,12 @@ func DefaultConfig() Config {
 			ReprobeInterval: Duration{5 * time.Minute},
 		},
 		Images: Images{
-			MaxImportBytes:   MustQuantity("32Gi"),
-			MaxImportEntries: 100000,
-			MaxBlobBytes:     MustQuantity("16Gi"),
-			MaxJSONBytes:     MustQuantity("8Mi"),
+			MaxImportBytes:     MustQuantity("32Gi"),
+			MaxImportEntries:   100000,
+			MaxBlobBytes:       MustQuantity("16Gi"),
+			MaxJSONBytes:       MustQuantity("8Mi"),
+			MaxUnpackedBytes:   MustQuantity("64Gi"),
+			MaxUnpackedEntries: 2000000,
 		},
 	}
 }
@@ -303,6 +309,12 @@ func (c *Config) validateImages(bad func(key, format string, args ...any)) {
 	}
 	if im.MaxJSONBytes.Bytes() < 64<<10 || im.MaxJSONBytes.Cmp(im.MaxBlobBytes.Quantity) > 0 || im.MaxJSONBytes.Bytes() > 256<<20 {
 		bad("images.max_json_bytes", "must be between 64Ki and 256Mi and at most images.max_blob_bytes, got %s", im.MaxJSONBytes.String())
+	}
+	if im.MaxUnpackedBytes.Bytes() < 1<<20 {
+		bad("images.max_unpacked_bytes", "must be at least 1Mi, got %s", im.MaxUnpackedBytes.String())
+	}
+	if im.MaxUnpackedEntries < 16 {
+		bad("images.max_unpacked_entries", "must be at least 16, got %d", im.MaxUnpackedEntries)
 	}
 }
 

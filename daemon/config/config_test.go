@@ -53,6 +53,8 @@ func TestLoadErrors(t *testing.T) {
 		{"json over blob", "[images]\nmax_blob_bytes = \"1Mi\"\nmax_json_bytes = \"2Mi\"\n", "images.max_json_bytes"},
 		{"json huge", "[images]\nmax_json_bytes = \"1Gi\"\n", "images.max_json_bytes"},
 		{"json tiny", "[images]\nmax_json_bytes = \"1Ki\"\n", "images.max_json_bytes"},
+		{"unpacked bytes tiny", "[images]\nmax_unpacked_bytes = \"10\"\n", "images.max_unpacked_bytes"},
+		{"unpacked entries zero", "[images]\nmax_unpacked_entries = 0\n", "images.max_unpacked_entries"},
 		{"images unknown key", "[images]\nmax_layers = 3\n", "unknown keys: images.max_layers"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}

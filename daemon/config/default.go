@@ -101,6 +101,11 @@ max_blob_bytes = "16Gi"
 # Size of any one JSON document read into memory: oci-layout, index.json,
 # manifest.json, an image index, manifest or config.
 max_json_bytes = "8Mi"
+# Total size of the files in the archive's layers, and their number, as they
+# would be unpacked (a 1 MB gzip-compressed layer can hold terabytes of
+# zeros). Checked while the archive streams in, before anything is unpacked.
+max_unpacked_bytes = "64Gi"
+max_unpacked_entries = 2000000
 
 # Registries: one table per host. Credentials are used for pulls that bring
 # none of their own; insecure = true allows plain HTTP to that host.

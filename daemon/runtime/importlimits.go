@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"archive/tar"
+	"bufio"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/pkg/archive/compression"
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -32,30 +36,43 @@ type ImportLimits struct {
 	// memory: oci-layout, index.json, manifest.json, and every image
 	// index, manifest and config the import reads.
 	MaxJSONBytes int64
+	// MaxUnpackedBytes caps the total size of the files in the archive's
+	// layers (every file in it that is a tar, or a gzip- or
+	// zstd-compressed tar), as they would be unpacked: a compressed layer
+	// that inflates without bound is refused before containerd unpacks
+	// it.
+	MaxUnpackedBytes int64
+	// MaxUnpackedEntries caps the total number of entries in those
+	// layers.
+	MaxUnpackedEntries int
 }
 
 // DefaultImportLimits are the limits Import applies where ImportLimits
 // leaves a field zero. They match the daemon's [images] defaults.
 var DefaultImportLimits = ImportLimits{
-	MaxBytes:     32 << 30,
-	MaxEntries:   100000,
-	MaxBlobBytes: 16 << 30,
-	MaxJSONBytes: 8 << 20,
+	MaxBytes:           32 << 30,
+	MaxEntries:         100000,
+	MaxBlobBytes:       16 << 30,
+	MaxJSONBytes:       8 << 20,
+	MaxUnpackedBytes:   64 << 30,
+	MaxUnpackedEntries: 2000000,
 }
 
 // Names of the import limits, as ImportLimitError.Limit gives them (the
 // daemon's configuration keys in [images] have the same names).
 const (
-	LimitImportBytes   = "max_import_bytes"
-	LimitImportEntries = "max_import_entries"
-	LimitBlobBytes     = "max_blob_bytes"
-	LimitJSONBytes     = "max_json_bytes"
+	LimitImportBytes     = "max_import_bytes"
+	LimitImportEntries   = "max_import_entries"
+	LimitBlobBytes       = "max_blob_bytes"
+	LimitJSONBytes       = "max_json_bytes"
+	LimitUnpackedBytes   = "max_unpacked_bytes"
+	LimitUnpackedEntries = "max_unpacked_entries"
 )
 
 // withDefaults fills l's zero fields from DefaultImportLimits and refuses
 // negative ones.
 func (l ImportLimits) withDefaults() (ImportLimits, error) {
-	if l.MaxBytes < 0 || l.MaxEntries < 0 || l.MaxBlobBytes < 0 || l.MaxJSONBytes < 0 {
+	if l.MaxBytes < 0 || l.MaxEntries < 0 || l.MaxBlobBytes < 0 || l.MaxJSONBytes < 0 || l.MaxUnpackedBytes < 0 || l.MaxUnpackedEntries < 0 {
 		return l, fmt.Errorf("%w: import limits %+v must not be negative", ErrInvalidArgument, l)
 	}
 	d := DefaultImportLimits
@@ -71,14 +88,19 @@ func (l ImportLimits) withDefaults() (ImportLimits, error) {
 	if l.MaxJSONBytes == 0 {
 		l.MaxJSONBytes = d.MaxJSONBytes
 	}
+	if l.MaxUnpackedBytes == 0 {
+		l.MaxUnpackedBytes = d.MaxUnpackedBytes
+	}
+	if l.MaxUnpackedEntries == 0 {
+		l.MaxUnpackedEntries = d.MaxUnpackedEntries
+	}
 	return l, nil
 }
 
 // ImportLimitError is returned (wrapping ErrImportLimit) when an archive
 // passes one of its import's limits.
 type ImportLimitError struct {
-	// Limit names the limit passed: LimitImportBytes, LimitImportEntries,
-	// LimitBlobBytes or LimitJSONBytes.
+	// Limit names the limit passed: one of the Limit* constants.
 	Limit string
 	// Max is the limit's value (bytes, or entries).
 	Max int64
@@ -96,8 +118,9 @@ func (e *ImportLimitError) Unwrap() error { return ErrImportLimit }
 // importGuard reads an import's decompressed tar stream on behalf of
 // containerd's importer and checks it as it passes: the total size, the
 // number of entries, each entry's size, the size of the archive's JSON
-// files, and that each blobs/<algorithm>/<hex> file holds what its name
-// says. The first problem stops the stream: every later Read fails with
+// files, that each blobs/<algorithm>/<hex> file holds what its name says,
+// and, for each file that is a (compressed) tar, the size and number of
+// the entries it would unpack to. The first problem stops the stream: every later Read fails with
 // it, so containerd stores nothing more. It also notes which format's
 // marker files it saw.
 //
@@ -119,6 +142,8 @@ type importGuard struct {
 	ociLayout      bool
 	dockerManifest bool
 	entries        int
+	unpackedBytes  int64
+	unpackedCount  int
 }
 
 func newImportGuard(r io.Reader, limits ImportLimits) *importGuard {
@@ -201,11 +226,16 @@ func (g *importGuard) scan() {
 			continue
 		}
 		want, h := blobDigest(name)
-		var dst io.Writer = io.Discard
+		var src io.Reader = tr
 		if h != nil {
-			dst = h
+			src = io.TeeReader(tr, h)
 		}
-		if _, err := io.Copy(dst, tr); err != nil {
+		br := bufio.NewReaderSize(src, 64<<10)
+		if err := g.scanLayer(name, br); err != nil {
+			fail(err)
+			return
+		}
+		if _, err := io.Copy(io.Discard, br); err != nil {
 			if !isGuardStop(err) {
 				fail(fmt.Errorf("%w: %q is cut short: %s", ErrInvalidArchive, truncate(name, 80), err.Error()))
 			}
@@ -227,6 +257,66 @@ func (g *importGuard) scan() {
 // whatever it did not read is not the guard's business (a stream cut short
 // is reported by containerd's own error).
 var errConsumerDone = errors.New("import stream no longer read")
+
+// zstdMaxWindow is the largest zstd window the guard decodes with: the
+// memory one import's layer scan may take.
+const zstdMaxWindow = 128 << 20
+
+// tarMagicOffset is where a POSIX or GNU tar header holds "ustar".
+const tarMagicOffset = 257
+
+// scanLayer counts the entries a layer would unpack to, and their sizes,
+// against the unpacked limits, when the file at r is a tar or a gzip- or
+// zstd-compressed tar; other files (configs, manifests, anything) are left
+// alone. It returns only its own limits' errors: it reads r only as far as
+// it needs, and a file that turns out not to be a whole tar (or a stream
+// that stops) is left to the caller, which reads the rest of the file.
+func (g *importGuard) scanLayer(name string, r *bufio.Reader) error {
+	head, _ := r.Peek(tarMagicOffset + 8)
+	var layer io.Reader
+	switch compression.DetectCompression(head) {
+	case compression.Gzip:
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return nil
+		}
+		defer zr.Close()
+		layer = zr
+	case compression.Zstd:
+		// A frame may ask for a window of up to 512 MiB by default;
+		// zstd's own tools write at most 128 MiB (--long=27).
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		if err != nil {
+			return nil
+		}
+		defer zr.Close()
+		layer = zr
+	default:
+		if len(head) < tarMagicOffset+5 || string(head[tarMagicOffset:tarMagicOffset+5]) != "ustar" {
+			return nil
+		}
+		layer = r
+	}
+	tr := tar.NewReader(layer)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			// The end, or not (all) a tar, or the stream stopped:
+			// reading the rest of the file tells which.
+			return nil
+		}
+		g.unpackedCount++
+		if g.unpackedCount > g.limits.MaxUnpackedEntries {
+			return &ImportLimitError{Limit: LimitUnpackedEntries, Max: int64(g.limits.MaxUnpackedEntries),
+				What: fmt.Sprintf("the entries of the archive's layers (entry %d, %q in %q)", g.unpackedCount, truncate(hdr.Name, 80), truncate(name, 80))}
+		}
+		if hdr.Size > g.limits.MaxUnpackedBytes-g.unpackedBytes {
+			return &ImportLimitError{Limit: LimitUnpackedBytes, Max: g.limits.MaxUnpackedBytes,
+				What: fmt.Sprintf("the unpacked size of the archive's layers (%q in %q is %d bytes, after %d)", truncate(hdr.Name, 80), truncate(name, 80), hdr.Size, g.unpackedBytes)}
+		}
+		g.unpackedBytes += hdr.Size
+	}
+}
 
 // isGuardStop reports whether err is the guard's own stop (the pipe was
 // closed with a limit error, or by finish) rather than a problem in the

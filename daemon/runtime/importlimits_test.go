@@ -3,11 +3,15 @@ package runtime
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -142,6 +146,87 @@ func TestImportGuard(t *testing.T) {
 	}
 }
 
+// layerOf returns a tar of entries (name, size) with zero content,
+// compressed by comp ("gzip", "zstd" or "" for none).
+func layerOf(t *testing.T, comp string, entries ...tarFile) []byte {
+	t.Helper()
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	for _, e := range entries {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: e.size, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(make([]byte, e.size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	var out bytes.Buffer
+	switch comp {
+	case "gzip":
+		zw := gzip.NewWriter(&out)
+		zw.Write(raw.Bytes())
+		zw.Close()
+	case "zstd":
+		zw, err := zstd.NewWriter(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw.Write(raw.Bytes())
+		zw.Close()
+	default:
+		return raw.Bytes()
+	}
+	return out.Bytes()
+}
+
+func TestImportGuardLayers(t *testing.T) {
+	limits := ImportLimits{MaxBytes: 64 << 20, MaxEntries: 100, MaxBlobBytes: 64 << 20, MaxJSONBytes: 1 << 20,
+		MaxUnpackedBytes: 1 << 20, MaxUnpackedEntries: 50}
+	bomb := layerOf(t, "gzip", tarFile{name: "zeros", size: 3 << 19})
+	var many []tarFile
+	for i := range 60 {
+		many = append(many, tarFile{name: fmt.Sprintf("f%d", i)})
+	}
+	var gzJSON bytes.Buffer
+	zw := gzip.NewWriter(&gzJSON)
+	zw.Write(bytes.Repeat([]byte(`{"a":1}`), 1<<17))
+	zw.Close()
+	tests := []struct {
+		name  string
+		files []tarFile
+		limit string
+	}{
+		{"gzip layer bomb", []tarFile{{name: blobName(bomb), data: bomb}}, LimitUnpackedBytes},
+		{"zstd layer bomb", []tarFile{{name: "layer.tar.zst", data: layerOf(t, "zstd", tarFile{name: "zeros", size: 3 << 19})}}, LimitUnpackedBytes},
+		{"plain tar layer", []tarFile{{name: "abc/layer.tar", data: layerOf(t, "", tarFile{name: "zeros", size: 3 << 19})}}, LimitUnpackedBytes},
+		{"layers add up", []tarFile{
+			{name: "l1", data: layerOf(t, "gzip", tarFile{name: "a", size: 600 << 10})},
+			{name: "l2", data: layerOf(t, "gzip", tarFile{name: "b", size: 600 << 10})},
+		}, LimitUnpackedBytes},
+		{"too many layer entries", []tarFile{{name: "l", data: layerOf(t, "gzip", many...)}}, LimitUnpackedEntries},
+		{"within the limits", []tarFile{{name: "l", data: layerOf(t, "gzip", tarFile{name: "a", size: 900 << 10})}}, ""},
+		{"gzip that is no tar", []tarFile{{name: "x.json.gz", data: gzJSON.Bytes()}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newImportGuard(bytes.NewReader(makeTar(t, tt.files...)), limits)
+			_, cerr := consume(g)
+			err := g.finish()
+			var le *ImportLimitError
+			if tt.limit == "" {
+				if err != nil || cerr != nil {
+					t.Fatalf("finish() = %v (consumer %v), want nil", err, cerr)
+				}
+				return
+			}
+			if !errors.As(err, &le) || le.Limit != tt.limit {
+				t.Fatalf("finish() = %v, want ImportLimitError %s", err, tt.limit)
+			}
+		})
+	}
+}
+
 func TestImportLimitsDefaults(t *testing.T) {
 	got, err := ImportLimits{MaxEntries: 5}.withDefaults()
 	if err != nil || got.MaxEntries != 5 || got.MaxBytes != DefaultImportLimits.MaxBytes || got.MaxJSONBytes != DefaultImportLimits.MaxJSONBytes {
@@ -174,4 +259,44 @@ func TestBlobDigest(t *testing.T) {
 			t.Errorf("blobDigest(%q) = %q, %v, want %q", tt.name, got, h != nil, tt.want)
 		}
 	}
+}
+
+// BenchmarkImportGuard measures the guard's throughput on an archive with
+// one gzip layer of 32 MiB of hex text (compressing about 2:1, as layers
+// do): it hashes, decompresses and parses every layer on top of what
+// containerd does. MB/s is of the archive as sent.
+func BenchmarkImportGuard(b *testing.B) {
+	var raw bytes.Buffer
+	tw := tar.NewWriter(&raw)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 32 {
+		data := make([]byte, 1<<20)
+		for j := range data {
+			data[j] = "0123456789abcdef"[rnd.IntN(16)]
+		}
+		tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("f%d", i), Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	tw.Close()
+	var layer bytes.Buffer
+	zw := gzip.NewWriter(&layer)
+	zw.Write(raw.Bytes())
+	zw.Close()
+	var archive bytes.Buffer
+	aw := tar.NewWriter(&archive)
+	aw.WriteHeader(&tar.Header{Name: blobName(layer.Bytes()), Mode: 0o644, Size: int64(layer.Len()), Typeflag: tar.TypeReg})
+	aw.Write(layer.Bytes())
+	aw.Close()
+	b.SetBytes(int64(archive.Len()))
+	b.ResetTimer()
+	for range b.N {
+		g := newImportGuard(bytes.NewReader(archive.Bytes()), DefaultImportLimits)
+		if _, err := consume(g); err != nil {
+			b.Fatal(err)
+		}
+		if err := g.finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(raw.Len())/float64(archive.Len()), "ratio")
 }

@@ -137,6 +137,80 @@ func gzipBomb(t *testing.T, entrySize int64) []byte {
 	return bomb
 }
 
+// gzipLayerBomb returns a valid gzip-compressed layer tar holding one file
+// of size zero bytes, at about 1 KiB of gzip per MiB.
+func gzipLayerBomb(t *testing.T, size int64) []byte {
+	t.Helper()
+	var hdr bytes.Buffer
+	tw := tar.NewWriter(&hdr)
+	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Flush()
+	member := func(b []byte) []byte {
+		var out bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
+		zw.Write(b)
+		zw.Close()
+		return out.Bytes()
+	}
+	const chunk = 4 << 20
+	out := member(hdr.Bytes())
+	out = append(out, bytes.Repeat(member(make([]byte, chunk)), int(size/chunk))...)
+	return append(out, member(make([]byte, 1024))...) // the tar's end
+}
+
+// withLayer rewrites a test image's OCI archive so that its manifest names
+// layer (gzip) instead of its own layer; with diffID, its config names
+// that as the layer's uncompressed digest (else the old, wrong one).
+func withLayer(t *testing.T, b *testimage.Built, archive, layer []byte, diffID digest.Digest) []byte {
+	t.Helper()
+	files := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[hdr.Name], _ = io.ReadAll(tr)
+	}
+	m := b.Manifest
+	cfgName := "blobs/sha256/" + b.ConfigDesc.Digest.Encoded()
+	cfg := files[cfgName]
+	if diffID != "" {
+		c := b.Config
+		c.RootFS.DiffIDs = []digest.Digest{diffID}
+		cfg, _ = json.Marshal(c)
+		m.Config.Digest, m.Config.Size = digest.FromBytes(cfg), int64(len(cfg))
+		cfgName = "blobs/sha256/" + m.Config.Digest.Encoded()
+	}
+	m.Layers = []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(layer), Size: int64(len(layer))}}
+	mb, _ := json.Marshal(m)
+	md := b.ManifestDesc
+	md.Digest, md.Size = digest.FromBytes(mb), int64(len(mb))
+	ib, _ := json.Marshal(ocispec.Index{Versioned: m.Versioned, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{md}})
+	var out bytes.Buffer
+	tw := tar.NewWriter(&out)
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{ocispec.ImageLayoutFile, files[ocispec.ImageLayoutFile]},
+		{cfgName, cfg},
+		{"blobs/sha256/" + digest.FromBytes(layer).Encoded(), layer},
+		{"blobs/sha256/" + md.Digest.Encoded(), mb},
+		{ocispec.ImageIndexFile, ib},
+	} {
+		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
+		tw.Write(f.data)
+	}
+	tw.Close()
+	return out.Bytes()
+}
+
 // ociArchive builds a test image's OCI archive in memory.
 func ociArchive(t *testing.T, name string) (*testimage.Built, []byte) {
 	t.Helper()
@@ -207,12 +281,12 @@ func TestIntegrationImportLimits(t *testing.T) {
 
 	var manyEntries bytes.Buffer
 	tw = tar.NewWriter(&manyEntries)
-	for i := range 200 {
-		tw.WriteHeader(&tar.Header{Name: strings.Repeat("d", 1+i%50) + "/" + time.Duration(i).String(), Mode: 0o644, Typeflag: tar.TypeReg})
+	for i := range 40 {
+		tw.WriteHeader(&tar.Header{Name: strings.Repeat("d", 1+i%10) + "/" + time.Duration(i).String(), Mode: 0o644, Typeflag: tar.TypeReg})
 	}
 	tw.Close()
 
-	limits := ImportLimits{MaxBytes: 64 << 20, MaxEntries: 100, MaxBlobBytes: 32 << 20, MaxJSONBytes: 1 << 20}
+	limits := ImportLimits{MaxBytes: 64 << 20, MaxEntries: 20, MaxBlobBytes: 32 << 20, MaxJSONBytes: 1 << 20}
 	tests := []struct {
 		name    string
 		archive []byte
@@ -221,6 +295,8 @@ func TestIntegrationImportLimits(t *testing.T) {
 	}{
 		// 1 MiB of gzip that would be 1 GiB in one ingest.
 		{name: "gzip bomb", archive: gzipBomb(t, 1<<30), limits: ImportLimits{MaxBytes: 64 << 20, MaxBlobBytes: 64 << 20 * 32}, limit: LimitImportBytes},
+		// A 1 MiB gzip layer that unpacks to 1 GiB on the snapshotter.
+		{name: "layer bomb", archive: withLayer(t, built, good, gzipLayerBomb(t, 1<<30), ""), limits: ImportLimits{MaxUnpackedBytes: 64 << 20}, limit: LimitUnpackedBytes},
 		{name: "one blob over max_blob_bytes", archive: gzipBomb(t, 1<<30), limits: limits, limit: LimitBlobBytes},
 		{name: "too many entries", archive: manyEntries.Bytes(), limits: limits, limit: LimitImportEntries},
 		{name: "manifest over max_json_bytes", archive: bigManifest, limits: limits, limit: LimitJSONBytes},
@@ -240,6 +316,8 @@ func TestIntegrationImportLimits(t *testing.T) {
 			}
 			return data
 		}), limits: limits},
+		// Unpacking fails: the config's diff id is not the layer's.
+		{name: "layer not its diff id", archive: withLayer(t, built, good, gzipLayerBomb(t, 4<<20), ""), limits: limits},
 		{name: "descriptor size lies", archive: rewriteTar(t, good, func(name string, data []byte) []byte {
 			if name != ocispec.ImageIndexFile {
 				return data
@@ -267,7 +345,7 @@ func TestIntegrationImportLimits(t *testing.T) {
 			} else if !errors.Is(err, ErrInvalidArchive) {
 				t.Fatalf("Import(%s) = %v, want ErrInvalidArchive", tt.name, err)
 			}
-			if cap := tt.limits.MaxBytes; peak > cap {
+			if cap := tt.limits.MaxBytes; cap > 0 && peak > cap {
 				t.Errorf("ingests held %d bytes at peak, more than max_import_bytes %d", peak, cap)
 			}
 			if diff := cmp.Diff(before, stateOf(t, c)); diff != "" {
@@ -276,6 +354,23 @@ func TestIntegrationImportLimits(t *testing.T) {
 			t.Logf("%s: %d archive bytes refused in %v (%v); ingests peaked at %d bytes", tt.name, len(tt.archive), took.Round(time.Millisecond), err, peak)
 		})
 	}
+	t.Run("a small layer of the same making imports", func(t *testing.T) {
+		// The bomb's construction is a valid layer: below the limit it
+		// imports and unpacks (so the refusal above is the limit's).
+		layer := gzipLayerBomb(t, 8<<20)
+		zr, err := gzip.NewReader(bytes.NewReader(layer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		diffID, err := digest.FromReader(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		archive := withLayer(t, built, good, layer, diffID)
+		if _, err := c.Import(ctx, bytes.NewReader(archive), ImportOptions{RefName: "pcnode.test/rt-limits:small-bomb", Limits: ImportLimits{MaxUnpackedBytes: 64 << 20}}); err != nil {
+			t.Fatalf("Import(8 MiB layer) = %v", err)
+		}
+	})
 	t.Run("valid archive still imports", func(t *testing.T) {
 		imgs, err := c.Import(ctx, bytes.NewReader(good), ImportOptions{Limits: limits})
 		if err != nil || len(imgs) != 1 || imgs[0].Name != built.Name {
