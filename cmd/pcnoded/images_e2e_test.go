@@ -105,7 +105,7 @@ func e2eImport(t *testing.T, d *daemontest.Daemon, archive []byte) (*pcnodev1.Im
 }
 
 // e2eGzipBomb is a gzip stream of copies identical members, each a whole
-// tar entry of entry zero bytes: about 16 KiB of gzip per 16 MiB.
+// tar entry of entry zero bytes: about 1 KiB of gzip per MiB.
 func e2eGzipBomb(t *testing.T, entry int64, copies int) []byte {
 	t.Helper()
 	var tb bytes.Buffer
@@ -167,10 +167,10 @@ func e2eRewrite(t *testing.T, in []byte, fn func(name string, data []byte) []byt
 // INVALID_ARGUMENT, and containerd holds nothing new afterwards; the gzip
 // bomb never had more than max_import_bytes in containerd's ingests.
 func TestIntegrationImportImageCaps(t *testing.T) {
-	const maxImport = 64 << 20
+	const maxImport = 24 << 20
 	d := daemontest.Start(t, daemontest.Options{Configure: func(c *config.Config) {
-		c.Images.MaxImportBytes = config.MustQuantity("64Mi")
-		c.Images.MaxBlobBytes = config.MustQuantity("32Mi")
+		c.Images.MaxImportBytes = config.MustQuantity("24Mi")
+		c.Images.MaxBlobBytes = config.MustQuantity("16Mi")
 		c.Images.MaxImportEntries = 20
 		c.Images.MaxJSONBytes = config.MustQuantity("1Mi")
 	}})
@@ -191,8 +191,8 @@ func TestIntegrationImportImageCaps(t *testing.T) {
 		code    codes.Code
 		key     string // the QuotaFailure subject
 	}{
-		// 1 GiB of zeros in 16 MiB entries, about 1 MiB of gzip.
-		{"gzip bomb", e2eGzipBomb(t, 16<<20, 64), codes.ResourceExhausted, "images.max_import_bytes"},
+		// 1 GiB of zeros in 8 MiB entries, about 1 MiB of gzip.
+		{"gzip bomb", e2eGzipBomb(t, 8<<20, 128), codes.ResourceExhausted, "images.max_import_bytes"},
 		{"blob over max_blob_bytes", e2eGzipBomb(t, 48<<20, 1), codes.ResourceExhausted, "images.max_blob_bytes"},
 		{"too many entries", many.Bytes(), codes.ResourceExhausted, "images.max_import_entries"},
 		{"index.json over max_json_bytes", e2eRewrite(t, good, func(name string, data []byte) []byte {
