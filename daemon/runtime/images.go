@@ -311,27 +311,16 @@ func (c *Containerd) importLease(ctx context.Context) (context.Context, func(), 
 	return leases.WithLease(ctx, l.ID), release, nil
 }
 
-// dropLease aborts the ingests lease l holds and deletes it, collecting
-// what nothing else references before it returns.
+// dropLease deletes lease l and has containerd collect, before it
+// returns, what only l held: partial ingests (their data included),
+// content and snapshots no image names. Ingests are not aborted by name:
+// another import of the same archive may be writing the same ref under its
+// own lease, which keeps it.
 func (c *Containerd) dropLease(ctx context.Context, l leases.Lease) error {
-	ls := c.client.LeasesService()
-	var errs []error
-	res, err := ls.ListResources(ctx, l)
-	if err != nil && !errdefs.IsNotFound(err) {
-		errs = append(errs, err)
+	if err := c.client.LeasesService().Delete(ctx, l, leases.SynchronousDelete); err != nil && !errdefs.IsNotFound(err) {
+		return err
 	}
-	for _, r := range res {
-		if r.Type != "ingests" {
-			continue
-		}
-		if err := c.client.ContentStore().Abort(ctx, r.ID); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("abort ingest %s: %w", r.ID, err))
-		}
-	}
-	if err := ls.Delete(ctx, l, leases.SynchronousDelete); err != nil && !errdefs.IsNotFound(err) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // SweepImports removes the leases of imports that never finished (pcnoded

@@ -488,3 +488,68 @@ func TestIntegrationSweepImports(t *testing.T) {
 		t.Errorf("after SweepImports (-want +got):\n%s", diff)
 	}
 }
+
+// pausingReader serves data up to cut, then waits for resume before it
+// serves the rest.
+type pausingReader struct {
+	data   []byte
+	cut    int
+	off    int
+	paused chan struct{} // closed when the reader reaches cut
+	resume chan struct{}
+}
+
+func (r *pausingReader) Read(p []byte) (int, error) {
+	if r.off == r.cut && r.paused != nil {
+		close(r.paused)
+		r.paused = nil
+		<-r.resume
+	}
+	end := len(r.data)
+	if r.off < r.cut {
+		end = r.cut
+	}
+	if r.off >= end {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.off:end])
+	r.off += n
+	return n, nil
+}
+
+// TestIntegrationImportConcurrent runs a second import of the same archive
+// while the first is in the middle of its layer (containerd makes the
+// second wait for the layer's ingest): both succeed, and neither one's
+// clean-up takes anything the other needs.
+func TestIntegrationImportConcurrent(t *testing.T) {
+	c := newRuntime(t, Config{Namespace: limitsNamespace}, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	built, good := ociArchive(t, "pcnode.test/rt-concurrent:1")
+	cut := bytes.Index(good, []byte(built.LayerDesc.Digest.Encoded())) + int(built.LayerDesc.Size)/2
+	paused := make(chan struct{})
+	first := &pausingReader{data: good, cut: cut, paused: paused, resume: make(chan struct{})}
+	errs := make(chan error, 2)
+	go func() {
+		_, err := c.Import(ctx, first, ImportOptions{})
+		errs <- err
+	}()
+	<-paused
+	go func() {
+		_, err := c.Import(ctx, bytes.NewReader(good), ImportOptions{})
+		errs <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the second is waiting on the layer now
+	close(first.resume)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("Import (one of two at once) = %v", err)
+		}
+	}
+	if _, _, err := c.ReadImageFile(ctx, built.Name, "/processing-container.json", 1<<20); err != nil {
+		t.Fatalf("ReadImageFile(%s) = %v", built.Name, err)
+	}
+	if st := stateOf(t, c); len(st.Leases) != 0 || len(st.Ingests) != 0 {
+		t.Errorf("after both imports: leases %v, ingests %v, want none", st.Leases, st.Ingests)
+	}
+}
