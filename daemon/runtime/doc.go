@@ -47,21 +47,27 @@
 //
 // Import checks an archive while it streams in, before containerd keeps
 // it: its decompressed size, its number of tar entries, the size of each
-// entry, and the size of every JSON document (oci-layout, index.json,
+// entry, the size of every JSON document (oci-layout, index.json,
 // manifest.json, image indexes, manifests, configs) before anything reads
-// one into memory (ImportLimits; DefaultImportLimits where unset). The
-// first limit passed stops the stream with an ImportLimitError; an archive
-// that is not a tar, is cut short, holds bad JSON, misses a blob its
-// manifests name, holds a blob whose content is not its digest or has a
-// descriptor whose size is wrong gives ErrInvalidArchive.
+// one into memory, and what its layers would unpack to (total file size
+// and entries, counted by decompressing each layer as it passes; this
+// costs one decompression of every layer on top of containerd's unpack).
+// See ImportLimits; DefaultImportLimits apply where it is unset. The first
+// limit passed stops the stream with an ImportLimitError; an archive that
+// is not a tar, is cut short, holds bad JSON, misses a blob its manifests
+// name, holds a blob whose content is not its digest, has a descriptor
+// whose size is wrong or a layer that does not unpack gives
+// ErrInvalidArchive.
 //
 // Everything an import writes is held by one containerd lease labelled
 // LabelImport. The lease is removed as soon as the import ends, whether it
-// succeeded, failed or was cancelled (its partial ingests are aborted and
-// containerd collects what no image names before Import returns), and
-// image names are created only after every image is unpacked, so a failed
-// import changes nothing. A process killed during an import leaves its
-// lease; SweepImports, called at start, removes such leases.
+// succeeded, failed or was cancelled, and containerd collects what only
+// that lease held (partial ingests with their data, content and snapshots
+// no image names) before Import returns. Image names are created only
+// after every image is unpacked, so a failed import changes none. A
+// process killed during an import leaves its lease; SweepImports, called
+// at start, removes such leases. Two imports of the same content at once
+// are safe: containerd makes the second wait for the first's ingest.
 //
 // # Reading files from images
 //

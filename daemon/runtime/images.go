@@ -80,9 +80,10 @@ const cleanupTimeout = time.Minute
 // an earlier image had is moved to the imported one.
 //
 // The archive is checked while it streams in (see ImportLimits): passing a
-// limit gives an ImportLimitError (ErrImportLimit); an archive that is not
-// a tar, is cut short, holds bad JSON, misses a blob its manifests name or
-// holds a blob whose content is not its digest gives ErrInvalidArchive.
+// limit gives an ImportLimitError (ErrImportLimit); a malformed archive
+// (not a tar, cut short, bad JSON, a blob missing or not its digest, a
+// descriptor of the wrong size, a layer that does not unpack) gives
+// ErrInvalidArchive; a cancelled ctx gives its error.
 // Whatever an import wrote is held by one containerd lease (LabelImport)
 // and is removed as soon as the import fails or is cancelled; image names
 // are only created once every image is unpacked, so a failed import
