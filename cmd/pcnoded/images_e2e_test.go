@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -104,26 +103,6 @@ func e2eImport(t *testing.T, d *daemontest.Daemon, archive []byte) (*pcnodev1.Im
 	return stream.CloseAndRecv()
 }
 
-// e2eGzipBomb is a gzip stream of copies identical members, each a whole
-// tar entry of entry zero bytes: about 1 KiB of gzip per MiB.
-func e2eGzipBomb(t *testing.T, entry int64, copies int) []byte {
-	t.Helper()
-	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
-	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: entry, Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(make([]byte, entry)); err != nil {
-		t.Fatal(err)
-	}
-	tw.Flush()
-	var member bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&member, gzip.BestCompression)
-	zw.Write(tb.Bytes())
-	zw.Close()
-	return bytes.Repeat(member.Bytes(), copies)
-}
-
 // e2eOCIArchive builds a test image's OCI archive.
 func e2eOCIArchive(t *testing.T, name string) (*testimage.Built, []byte) {
 	t.Helper()
@@ -173,10 +152,12 @@ func TestIntegrationImportImageCaps(t *testing.T) {
 		c.Images.MaxBlobBytes = config.MustQuantity("16Mi")
 		c.Images.MaxImportEntries = 20
 		c.Images.MaxJSONBytes = config.MustQuantity("1Mi")
+		c.Images.MaxUnpackedBytes = config.MustQuantity("64Mi")
 	}})
 	ctx, cd := d.Containerd(t)
 	built, good := e2eOCIArchive(t, "pcnode.test/e2e-caps:1")
 	layer := "blobs/sha256/" + built.LayerDesc.Digest.Encoded()
+	layerBomb := daemontest.GzipLayerBomb(t, 1<<30)
 
 	var many bytes.Buffer
 	tw := tar.NewWriter(&many)
@@ -192,8 +173,10 @@ func TestIntegrationImportImageCaps(t *testing.T) {
 		key     string // the QuotaFailure subject
 	}{
 		// 1 GiB of zeros in 8 MiB entries, about 1 MiB of gzip.
-		{"gzip bomb", e2eGzipBomb(t, 8<<20, 128), codes.ResourceExhausted, "images.max_import_bytes"},
-		{"blob over max_blob_bytes", e2eGzipBomb(t, 48<<20, 1), codes.ResourceExhausted, "images.max_blob_bytes"},
+		{"gzip bomb", daemontest.GzipBomb(t, "zeros", 8<<20, 128), codes.ResourceExhausted, "images.max_import_bytes"},
+		{"blob over max_blob_bytes", daemontest.GzipBomb(t, "zeros", 48<<20, 1), codes.ResourceExhausted, "images.max_blob_bytes"},
+		// A 1 MiB layer that would unpack to 1 GiB.
+		{"layer bomb", daemontest.WithLayer(t, built, good, layerBomb, ""), codes.ResourceExhausted, "images.max_unpacked_bytes"},
 		{"too many entries", many.Bytes(), codes.ResourceExhausted, "images.max_import_entries"},
 		{"index.json over max_json_bytes", e2eRewrite(t, good, func(name string, data []byte) []byte {
 			if name == ocispec.ImageIndexFile {

@@ -3,7 +3,6 @@ package runtime
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pcnode/pcnode/internal/daemontest"
 	"github.com/pcnode/pcnode/internal/testimage"
 )
 
@@ -113,104 +113,6 @@ func watchIngests(t *testing.T, c *Containerd) *ingestWatch {
 
 func (w *ingestWatch) end() (int64, bool) { close(w.stop); <-w.done; return w.max, w.seen }
 
-// gzipBomb returns a gzip stream that decompresses to a tar entry of
-// entrySize zero bytes (a blob that would be written to an ingest whole):
-// copies gzip members of 4 MiB of zeros each, about 4 KiB compressed.
-func gzipBomb(t *testing.T, entrySize int64) []byte {
-	t.Helper()
-	const chunk = 4 << 20
-	var hdr bytes.Buffer
-	tw := tar.NewWriter(&hdr)
-	if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + strings.Repeat("0", 64), Mode: 0o644, Size: entrySize, Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Flush()
-	member := func(b []byte) []byte {
-		var out bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
-		zw.Write(b)
-		zw.Close()
-		return out.Bytes()
-	}
-	bomb := member(hdr.Bytes())
-	bomb = append(bomb, bytes.Repeat(member(make([]byte, chunk)), int(entrySize/chunk))...)
-	return bomb
-}
-
-// gzipLayerBomb returns a valid gzip-compressed layer tar holding one file
-// of size zero bytes, at about 1 KiB of gzip per MiB.
-func gzipLayerBomb(t *testing.T, size int64) []byte {
-	t.Helper()
-	var hdr bytes.Buffer
-	tw := tar.NewWriter(&hdr)
-	if err := tw.WriteHeader(&tar.Header{Name: "zeros", Mode: 0o644, Size: size, Typeflag: tar.TypeReg}); err != nil {
-		t.Fatal(err)
-	}
-	tw.Flush()
-	member := func(b []byte) []byte {
-		var out bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&out, gzip.BestCompression)
-		zw.Write(b)
-		zw.Close()
-		return out.Bytes()
-	}
-	const chunk = 4 << 20
-	out := member(hdr.Bytes())
-	out = append(out, bytes.Repeat(member(make([]byte, chunk)), int(size/chunk))...)
-	return append(out, member(make([]byte, 1024))...) // the tar's end
-}
-
-// withLayer rewrites a test image's OCI archive so that its manifest names
-// layer (gzip) instead of its own layer; with diffID, its config names
-// that as the layer's uncompressed digest (else the old, wrong one).
-func withLayer(t *testing.T, b *testimage.Built, archive, layer []byte, diffID digest.Digest) []byte {
-	t.Helper()
-	files := map[string][]byte{}
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[hdr.Name], _ = io.ReadAll(tr)
-	}
-	m := b.Manifest
-	cfgName := "blobs/sha256/" + b.ConfigDesc.Digest.Encoded()
-	cfg := files[cfgName]
-	if diffID != "" {
-		c := b.Config
-		c.RootFS.DiffIDs = []digest.Digest{diffID}
-		cfg, _ = json.Marshal(c)
-		m.Config.Digest, m.Config.Size = digest.FromBytes(cfg), int64(len(cfg))
-		cfgName = "blobs/sha256/" + m.Config.Digest.Encoded()
-	}
-	m.Layers = []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(layer), Size: int64(len(layer))}}
-	mb, _ := json.Marshal(m)
-	md := b.ManifestDesc
-	md.Digest, md.Size = digest.FromBytes(mb), int64(len(mb))
-	ib, _ := json.Marshal(ocispec.Index{Versioned: m.Versioned, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{md}})
-	var out bytes.Buffer
-	tw := tar.NewWriter(&out)
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{
-		{ocispec.ImageLayoutFile, files[ocispec.ImageLayoutFile]},
-		{cfgName, cfg},
-		{"blobs/sha256/" + digest.FromBytes(layer).Encoded(), layer},
-		{"blobs/sha256/" + md.Digest.Encoded(), mb},
-		{ocispec.ImageIndexFile, ib},
-	} {
-		tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.data)), Typeflag: tar.TypeReg})
-		tw.Write(f.data)
-	}
-	tw.Close()
-	return out.Bytes()
-}
-
 // ociArchive builds a test image's OCI archive in memory.
 func ociArchive(t *testing.T, name string) (*testimage.Built, []byte) {
 	t.Helper()
@@ -257,6 +159,8 @@ func TestIntegrationImportLimits(t *testing.T) {
 	ctx := t.Context()
 	built, good := ociArchive(t, "pcnode.test/rt-limits:1")
 	layer := "blobs/sha256/" + built.LayerDesc.Digest.Encoded()
+	layerBomb := daemontest.GzipLayerBomb(t, 1<<30)
+	smallLayer, smallDiffID := daemontest.GzipLayerBomb(t, 8<<20), daemontest.LayerBombDiffID(t, 8<<20)
 
 	// A "manifest" of 2 MiB: containerd would read it whole into memory.
 	bigJSON := bytes.Repeat([]byte(" "), 2<<20)
@@ -294,10 +198,10 @@ func TestIntegrationImportLimits(t *testing.T) {
 		limit   string // an ImportLimitError's Limit; "" : ErrInvalidArchive
 	}{
 		// 1 MiB of gzip that would be 1 GiB in one ingest.
-		{name: "gzip bomb", archive: gzipBomb(t, 1<<30), limits: ImportLimits{MaxBytes: 16 << 20, MaxBlobBytes: 2 << 30}, limit: LimitImportBytes},
+		{name: "gzip bomb", archive: daemontest.GzipBomb(t, "blobs/sha256/"+strings.Repeat("0", 64), 1<<30, 1), limits: ImportLimits{MaxBytes: 16 << 20, MaxBlobBytes: 2 << 30}, limit: LimitImportBytes},
 		// A 1 MiB gzip layer that unpacks to 1 GiB on the snapshotter.
-		{name: "layer bomb", archive: withLayer(t, built, good, gzipLayerBomb(t, 1<<30), ""), limits: ImportLimits{MaxUnpackedBytes: 64 << 20}, limit: LimitUnpackedBytes},
-		{name: "one blob over max_blob_bytes", archive: gzipBomb(t, 1<<30), limits: limits, limit: LimitBlobBytes},
+		{name: "layer bomb", archive: daemontest.WithLayer(t, built, good, layerBomb, ""), limits: ImportLimits{MaxUnpackedBytes: 64 << 20}, limit: LimitUnpackedBytes},
+		{name: "one blob over max_blob_bytes", archive: daemontest.GzipBomb(t, "blobs/sha256/"+strings.Repeat("0", 64), 1<<30, 1), limits: limits, limit: LimitBlobBytes},
 		{name: "too many entries", archive: manyEntries.Bytes(), limits: limits, limit: LimitImportEntries},
 		{name: "manifest over max_json_bytes", archive: bigManifest, limits: limits, limit: LimitJSONBytes},
 		{name: "not a tar", archive: bytes.Repeat([]byte("garbage "), 4096), limits: limits},
@@ -317,7 +221,7 @@ func TestIntegrationImportLimits(t *testing.T) {
 			return data
 		}), limits: limits},
 		// Unpacking fails: the config's diff id is not the layer's.
-		{name: "layer not its diff id", archive: withLayer(t, built, good, gzipLayerBomb(t, 4<<20), ""), limits: limits},
+		{name: "layer not its diff id", archive: daemontest.WithLayer(t, built, good, smallLayer, ""), limits: limits},
 		{name: "descriptor size lies", archive: rewriteTar(t, good, func(name string, data []byte) []byte {
 			if name != ocispec.ImageIndexFile {
 				return data
@@ -357,16 +261,7 @@ func TestIntegrationImportLimits(t *testing.T) {
 	t.Run("a small layer of the same making imports", func(t *testing.T) {
 		// The bomb's construction is a valid layer: below the limit it
 		// imports and unpacks (so the refusal above is the limit's).
-		layer := gzipLayerBomb(t, 8<<20)
-		zr, err := gzip.NewReader(bytes.NewReader(layer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		diffID, err := digest.FromReader(zr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		archive := withLayer(t, built, good, layer, diffID)
+		archive := daemontest.WithLayer(t, built, good, smallLayer, smallDiffID)
 		if _, err := c.Import(ctx, bytes.NewReader(archive), ImportOptions{RefName: "pcnode.test/rt-limits:small-bomb", Limits: ImportLimits{MaxUnpackedBytes: 64 << 20}}); err != nil {
 			t.Fatalf("Import(8 MiB layer) = %v", err)
 		}
