@@ -158,7 +158,7 @@ func importStatus(err error) error {
 		return err
 	}
 	key := "images." + le.Limit
-	st := status.New(codes.ResourceExhausted, fmt.Sprintf("%s (the limit is %s = %d)", err.Error(), key, le.Max))
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf("image archive refused: %s passes %s = %d", le.What, key, le.Max))
 	if d, derr := st.WithDetails(&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
 		Subject: key, Description: le.What,
 	}}}); derr == nil {
