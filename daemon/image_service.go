@@ -146,6 +146,8 @@ func importLimits(im config.Images) runtime.ImportLimits {
 
 		MaxUnpackedBytes:   im.MaxUnpackedBytes.Bytes(),
 		MaxUnpackedEntries: im.MaxUnpackedEntries,
+
+		MaxCompressionRatio: int64(im.MaxCompressionRatio),
 	}
 }
 

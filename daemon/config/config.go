@@ -104,6 +104,9 @@ type Images struct {
 	// as they would be unpacked (total file size, total entries).
 	MaxUnpackedBytes   Quantity `toml:"max_unpacked_bytes"`
 	MaxUnpackedEntries int      `toml:"max_unpacked_entries"`
+	// MaxCompressionRatio bounds how far a compressed archive, and its
+	// compressed layers together, may inflate (past 64 MiB out).
+	MaxCompressionRatio int `toml:"max_compression_ratio"`
 }
 
 // GPU selects the GPU inventory backend and its policy.
@@ -209,6 +212,8 @@ func DefaultConfig() Config {
 			MaxJSONBytes:       MustQuantity("8Mi"),
 			MaxUnpackedBytes:   MustQuantity("64Gi"),
 			MaxUnpackedEntries: 2000000,
+
+			MaxCompressionRatio: 100,
 		},
 	}
 }
@@ -315,6 +320,9 @@ func (c *Config) validateImages(bad func(key, format string, args ...any)) {
 	}
 	if im.MaxUnpackedEntries < 16 {
 		bad("images.max_unpacked_entries", "must be at least 16, got %d", im.MaxUnpackedEntries)
+	}
+	if im.MaxCompressionRatio < 2 {
+		bad("images.max_compression_ratio", "must be at least 2, got %d", im.MaxCompressionRatio)
 	}
 }
 

@@ -55,6 +55,7 @@ func TestLoadErrors(t *testing.T) {
 		{"json tiny", "[images]\nmax_json_bytes = \"1Ki\"\n", "images.max_json_bytes"},
 		{"unpacked bytes tiny", "[images]\nmax_unpacked_bytes = \"10\"\n", "images.max_unpacked_bytes"},
 		{"unpacked entries zero", "[images]\nmax_unpacked_entries = 0\n", "images.max_unpacked_entries"},
+		{"compression ratio one", "[images]\nmax_compression_ratio = 1\n", "images.max_compression_ratio"},
 		{"images unknown key", "[images]\nmax_layers = 3\n", "unknown keys: images.max_layers"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}

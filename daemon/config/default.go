@@ -106,6 +106,12 @@ max_json_bytes = "8Mi"
 # zeros). Checked while the archive streams in, before anything is unpacked.
 max_unpacked_bytes = "64Gi"
 max_unpacked_entries = 2000000
+# How many times its compressed size a compressed archive may decompress to,
+# and the archive's compressed layers taken together, checked once more than
+# 64Mi have come out. Image layers compress 2-5 times; a gzip bomb of zeros
+# compresses 1000 times, and stops here at about 64Mi, far below the caps
+# above.
+max_compression_ratio = 100
 
 # Registries: one table per host. Credentials are used for pulls that bring
 # none of their own; insecure = true allows plain HTTP to that host.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/containerd/v2/client"
@@ -131,12 +132,17 @@ func (c *Containerd) Import(ctx context.Context, r io.Reader, opts ImportOptions
 
 // importImages does Import's work under the import's lease.
 func (c *Containerd) importImages(ctx context.Context, r io.Reader, format ImportFormat, refName string, limits ImportLimits) ([]images.Image, error) {
-	dr, err := compression.DecompressStream(r)
+	var compressed atomic.Int64
+	dr, err := compression.DecompressStream(atomicCounter{r: r, n: &compressed})
 	if err != nil {
 		return nil, importFailure(ctx, "reading the archive", err)
 	}
 	defer dr.Close()
-	guard := newImportGuard(dr, limits)
+	counter := &compressed
+	if dr.GetCompression() == compression.Uncompressed {
+		counter = nil
+	}
+	guard := newImportGuard(dr, limits, counter)
 	cs := jsonLimitedStore{Store: c.client.ContentStore(), max: limits.MaxJSONBytes}
 	index, err := archive.ImportIndex(ctx, cs, guard)
 	if gerr := guard.finish(); gerr != nil {
@@ -161,6 +167,19 @@ func (c *Containerd) importImages(ctx context.Context, r io.Reader, format Impor
 		}
 	}
 	return c.storeImages(ctx, imgs)
+}
+
+// atomicCounter counts the bytes read through it, for readers on another
+// goroutine.
+type atomicCounter struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c atomicCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // archiveImages lists the images an imported index names, checks that the

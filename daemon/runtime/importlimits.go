@@ -10,6 +10,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync/atomic"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
@@ -45,7 +46,18 @@ type ImportLimits struct {
 	// MaxUnpackedEntries caps the total number of entries in those
 	// layers.
 	MaxUnpackedEntries int
+	// MaxCompressionRatio caps how many times larger than its compressed
+	// form a compressed archive, and the import's compressed layers
+	// taken together, may decompress to, once more than RatioFloor bytes
+	// have come out: a gzip bomb stops at about RatioFloor bytes, whatever
+	// the size limits.
+	MaxCompressionRatio int64
 }
+
+// RatioFloor is how many decompressed bytes (of the archive, and of its
+// layers) pass before MaxCompressionRatio is checked: small streams of
+// zeros compress well and harm no one.
+const RatioFloor = 64 << 20
 
 // DefaultImportLimits are the limits Import applies where ImportLimits
 // leaves a field zero. They match the daemon's [images] defaults.
@@ -56,23 +68,26 @@ var DefaultImportLimits = ImportLimits{
 	MaxJSONBytes:       8 << 20,
 	MaxUnpackedBytes:   64 << 30,
 	MaxUnpackedEntries: 2000000,
+
+	MaxCompressionRatio: 100,
 }
 
 // Names of the import limits, as ImportLimitError.Limit gives them (the
 // daemon's configuration keys in [images] have the same names).
 const (
-	LimitImportBytes     = "max_import_bytes"
-	LimitImportEntries   = "max_import_entries"
-	LimitBlobBytes       = "max_blob_bytes"
-	LimitJSONBytes       = "max_json_bytes"
-	LimitUnpackedBytes   = "max_unpacked_bytes"
-	LimitUnpackedEntries = "max_unpacked_entries"
+	LimitImportBytes      = "max_import_bytes"
+	LimitImportEntries    = "max_import_entries"
+	LimitBlobBytes        = "max_blob_bytes"
+	LimitJSONBytes        = "max_json_bytes"
+	LimitUnpackedBytes    = "max_unpacked_bytes"
+	LimitUnpackedEntries  = "max_unpacked_entries"
+	LimitCompressionRatio = "max_compression_ratio"
 )
 
 // withDefaults fills l's zero fields from DefaultImportLimits and refuses
 // negative ones.
 func (l ImportLimits) withDefaults() (ImportLimits, error) {
-	if l.MaxBytes < 0 || l.MaxEntries < 0 || l.MaxBlobBytes < 0 || l.MaxJSONBytes < 0 || l.MaxUnpackedBytes < 0 || l.MaxUnpackedEntries < 0 {
+	if l.MaxBytes < 0 || l.MaxEntries < 0 || l.MaxBlobBytes < 0 || l.MaxJSONBytes < 0 || l.MaxUnpackedBytes < 0 || l.MaxUnpackedEntries < 0 || l.MaxCompressionRatio < 0 {
 		return l, fmt.Errorf("%w: import limits %+v must not be negative", ErrInvalidArgument, l)
 	}
 	d := DefaultImportLimits
@@ -93,6 +108,9 @@ func (l ImportLimits) withDefaults() (ImportLimits, error) {
 	}
 	if l.MaxUnpackedEntries == 0 {
 		l.MaxUnpackedEntries = d.MaxUnpackedEntries
+	}
+	if l.MaxCompressionRatio == 0 {
+		l.MaxCompressionRatio = d.MaxCompressionRatio
 	}
 	return l, nil
 }
@@ -144,11 +162,21 @@ type importGuard struct {
 	entries        int
 	unpackedBytes  int64
 	unpackedCount  int
+
+	// compressed counts the bytes of the compressed archive read so far
+	// (the decompressor may read it from another goroutine); nil when
+	// the archive is not compressed.
+	compressed *atomic.Int64
+	// layerIn and layerOut count the compressed layers' bytes in and out
+	// of their decompressors, across the import.
+	layerIn, layerOut int64
 }
 
-func newImportGuard(r io.Reader, limits ImportLimits) *importGuard {
+// newImportGuard guards the decompressed archive stream r. compressed, when
+// not nil, counts the bytes of the compressed stream r comes from.
+func newImportGuard(r io.Reader, limits ImportLimits, compressed *atomic.Int64) *importGuard {
 	pr, pw := io.Pipe()
-	g := &importGuard{pr: pr, pw: pw, done: make(chan struct{}), limits: limits}
+	g := &importGuard{pr: pr, pw: pw, done: make(chan struct{}), limits: limits, compressed: compressed}
 	g.r = io.TeeReader(&countingReader{r: r, g: g}, pw)
 	go g.scan()
 	return g
@@ -176,6 +204,46 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.g.read += int64(n)
+	if cmp := c.g.compressed; cmp != nil && c.g.read > RatioFloor && c.g.limits.MaxCompressionRatio > 0 {
+		if in := cmp.Load(); c.g.read > c.g.limits.MaxCompressionRatio*max(in, 1) {
+			lerr := &ImportLimitError{Limit: LimitCompressionRatio, Max: c.g.limits.MaxCompressionRatio,
+				What: fmt.Sprintf("the archive's compression ratio (%d bytes out of %d)", c.g.read, in)}
+			c.g.readErr = lerr
+			c.g.pr.CloseWithError(lerr)
+			return 0, lerr
+		}
+	}
+	return n, err
+}
+
+// layerCounter counts the bytes read through it.
+type layerCounter struct {
+	r io.Reader
+	n *int64
+}
+
+func (c layerCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	*c.n += int64(n)
+	return n, err
+}
+
+// ratioReader fails a layer's decompressed stream once the import's
+// compressed layers have inflated more than MaxCompressionRatio times.
+type ratioReader struct {
+	r    io.Reader
+	g    *importGuard
+	name string
+}
+
+func (r ratioReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	g := r.g
+	g.layerOut += int64(n)
+	if g.layerOut > RatioFloor && g.limits.MaxCompressionRatio > 0 && g.layerOut > g.limits.MaxCompressionRatio*max(g.layerIn, 1) {
+		return n, &ImportLimitError{Limit: LimitCompressionRatio, Max: g.limits.MaxCompressionRatio,
+			What: fmt.Sprintf("the compression ratio of the archive's layers (%d bytes out of %d, in %q)", g.layerOut, g.layerIn, truncate(r.name, 80))}
+	}
 	return n, err
 }
 
@@ -273,24 +341,25 @@ const tarMagicOffset = 257
 // that stops) is left to the caller, which reads the rest of the file.
 func (g *importGuard) scanLayer(name string, r *bufio.Reader) error {
 	head, _ := r.Peek(tarMagicOffset + 8)
+	in := layerCounter{r: r, n: &g.layerIn}
 	var layer io.Reader
 	switch compression.DetectCompression(head) {
 	case compression.Gzip:
-		zr, err := gzip.NewReader(r)
+		zr, err := gzip.NewReader(in)
 		if err != nil {
 			return nil
 		}
 		defer zr.Close()
-		layer = zr
+		layer = ratioReader{r: zr, g: g, name: name}
 	case compression.Zstd:
 		// A frame may ask for a window of up to 512 MiB by default;
 		// zstd's own tools write at most 128 MiB (--long=27).
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		if err != nil {
 			return nil
 		}
 		defer zr.Close()
-		layer = zr
+		layer = ratioReader{r: zr, g: g, name: name}
 	default:
 		if len(head) < tarMagicOffset+5 || string(head[tarMagicOffset:tarMagicOffset+5]) != "ustar" {
 			return nil
@@ -300,6 +369,10 @@ func (g *importGuard) scanLayer(name string, r *bufio.Reader) error {
 	tr := tar.NewReader(layer)
 	for {
 		hdr, err := tr.Next()
+		var le *ImportLimitError
+		if errors.As(err, &le) {
+			return err // the ratio
+		}
 		if err != nil {
 			// The end, or not (all) a tar, or the stream stopped:
 			// reading the rest of the file tells which.

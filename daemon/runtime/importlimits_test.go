@@ -13,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/pcnode/pcnode/internal/daemontest"
 )
 
 type tarFile struct {
@@ -112,7 +114,7 @@ func TestImportGuard(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := newImportGuard(bytes.NewReader(tt.archive), small)
+			g := newImportGuard(bytes.NewReader(tt.archive), small, nil)
 			n, cerr := consume(g)
 			err := g.finish()
 			if (cerr != nil) != tt.consumerE && !tt.eitherE {
@@ -182,7 +184,7 @@ func layerOf(t *testing.T, comp string, entries ...tarFile) []byte {
 
 func TestImportGuardLayers(t *testing.T) {
 	limits := ImportLimits{MaxBytes: 64 << 20, MaxEntries: 100, MaxBlobBytes: 64 << 20, MaxJSONBytes: 1 << 20,
-		MaxUnpackedBytes: 1 << 20, MaxUnpackedEntries: 50}
+		MaxUnpackedBytes: 1 << 20, MaxUnpackedEntries: 50, MaxCompressionRatio: 100}
 	bomb := layerOf(t, "gzip", tarFile{name: "zeros", size: 3 << 19})
 	var many []tarFile
 	for i := range 60 {
@@ -208,9 +210,20 @@ func TestImportGuardLayers(t *testing.T) {
 		{"within the limits", []tarFile{{name: "l", data: layerOf(t, "gzip", tarFile{name: "a", size: 900 << 10})}}, ""},
 		{"gzip that is no tar", []tarFile{{name: "x.json.gz", data: gzJSON.Bytes()}}, ""},
 	}
+	// Within the unpacked limits, but 1000 times its compressed size.
+	ratioBomb := daemontest.GzipLayerBomb(t, 96<<20)
+	tests = append(tests, struct {
+		name  string
+		files []tarFile
+		limit string
+	}{"layer compression ratio", []tarFile{{name: "l", data: ratioBomb}}, LimitCompressionRatio})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := newImportGuard(bytes.NewReader(makeTar(t, tt.files...)), limits)
+			l := limits
+			if tt.limit == LimitCompressionRatio {
+				l.MaxUnpackedBytes = 1 << 30
+			}
+			g := newImportGuard(bytes.NewReader(makeTar(t, tt.files...)), l, nil)
 			_, cerr := consume(g)
 			err := g.finish()
 			var le *ImportLimitError
@@ -290,7 +303,7 @@ func BenchmarkImportGuard(b *testing.B) {
 	b.SetBytes(int64(archive.Len()))
 	b.ResetTimer()
 	for range b.N {
-		g := newImportGuard(bytes.NewReader(archive.Bytes()), DefaultImportLimits)
+		g := newImportGuard(bytes.NewReader(archive.Bytes()), DefaultImportLimits, nil)
 		if _, err := consume(g); err != nil {
 			b.Fatal(err)
 		}

@@ -201,6 +201,10 @@ func TestIntegrationImportLimits(t *testing.T) {
 		{name: "gzip bomb", archive: daemontest.GzipBomb(t, "blobs/sha256/"+strings.Repeat("0", 64), 1<<30, 1), limits: ImportLimits{MaxBytes: 16 << 20, MaxBlobBytes: 2 << 30}, limit: LimitImportBytes},
 		// A 1 MiB gzip layer that unpacks to 1 GiB on the snapshotter.
 		{name: "layer bomb", archive: daemontest.WithLayer(t, built, good, layerBomb, ""), limits: ImportLimits{MaxUnpackedBytes: 64 << 20}, limit: LimitUnpackedBytes},
+		// The same bombs against the default limits: the compression
+		// ratio stops both at about RatioFloor, far below the sizes.
+		{name: "gzip bomb at the defaults", archive: daemontest.GzipBomb(t, "blobs/sha256/"+strings.Repeat("0", 64), 1<<30, 1), limit: LimitCompressionRatio},
+		{name: "layer bomb at the defaults", archive: daemontest.WithLayer(t, built, good, layerBomb, ""), limit: LimitCompressionRatio},
 		{name: "one blob over max_blob_bytes", archive: daemontest.GzipBomb(t, "blobs/sha256/"+strings.Repeat("0", 64), 1<<30, 1), limits: limits, limit: LimitBlobBytes},
 		{name: "too many entries", archive: manyEntries.Bytes(), limits: limits, limit: LimitImportEntries},
 		{name: "manifest over max_json_bytes", archive: bigManifest, limits: limits, limit: LimitJSONBytes},
@@ -249,7 +253,7 @@ func TestIntegrationImportLimits(t *testing.T) {
 			} else if !errors.Is(err, ErrInvalidArchive) {
 				t.Fatalf("Import(%s) = %v, want ErrInvalidArchive", tt.name, err)
 			}
-			if cap := tt.limits.MaxBytes; cap > 0 && peak > cap {
+			if cap := tt.limits.MaxBytes; cap > 0 && peak > cap || cap == 0 && peak > RatioFloor {
 				t.Errorf("ingests held %d bytes at peak, more than max_import_bytes %d", peak, cap)
 			}
 			if diff := cmp.Diff(before, stateOf(t, c)); diff != "" {
