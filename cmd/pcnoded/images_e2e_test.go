@@ -358,3 +358,39 @@ func TestIntegrationImportImageInterrupted(t *testing.T) {
 		}
 	})
 }
+
+// TestIntegrationImportImageBombsAtDefaults sends a 1 MiB gzip bomb
+// (1 GiB of tar) and a 1 MiB layer bomb (1 GiB unpacked) to a pcnoded with
+// the default [images] configuration: both are refused by
+// max_compression_ratio with at most 64 MiB ever in containerd's ingests,
+// and nothing is left.
+func TestIntegrationImportImageBombsAtDefaults(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Options{})
+	ctx, cd := d.Containerd(t)
+	built, good := e2eOCIArchive(t, "pcnode.test/e2e-defaults:1")
+	for _, tt := range []struct {
+		name    string
+		archive []byte
+	}{
+		{"gzip bomb", daemontest.GzipBomb(t, "zeros", 1<<30, 1)},
+		{"layer bomb", daemontest.WithLayer(t, built, good, daemontest.GzipLayerBomb(t, 1<<30), "")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e2eStoreState(t, ctx, cd)
+			stop, peak := e2eWatchIngests(ctx, cd)
+			_, err := e2eImport(t, d, tt.archive)
+			stop()
+			st := status.Convert(err)
+			if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "images.max_compression_ratio") {
+				t.Fatalf("ImportImage(%s, %d bytes) = %v, want ResourceExhausted naming images.max_compression_ratio", tt.name, len(tt.archive), err)
+			}
+			if *peak > runtime.RatioFloor {
+				t.Errorf("containerd's ingests held %d bytes at peak, more than %d", *peak, runtime.RatioFloor)
+			}
+			if diff := cmp.Diff(before, e2eStoreState(t, ctx, cd)); diff != "" {
+				t.Errorf("ImportImage(%s) left content behind (-before +after):\n%s", tt.name, diff)
+			}
+			t.Logf("%s: %d bytes sent, refused: %q; ingests peaked at %d bytes", tt.name, len(tt.archive), st.Message(), *peak)
+		})
+	}
+}

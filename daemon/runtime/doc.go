@@ -51,8 +51,10 @@
 // manifest.json, image indexes, manifests, configs) before anything reads
 // one into memory, and what its layers would unpack to (total file size
 // and entries, counted by decompressing each layer as it passes; this
-// costs one decompression of every layer on top of containerd's unpack).
-// See ImportLimits; DefaultImportLimits apply where it is unset. The first
+// costs one decompression of every layer on top of containerd's unpack),
+// and how far a compressed archive, and its compressed layers together,
+// inflate once more than RatioFloor bytes have come out (so a gzip bomb
+// stops at about RatioFloor whatever the size limits). See ImportLimits; DefaultImportLimits apply where it is unset. The first
 // limit passed stops the stream with an ImportLimitError; an archive that
 // is not a tar, is cut short, holds bad JSON, misses a blob its manifests
 // name, holds a blob whose content is not its digest, has a descriptor
