@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	digest "github.com/opencontainers/go-digest"
@@ -23,7 +25,7 @@ type tarFile struct {
 	size int64 // header size when not len(data) (a lying header)
 }
 
-func makeTar(t *testing.T, files ...tarFile) []byte {
+func makeTar(t testing.TB, files ...tarFile) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -150,7 +152,7 @@ func TestImportGuard(t *testing.T) {
 
 // layerOf returns a tar of entries (name, size) with zero content,
 // compressed by comp ("gzip", "zstd" or "" for none).
-func layerOf(t *testing.T, comp string, entries ...tarFile) []byte {
+func layerOf(t testing.TB, comp string, entries ...tarFile) []byte {
 	t.Helper()
 	var raw bytes.Buffer
 	tw := tar.NewWriter(&raw)
@@ -312,4 +314,70 @@ func BenchmarkImportGuard(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(raw.Len())/float64(archive.Len()), "ratio")
+}
+
+// TestImportGuardMutations feeds a thousand damaged archives (cut, bytes
+// changed, doubled) through the guard as containerd would read them: it
+// must never panic or hang, and never let the consumer read more than
+// MaxBytes+1 bytes.
+func TestImportGuardMutations(t *testing.T) {
+	layer := layerOf(t, "gzip", tarFile{name: "a", size: 3000})
+	seeds := [][]byte{
+		makeTar(t, tarFile{name: "oci-layout", data: []byte(`{}`)}, tarFile{name: blobName(layer), data: layer}),
+		makeTar(t, tarFile{name: "l", data: layerOf(t, "zstd", tarFile{name: "b", size: 10})}),
+		makeTar(t, tarFile{name: "blobs/sha256/" + strings.Repeat("a", 64), data: []byte("x")}),
+	}
+	limits := ImportLimits{MaxBytes: 16 << 10, MaxEntries: 8, MaxBlobBytes: 16 << 10, MaxJSONBytes: 1 << 10,
+		MaxUnpackedBytes: 32 << 10, MaxUnpackedEntries: 8, MaxCompressionRatio: 100}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range 1000 {
+		in := bytes.Clone(seeds[rnd.IntN(len(seeds))])
+		switch rnd.IntN(3) {
+		case 0:
+			in = in[:rnd.IntN(len(in))]
+		case 1:
+			for range 1 + rnd.IntN(4) {
+				in[rnd.IntN(len(in))] = byte(rnd.IntN(256))
+			}
+		case 2:
+			in = append(in, in...)
+		}
+		done := make(chan int64, 1)
+		go func() {
+			g := newImportGuard(bytes.NewReader(in), limits, nil)
+			n, _ := consume(g)
+			g.finish()
+			done <- n
+		}()
+		select {
+		case n := <-done:
+			if n > limits.MaxBytes+1 {
+				t.Fatalf("mutation %d: consumer read %d bytes, limit %d", i, n, limits.MaxBytes)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("mutation %d (%d bytes) hangs: %q", i, len(in), in)
+		}
+	}
+}
+
+// FuzzScanLayer feeds arbitrary files to the guard's layer scan (gzip,
+// zstd or plain tar detection, decompression, tar parsing): it must never
+// panic, must keep its counts within the limits it reports, and must
+// report only its own limits' errors.
+func FuzzScanLayer(f *testing.F) {
+	f.Add(layerOf(f, "gzip", tarFile{name: "a", size: 3000}))
+	f.Add(layerOf(f, "zstd", tarFile{name: "b", size: 10}, tarFile{name: "c", size: 20}))
+	f.Add(layerOf(f, "", tarFile{name: "d", size: 700}))
+	f.Add([]byte("\x1f\x8b not really gzip"))
+	limits := ImportLimits{MaxUnpackedBytes: 32 << 10, MaxUnpackedEntries: 8, MaxCompressionRatio: 100}
+	f.Fuzz(func(t *testing.T, file []byte) {
+		g := &importGuard{limits: limits}
+		err := g.scanLayer("f", bufio.NewReader(bytes.NewReader(file)))
+		if err != nil && !errors.Is(err, ErrImportLimit) {
+			t.Fatalf("scanLayer = %v, want nil or a limit", err)
+		}
+		if err == nil && (g.unpackedBytes > limits.MaxUnpackedBytes || g.unpackedCount > limits.MaxUnpackedEntries) {
+			t.Fatalf("scanLayer counted %d bytes, %d entries past its limits without an error", g.unpackedBytes, g.unpackedCount)
+		}
+	})
 }
