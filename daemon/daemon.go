@@ -32,6 +32,7 @@ var Version = "dev"
 type containerRuntime interface {
 	Version(ctx context.Context) (runtime.Version, error)
 	Import(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error)
+	SweepImports(ctx context.Context) (int, error)
 	Pull(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error)
 	ListImages(ctx context.Context) ([]runtime.Image, error)
 	GetImage(ctx context.Context, ref string) (runtime.Image, error)
@@ -244,6 +245,9 @@ func (d *Daemon) Register(s *grpc.Server) {
 // retention loops. They end when ctx ends or Close is called.
 func (d *Daemon) Start(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if _, err := d.rt.SweepImports(ctx); err != nil {
+		d.log.Warn("removing unfinished image imports", "err", err)
+	}
 	if err := d.recover(ctx); err != nil {
 		return fmt.Errorf("recovering tasks: %w", err)
 	}

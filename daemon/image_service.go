@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/specpb"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -120,9 +123,10 @@ func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServe
 			return err
 		}
 	}
+	opts.Limits = importLimits(s.d.cfg.Images)
 	imgs, err := s.d.rt.Import(stream.Context(), &importReader{stream: stream}, opts)
 	if err != nil {
-		return err
+		return importStatus(err)
 	}
 	resp := &pcnodev1.ImportImageResponse{}
 	for _, img := range imgs {
@@ -130,6 +134,39 @@ func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServe
 		resp.Images = append(resp.Images, imageToProto(img, nil))
 	}
 	return stream.SendAndClose(resp)
+}
+
+// importLimits are the [images] caps as the runtime takes them.
+func importLimits(im config.Images) runtime.ImportLimits {
+	return runtime.ImportLimits{
+		MaxBytes:     im.MaxImportBytes.Bytes(),
+		MaxEntries:   im.MaxImportEntries,
+		MaxBlobBytes: im.MaxBlobBytes.Bytes(),
+		MaxJSONBytes: im.MaxJSONBytes.Bytes(),
+
+		MaxUnpackedBytes:   im.MaxUnpackedBytes.Bytes(),
+		MaxUnpackedEntries: im.MaxUnpackedEntries,
+
+		MaxCompressionRatio: int64(im.MaxCompressionRatio),
+	}
+}
+
+// importStatus turns an import that passed one of the [images] caps into
+// RESOURCE_EXHAUSTED naming the configuration key, with a
+// google.rpc.QuotaFailure detail; other errors pass through.
+func importStatus(err error) error {
+	var le *runtime.ImportLimitError
+	if !errors.As(err, &le) {
+		return err
+	}
+	key := "images." + le.Limit
+	st := status.New(codes.ResourceExhausted, fmt.Sprintf("image archive refused: %s passes %s = %d", le.What, key, le.Max))
+	if d, derr := st.WithDetails(&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+		Subject: key, Description: le.What,
+	}}}); derr == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 func (s *imageService) ListImages(ctx context.Context, _ *pcnodev1.ListImagesRequest) (*pcnodev1.ListImagesResponse, error) {

@@ -259,3 +259,55 @@ func e2eWantClearAuthError(t *testing.T, what string, err error, host string, se
 		}
 	}
 }
+
+// TestIntegrationRegistryTokenRealmElsewhere pulls, through the API and as
+// a task's image, from a registry whose Bearer challenge names a token
+// realm on another host (127.0.0.2) over plain HTTP: the configured
+// password never reaches the realm, and both fail with an error naming the
+// realm and the registry.
+func TestIntegrationRegistryTokenRealmElsewhere(t *testing.T) {
+	const user, pass = "pcnode", "realmPW-3e9b1f07-secret"
+	reg := daemontest.NewRegistry(t, user, pass)
+	reg.AddImage(t, "pcnode/pctest", "v1", testimage.Image{Name: "pcnode.test/realm-elsewhere:v1"})
+	realm := daemontest.NewTokenRealm(t, reg, "127.0.0.2")
+	d := daemontest.Start(t, daemontest.Options{Configure: func(c *config.Config) {
+		c.Registries = append(c.Registries, config.Registry{Host: reg.Host, Username: user, Password: pass, Insecure: true})
+	}})
+	ref := reg.Ref("pcnode/pctest", "v1")
+	wantRealmError := func(t *testing.T, what, msg string) {
+		t.Helper()
+		for _, want := range []string{realm.URL, reg.Host, "not sent"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s = %q, want it to name %q", what, msg, want)
+			}
+		}
+		if strings.Contains(msg, pass) {
+			t.Errorf("%s = %q holds the password", what, msg)
+		}
+	}
+
+	_, err := e2ePull(t, d, &pcnodev1.PullImageRequest{Reference: ref})
+	if c := client.Code(err); c != codes.PermissionDenied {
+		t.Fatalf("PullImage(realm elsewhere) = %v, want PermissionDenied", err)
+	}
+	wantRealmError(t, "PullImage", err.Error())
+
+	resp, err := d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: e2eSpec(ref, "exit", "CODE=0")})
+	if err != nil {
+		wantRealmError(t, "SubmitTask", client.FromError(err).Error())
+	} else {
+		task := d.WaitTask(t, resp.GetTask().GetId(), 0)
+		e2eWantEnd(t, task, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, 0)
+		wantRealmError(t, "task message", task.GetMessage())
+	}
+
+	if reqs := realm.Requests(); len(reqs) != 0 {
+		t.Errorf("the realm on another host got %d requests, want none: %+v", len(reqs), reqs)
+	}
+	if n := e2eAuthCounts(reg); n["ok"] != 0 {
+		t.Errorf("registry served %d authorized requests, want none", n["ok"])
+	}
+	if strings.Contains(d.Logs(), pass) {
+		t.Errorf("pcnoded's log contains the password")
+	}
+}

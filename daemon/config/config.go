@@ -32,6 +32,7 @@ type Config struct {
 	Streams    Streams    `toml:"streams"`
 	GPU        GPU        `toml:"gpu"`
 	Limits     Limits     `toml:"limits"`
+	Images     Images     `toml:"images"`
 }
 
 // Node identifies the node and where it keeps state.
@@ -154,6 +155,23 @@ const (
 	// MaxStreams bounds streams.max_total.
 	MaxStreams = 100000
 )
+
+// Images bounds what one ImportImage may put on the node. Every cap is
+// checked while the archive streams in, and the import stops as soon as one
+// is passed.
+type Images struct {
+	MaxImportBytes   Quantity `toml:"max_import_bytes"`
+	MaxImportEntries int      `toml:"max_import_entries"`
+	MaxBlobBytes     Quantity `toml:"max_blob_bytes"`
+	MaxJSONBytes     Quantity `toml:"max_json_bytes"`
+	// MaxUnpackedBytes and MaxUnpackedEntries bound the archive's layers
+	// as they would be unpacked (total file size, total entries).
+	MaxUnpackedBytes   Quantity `toml:"max_unpacked_bytes"`
+	MaxUnpackedEntries int      `toml:"max_unpacked_entries"`
+	// MaxCompressionRatio bounds how far a compressed archive, and its
+	// compressed layers together, may inflate (past 64 MiB out).
+	MaxCompressionRatio int `toml:"max_compression_ratio"`
+}
 
 // GPU selects the GPU inventory backend and its policy.
 type GPU struct {
@@ -293,6 +311,16 @@ func DefaultConfig() Config {
 			ApplicationXIDs: []int{13, 31, 43, 45, 68, 109},
 			ReprobeInterval: Duration{5 * time.Minute},
 		},
+		Images: Images{
+			MaxImportBytes:     MustQuantity("32Gi"),
+			MaxImportEntries:   100000,
+			MaxBlobBytes:       MustQuantity("16Gi"),
+			MaxJSONBytes:       MustQuantity("8Mi"),
+			MaxUnpackedBytes:   MustQuantity("64Gi"),
+			MaxUnpackedEntries: 2000000,
+
+			MaxCompressionRatio: 100,
+		},
 	}
 }
 
@@ -400,6 +428,7 @@ func (c *Config) Validate() error {
 		}
 		seen[g.UUID] = true
 	}
+	c.validateImages(bad)
 	return errors.Join(errs...)
 }
 
@@ -442,6 +471,33 @@ func (l *Limits) validate(bad func(key, format string, args ...any)) {
 	between("max_cpu", l.MaxCPU.Millis(), maxCPUMillisFloorCap, cpuMillisCeiling, " milli-CPU")
 	if l.MinCPU.Millis() > l.MaxCPU.Millis() {
 		bad("limits.min_cpu", "must not be above limits.max_cpu")
+	}
+}
+
+// validateImages checks the [images] caps: each is set (none may be
+// unlimited), and the smaller caps fit inside the larger ones.
+func (c *Config) validateImages(bad func(key, format string, args ...any)) {
+	im := c.Images
+	if im.MaxImportBytes.Bytes() < 1<<20 {
+		bad("images.max_import_bytes", "must be at least 1Mi, got %s", im.MaxImportBytes.String())
+	}
+	if im.MaxImportEntries < 16 {
+		bad("images.max_import_entries", "must be at least 16, got %d", im.MaxImportEntries)
+	}
+	if im.MaxBlobBytes.Bytes() < 1<<20 || im.MaxBlobBytes.Cmp(im.MaxImportBytes.Quantity) > 0 {
+		bad("images.max_blob_bytes", "must be between 1Mi and images.max_import_bytes (%s), got %s", im.MaxImportBytes.String(), im.MaxBlobBytes.String())
+	}
+	if im.MaxJSONBytes.Bytes() < 64<<10 || im.MaxJSONBytes.Cmp(im.MaxBlobBytes.Quantity) > 0 || im.MaxJSONBytes.Bytes() > 256<<20 {
+		bad("images.max_json_bytes", "must be between 64Ki and 256Mi and at most images.max_blob_bytes, got %s", im.MaxJSONBytes.String())
+	}
+	if im.MaxUnpackedBytes.Bytes() < 1<<20 {
+		bad("images.max_unpacked_bytes", "must be at least 1Mi, got %s", im.MaxUnpackedBytes.String())
+	}
+	if im.MaxUnpackedEntries < 16 {
+		bad("images.max_unpacked_entries", "must be at least 16, got %d", im.MaxUnpackedEntries)
+	}
+	if im.MaxCompressionRatio < 2 {
+		bad("images.max_compression_ratio", "must be at least 2, got %d", im.MaxCompressionRatio)
 	}
 }
 

@@ -74,6 +74,18 @@ func TestLoadErrors(t *testing.T) {
 		{"total too large", "[streams]\nmax_total = 100001\n", "streams.max_total"},
 		{"stream buffer too small", "[streams]\nbuffer_bytes = \"64Ki\"\n", "streams.buffer_bytes: must be between 65664"},
 		{"stream buffer too large", "[streams]\nbuffer_bytes = \"3Mi\"\n", "streams.buffer_bytes"},
+		{"import bytes too small", "[images]\nmax_import_bytes = \"1Ki\"\n", "images.max_import_bytes"},
+		{"import bytes zero", "[images]\nmax_import_bytes = \"0\"\n", "images.max_import_bytes"},
+		{"import entries zero", "[images]\nmax_import_entries = 0\n", "images.max_import_entries"},
+		{"import entries negative", "[images]\nmax_import_entries = -5\n", "images.max_import_entries"},
+		{"blob over import", "[images]\nmax_import_bytes = \"1Gi\"\nmax_blob_bytes = \"2Gi\"\n", "images.max_blob_bytes"},
+		{"json over blob", "[images]\nmax_blob_bytes = \"1Mi\"\nmax_json_bytes = \"2Mi\"\n", "images.max_json_bytes"},
+		{"json huge", "[images]\nmax_json_bytes = \"1Gi\"\n", "images.max_json_bytes"},
+		{"json tiny", "[images]\nmax_json_bytes = \"1Ki\"\n", "images.max_json_bytes"},
+		{"unpacked bytes tiny", "[images]\nmax_unpacked_bytes = \"10\"\n", "images.max_unpacked_bytes"},
+		{"unpacked entries zero", "[images]\nmax_unpacked_entries = 0\n", "images.max_unpacked_entries"},
+		{"compression ratio one", "[images]\nmax_compression_ratio = 1\n", "images.max_compression_ratio"},
+		{"images unknown key", "[images]\nmax_layers = 3\n", "unknown keys: images.max_layers"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
 	for _, tt := range tests {
@@ -96,6 +108,9 @@ func TestLoadOverrides(t *testing.T) {
 	}
 	if got := cfg.Resources.MaxConcurrent; got != 2 {
 		t.Errorf("max_concurrent = %d, want 2", got)
+	}
+	if got, want := cfg.Images.MaxImportBytes.Bytes(), int64(32<<30); got != want {
+		t.Errorf("images.max_import_bytes kept default = %d, want %d", got, want)
 	}
 	if got := cfg.Tasks.StopGracePeriod.Seconds(); got != 10 {
 		t.Errorf("stop_grace_period kept default = %vs, want 10", got)

@@ -186,6 +186,34 @@ application_xids = [13, 31, 43, 45, 68, 109]
 # How often an unhealthy GPU is probed again.
 reprobe_interval = "5m0s"
 
+[images]
+# Caps on one ImportImage, checked while the archive streams in; the import
+# stops as soon as one is passed, keeps nothing it wrote, and fails with
+# RESOURCE_EXHAUSTED naming the key (a malformed archive is INVALID_ARGUMENT).
+# None can be switched off.
+# Bytes of the archive once decompressed (a gzip- or zstd-compressed tarball
+# counts at its decompressed size; the tar stream itself otherwise).
+max_import_bytes = "32Gi"
+# Entries (files, directories, links) in the archive's tar stream. OCI layouts
+# and docker-archives hold a few per image and layer.
+max_import_entries = 100000
+# Size of any one file in the archive: a layer, a config, a manifest.
+max_blob_bytes = "16Gi"
+# Size of any one JSON document read into memory: oci-layout, index.json,
+# manifest.json, an image index, manifest or config.
+max_json_bytes = "8Mi"
+# Total size of the files in the archive's layers, and their number, as they
+# would be unpacked (a 1 MB gzip-compressed layer can hold terabytes of
+# zeros). Checked while the archive streams in, before anything is unpacked.
+max_unpacked_bytes = "64Gi"
+max_unpacked_entries = 2000000
+# How many times its compressed size a compressed archive may decompress to,
+# and the archive's compressed layers taken together, checked once more than
+# 64Mi have come out. Image layers compress 2-5 times; a gzip bomb of zeros
+# compresses 1000 times, and stops here at about 64Mi, far below the caps
+# above.
+max_compression_ratio = 100
+
 # Registries: one table per host. Credentials are used for pulls that bring
 # none of their own; insecure = true allows plain HTTP to that host.
 # [[registries]]

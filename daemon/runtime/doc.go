@@ -46,6 +46,34 @@
 // asynchronously: the last bytes may land after Wait reports the exit, and
 // Delete waits (briefly) for the copy to finish.
 //
+// # Importing images
+//
+// Import checks an archive while it streams in, before containerd keeps
+// it: its decompressed size, its number of tar entries, the size of each
+// entry, the size of every JSON document (oci-layout, index.json,
+// manifest.json, image indexes, manifests, configs) before anything reads
+// one into memory, and what its layers would unpack to (total file size
+// and entries, counted by decompressing each layer as it passes; this
+// costs one decompression of every layer on top of containerd's unpack),
+// and how far a compressed archive, and its compressed layers together,
+// inflate once more than RatioFloor bytes have come out (so a gzip bomb
+// stops at about RatioFloor whatever the size limits). See ImportLimits; DefaultImportLimits apply where it is unset. The first
+// limit passed stops the stream with an ImportLimitError; an archive that
+// is not a tar, is cut short, holds bad JSON, misses a blob its manifests
+// name, holds a blob whose content is not its digest, has a descriptor
+// whose size is wrong or a layer that does not unpack gives
+// ErrInvalidArchive.
+//
+// Everything an import writes is held by one containerd lease labelled
+// LabelImport. The lease is removed as soon as the import ends, whether it
+// succeeded, failed or was cancelled, and containerd collects what only
+// that lease held (partial ingests with their data, content and snapshots
+// no image names) before Import returns. Image names are created only
+// after every image is unpacked, so a failed import changes none. A
+// process killed during an import leaves its lease; SweepImports, called
+// at start, removes such leases. Two imports of the same content at once
+// are safe: containerd makes the second wait for the first's ingest.
+//
 // # Reading files from images
 //
 // ReadImageFile walks the image's layers from the content store, top layer
@@ -59,7 +87,15 @@
 // # Caveats
 //
 // Registry credentials (from Config.Registries or a Pull call) are sent only
-// to the registry host they belong to and never appear in errors, logs or
+// to the registry host they belong to, or to the token realm its Bearer
+// challenge names when that realm is HTTPS (or plain HTTP on the registry's
+// own host name, for a registry itself reached over plain HTTP); any other
+// realm, and any redirect of a token request that leaves that policy, fails
+// the pull with ErrUnauthorized naming the registry and the realm, before
+// the realm is contacted. Credentials never appear in errors, logs or
 // returned values; Auth prints itself with the password redacted. Plain
 // HTTP is used only for hosts listed in Config.InsecureRegistries.
+//
+// A limit's name in ImportLimitError.Limit is the daemon's configuration
+// key for it (in [images]).
 package runtime

@@ -19,6 +19,9 @@ var (
 	// layout or docker-archive tarball of the expected format, or names its
 	// images badly.
 	ErrInvalidArchive = errors.New("invalid image archive")
+	// ErrImportLimit is returned (as an *ImportLimitError) when an image
+	// archive passes one of its import's limits.
+	ErrImportLimit = errors.New("image import limit exceeded")
 	// ErrFileNotFound is returned when ReadImageFile finds no such file in
 	// the image.
 	ErrFileNotFound = errors.New("file not found in image")

@@ -145,3 +145,83 @@ func TestIntegrationPull(t *testing.T) {
 		t.Errorf("logs lack the failed pulls:\n%s", logs.String())
 	}
 }
+
+// TestIntegrationPullTokenRealm pulls from registries whose Bearer
+// challenges name a token realm: on the registry's own host (allowed, the
+// realm gets the credentials), on another host over plain HTTP (refused:
+// the realm never hears of the password), and on the registry's host but
+// redirecting to another host (refused at the redirect).
+func TestIntegrationPullTokenRealm(t *testing.T) {
+	const (
+		user     = "pcnode"
+		password = "Realm-Pa55word-7c1e"
+		repo     = "pcnode/pulled"
+	)
+	ctx := t.Context()
+	newPull := func(t *testing.T, reg *daemontest.Registry) *Containerd {
+		return newRuntime(t, Config{
+			InsecureRegistries: []string{reg.Host},
+			Registries:         map[string]Auth{reg.Host: {Username: user, Password: password}},
+		}, nil)
+	}
+	noSecret := func(t *testing.T, realm *daemontest.TokenRealm) {
+		t.Helper()
+		for _, q := range realm.Requests() {
+			if strings.Contains(q.URL+q.Authorization+q.Body, password) || strings.HasPrefix(q.Authorization, "Basic") {
+				t.Errorf("realm %s got the credentials: %+v", realm.URL, q)
+			}
+		}
+	}
+
+	t.Run("realm on the registry host", func(t *testing.T) {
+		reg := daemontest.NewRegistry(t, user, password)
+		reg.AddImage(t, repo, "v1", testimage.Image{Name: "pcnode.test/rt-realm-same:1"})
+		realm := daemontest.NewTokenRealm(t, reg, "127.0.0.1")
+		c := newPull(t, reg)
+		if _, err := c.Pull(ctx, reg.Ref(repo, "v1"), nil, nil); err != nil {
+			t.Fatalf("Pull(realm on the registry host) = %v", err)
+		}
+		granted := 0
+		for _, q := range realm.Requests() {
+			if q.Granted {
+				granted++
+			}
+		}
+		if granted == 0 {
+			t.Fatalf("realm requests %+v: want a token granted for the credentials", realm.Requests())
+		}
+	})
+	t.Run("realm on another host over http", func(t *testing.T) {
+		reg := daemontest.NewRegistry(t, user, password)
+		reg.AddImage(t, repo, "v1", testimage.Image{Name: "pcnode.test/rt-realm-other:1"})
+		realm := daemontest.NewTokenRealm(t, reg, "127.0.0.2")
+		c := newPull(t, reg)
+		_, err := c.Pull(ctx, reg.Ref(repo, "v1"), nil, nil)
+		if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), realm.URL) || !strings.Contains(err.Error(), reg.Host) ||
+			!strings.Contains(err.Error(), "not sent") {
+			t.Fatalf("Pull(realm on another host) = %v, want ErrUnauthorized naming realm %s and registry %s", err, realm.URL, reg.Host)
+		}
+		if strings.Contains(err.Error(), password) {
+			t.Errorf("error %q holds the password", err)
+		}
+		if n := len(realm.Requests()); n != 0 {
+			t.Errorf("realm on another host got %d requests, want none", n)
+		}
+		noSecret(t, realm)
+	})
+	t.Run("realm redirecting to another host", func(t *testing.T) {
+		reg := daemontest.NewRegistry(t, user, password)
+		reg.AddImage(t, repo, "v1", testimage.Image{Name: "pcnode.test/rt-realm-redirect:1"})
+		far := daemontest.NewTokenRealm(t, reg, "127.0.0.2")
+		near := daemontest.NewRedirectRealm(t, reg, "127.0.0.1", far.URL)
+		c := newPull(t, reg)
+		_, err := c.Pull(ctx, reg.Ref(repo, "v1"), nil, nil)
+		if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), far.URL) {
+			t.Fatalf("Pull(realm %s redirecting to %s) = %v, want ErrUnauthorized naming %s", near, far.URL, err, far.URL)
+		}
+		if n := len(far.Requests()); n != 0 {
+			t.Errorf("redirect target got %d requests, want none", n)
+		}
+		noSecret(t, far)
+	})
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/remotes/docker/auth"
 	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -94,6 +97,10 @@ func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress 
 // pullError turns containerd's pull errors into the package's sentinels.
 func (c *Containerd) pullError(name, host string, haveCreds bool, err error) error {
 	var status remoteerrors.ErrUnexpectedStatus
+	var refused *errRealmRefused
+	if errors.As(err, &refused) {
+		return fmt.Errorf("pull %s: %w", name, refused)
+	}
 	unauthorized := errors.Is(err, docker.ErrInvalidAuthorization) ||
 		errors.As(err, &status) && (status.StatusCode == http.StatusUnauthorized || status.StatusCode == http.StatusForbidden)
 	switch {
@@ -144,15 +151,117 @@ func (c *Containerd) registryHosts(refHost string, creds Auth, haveCreds bool) d
 			}
 			return creds.Username, creds.Password, nil
 		}
+		policy := realmPolicy{registry: endpoint, scheme: scheme}
+		// Token requests carry the password (a form field, or basic
+		// auth): they, and every redirect they follow, must meet the
+		// realm policy.
+		authClient := &http.Client{Transport: docker.DefaultHTTPTransport(nil)}
+		if haveCreds {
+			authClient.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+				if len(via) >= 10 {
+					return errors.New("stopped after 10 redirects")
+				}
+				return policy.check(req.URL.String())
+			}
+		}
+		authorizer := &realmGuard{
+			Authorizer: docker.NewDockerAuthorizer(docker.WithAuthClient(authClient), docker.WithAuthCreds(credFn)),
+			policy:     policy,
+			creds:      credFn,
+		}
 		return []docker.RegistryHost{{
 			Client:       httpClient,
-			Authorizer:   docker.NewDockerAuthorizer(docker.WithAuthClient(httpClient), docker.WithAuthCreds(credFn)),
+			Authorizer:   authorizer,
 			Host:         endpoint,
 			Scheme:       scheme,
 			Path:         "/v2",
 			Capabilities: docker.HostCapabilityPull | docker.HostCapabilityResolve,
 		}}, nil
 	}
+}
+
+// realmPolicy says where a registry's credentials may go besides the
+// registry itself: to a token realm over HTTPS on any host, or over plain
+// HTTP only to the registry's own host name when the registry itself is
+// reached over plain HTTP (an insecure registry). A realm over plain HTTP on
+// another host, or under an HTTPS registry, would carry the password in
+// clear to wherever the challenge pointed.
+type realmPolicy struct {
+	registry string // host[:port] the registry is reached at
+	scheme   string // "https" or "http"
+}
+
+// errRealmRefused is the kind of error a refused realm gives; it wraps
+// ErrUnauthorized.
+type errRealmRefused struct{ registry, realm, why string }
+
+func (e *errRealmRefused) Error() string {
+	return fmt.Sprintf("registry %s asks for a token from %q, %s; its credentials go only to the registry host or to a token realm over HTTPS, so they were not sent",
+		e.registry, e.realm, e.why)
+}
+
+func (e *errRealmRefused) Unwrap() error { return ErrUnauthorized }
+
+// check returns nil when credentials may be sent to realm.
+func (p realmPolicy) check(realm string) error {
+	shown := truncate(realm, 200)
+	u, err := url.Parse(realm)
+	if err != nil || u.Host == "" || u.User != nil {
+		return &errRealmRefused{registry: p.registry, realm: shown, why: "which is not an absolute URL"}
+	}
+	switch {
+	case strings.EqualFold(u.Scheme, "https"):
+		return nil
+	case !strings.EqualFold(u.Scheme, "http"):
+		return &errRealmRefused{registry: p.registry, realm: shown, why: "whose scheme is neither https nor http"}
+	case p.scheme != "http":
+		return &errRealmRefused{registry: p.registry, realm: shown, why: "over plain HTTP though the registry is reached over HTTPS"}
+	case !strings.EqualFold(u.Hostname(), hostOnly(p.registry)):
+		return &errRealmRefused{registry: p.registry, realm: shown, why: "on another host over plain HTTP"}
+	}
+	return nil
+}
+
+// hostOnly strips the port from host[:port].
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return hostport
+}
+
+// realmGuard is the authorizer a pull uses: containerd's docker
+// authorizer, which sends the credentials to whatever realm a Bearer
+// challenge names, behind a check of that realm against the policy. A
+// challenge answered without credentials (anonymous tokens) is not
+// checked: there is nothing to leak.
+type realmGuard struct {
+	docker.Authorizer
+	policy realmPolicy
+	creds  func(host string) (string, string, error)
+}
+
+func (g *realmGuard) AddResponses(ctx context.Context, responses []*http.Response) error {
+	if len(responses) > 0 {
+		last := responses[len(responses)-1]
+		user, secret, err := g.creds(last.Request.URL.Host)
+		if err != nil {
+			return err
+		}
+		if user != "" || secret != "" {
+			// The same parser the docker authorizer uses, so both see
+			// the same challenges.
+			for _, ch := range auth.ParseAuthHeader(last.Header) {
+				if ch.Scheme != auth.BearerAuth {
+					continue
+				}
+				if err := g.policy.check(ch.Parameters["realm"]); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return g.Authorizer.AddResponses(ctx, responses)
 }
 
 func (c *Containerd) insecure(host string) bool {

@@ -111,3 +111,34 @@ func TestRegistryHostsSchemeAndCreds(t *testing.T) {
 		})
 	}
 }
+
+func TestRealmPolicy(t *testing.T) {
+	tests := []struct {
+		registry, scheme, realm string
+		ok                      bool
+	}{
+		{"registry-1.docker.io", "https", "https://auth.docker.io/token", true},
+		{"reg.example.org:5000", "https", "https://reg.example.org:5001/token", true},
+		{"reg.example.org:5000", "https", "http://reg.example.org:5000/token", false}, // downgrade
+		{"reg.example.org:5000", "https", "http://auth.example.org/token", false},
+		{"127.0.0.1:5000", "http", "http://127.0.0.1:5001/token", true},
+		{"127.0.0.1:5000", "http", "HTTP://127.0.0.1/token", true},
+		{"127.0.0.1:5000", "http", "http://127.0.0.2:5001/token", false},
+		{"127.0.0.1:5000", "http", "http://127.0.0.1.evil.example/token", false},
+		{"127.0.0.1:5000", "http", "https://127.0.0.2/token", true},
+		{"reg.example.org", "https", "ftp://reg.example.org/token", false},
+		{"reg.example.org", "https", "/token", false},
+		{"reg.example.org", "https", "", false},
+		{"reg.example.org", "https", "https://user:pw@auth.example.org/token", false},
+		{"[::1]:5000", "http", "http://[::1]:6000/token", true},
+	}
+	for _, tt := range tests {
+		err := realmPolicy{registry: tt.registry, scheme: tt.scheme}.check(tt.realm)
+		if (err == nil) != tt.ok {
+			t.Errorf("realmPolicy{%s %s}.check(%q) = %v, want ok %v", tt.scheme, tt.registry, tt.realm, err, tt.ok)
+		}
+		if err != nil && (!errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), tt.registry)) {
+			t.Errorf("realmPolicy.check(%q) = %v, want ErrUnauthorized naming %s", tt.realm, err, tt.registry)
+		}
+	}
+}

@@ -3,7 +3,9 @@
 // configuration, starting it with a private state directory, API socket and
 // containerd namespace, and driving it through the real gRPC API. It also
 // serves test images from an in-process OCI registry with basic auth
-// (Registry). Only test code imports it; it is a normal package so that tests
+// (Registry) or bearer tokens from a token realm on any loopback address
+// (TokenRealm), and builds hostile image archives (GzipBomb, GzipLayerBomb,
+// WithLayer). Only test code imports it; it is a normal package so that tests
 // in every package can.
 //
 // # Basics

@@ -7,13 +7,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,7 +30,9 @@ const RegistryRealm = "pcnode-daemontest"
 // Registry is an in-process, read-only OCI distribution registry on
 // loopback (plain HTTP), serving images added with Add. When Username is
 // set, every request needs those basic-auth credentials; others get 401 with
-// a Basic challenge, as registries do.
+// a Basic challenge, as registries do. In token mode (NewTokenRealm) every
+// request needs a bearer token instead, and the challenge names the realm
+// that hands it out.
 type Registry struct {
 	// Host is "127.0.0.1:PORT", the host part of the image references.
 	Host string
@@ -36,10 +41,13 @@ type Registry struct {
 
 	srv *httptest.Server
 
-	mu        sync.Mutex
-	manifests map[string]blob // "repo:tag" and "repo@digest"
-	blobs     map[digest.Digest]blob
-	requests  []RegistryRequest
+	mu sync.Mutex
+	// realm and token are set in token mode (NewTokenRealm): requests
+	// need "Bearer <token>" and are challenged to fetch it from realm.
+	realm, token string
+	manifests    map[string]blob // "repo:tag" and "repo@digest"
+	blobs        map[digest.Digest]blob
+	requests     []RegistryRequest
 }
 
 // RegistryRequest is one request the registry served.
@@ -159,7 +167,21 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.requests = append(r.requests, rec)
 		r.mu.Unlock()
 	}()
-	if r.Username != "" {
+	r.mu.Lock()
+	realm, token := r.realm, r.token
+	r.mu.Unlock()
+	if realm != "" {
+		if subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), []byte("Bearer "+token)) == 1 {
+			rec.Authorization = "ok"
+		} else {
+			if req.Header.Get("Authorization") != "" {
+				rec.Authorization = "rejected"
+			}
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service=%q,scope="repository:pcnode:pull"`, realm, RegistryRealm))
+			rec.Status = registryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
+			return
+		}
+	} else if r.Username != "" {
 		user, pass, ok := req.BasicAuth()
 		switch {
 		case ok && subtle.ConstantTimeCompare([]byte(user), []byte(r.Username)) == 1 &&
@@ -231,6 +253,112 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodGet {
 		_, _ = w.Write(b.data)
 	}
+}
+
+// TokenRealm is a token server on loopback for a Registry in token mode
+// (the Bearer scheme of the distribution spec): it hands the registry's
+// token to callers who present the registry's credentials, by basic auth
+// (GET) or as an OAuth2 password grant (POST), and records every request it
+// gets, so a test can tell whether a password ever reached it.
+type TokenRealm struct {
+	// URL is the realm the registry's challenges name
+	// ("http://IP:PORT/token").
+	URL string
+
+	reg *Registry
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	requests []TokenRequest
+}
+
+// TokenRequest is one request a TokenRealm got, as it arrived.
+type TokenRequest struct {
+	Method, URL   string
+	Authorization string // the raw header
+	Body          string // the raw body, up to 64 KiB
+	Granted       bool
+}
+
+// NewTokenRealm starts a token server listening on ip (a loopback address:
+// "127.0.0.1" is the registry's own host, "127.0.0.2" another host) and
+// switches reg to token mode: from now on every request to reg needs a
+// token from this realm. It stops when t ends.
+func NewTokenRealm(t testing.TB, reg *Registry, ip string) *TokenRealm {
+	t.Helper()
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("listen on %s: %v", ip, err)
+	}
+	tr := &TokenRealm{reg: reg}
+	tr.srv = httptest.NewUnstartedServer(tr)
+	tr.srv.Listener.Close()
+	tr.srv.Listener = lis
+	tr.srv.Start()
+	t.Cleanup(tr.srv.Close)
+	tr.URL = tr.srv.URL + "/token"
+	reg.mu.Lock()
+	reg.realm, reg.token = tr.URL, "tok-"+strconv.FormatInt(time.Now().UnixNano(), 36)
+	reg.mu.Unlock()
+	return tr
+}
+
+// NewRedirectRealm starts a server on ip that answers every request with a
+// 307 redirect (which keeps a POST's body) to target, and makes it reg's
+// token realm; it returns its URL.
+func NewRedirectRealm(t testing.TB, reg *Registry, ip, target string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("listen on %s: %v", ip, err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Redirect(w, req, target, http.StatusTemporaryRedirect)
+	}))
+	srv.Listener.Close()
+	srv.Listener = lis
+	srv.Start()
+	t.Cleanup(srv.Close)
+	reg.mu.Lock()
+	reg.realm = srv.URL + "/token"
+	reg.mu.Unlock()
+	return reg.realm
+}
+
+// Requests returns the requests the realm got so far.
+func (tr *TokenRealm) Requests() []TokenRequest {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]TokenRequest(nil), tr.requests...)
+}
+
+// ServeHTTP grants the registry's token for its credentials.
+func (tr *TokenRealm) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(req.Body, 64<<10))
+	rec := TokenRequest{Method: req.Method, URL: req.URL.String(), Authorization: req.Header.Get("Authorization"), Body: string(body)}
+	defer func() {
+		tr.mu.Lock()
+		tr.requests = append(tr.requests, rec)
+		tr.mu.Unlock()
+	}()
+	user, pass, _ := req.BasicAuth()
+	if req.Method == http.MethodPost {
+		form, err := url.ParseQuery(string(body))
+		if err == nil && form.Get("grant_type") == "password" {
+			user, pass = form.Get("username"), form.Get("password")
+		}
+	}
+	r := tr.reg
+	if subtle.ConstantTimeCompare([]byte(user), []byte(r.Username)) != 1 || subtle.ConstantTimeCompare([]byte(pass), []byte(r.Password)) != 1 {
+		registryError(w, http.StatusUnauthorized, "UNAUTHORIZED", "bad credentials")
+		return
+	}
+	rec.Granted = true
+	r.mu.Lock()
+	token := r.token
+	r.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"token": token, "access_token": token, "expires_in": 300})
 }
 
 // registryError writes an OCI distribution error body and returns status.
