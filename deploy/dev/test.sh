@@ -20,7 +20,7 @@
 # `test.sh bench` runs the benchmarks (once each) instead of the tests.
 #
 # Environment: FUZZTIME (default 5s; 0 skips fuzzing), GOTEST_TIMEOUT (go
-# test -timeout, default 8m: a hung package fails instead of eating the
+# test -timeout, default 15m: a hung package fails instead of eating the
 # time budget), GOTEST_FLAGS (extra flags for go test, e.g. "-run Foo"),
 # GOTEST_PKGS (packages to test, default ./...; FUZZTIME=0 skips the fuzz
 # targets of every package),
@@ -31,7 +31,7 @@ cd "$(dirname "$0")/../.."
 repo=$(pwd)
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 FUZZTIME=${FUZZTIME:-5s}
-GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-8m}
+GOTEST_TIMEOUT=${GOTEST_TIMEOUT:-15m}
 start=$SECONDS
 
 say() { printf '==> %s\n' "$*"; }
