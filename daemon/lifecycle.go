@@ -120,6 +120,9 @@ func (r *runner) release() {
 	r.d.mu.Unlock()
 	r.d.dropChannels(r.id)
 	r.d.sched.Release(r.id)
+	// The final state was announced before the resources were free: tell
+	// node watchers again now that the allocation is gone.
+	r.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_ALLOCATION)
 	r.d.kick()
 	close(r.done)
 }
