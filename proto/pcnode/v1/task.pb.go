@@ -1008,7 +1008,11 @@ type Task struct {
 	// GPUs that failed while assigned to this task.
 	GpuFaults []*GpuFault `protobuf:"bytes,17,rep,name=gpu_faults,json=gpuFaults,proto3" json:"gpu_faults,omitempty"`
 	// When the state last changed.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The identity that submitted the task, as the daemon authenticated it:
+	// "uid:N" for a unix-socket peer, or a TLS client certificate's URI SAN,
+	// DNS SAN or CN. Set by the daemon; a caller cannot choose it.
+	SubmittedBy   string `protobuf:"bytes,19,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1167,6 +1171,13 @@ func (x *Task) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Task) GetSubmittedBy() string {
+	if x != nil {
+		return x.SubmittedBy
+	}
+	return ""
 }
 
 // Allocation is what the scheduler reserved for a task.
@@ -1799,7 +1810,11 @@ type TaskEvent struct {
 	//	*TaskEvent_Usage
 	//	*TaskEvent_OutputManifest
 	//	*TaskEvent_LogGap
-	Event         isTaskEvent_Event `protobuf_oneof:"event"`
+	Event isTaskEvent_Event `protobuf_oneof:"event"`
+	// Node-wide revision of a state change: every state change written on the
+	// node gets the next revision, strictly increasing, across daemon
+	// restarts. 0 on events that are not state changes.
+	Revision      uint64 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1907,6 +1922,13 @@ func (x *TaskEvent) GetLogGap() *LogGap {
 		}
 	}
 	return nil
+}
+
+func (x *TaskEvent) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
 }
 
 type isTaskEvent_Event interface {
@@ -2133,7 +2155,7 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\x04rule\x18\x02 \x01(\v2\x14.pcnode.v1.ScaleRuleR\x04rule\x12%\n" +
 	"\x0emeasured_bytes\x18\x03 \x01(\x03R\rmeasuredBytes\x12%\n" +
 	"\x0ecomputed_bytes\x18\x04 \x01(\x03R\rcomputedBytes\x12\x18\n" +
-	"\aapplied\x18\x05 \x01(\bR\aapplied\"\xa7\x06\n" +
+	"\aapplied\x18\x05 \x01(\bR\aapplied\"\xca\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.pcnode.v1.TaskSpecR\x04spec\x123\n" +
@@ -2160,7 +2182,8 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"gpu_faults\x18\x11 \x03(\v2\x13.pcnode.v1.GpuFaultR\tgpuFaults\x12;\n" +
 	"\vupdate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"|\n" +
+	"updateTime\x12!\n" +
+	"\fsubmitted_by\x18\x13 \x01(\tR\vsubmittedBy\"|\n" +
 	"\n" +
 	"Allocation\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -2210,7 +2233,7 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\n" +
 	"done_bytes\x18\x03 \x01(\x03R\tdoneBytes\x12\x1f\n" +
 	"\vtotal_bytes\x18\x04 \x01(\x03R\n" +
-	"totalBytes\"\x9d\x03\n" +
+	"totalBytes\"\xb9\x03\n" +
 	"\tTaskEvent\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x124\n" +
@@ -2219,7 +2242,8 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\x03log\x18\x05 \x01(\v2\x13.pcnode.v1.LogEntryH\x00R\x03log\x12(\n" +
 	"\x05usage\x18\x06 \x01(\v2\x10.pcnode.v1.UsageH\x00R\x05usage\x12D\n" +
 	"\x0foutput_manifest\x18\a \x01(\v2\x19.pcnode.v1.OutputManifestH\x00R\x0eoutputManifest\x12,\n" +
-	"\alog_gap\x18\b \x01(\v2\x11.pcnode.v1.LogGapH\x00R\x06logGapB\a\n" +
+	"\alog_gap\x18\b \x01(\v2\x11.pcnode.v1.LogGapH\x00R\x06logGap\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x04R\brevisionB\a\n" +
 	"\x05event\"n\n" +
 	"\x06LogGap\x122\n" +
 	"\x15first_missed_sequence\x18\x01 \x01(\x04R\x13firstMissedSequence\x120\n" +

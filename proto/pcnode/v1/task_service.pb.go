@@ -898,7 +898,13 @@ type WatchTasksRequest struct {
 	// Only tasks carrying all of these labels.
 	Labels map[string]string `protobuf:"bytes,1,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// First send every unfinished task as it is now.
-	SendInitial   bool `protobuf:"varint,2,opt,name=send_initial,json=sendInitial,proto3" json:"send_initial,omitempty"`
+	SendInitial bool `protobuf:"varint,2,opt,name=send_initial,json=sendInitial,proto3" json:"send_initial,omitempty"`
+	// Resume after this revision: send every state change with a higher
+	// revision, in order, then follow. 0: start from now. A revision older
+	// than the daemon keeps is OUT_OF_RANGE (with an ErrorInfo of reason
+	// "REVISION_COMPACTED" and the oldest revision kept in its metadata
+	// "oldest_revision"): the caller re-lists and watches again.
+	AfterRevision uint64 `protobuf:"varint,3,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -945,6 +951,13 @@ func (x *WatchTasksRequest) GetSendInitial() bool {
 		return x.SendInitial
 	}
 	return false
+}
+
+func (x *WatchTasksRequest) GetAfterRevision() uint64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
 }
 
 // WatchTasksResponse is one state change.
@@ -1451,10 +1464,11 @@ const file_pcnode_v1_task_service_proto_rawDesc = "" +
 	"\x04task\x18\x01 \x01(\v2\x0f.pcnode.v1.TaskR\x04task\",\n" +
 	"\x11DeleteTaskRequest\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\tR\x06taskId\"\x14\n" +
-	"\x12DeleteTaskResponse\"\xb3\x01\n" +
+	"\x12DeleteTaskResponse\"\xda\x01\n" +
 	"\x11WatchTasksRequest\x12@\n" +
 	"\x06labels\x18\x01 \x03(\v2(.pcnode.v1.WatchTasksRequest.LabelsEntryR\x06labels\x12!\n" +
-	"\fsend_initial\x18\x02 \x01(\bR\vsendInitial\x1a9\n" +
+	"\fsend_initial\x18\x02 \x01(\bR\vsendInitial\x12%\n" +
+	"\x0eafter_revision\x18\x03 \x01(\x04R\rafterRevision\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
