@@ -62,6 +62,12 @@ type Options struct {
 	// for the driver when it deletes a container, so every task takes 1 s
 	// longer to reach its final state: tests of wall-clock bounds set NoRace.
 	NoRace bool
+	// TCP also serves the API on a free 127.0.0.1 port with mutual TLS:
+	// Start makes a CA (Daemon.CA) and a server certificate for localhost
+	// and 127.0.0.1, writes them under Dir/tls (Daemon.TLSFiles) and sets
+	// the [api] TCP and TLS keys before Configure runs. The unix socket
+	// stays, and Daemon.Client uses it.
+	TCP bool
 }
 
 // Daemon is a pcnoded process under test.
@@ -79,6 +85,12 @@ type Daemon struct {
 	DataRoots []string
 	// LogPath is the file that holds pcnoded's stderr of every run.
 	LogPath string
+	// With Options.TCP: TCPAddress is the listener's host:port, CA the CA
+	// that signed the server certificate (and is the client CA), TLSFiles
+	// the files configured.
+	TCPAddress string
+	CA         *CA
+	TLSFiles   TLSFiles
 
 	// Client is connected to the running process; Restart replaces it.
 	Client *client.Client
@@ -164,6 +176,14 @@ func Start(t testing.TB, opts Options) *Daemon {
 		d.DataRoots = append(d.DataRoots, root)
 	}
 	d.Config = Config(d.StateDir, d.Socket, addr, d.Namespace, d.DataRoots)
+	if opts.TCP {
+		d.CA, _, d.TLSFiles = setupTLS(t, dir)
+		d.TCPAddress = freeLoopbackPort(t)
+		d.Config.API.TCPAddress = d.TCPAddress
+		d.Config.API.TLSCertFile = d.TLSFiles.Cert
+		d.Config.API.TLSKeyFile = d.TLSFiles.Key
+		d.Config.API.ClientCAFile = d.TLSFiles.ClientCA
+	}
 	if opts.Configure != nil {
 		opts.Configure(&d.Config)
 	}

@@ -3,7 +3,9 @@
 // configuration, starting it with a private state directory, API socket and
 // containerd namespace, and driving it through the real gRPC API. It also
 // serves test images from an in-process OCI registry with basic auth
-// (Registry). Only test code imports it; it is a normal package so that tests
+// (Registry), and makes real X.509 certificates at test time (tls.go: a CA,
+// server and client certificates, expired and not-yet-valid ones) for the
+// TCP listener with mutual TLS that Options.TCP turns on. Only test code imports it; it is a normal package so that tests
 // in every package can.
 //
 // # Basics
@@ -12,6 +14,10 @@
 //	img := d.ImportImage(t, testimage.Image{})         // through ImageService.ImportImage
 //	task := d.Run(t, &pcnodev1.TaskSpec{Image: img.GetName(), ...})
 //	d.Restart(t)                                       // same state dir, socket and namespace
+//
+//	d := daemontest.Start(t, daemontest.Options{TCP: true})  // also mTLS on 127.0.0.1
+//	cert := d.CA.Client(t, daemontest.CertOptions{URI: []string{"spiffe://test/x"}})
+//	conn := d.DialTLS(t, daemontest.ClientTLS(d.CA.Pool(), cert))
 //
 // Start skips the test (or fails it under `make test`) when the private
 // containerd of testenv is missing. The daemon is stopped with SIGTERM when
