@@ -68,6 +68,11 @@ type Options struct {
 	// the [api] TCP and TLS keys before Configure runs. The unix socket
 	// stays, and Daemon.Client uses it.
 	TCP bool
+	// SharedDirs puts the socket's directory under /tmp (not $TMPDIR, whose
+	// parents may be private) with mode 0755 (SharedDir), so that processes
+	// of other uids can reach the socket; the socket itself stays 0660, of
+	// group api.socket_group.
+	SharedDirs bool
 }
 
 // Daemon is a pcnoded process under test.
@@ -142,11 +147,16 @@ func Start(t testing.TB, opts Options) *Daemon {
 
 	dir := t.TempDir()
 	// Unix socket paths are limited to 108 bytes; test directories are long.
-	sockDir, err := os.MkdirTemp("", "pcd-")
-	if err != nil {
-		t.Fatalf("daemontest: %v", err)
+	var sockDir string
+	if opts.SharedDirs {
+		sockDir = SharedDir(t)
+	} else {
+		var err error
+		if sockDir, err = os.MkdirTemp("", "pcd-"); err != nil {
+			t.Fatalf("daemontest: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(sockDir) })
 	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
 
 	d := &Daemon{
 		Dir:               dir,
@@ -187,12 +197,29 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if opts.Configure != nil {
 		opts.Configure(&d.Config)
 	}
+	var err error
 	if d.logFile, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		t.Fatalf("daemontest: %v", err)
 	}
 	t.Cleanup(func() { d.cleanup(t) })
 	d.start(t)
 	return d
+}
+
+// SharedDir makes a directory under /tmp that every user may traverse and
+// read (mode 0755), removed when t ends: for files that processes of other
+// uids must reach.
+func SharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "pcd-")
+	if err != nil {
+		t.Fatalf("daemontest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("daemontest: %v", err)
+	}
+	return dir
 }
 
 // namespaceFor returns a containerd namespace unique to t and this run.
