@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -99,9 +100,12 @@ func ValidIdentity(s string) error {
 	if len(s) > MaxIdentityBytes {
 		return fmt.Errorf("is %d bytes, at most %d", len(s), MaxIdentityBytes)
 	}
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%q starts or ends with a space", s)
+	}
 	for _, r := range s {
-		if r <= ' ' || r == 0x7f {
-			return fmt.Errorf("%q contains a space or control character", s)
+		if r < ' ' || r == 0x7f || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			return fmt.Errorf("%q contains a control, format or line-separator character", s)
 		}
 	}
 	if s == AnonymousIdentity {

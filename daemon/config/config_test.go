@@ -86,7 +86,7 @@ func TestLoadErrors(t *testing.T) {
 		{"identity uid name", "[[api.roles]]\nidentity = \"uid:root\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
 		{"identity gid overflow", "[[api.roles]]\nidentity = \"gid:4294967296\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
 		{"identity empty cn", "[[api.roles]]\nidentity = \"cn:\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
-		{"identity with space", "[[api.roles]]\nidentity = \"cn:a b\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
+		{"identity with tab", "[[api.roles]]\nidentity = \"cn:a\\tb\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
 		{"identity twice", "[[api.roles]]\nidentity = \"dns:a\"\nrole = \"viewer\"\n[[api.roles]]\nidentity = \"dns:a\"\nrole = \"admin\"\n", "api.roles[1].identity: \"dns:a\" is already bound by api.roles[0]"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
@@ -169,12 +169,12 @@ role = "viewer"
 }
 
 func TestValidIdentity(t *testing.T) {
-	for _, s := range []string{"uid:0", "gid:4294967295", "dns:node-1.example.org", "cn:scheduler", "spiffe://example.org/ns/a/sa/b", "urn:example:x", "anonymous"} {
+	for _, s := range []string{"uid:0", "gid:4294967295", "dns:node-1.example.org", "cn:scheduler", "spiffe://example.org/ns/a/sa/b", "urn:example:x", "anonymous", "cn:Jane Doe"} {
 		if err := ValidIdentity(s); err != nil {
 			t.Errorf("ValidIdentity(%q) = %v, want nil", s, err)
 		}
 	}
-	for _, s := range []string{"", "uid:", "uid:-1", "gid:x", "dns:", "spiffe", "cn:a\tb", strings.Repeat("x", MaxIdentityBytes+1)} {
+	for _, s := range []string{"", "uid:", "uid:-1", "gid:x", "dns:", "spiffe", "cn:a\tb", "cn:a\u202eb", " cn:a", strings.Repeat("x", MaxIdentityBytes+1)} {
 		if err := ValidIdentity(s); err == nil {
 			t.Errorf("ValidIdentity(%q) = nil, want an error", s)
 		}

@@ -206,7 +206,9 @@ max_cpu = "1024"
 # PullImage, ImportImage, and the health and reflection streams) open at once
 # per client, and on the whole node. A stream over either cap is refused with
 # RESOURCE_EXHAUSTED naming the cap; closing a stream frees its slot at once.
-# A client is the uid of the process on the other end of the API socket.
+# A client is the caller's identity (see [api] roles): the uid of the
+# process on the other end of the API socket, or a TLS client's certificate
+# identity.
 max_per_client = 128
 max_total = 512
 # Log data one stream holds in memory at a time (each entry counted with 128
