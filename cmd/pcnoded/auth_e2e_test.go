@@ -97,6 +97,9 @@ func TestIntegrationTLSHandshakeRefusals(t *testing.T) {
 	if err := authGetNode(t, d, daemontest.ClientTLS(roots, d.CA.Client(t, daemontest.CertOptions{URI: id}))); err != nil {
 		t.Fatalf("GetNode with a valid client certificate = %v", err)
 	}
+	if err := authGetNode(t, d, d.RoleTLS(t, "viewer")); err != nil {
+		t.Fatalf("GetNode as daemontest's viewer = %v", err)
+	}
 	other := daemontest.NewCA(t, "other CA")
 	now := time.Now()
 	refused := []struct {

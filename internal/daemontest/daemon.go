@@ -66,7 +66,8 @@ type Options struct {
 	// Start makes a CA (Daemon.CA) and a server certificate for localhost
 	// and 127.0.0.1, writes them under Dir/tls (Daemon.TLSFiles) and sets
 	// the [api] TCP and TLS keys before Configure runs. The unix socket
-	// stays, and Daemon.Client uses it.
+	// stays, and Daemon.Client uses it. RoleIdentity's three identities are
+	// bound to their roles (RoleTLS dials as one), besides uid:0 as admin.
 	TCP bool
 	// SharedDirs puts the socket's directory under /tmp (not $TMPDIR, whose
 	// parents may be private) with mode 0755 (SharedDir), so that processes
@@ -193,6 +194,9 @@ func Start(t testing.TB, opts Options) *Daemon {
 		d.Config.API.TLSCertFile = d.TLSFiles.Cert
 		d.Config.API.TLSKeyFile = d.TLSFiles.Key
 		d.Config.API.ClientCAFile = d.TLSFiles.ClientCA
+		for _, r := range config.Roles {
+			d.Config.API.Roles = append(d.Config.API.Roles, config.RoleBinding{Identity: RoleIdentity(r), Role: r})
+		}
 	}
 	if opts.Configure != nil {
 		opts.Configure(&d.Config)

@@ -212,6 +212,20 @@ func ClientTLS(roots *x509.CertPool, cert *Cert) *tls.Config {
 	return c
 }
 
+// RoleIdentity is the URI SAN identity Options.TCP binds to role
+// ("viewer", "submitter", "admin"): spiffe://daemontest/<role>.
+func RoleIdentity(role string) string { return "spiffe://daemontest/" + role }
+
+// RoleTLS is a client configuration with a fresh certificate of d.CA for
+// RoleIdentity(role), for DialTLS.
+func (d *Daemon) RoleTLS(t testing.TB, role string) *tls.Config {
+	t.Helper()
+	if d.CA == nil {
+		t.Fatalf("daemontest: RoleTLS: the daemon was started without Options.TCP")
+	}
+	return ClientTLS(d.CA.Pool(), d.CA.Client(t, CertOptions{URI: []string{RoleIdentity(role)}}))
+}
+
 // DialTLS connects to the daemon's TCP listener over TLS with c; the
 // connection is closed when t ends.
 func (d *Daemon) DialTLS(t testing.TB, c *tls.Config) *grpc.ClientConn {
