@@ -233,6 +233,9 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 	return nil
 }
 
+// handshakeTimeout bounds a connection's TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
 // ServerOptions are the gRPC server options the daemon needs: peer
 // credentials on the unix socket and TLS on TCP (serverCredentials), then
 // for every call authentication and the role check (auth.go), the stream
@@ -241,6 +244,9 @@ func (d *Daemon) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(newServerCredentials(d.tls)),
 		grpc.MaxRecvMsgSize(16 << 20),
+		// A TCP peer that does not finish its TLS handshake is dropped
+		// after this (gRPC's default is two minutes).
+		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.ChainUnaryInterceptor(d.authUnary, d.unaryErrors),
 		grpc.ChainStreamInterceptor(d.authStream, d.limitStreams, d.streamErrors),
 	}

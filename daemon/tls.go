@@ -81,6 +81,11 @@ func (m *tlsMaterial) build(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) 
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   []string{"h2"},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
+		// No resumption: every connection is verified against the
+		// material current at its handshake (a rotated-out CA or an
+		// expired certificate cannot resume an old session). gRPC
+		// connections are long-lived, so resumption would save little.
+		SessionTicketsDisabled: true,
 	}
 	if caPEM != nil {
 		pool := x509.NewCertPool()
@@ -130,8 +135,9 @@ func (m *tlsMaterial) reload(force bool) (changed bool, err error) {
 // handshake the current material.
 func (m *tlsMaterial) serverConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		NextProtos: []string{"h2"},
+		MinVersion:             tls.VersionTLS13,
+		NextProtos:             []string{"h2"},
+		SessionTicketsDisabled: true,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return m.cur.Load(), nil
 		},
