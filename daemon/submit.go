@@ -177,8 +177,8 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if d.draining.Load() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
-	// The submitter is who the connection proved the caller is; whatever a
-	// caller puts in the field is not looked at.
+	// The submitter is the identity the caller's connection proved (the
+	// auth interceptor's); no request field can name it.
 	c, _ := callerFrom(ctx)
 	now := time.Now()
 	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
