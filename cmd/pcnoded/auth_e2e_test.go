@@ -89,9 +89,14 @@ func authWantDenied(t *testing.T, what string, err error, role string) {
 // certificate, another CA's, an expired one, a not-yet-valid one and
 // plain-text TCP are each refused before any call is served.
 func TestIntegrationTLSHandshakeRefusals(t *testing.T) {
-	d := daemontest.Start(t, daemontest.Options{TCP: true, Configure: func(c *config.Config) {
+	// A CA made by the test (as several daemons of one scheduler share).
+	ca := daemontest.NewCA(t, "site CA")
+	d := daemontest.Start(t, daemontest.Options{TCP: true, CA: ca, Configure: func(c *config.Config) {
 		c.API.Roles = append(c.API.Roles, config.RoleBinding{Identity: "spiffe://test/viewer", Role: "viewer"})
 	}})
+	if d.CA != ca {
+		t.Fatalf("daemon's CA is not the one given in Options.CA")
+	}
 	roots := d.CA.Pool()
 	id := []string{"spiffe://test/viewer"}
 	if err := authGetNode(t, d, daemontest.ClientTLS(roots, d.CA.Client(t, daemontest.CertOptions{URI: id}))); err != nil {

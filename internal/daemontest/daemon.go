@@ -69,6 +69,10 @@ type Options struct {
 	// stays, and Daemon.Client uses it. RoleIdentity's three identities are
 	// bound to their roles (RoleTLS dials as one), besides uid:0 as admin.
 	TCP bool
+	// CA, with TCP, signs the server certificate and is the client CA
+	// instead of a CA of the daemon's own: several daemons sharing one CA
+	// accept the same client certificates (a scheduler's).
+	CA *CA
 	// SharedDirs puts the socket's directory under /tmp (not $TMPDIR, whose
 	// parents may be private) with mode 0755 (SharedDir), so that processes
 	// of other uids can reach the socket; the socket itself stays 0660, of
@@ -188,7 +192,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 	}
 	d.Config = Config(d.StateDir, d.Socket, addr, d.Namespace, d.DataRoots)
 	if opts.TCP {
-		d.CA, _, d.TLSFiles = setupTLS(t, dir)
+		d.CA, _, d.TLSFiles = setupTLS(t, dir, opts.CA)
 		d.TCPAddress = freeLoopbackPort(t)
 		d.Config.API.TCPAddress = d.TCPAddress
 		d.Config.API.TLSCertFile = d.TLSFiles.Cert

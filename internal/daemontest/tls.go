@@ -174,11 +174,14 @@ func WriteFile(t testing.TB, path string, b []byte) {
 	}
 }
 
-// setupTLS makes the CA and server certificate of a daemon started with
-// Options.TCP and writes them under dir/tls.
-func setupTLS(t testing.TB, dir string) (*CA, *Cert, TLSFiles) {
+// setupTLS makes the server certificate (of ca; a new CA when nil) of a
+// daemon started with Options.TCP and writes it, its key and the CA under
+// dir/tls.
+func setupTLS(t testing.TB, dir string, ca *CA) (*CA, *Cert, TLSFiles) {
 	t.Helper()
-	ca := NewCA(t, "daemontest CA")
+	if ca == nil {
+		ca = NewCA(t, "daemontest CA")
+	}
 	srv := ca.Server(t)
 	tdir := filepath.Join(dir, "tls")
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
