@@ -63,6 +63,8 @@ type Daemon struct {
 	gpus        *gpuNode
 	events      *broker
 	streams     *streamLimiter
+	roles       roleTable    // [[api.roles]]
+	tls         *tlsMaterial // nil without api.tcp_address
 	node        *nodeWatch
 	startTime   time.Time
 	exe         string // this binary, started by the shim as the log driver
@@ -132,6 +134,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		wake:      make(chan struct{}, 1),
 	}
 	d.streams.onDrop = new(memoryReclaimer).request
+	d.roles = newRoleTable(cfg.API.Roles)
+	if cfg.API.TCPAddress != "" {
+		if d.tls, err = newTLSMaterial(cfg.API, log); err != nil {
+			return nil, err
+		}
+		if cfg.API.InsecureTCPWithoutClientAuth {
+			log.Warn("WARNING: api.insecure_tcp_without_client_auth = true: TCP clients without a certificate are served as identity \"anonymous\"; development only, never on a reachable network",
+				"tcp_address", cfg.API.TCPAddress)
+		}
+	}
 	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {
 		return nil, err
 	}
@@ -222,15 +234,22 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 	return nil
 }
 
+// handshakeTimeout bounds a connection's TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
 // ServerOptions are the gRPC server options the daemon needs: peer
-// credentials on the unix socket (the client identity of the stream caps),
-// the stream caps ahead of everything else, and error conversion.
+// credentials on the unix socket and TLS on TCP (serverCredentials), then
+// for every call authentication and the role check (auth.go), the stream
+// caps keyed by the caller's identity, and error conversion.
 func (d *Daemon) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.Creds(peerCredentials{}),
+		grpc.Creds(newServerCredentials(d.tls)),
 		grpc.MaxRecvMsgSize(16 << 20),
-		grpc.ChainUnaryInterceptor(d.unaryErrors),
-		grpc.ChainStreamInterceptor(d.limitStreams, d.streamErrors),
+		// A TCP peer that does not finish its TLS handshake is dropped
+		// after this (gRPC's default is two minutes).
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.ChainUnaryInterceptor(d.authUnary, d.unaryErrors),
+		grpc.ChainStreamInterceptor(d.authStream, d.limitStreams, d.streamErrors),
 	}
 }
 
@@ -250,6 +269,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	if err := d.recover(ctx); err != nil {
 		return fmt.Errorf("recovering tasks: %w", err)
+	}
+	if d.tls != nil {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); d.tlsReloadLoop(ctx) }()
 	}
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()

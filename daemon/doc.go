@@ -30,15 +30,38 @@
 // is known, else when the task is prepared. A refusal is INVALID_ARGUMENT
 // with a BadRequest field violation naming the field and the key.
 //
+// # Callers
+//
+// The API is served on the unix socket and, with api.tcp_address, over TCP
+// with TLS 1.3 and, unless the development switch is on, mutual TLS
+// (tls.go: serverCredentials gives unix connections their peer's process
+// credentials and every other connection a TLS handshake; plain-text TCP is
+// refused). The certificate, key and client CA are re-read every
+// api.tls_reload_interval and on SIGHUP (ReloadTLS), and a handshake uses the
+// material current when it starts; files that do not load are logged and
+// the material in use is kept.
+//
+// Every call passes the auth interceptors first (auth.go): the caller's
+// identity is what its connection proved (peerIdentity: "uid:N" and its
+// "gid:N"s on the socket; the verified client certificate's URI SAN, else
+// "dns:" SAN, else "cn:" CN, over TLS), its role the highest [[api.roles]]
+// binds to any of those, and methodRoles says what each method needs; less
+// is PERMISSION_DENIED naming the role needed, with an ErrorInfo
+// (ROLE_REQUIRED). Methods above viewer are logged with identity, role,
+// result code and task ("api call"). Submit records the caller as the
+// task's submitted_by and the store scopes idempotency keys by it; below
+// admin, CancelTask and DeleteTask act only on the caller's own tasks
+// (ownTask).
+//
 // # Bounds
 //
 // Every streaming RPC passes one stream interceptor (streamcap.go) that
 // counts open streams per client and on the node against [streams]
 // max_per_client and max_total and refuses one over a cap with
-// RESOURCE_EXHAUSTED naming it. The client is the uid the kernel records for
-// the unix socket's peer (SO_PEERCRED, attached by the server's transport
-// credentials in peercred.go); clientKey is the one place that maps a
-// connection to a client. After many streams end, the freed memory is
+// RESOURCE_EXHAUSTED naming it. The client is the caller's authenticated
+// identity (clientKey, in peercred.go, is the one place that maps a
+// connection to a client), so a refused caller takes no slot: the auth
+// interceptor runs first. After many streams end, the freed memory is
 // returned to the system a second later.
 //
 // A log stream (StreamLogs, RunTask's logs) holds at most [streams]

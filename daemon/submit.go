@@ -177,6 +177,9 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if d.draining.Load() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
+	// The submitter is the identity the caller's connection proved (the
+	// auth interceptor's); no request field can name it.
+	c, _ := callerFrom(ctx)
 	now := time.Now()
 	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
 	stored.RegistryAuth = nil
@@ -190,7 +193,10 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		CreateTime:     timestamppb.New(now),
 		UpdateTime:     timestamppb.New(now),
 		Warnings:       res.warnings,
+		SubmittedBy:    c.id.name,
 	}
+	// The store scopes idempotency keys by submitted_by: another
+	// identity's key never returns this task.
 	got, existing, err := d.store.CreateTask(ctx, task, req.GetIdempotencyKey(), specHash(s))
 	if err != nil {
 		return nil, false, err
@@ -206,7 +212,7 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	// watchers see the states in order.
 	d.announce(got)
 	d.enqueue(ctx, got, res.request, auth)
-	d.log.Info("task queued", "task", got.GetId(), "image", s.GetImage(), "name", s.GetName())
+	d.log.Info("task queued", "task", got.GetId(), "image", s.GetImage(), "name", s.GetName(), "submitted_by", got.GetSubmittedBy())
 	return got, false, nil
 }
 

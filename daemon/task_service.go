@@ -121,6 +121,9 @@ func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRe
 	if err != nil {
 		return nil, err
 	}
+	if err := ownTask(ctx, t, "cancel"); err != nil {
+		return nil, err
+	}
 	t, err = s.d.cancelTask(ctx, t.GetId(), s.d.gracePeriod(t, req.GetGracePeriod()))
 	if err != nil {
 		return nil, err
@@ -134,6 +137,9 @@ func (s *taskService) DeleteTask(ctx context.Context, req *pcnodev1.DeleteTaskRe
 	}
 	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
 	if err != nil {
+		return nil, err
+	}
+	if err := ownTask(ctx, t, "delete"); err != nil {
 		return nil, err
 	}
 	if !isFinal(t.GetState()) {

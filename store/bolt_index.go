@@ -145,6 +145,7 @@ func (bk *buckets) deleteTask(t *pcnodev1.Task) error {
 		return err
 	}
 	if key := t.GetIdempotencyKey(); key != "" {
+		key = idempotencyIndexKey(t.GetSubmittedBy(), key)
 		// Only remove the entry if it is this task's.
 		if v := bk.idempotency.Get([]byte(key)); v != nil {
 			if owner, _, err := decodeIdempotency(v); err != nil || owner == id {
@@ -257,7 +258,7 @@ func checkIndexes(ctx context.Context, bk *buckets) []error {
 			wantFinish[string(finishKey(when, id))] = true
 		}
 		if key := t.GetIdempotencyKey(); key != "" {
-			wantKeys[key] = id
+			wantKeys[idempotencyIndexKey(t.GetSubmittedBy(), key)] = id
 		}
 		return nil
 	})

@@ -24,9 +24,10 @@ func (db *DB) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKe
 		return nil, false, fmt.Errorf("create task: %w", err)
 	}
 	var existing *pcnodev1.Task
+	ik := []byte(idempotencyIndexKey(t.GetSubmittedBy(), idempotencyKey))
 	err = db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
 		if idempotencyKey != "" {
-			if v := bk.idempotency.Get([]byte(idempotencyKey)); v != nil {
+			if v := bk.idempotency.Get(ik); v != nil {
 				id, hash, err := decodeIdempotency(v)
 				if err != nil {
 					return err
@@ -48,7 +49,7 @@ func (db *DB) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKe
 			return fmt.Errorf("task %s: %w", t.GetId(), ErrExists)
 		}
 		if idempotencyKey != "" {
-			if err := bk.idempotency.Put([]byte(idempotencyKey), encodeIdempotency(t.GetId(), specHash)); err != nil {
+			if err := bk.idempotency.Put(ik, encodeIdempotency(t.GetId(), specHash)); err != nil {
 				return err
 			}
 		}

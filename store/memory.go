@@ -72,8 +72,9 @@ func (m *Memory) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotenc
 		return nil, false, fmt.Errorf("create task: %w", err)
 	}
 	defer unlock()
+	ik := idempotencyIndexKey(t.GetSubmittedBy(), idempotencyKey)
 	if idempotencyKey != "" {
-		if k, ok := m.keys[idempotencyKey]; ok {
+		if k, ok := m.keys[ik]; ok {
 			if !bytes.Equal(k.hash, specHash) {
 				return nil, false, fmt.Errorf("create task: idempotency key %q belongs to task %s: %w", idempotencyKey, k.id, ErrKeyConflict)
 			}
@@ -85,7 +86,7 @@ func (m *Memory) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotenc
 		return nil, false, fmt.Errorf("create task: task %s: %w", id, ErrExists)
 	}
 	if idempotencyKey != "" {
-		m.keys[idempotencyKey] = memoryKey{id: id, hash: bytes.Clone(specHash)}
+		m.keys[ik] = memoryKey{id: id, hash: bytes.Clone(specHash)}
 	}
 	m.tasks[id] = t
 	i, _ := slices.BinarySearch(m.ids, id)
@@ -193,8 +194,10 @@ func (m *Memory) DeleteTask(ctx context.Context, id string) error {
 }
 
 func (m *Memory) delete(id string) {
-	if key := m.tasks[id].GetIdempotencyKey(); key != "" && m.keys[key].id == id {
-		delete(m.keys, key)
+	if key := m.tasks[id].GetIdempotencyKey(); key != "" {
+		if key = idempotencyIndexKey(m.tasks[id].GetSubmittedBy(), key); m.keys[key].id == id {
+			delete(m.keys, key)
+		}
 	}
 	delete(m.tasks, id)
 	delete(m.outputs, id)

@@ -201,6 +201,17 @@ func prepareNew(task *pcnodev1.Task, key string) (*pcnodev1.Task, error) {
 	return t, nil
 }
 
+// idempotencyIndexKey is the idempotency index entry of a task with key,
+// submitted by submitter: keys are scoped per submitting identity, so one
+// identity's key never finds another's task. A task without a submitter
+// (stored before tasks recorded one) is indexed by the key alone.
+func idempotencyIndexKey(submitter, key string) string {
+	if submitter == "" {
+		return key
+	}
+	return submitter + "\x00" + key
+}
+
 // checkReplacement checks that next may replace prev.
 func checkReplacement(prev, next *pcnodev1.Task) error {
 	if next == nil {
@@ -211,6 +222,9 @@ func checkReplacement(prev, next *pcnodev1.Task) error {
 	}
 	if next.GetIdempotencyKey() != prev.GetIdempotencyKey() {
 		return fmt.Errorf("task %s: idempotency key cannot change: %w", prev.GetId(), ErrInvalidArgument)
+	}
+	if next.GetSubmittedBy() != prev.GetSubmittedBy() {
+		return fmt.Errorf("task %s: submitter cannot change: %w", prev.GetId(), ErrInvalidArgument)
 	}
 	return nil
 }

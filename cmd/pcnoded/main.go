@@ -1,5 +1,7 @@
 // Command pcnoded is the pcnode node daemon: it serves the v1 gRPC API on a
-// unix socket and runs processing-container tasks through containerd.
+// unix socket (and, with api.tcp_address, over TCP with mutual TLS) and runs
+// processing-container tasks through containerd. SIGTERM and SIGINT stop it
+// (running tasks keep running); SIGHUP reloads the TLS files.
 //
 //	pcnoded [--config FILE] [--socket PATH] [--state-dir DIR] ...  serve
 //	pcnoded config default                                        print the documented default config

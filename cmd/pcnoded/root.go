@@ -129,6 +129,11 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	tcp, err := d.ListenTCP()
+	if err != nil {
+		lis.Close()
+		return err
+	}
 	srv := grpc.NewServer(d.ServerOptions()...)
 	d.Register(srv)
 	hs := health.NewServer()
@@ -138,15 +143,31 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	if err := d.Start(ctx); err != nil {
 		return err
 	}
-	errc := make(chan error, 1)
+	// SIGHUP reloads the TLS certificate, key and client CA bundle;
+	// caught before serving, so that a client never sees it kill the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
-	log.Info("pcnoded serving", "socket", cfg.API.Socket, "containerd", cfg.Containerd.Address,
+	tcpAddr := ""
+	if tcp != nil {
+		tcpAddr = tcp.Addr().String()
+		go func() { errc <- srv.Serve(tcp) }()
+	}
+	log.Info("pcnoded serving", "socket", cfg.API.Socket, "tcp", tcpAddr, "containerd", cfg.Containerd.Address,
 		"namespace", cfg.Containerd.Namespace, "state_dir", cfg.Node.StateDir)
 
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			log.Info("SIGHUP: reloading TLS material")
+			d.ReloadTLS()
+		case <-ctx.Done():
+			done = true
+		}
 	}
 	// Running containers are left running: the next start re-attaches them.
 	log.Info("shutting down; running tasks keep running")

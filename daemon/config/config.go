@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -42,10 +45,96 @@ type Node struct {
 	StateDir string            `toml:"state_dir"`
 }
 
-// API is where the gRPC API is served.
+// API is where the gRPC API is served and who may call it.
 type API struct {
 	Socket      string `toml:"socket"`
 	SocketGroup string `toml:"socket_group"`
+	// TCPAddress is host:port of the TLS listener; empty: none.
+	TCPAddress   string `toml:"tcp_address"`
+	TLSCertFile  string `toml:"tls_cert_file"`
+	TLSKeyFile   string `toml:"tls_key_file"`
+	ClientCAFile string `toml:"client_ca_file"`
+	// InsecureTCPWithoutClientAuth serves TCP (still over TLS) to clients
+	// without a certificate; for development only.
+	InsecureTCPWithoutClientAuth bool `toml:"insecure_tcp_without_client_auth"`
+	// TLSReloadInterval is how often the TLS files are checked for changes.
+	TLSReloadInterval Duration `toml:"tls_reload_interval"`
+	// Roles maps client identities to roles; it replaces the default
+	// list as a whole when a file sets it.
+	Roles []RoleBinding `toml:"roles"`
+}
+
+// RoleBinding gives one identity a role.
+type RoleBinding struct {
+	// Identity is "uid:N" or "gid:N" (a unix-socket peer), "spiffe://…"
+	// or another URI (a client certificate's URI SAN), "dns:NAME" (its DNS
+	// SAN), "cn:NAME" (its subject CN), or "anonymous" (a TCP client
+	// without a certificate, only with InsecureTCPWithoutClientAuth).
+	Identity string `toml:"identity"`
+	// Role is "viewer", "submitter" or "admin".
+	Role string `toml:"role"`
+}
+
+// Roles a RoleBinding may name, least to most.
+var Roles = []string{"viewer", "submitter", "admin"}
+
+// AnonymousIdentity is the identity of a TCP client that presented no
+// certificate (served only with insecure_tcp_without_client_auth).
+const AnonymousIdentity = "anonymous"
+
+// MaxIdentityBytes is the longest identity accepted, in the config and
+// from a certificate (SPIFFE IDs are at most 2048 bytes).
+const MaxIdentityBytes = 2048
+
+// Bounds of api.tls_reload_interval.
+const (
+	MinTLSReloadInterval = 100 * time.Millisecond
+	MaxTLSReloadInterval = time.Hour
+)
+
+// ValidIdentity checks the spelling of an identity as [[api.roles]] names
+// it, and returns why it is wrong.
+func ValidIdentity(s string) error {
+	if s == "" {
+		return errors.New("must be set")
+	}
+	if len(s) > MaxIdentityBytes {
+		return fmt.Errorf("is %d bytes, at most %d", len(s), MaxIdentityBytes)
+	}
+	if strings.TrimSpace(s) != s {
+		return fmt.Errorf("%q starts or ends with a space", s)
+	}
+	for _, r := range s {
+		if r < ' ' || r == 0x7f || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zl, r) || unicode.Is(unicode.Zp, r) {
+			return fmt.Errorf("%q contains a control, format or line-separator character", s)
+		}
+	}
+	if s == AnonymousIdentity {
+		return nil
+	}
+	kind, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return fmt.Errorf("%q: want uid:N, gid:N, dns:NAME, cn:NAME, a URI such as spiffe://domain/path, or anonymous", s)
+	}
+	switch kind {
+	case "uid", "gid":
+		if strings.TrimLeft(rest, "0123456789") != "" || rest == "" {
+			return fmt.Errorf("%q: %s must be followed by a number", s, kind)
+		}
+		if _, err := strconv.ParseUint(rest, 10, 32); err != nil {
+			return fmt.Errorf("%q: %s out of range", s, kind)
+		}
+	case "dns", "cn":
+		if rest == "" {
+			return fmt.Errorf("%q: %s must be followed by a name", s, kind)
+		}
+	default:
+		u, err := url.Parse(s)
+		if err != nil || u.Scheme == "" || u.Opaque == "" && u.Host == "" && u.Path == "" {
+			return fmt.Errorf("%q: not a URI (want e.g. spiffe://domain/workload)", s)
+		}
+	}
+	return nil
 }
 
 // Containerd is the containerd pcnoded drives.
@@ -263,7 +352,11 @@ func DefaultConfig() Config {
 	return Config{
 		Node:  Node{StateDir: "/var/lib/pcnode", Labels: map[string]string{}},
 		Paths: Paths{DataRoots: []string{}},
-		API:   API{Socket: "/run/pcnode/pcnoded.sock"},
+		API: API{
+			Socket:            "/run/pcnode/pcnoded.sock",
+			TLSReloadInterval: Duration{5 * time.Second},
+			Roles:             []RoleBinding{{Identity: "uid:0", Role: "admin"}},
+		},
 		Containerd: Containerd{
 			Address:     "/run/containerd/containerd.sock",
 			Namespace:   "pcnode",
@@ -359,6 +452,7 @@ func (c *Config) Validate() error {
 	}
 	abs("node.state_dir", c.Node.StateDir)
 	abs("api.socket", c.API.Socket)
+	c.API.validate(bad, abs)
 	if c.Containerd.Address == "" {
 		bad("containerd.address", "must be set")
 	}
@@ -430,6 +524,51 @@ func (c *Config) Validate() error {
 	}
 	c.validateImages(bad)
 	return errors.Join(errs...)
+}
+
+// validate checks the [api] keys beyond the socket: TCP is served only
+// with a server certificate, and with a client CA unless the development
+// switch is on; every role binding is well formed and bound once.
+func (a *API) validate(bad func(key, format string, args ...any), abs func(key, p string)) {
+	for key, p := range map[string]string{"api.tls_cert_file": a.TLSCertFile, "api.tls_key_file": a.TLSKeyFile, "api.client_ca_file": a.ClientCAFile} {
+		if p != "" {
+			abs(key, p)
+		}
+	}
+	if a.TCPAddress != "" {
+		host, port, err := net.SplitHostPort(a.TCPAddress)
+		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 {
+			bad("api.tcp_address", "must be host:port with a port from 1 to 65535, got %q", a.TCPAddress)
+		} else if strings.ContainsAny(host, "/ ") {
+			bad("api.tcp_address", "host %q is not a host name or address", host)
+		}
+		if a.TLSCertFile == "" {
+			bad("api.tls_cert_file", "must be set when api.tcp_address is: TCP is served only over TLS")
+		}
+		if a.TLSKeyFile == "" {
+			bad("api.tls_key_file", "must be set when api.tcp_address is: TCP is served only over TLS")
+		}
+		if a.ClientCAFile == "" && !a.InsecureTCPWithoutClientAuth {
+			bad("api.client_ca_file", "must be set when api.tcp_address is (clients are authenticated by certificate), unless api.insecure_tcp_without_client_auth = true for development")
+		}
+	}
+	if d := a.TLSReloadInterval.Duration; d < MinTLSReloadInterval || d > MaxTLSReloadInterval {
+		bad("api.tls_reload_interval", "must be from %v to %v, got %v", MinTLSReloadInterval, MaxTLSReloadInterval, d)
+	}
+	seen := map[string]int{}
+	for i, r := range a.Roles {
+		key := fmt.Sprintf("api.roles[%d]", i)
+		if err := ValidIdentity(r.Identity); err != nil {
+			bad(key+".identity", "%v", err)
+		} else if j, dup := seen[r.Identity]; dup {
+			bad(key+".identity", "%q is already bound by api.roles[%d]", r.Identity, j)
+		} else {
+			seen[r.Identity] = i
+		}
+		if !slices.Contains(Roles, r.Role) {
+			bad(key+".role", "must be viewer, submitter or admin, got %q", r.Role)
+		}
+	}
 }
 
 // Largest values the [limits] keys may take: beyond them a cap no longer

@@ -86,6 +86,20 @@ func TestLoadErrors(t *testing.T) {
 		{"unpacked entries zero", "[images]\nmax_unpacked_entries = 0\n", "images.max_unpacked_entries"},
 		{"compression ratio one", "[images]\nmax_compression_ratio = 1\n", "images.max_compression_ratio"},
 		{"images unknown key", "[images]\nmax_layers = 3\n", "unknown keys: images.max_layers"},
+		{"tcp without cert", "[api]\ntcp_address = \"127.0.0.1:7443\"\nclient_ca_file = \"/ca.pem\"\ntls_key_file = \"/k.pem\"\n", "api.tls_cert_file: must be set"},
+		{"tcp without key", "[api]\ntcp_address = \"127.0.0.1:7443\"\nclient_ca_file = \"/ca.pem\"\ntls_cert_file = \"/c.pem\"\n", "api.tls_key_file: must be set"},
+		{"tcp without client ca", "[api]\ntcp_address = \"127.0.0.1:7443\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\n", "api.client_ca_file: must be set"},
+		{"tcp address without port", "[api]\ntcp_address = \"127.0.0.1\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\nclient_ca_file = \"/ca.pem\"\n", "api.tcp_address"},
+		{"tcp port zero", "[api]\ntcp_address = \":0\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\nclient_ca_file = \"/ca.pem\"\n", "api.tcp_address"},
+		{"relative cert", "[api]\ntls_cert_file = \"c.pem\"\n", "api.tls_cert_file"},
+		{"reload too often", "[api]\ntls_reload_interval = \"1ms\"\n", "api.tls_reload_interval"},
+		{"role unknown", "[[api.roles]]\nidentity = \"uid:0\"\nrole = \"root\"\n", "api.roles[0].role"},
+		{"identity bare name", "[[api.roles]]\nidentity = \"scheduler\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
+		{"identity uid name", "[[api.roles]]\nidentity = \"uid:root\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
+		{"identity gid overflow", "[[api.roles]]\nidentity = \"gid:4294967296\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
+		{"identity empty cn", "[[api.roles]]\nidentity = \"cn:\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
+		{"identity with tab", "[[api.roles]]\nidentity = \"cn:a\\tb\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
+		{"identity twice", "[[api.roles]]\nidentity = \"dns:a\"\nrole = \"viewer\"\n[[api.roles]]\nidentity = \"dns:a\"\nrole = \"admin\"\n", "api.roles[1].identity: \"dns:a\" is already bound by api.roles[0]"},
 		{"duplicate static gpu", "[[gpu.static]]\nuuid = \"GPU-1\"\n[[gpu.static]]\nuuid = \"GPU-1\"\n", "gpu.static[1].uuid"},
 	}
 	for _, tt := range tests {
@@ -137,5 +151,47 @@ func TestLoadTaskDefaults(t *testing.T) {
 	d := DefaultConfig()
 	if d.Tasks.DefaultMemoryLimit.Bytes() != 4<<30 || d.Tasks.DefaultCPULimit.Millis() != 2000 || d.Tasks.DefaultUser != "" {
 		t.Errorf("default task limits = %s, %s, user %q; want 4Gi, 2, image's user", d.Tasks.DefaultMemoryLimit.String(), d.Tasks.DefaultCPULimit.String(), d.Tasks.DefaultUser)
+	}
+}
+
+func TestLoadAPI(t *testing.T) {
+	cfg, err := Load(write(t, `[api]
+tcp_address = "127.0.0.1:7443"
+tls_cert_file = "/etc/pcnode/tls/server.pem"
+tls_key_file = "/etc/pcnode/tls/server-key.pem"
+client_ca_file = "/etc/pcnode/tls/ca.pem"
+[[api.roles]]
+identity = "spiffe://example.org/scheduler"
+role = "submitter"
+[[api.roles]]
+identity = "gid:1000"
+role = "viewer"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []RoleBinding{{Identity: "spiffe://example.org/scheduler", Role: "submitter"}, {Identity: "gid:1000", Role: "viewer"}}
+	if diff := cmp.Diff(want, cfg.API.Roles); diff != "" {
+		t.Errorf("api.roles from a file replace the default (-want +got):\n%s", diff)
+	}
+	if d := DefaultConfig().API; len(d.Roles) != 1 || d.Roles[0] != (RoleBinding{Identity: "uid:0", Role: "admin"}) || d.TCPAddress != "" || d.InsecureTCPWithoutClientAuth {
+		t.Errorf("default [api] = %+v, want uid:0 admin only, no TCP, client auth on", d)
+	}
+	// The development switch stands in for the client CA.
+	if _, err := Load(write(t, "[api]\ntcp_address = \"[::1]:7443\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\ninsecure_tcp_without_client_auth = true\n")); err != nil {
+		t.Errorf("Load(insecure switch without client CA) = %v, want nil", err)
+	}
+}
+
+func TestValidIdentity(t *testing.T) {
+	for _, s := range []string{"uid:0", "gid:4294967295", "dns:node-1.example.org", "cn:scheduler", "spiffe://example.org/ns/a/sa/b", "urn:example:x", "anonymous", "cn:Jane Doe"} {
+		if err := ValidIdentity(s); err != nil {
+			t.Errorf("ValidIdentity(%q) = %v, want nil", s, err)
+		}
+	}
+	for _, s := range []string{"", "uid:", "uid:-1", "gid:x", "dns:", "spiffe", "cn:a\tb", "cn:a\u202eb", " cn:a", strings.Repeat("x", MaxIdentityBytes+1)} {
+		if err := ValidIdentity(s); err == nil {
+			t.Errorf("ValidIdentity(%q) = nil, want an error", s)
+		}
 	}
 }

@@ -21,7 +21,53 @@ state_dir = "/var/lib/pcnode"
 # Unix socket serving the v1 gRPC API, mode 0660.
 socket = "/run/pcnode/pcnoded.sock"
 # Group that owns the socket (name or numeric id). Empty: root's group.
+# Connecting needs write access to the socket; what a caller may then do is
+# decided by its identity's role (api.roles below).
 socket_group = ""
+# host:port of a TCP listener serving the same API, e.g. "0.0.0.0:7443".
+# Empty: no TCP listener. TCP is only ever served over TLS (1.3 at least),
+# and by default only to clients whose certificate the client CA signed and
+# that is valid now: a client without one, with one of another CA, expired
+# or not yet valid is refused at the handshake.
+tcp_address = ""
+# PEM files of the server certificate (chain) and its private key. Needed
+# with tcp_address.
+tls_cert_file = ""
+tls_key_file = ""
+# PEM bundle of the CAs whose client certificates are accepted. Needed with
+# tcp_address, unless the development switch below is on (then a client
+# certificate is still verified against it if one is given).
+client_ca_file = ""
+# DEVELOPMENT ONLY. true serves TCP (still over TLS) to clients without a
+# certificate; each has the identity "anonymous", which gets the role
+# api.roles binds to it, if any. A WARNING is logged at every start.
+insecure_tcp_without_client_auth = false
+# How often the three files above are read again: a changed certificate,
+# key or CA bundle is used for new connections without a restart (SIGHUP
+# reloads them at once). A file that does not load (or a key that does not
+# match its certificate) is logged as an error and the material in use is
+# kept. From "100ms" to "1h".
+tls_reload_interval = "5s"
+
+# Roles of client identities. A caller's identity is, on the unix socket,
+# its process's uid and gids (SO_PEERCRED, SO_PEERGROUPS): "uid:N", "gid:N";
+# over TCP, its certificate's first URI SAN (a SPIFFE ID such as
+# "spiffe://example.org/scheduler"), else its first DNS SAN ("dns:NAME"),
+# else its subject CN ("cn:NAME"). A caller matching several entries gets
+# the highest role. Roles:
+#   viewer     every read and watch call: tasks, logs, outputs, ResolveTask,
+#              GetNode, WatchNode, ListImages, GetProcessingContainer, health
+#   submitter  viewer, plus SubmitTask/RunTask/SubmitTasks, CancelTask and
+#              DeleteTask of the tasks it submitted, PullImage, ImportImage
+#   admin      everything: other identities' tasks, DrainNode, ResumeNode,
+#              ClearGpuHealth, RemoveImage
+# An identity bound to no role may call nothing (PERMISSION_DENIED). Every
+# task records its submitter (Task.submitted_by) and idempotency keys are
+# per identity. A file that sets [[api.roles]] replaces this list: keep the
+# uid:0 entry if root should stay admin.
+[[api.roles]]
+identity = "uid:0"
+role = "admin"
 
 [containerd]
 # containerd's API socket.
@@ -160,7 +206,9 @@ max_cpu = "1024"
 # PullImage, ImportImage, and the health and reflection streams) open at once
 # per client, and on the whole node. A stream over either cap is refused with
 # RESOURCE_EXHAUSTED naming the cap; closing a stream frees its slot at once.
-# A client is the uid of the process on the other end of the API socket.
+# A client is the caller's identity (see [api] roles): the uid of the
+# process on the other end of the API socket, or a TLS client's certificate
+# identity.
 max_per_client = 128
 max_total = 512
 # Log data one stream holds in memory at a time (each entry counted with 128

@@ -62,6 +62,22 @@ type Options struct {
 	// for the driver when it deletes a container, so every task takes 1 s
 	// longer to reach its final state: tests of wall-clock bounds set NoRace.
 	NoRace bool
+	// TCP also serves the API on a free 127.0.0.1 port with mutual TLS:
+	// Start makes a CA (Daemon.CA) and a server certificate for localhost
+	// and 127.0.0.1, writes them under Dir/tls (Daemon.TLSFiles) and sets
+	// the [api] TCP and TLS keys before Configure runs. The unix socket
+	// stays, and Daemon.Client uses it. RoleIdentity's three identities are
+	// bound to their roles (RoleTLS dials as one), besides uid:0 as admin.
+	TCP bool
+	// CA, with TCP, signs the server certificate and is the client CA
+	// instead of a CA of the daemon's own: several daemons sharing one CA
+	// accept the same client certificates (a scheduler's).
+	CA *CA
+	// SharedDirs puts the socket's directory under /tmp (not $TMPDIR, whose
+	// parents may be private) with mode 0755 (SharedDir), so that processes
+	// of other uids can reach the socket; the socket itself stays 0660, of
+	// group api.socket_group.
+	SharedDirs bool
 }
 
 // Daemon is a pcnoded process under test.
@@ -79,6 +95,12 @@ type Daemon struct {
 	DataRoots []string
 	// LogPath is the file that holds pcnoded's stderr of every run.
 	LogPath string
+	// With Options.TCP: TCPAddress is the listener's host:port, CA the CA
+	// that signed the server certificate (and is the client CA), TLSFiles
+	// the files configured.
+	TCPAddress string
+	CA         *CA
+	TLSFiles   TLSFiles
 
 	// Client is connected to the running process; Restart replaces it.
 	Client *client.Client
@@ -130,11 +152,16 @@ func Start(t testing.TB, opts Options) *Daemon {
 
 	dir := t.TempDir()
 	// Unix socket paths are limited to 108 bytes; test directories are long.
-	sockDir, err := os.MkdirTemp("", "pcd-")
-	if err != nil {
-		t.Fatalf("daemontest: %v", err)
+	var sockDir string
+	if opts.SharedDirs {
+		sockDir = SharedDir(t)
+	} else {
+		var err error
+		if sockDir, err = os.MkdirTemp("", "pcd-"); err != nil {
+			t.Fatalf("daemontest: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(sockDir) })
 	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
 
 	d := &Daemon{
 		Dir:               dir,
@@ -164,15 +191,43 @@ func Start(t testing.TB, opts Options) *Daemon {
 		d.DataRoots = append(d.DataRoots, root)
 	}
 	d.Config = Config(d.StateDir, d.Socket, addr, d.Namespace, d.DataRoots)
+	if opts.TCP {
+		d.CA, _, d.TLSFiles = setupTLS(t, dir, opts.CA)
+		d.TCPAddress = freeLoopbackPort(t)
+		d.Config.API.TCPAddress = d.TCPAddress
+		d.Config.API.TLSCertFile = d.TLSFiles.Cert
+		d.Config.API.TLSKeyFile = d.TLSFiles.Key
+		d.Config.API.ClientCAFile = d.TLSFiles.ClientCA
+		for _, r := range config.Roles {
+			d.Config.API.Roles = append(d.Config.API.Roles, config.RoleBinding{Identity: RoleIdentity(r), Role: r})
+		}
+	}
 	if opts.Configure != nil {
 		opts.Configure(&d.Config)
 	}
+	var err error
 	if d.logFile, err = os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
 		t.Fatalf("daemontest: %v", err)
 	}
 	t.Cleanup(func() { d.cleanup(t) })
 	d.start(t)
 	return d
+}
+
+// SharedDir makes a directory under /tmp that every user may traverse and
+// read (mode 0755), removed when t ends: for files that processes of other
+// uids must reach.
+func SharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "pcd-")
+	if err != nil {
+		t.Fatalf("daemontest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("daemontest: %v", err)
+	}
+	return dir
 }
 
 // namespaceFor returns a containerd namespace unique to t and this run.

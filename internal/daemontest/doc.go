@@ -4,8 +4,11 @@
 // containerd namespace, and driving it through the real gRPC API. It also
 // serves test images from an in-process OCI registry with basic auth
 // (Registry) or bearer tokens from a token realm on any loopback address
-// (TokenRealm), and builds hostile image archives (GzipBomb, GzipLayerBomb,
-// WithLayer). Only test code imports it; it is a normal package so that tests
+// (TokenRealm), builds hostile image archives (GzipBomb, GzipLayerBomb,
+// WithLayer), and makes real X.509 certificates at test time (tls.go: a CA,
+// server and client certificates, expired and not-yet-valid ones) for the
+// TCP listener with mutual TLS that Options.TCP turns on. Only test code
+// imports it; it is a normal package so that tests
 // in every package can.
 //
 // # Basics
@@ -14,6 +17,10 @@
 //	img := d.ImportImage(t, testimage.Image{})         // through ImageService.ImportImage
 //	task := d.Run(t, &pcnodev1.TaskSpec{Image: img.GetName(), ...})
 //	d.Restart(t)                                       // same state dir, socket and namespace
+//
+//	d := daemontest.Start(t, daemontest.Options{TCP: true})  // also mTLS on 127.0.0.1
+//	cert := d.CA.Client(t, daemontest.CertOptions{URI: []string{"spiffe://test/x"}})
+//	conn := d.DialTLS(t, daemontest.ClientTLS(d.CA.Pool(), cert))
 //
 // Start skips the test (or fails it under `make test`) when the private
 // containerd of testenv is missing. The daemon is stopped with SIGTERM when
