@@ -1,9 +1,11 @@
 package client
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -31,18 +33,28 @@ const (
 // proto marks idempotency_level = NO_SIDE_EFFECTS, sorted.
 func RetriedMethods() []string {
 	var out []string
+	for _, m := range retriedMethods() {
+		out = append(out, "/"+m.Service+"/"+m.Method)
+	}
+	return out
+}
+
+// retriedMethods reads the NO_SIDE_EFFECTS methods from the descriptors.
+func retriedMethods() []methodName {
+	var out []methodName
 	for _, f := range apiFiles {
 		for i := range f.Services().Len() {
 			svc := f.Services().Get(i)
 			for j := range svc.Methods().Len() {
-				m := svc.Methods().Get(j)
-				if noSideEffects(m) {
-					out = append(out, fmt.Sprintf("/%s/%s", svc.FullName(), m.Name()))
+				if m := svc.Methods().Get(j); noSideEffects(m) {
+					out = append(out, methodName{Service: string(svc.FullName()), Method: string(m.Name())})
 				}
 			}
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b methodName) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.Method, b.Method))
+	})
 	return out
 }
 
@@ -92,16 +104,7 @@ func retryServiceConfig(attempts int, initial, maxBackoff time.Duration) (string
 		BackoffMultiplier:    2,
 		RetryableStatusCodes: []string{"UNAVAILABLE"},
 	}}
-	for _, f := range apiFiles {
-		for i := range f.Services().Len() {
-			svc := f.Services().Get(i)
-			for j := range svc.Methods().Len() {
-				if m := svc.Methods().Get(j); noSideEffects(m) {
-					mc.Name = append(mc.Name, methodName{Service: string(svc.FullName()), Method: string(m.Name())})
-				}
-			}
-		}
-	}
+	mc.Name = retriedMethods()
 	b, err := json.Marshal(serviceConfig{MethodConfig: []methodConfig{mc}})
 	return string(b), err
 }
