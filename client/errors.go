@@ -83,9 +83,19 @@ type Error struct {
 	OldestRevision uint64
 
 	st *status.Status
+	// grpcText: made by the connection's interceptors; Error reads as
+	// gRPC's own text, so that what callers of the generated clients log or
+	// match keeps its wording (and the code).
+	grpcText bool
 }
 
+// Error is the daemon's message with every field violation. An *Error
+// returned by the generated clients reads as gRPC's text ("rpc error: code
+// = NotFound desc = …"); FromError turns it into the text for people.
 func (e *Error) Error() string {
+	if e.grpcText {
+		return e.GRPCStatus().Err().Error()
+	}
 	var b strings.Builder
 	b.WriteString(e.Message)
 	for _, v := range e.Violations {
@@ -114,8 +124,19 @@ func (e *Error) GRPCStatus() *status.Status {
 
 // FromError converts a gRPC error into *Error (other errors, io.EOF among
 // them, pass through). It is the one place where status errors become Go
-// errors; converting twice returns the first conversion.
+// errors; an error already converted keeps its details (and is given the
+// text for people, see Error.Error).
 func FromError(err error) error {
+	if e, ok := err.(*Error); ok && e.grpcText {
+		c := *e
+		c.grpcText = false
+		return &c
+	}
+	return convert(err)
+}
+
+// convert is FromError for the interceptors.
+func convert(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -147,6 +168,15 @@ func FromError(err error) error {
 	return e
 }
 
+// grpcError is convert for the interceptors: an *Error that reads as gRPC's text.
+func grpcError(err error) error {
+	c := convert(err)
+	if e, ok := c.(*Error); ok && c != err {
+		e.grpcText = true
+	}
+	return c
+}
+
 // Code returns err's gRPC code (codes.Unknown for non-API errors, OK for nil).
 func Code(err error) codes.Code {
 	if err == nil {
@@ -162,7 +192,7 @@ func Code(err error) codes.Code {
 // unaryErrors converts every unary call's error once, at the boundary, so
 // that the generated clients of a Client return *Error too.
 func unaryErrors(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	return FromError(invoker(ctx, method, req, reply, cc, opts...))
+	return grpcError(invoker(ctx, method, req, reply, cc, opts...))
 }
 
 // streamErrors does the same for streams: opening them, and every Send,
@@ -170,13 +200,13 @@ func unaryErrors(ctx context.Context, method string, req, reply any, cc *grpc.Cl
 func streamErrors(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	s, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
-		return nil, FromError(err)
+		return nil, grpcError(err)
 	}
 	return convertingStream{s}, nil
 }
 
 type convertingStream struct{ grpc.ClientStream }
 
-func (s convertingStream) SendMsg(m any) error { return FromError(s.ClientStream.SendMsg(m)) }
-func (s convertingStream) RecvMsg(m any) error { return FromError(s.ClientStream.RecvMsg(m)) }
-func (s convertingStream) CloseSend() error    { return FromError(s.ClientStream.CloseSend()) }
+func (s convertingStream) SendMsg(m any) error { return grpcError(s.ClientStream.SendMsg(m)) }
+func (s convertingStream) RecvMsg(m any) error { return grpcError(s.ClientStream.RecvMsg(m)) }
+func (s convertingStream) CloseSend() error    { return grpcError(s.ClientStream.CloseSend()) }

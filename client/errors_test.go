@@ -150,6 +150,18 @@ func TestErrorsConvertedAtTheBoundary(t *testing.T) {
 	if !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &e) || len(e.Violations) != 1 || e.Violations[0].GetField() != "spec.image" {
 		t.Errorf("SubmitTask() = %#v, want ErrInvalidArgument naming spec.image", err)
 	}
+	// The generated clients' errors keep gRPC's wording; FromError gives
+	// the text for people, with the details.
+	if got, want := err.Error(), "rpc error: code = InvalidArgument desc = spec.image: required"; got != want {
+		t.Errorf("SubmitTask() error text = %q, want %q", got, want)
+	}
+	human := FromError(err)
+	if got := human.Error(); got != "spec.image: required" || !errors.Is(human, ErrInvalidArgument) || Code(human) != codes.InvalidArgument {
+		t.Errorf("FromError(SubmitTask()) = %q (code %v), want the message alone, still InvalidArgument", got, Code(human))
+	}
+	if !errors.As(human, &e) || len(e.Violations) != 1 {
+		t.Errorf("FromError(SubmitTask()) = %#v, want the violation kept", human)
+	}
 	if _, err := c.Tasks.GetTask(t.Context(), &pcnodev1.GetTaskRequest{TaskId: "nope"}); !errors.Is(err, ErrNotFound) || status.Code(err) != codes.NotFound {
 		t.Errorf("GetTask(nope) = %v, want ErrNotFound (and status.Code NotFound)", err)
 	}
