@@ -192,7 +192,7 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 	if task := d.GetTask(t, id); task.GetExitCode() != 0 {
 		t.Errorf("task %s exit code %d, want 0", id, task.GetExitCode())
 	}
-	if _, err := pc.Tasks.GetTask(ctx, &pcnodev1.GetTaskRequest{TaskId: "no-such-task"}); !errors.Is(err, client.ErrNotFound) {
-		t.Errorf("GetTask(no-such-task) through the proxy = %v, want ErrNotFound", err)
+	if _, err := pc.Tasks.GetTask(ctx, &pcnodev1.GetTaskRequest{TaskId: "01M89HD3WXN8V5B8AE3ZVY9HSG"}); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("GetTask(unknown id) through the proxy = %v, want ErrNotFound", err)
 	}
 }
