@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +254,86 @@ func TestWatchTasksDropBeforeAnyEvent(t *testing.T) {
 	}
 	if len(got) != 3 {
 		t.Errorf("%d streams opened, want 3", len(got))
+	}
+}
+
+// TestWatchTasksAcrossServerRestart drops the watch for real: the server
+// is stopped (every connection closed) and a new one serves the same
+// socket, as a restarted daemon would. The watch resumes on the new server
+// from the last revision delivered.
+func TestWatchTasksAcrossServerRestart(t *testing.T) {
+	fastResume(t)
+	dir, err := os.MkdirTemp("", "pcc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "api.sock")
+	sent := make(chan struct{})
+	var (
+		mu     sync.Mutex
+		afters []uint64
+	)
+	start := func(upTo uint64, once func()) *grpc.Server {
+		f := &fakeTasks{}
+		f.watchTasks = func(req *pcnodev1.WatchTasksRequest, s grpc.ServerStreamingServer[pcnodev1.WatchTasksResponse]) error {
+			mu.Lock()
+			afters = append(afters, req.GetAfterRevision())
+			mu.Unlock()
+			for r := req.GetAfterRevision() + 1; r <= upTo; r++ {
+				if err := s.Send(stateEvent(r, fmt.Sprint("t", r))); err != nil {
+					return err
+				}
+			}
+			if once != nil {
+				once()
+			}
+			<-s.Context().Done()
+			return s.Context().Err()
+		}
+		lis, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		pcnodev1.RegisterTaskServiceServer(srv, f)
+		go srv.Serve(lis)
+		return srv
+	}
+	first := start(5, sync.OnceFunc(func() { close(sent) }))
+	c := dial(t, sock)
+	done := errors.New("done")
+	var revs []uint64
+	watched := make(chan error, 1)
+	go func() {
+		watched <- c.WatchTasks(t.Context(), &pcnodev1.WatchTasksRequest{}, func(ev *pcnodev1.TaskEvent) error {
+			revs = append(revs, ev.GetRevision())
+			if ev.GetRevision() == 10 {
+				return done
+			}
+			return nil
+		})
+	}()
+	<-sent
+	time.Sleep(50 * time.Millisecond) // let the client read what was sent
+	first.Stop()
+	os.Remove(sock)
+	second := start(10, nil)
+	defer second.Stop()
+	select {
+	case err := <-watched:
+		if err != done {
+			t.Fatalf("WatchTasks() = %v, want fn's error at revision 10", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("WatchTasks did not reach revision 10 on the restarted server")
+	}
+	if diff := cmp.Diff([]uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, revs); diff != "" {
+		t.Errorf("revisions delivered (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]uint64{0, 5}, afters); diff != "" {
+		t.Errorf("after_revision of each stream (-want +got):\n%s", diff)
 	}
 }
