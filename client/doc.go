@@ -89,8 +89,9 @@
 //
 // gRPC retries a stream only until its first response; after that,
 // FollowLogs and WatchTasks reopen dropped streams themselves, with
-// backoff from 100 ms to 5 s and jitter, on Unavailable or a reset stream,
-// until the context ends. Every other error ends them.
+// backoff from 100 ms to 5 s and jitter, on Unavailable or a reset stream
+// (and WatchTasks also when the daemon ended it for falling behind), until
+// the context ends. Every other error ends them.
 //
 // # Caveats
 //

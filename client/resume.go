@@ -151,8 +151,10 @@ func (c *Client) followOnce(ctx context.Context, taskID string, last *uint64, fn
 // delivered (and send_initial off), so fn sees every later change once and
 // in order. A revision older than the daemon keeps ends it with an error
 // matching ErrOutOfRange whose *Error carries OldestRevision: re-list
-// (ListTasks) and watch again. It returns fn's error as is, ctx's error, or
-// the first error that is not a dropped stream.
+// (ListTasks) and watch again. A stream the daemon ended because the
+// watcher fell behind (ResourceExhausted after events) is resumed the same
+// way. It returns fn's error as is, ctx's error, or the first error that is
+// not a dropped stream (ErrResourceExhausted when the stream cap refuses it).
 func (c *Client) WatchTasks(ctx context.Context, req *pcnodev1.WatchTasksRequest, fn func(*pcnodev1.TaskEvent) error) error {
 	cur := proto.CloneOf(req)
 	if cur == nil {
@@ -164,7 +166,11 @@ func (c *Client) WatchTasks(ctx context.Context, req *pcnodev1.WatchTasksRequest
 		if errors.Is(err, errFn) {
 			return errors.Unwrap(err)
 		}
-		if !errors.Is(err, io.EOF) && !resumable(err) {
+		// A watch that fell too far behind is ended with ResourceExhausted
+		// after it delivered events; the daemon asks it to resume from its
+		// last revision. ResourceExhausted before any event is a stream cap.
+		fellBehind := delivered && Code(err) == codes.ResourceExhausted
+		if !errors.Is(err, io.EOF) && !resumable(err) && !fellBehind {
 			return FromError(err)
 		}
 		if delivered {

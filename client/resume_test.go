@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -194,7 +195,7 @@ func TestWatchTasksResume(t *testing.T) {
 			for r := uint64(16); r <= 20; r++ {
 				s.Send(stateEvent(r, fmt.Sprint("t", r)))
 			}
-			return status.Error(codes.Unavailable, "connection reset")
+			return status.Error(codes.ResourceExhausted, "watcher more than 4096 events behind; resume from revision 20")
 		default:
 			st, _ := status.New(codes.OutOfRange, "revision 20 is compacted").WithDetails(
 				&errdetails.ErrorInfo{Reason: ReasonRevisionCompacted, Metadata: map[string]string{"oldest_revision": "42"}})
@@ -224,6 +225,24 @@ func TestWatchTasksResume(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantReqs, reqs, protocmp.Transform()); diff != "" {
 		t.Errorf("requests of each stream (-want +got):\n%s", diff)
+	}
+}
+
+// TestWatchTasksCapRefused: a stream refused by the daemon's stream cap is
+// an error, not something to retry.
+func TestWatchTasksCapRefused(t *testing.T) {
+	fastResume(t)
+	f := &fakeTasks{}
+	f.watchTasks = func(*pcnodev1.WatchTasksRequest, grpc.ServerStreamingServer[pcnodev1.WatchTasksResponse]) error {
+		return status.Error(codes.ResourceExhausted, "[streams] max_per_client 4 reached")
+	}
+	c := dial(t, serveUnix(t, f))
+	err := c.WatchTasks(t.Context(), &pcnodev1.WatchTasksRequest{}, func(*pcnodev1.TaskEvent) error { return nil })
+	if !errors.Is(err, ErrResourceExhausted) || !strings.Contains(err.Error(), "max_per_client") {
+		t.Errorf("WatchTasks(over the cap) = %v, want ErrResourceExhausted naming the limit", err)
+	}
+	if n := f.watchCalls.Load(); n != 1 {
+		t.Errorf("WatchTasks opened %d streams, want 1", n)
 	}
 }
 
