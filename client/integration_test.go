@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pcnode/pcnode/client"
 	"github.com/pcnode/pcnode/internal/daemontest"
@@ -142,10 +143,16 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 		gaps    int
 		cutAt   = []int{8, 25, 45}
 		cutDone int
+		cutTime time.Time
+		resumes []time.Duration // cut to the next entry delivered
 	)
 	err = pc.FollowLogs(ctx, id, 0, func(r *pcnodev1.StreamLogsResponse) error {
 		if r.GetGap() != nil {
 			gaps++
+		}
+		if !cutTime.IsZero() {
+			resumes = append(resumes, time.Since(cutTime))
+			cutTime = time.Time{}
 		}
 		for _, e := range r.GetEntries() {
 			seqs = append(seqs, e.GetSequence())
@@ -154,6 +161,7 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 		if cutDone < len(cutAt) && strings.Count(got.String(), "\n") >= cutAt[cutDone] {
 			cutDone++
 			proxy.cut()
+			cutTime = time.Now()
 		}
 		return nil
 	})
@@ -180,7 +188,7 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 	if cutDone != len(cutAt) || accepted < len(cutAt)+1 {
 		t.Errorf("the proxy was cut %d times and accepted %d connections; want %d cuts each followed by a reconnect", cutDone, accepted, len(cutAt))
 	}
-	t.Logf("followed %d entries across %d cuts over %d connections", len(seqs), cutDone, accepted)
+	t.Logf("followed %d entries across %d cuts over %d connections; cut to next entry: %v", len(seqs), cutDone, accepted, resumes)
 
 	r := <-ran
 	if r.err != nil {
