@@ -161,3 +161,21 @@ func TestClientCertificateReloaded(t *testing.T) {
 		t.Fatalf("GetTask() after the certificate was replaced = %v, %v; want it seen as CN after", resp, err)
 	}
 }
+
+// TestDialDevModeNoClientCert: against a daemon that does not ask for
+// client certificates, WithInsecureNoClientCert connects, still over TLS
+// with the server verified.
+func TestDialDevModeNoClientCert(t *testing.T) {
+	ca, otherCA := newTestCA(t, "node CA"), newTestCA(t, "other CA")
+	cfg := serverTLS(t, ca, ca)
+	cfg.ClientAuth = tls.NoClientCert
+	addr := serveTLS(t, &fakeTasks{getTask: echoCN}, cfg)
+	cl := dial(t, addr, WithCAPool(ca.pool()), WithInsecureNoClientCert(), WithoutRetries())
+	if resp, err := cl.Tasks.GetTask(t.Context(), &pcnodev1.GetTaskRequest{TaskId: "t1"}); err != nil || resp.GetTask().GetId() != "t1" {
+		t.Errorf("GetTask(dev mode) = %v, %v; want the task", resp, err)
+	}
+	wrong := dial(t, addr, WithCAPool(otherCA.pool()), WithInsecureNoClientCert(), WithoutRetries())
+	if _, err := wrong.Tasks.GetTask(t.Context(), &pcnodev1.GetTaskRequest{TaskId: "t1"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("GetTask(dev mode, wrong CA) = %v, want the server refused", err)
+	}
+}
