@@ -1,18 +1,14 @@
 package client
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -23,7 +19,12 @@ const DefaultSocket = "/run/pcnode/pcnoded.sock"
 // EnvAddress names the environment variable that overrides the default address.
 const EnvAddress = "PCNODE_ADDRESS"
 
-// Client is a connection to one pcnoded.
+// maxRecvBytes is the largest response the client accepts.
+const maxRecvBytes = 64 << 20
+
+// Client is a connection to one pcnoded. Its fields are the generated
+// service clients on that connection; their errors are already converted
+// (*Error, see FromError). It is safe for concurrent use.
 type Client struct {
 	conn   *grpc.ClientConn
 	Tasks  pcnodev1.TaskServiceClient
@@ -40,125 +41,109 @@ func DefaultAddress() string {
 }
 
 // Dial connects to address: a unix socket path ("/run/pcnode/pcnoded.sock"
-// or "unix:///…"). The connection is lazy; the first call reports an
-// unreachable daemon.
-func Dial(address string, opts ...grpc.DialOption) (*Client, error) {
-	target := address
-	switch {
-	case strings.HasPrefix(address, "unix:"):
-	case strings.HasPrefix(address, "/"):
-		target = "unix://" + address
-	default:
-		return nil, fmt.Errorf("address %q: want a unix socket path (TCP needs TLS, which this client does not configure yet)", address)
+// or "unix:///run/pcnode/pcnoded.sock"), or "host:port" over TLS 1.3 with a
+// client certificate (see the options). TCP without TLS is not offered. The
+// connection is lazy: the first call reports an unreachable daemon (a bad
+// option or certificate file is reported here).
+func Dial(address string, opts ...Option) (*Client, error) {
+	s := &settings{retryAttempts: defaultRetryAttempts, retryInitial: defaultRetryInitial, retryMaxBackoff: defaultRetryMaxBackoff}
+	for _, o := range opts {
+		o(s)
 	}
-	opts = append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
-	}, opts...)
-	conn, err := grpc.NewClient(target, opts...)
+	target, host, err := parseAddress(address)
 	if err != nil {
 		return nil, err
 	}
+	dopts := []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)),
+		grpc.WithChainUnaryInterceptor(unaryErrors),
+		grpc.WithChainStreamInterceptor(streamErrors),
+	}
+	if host == "" {
+		if s.tlsConfig != nil || s.caFile != "" || s.caPool != nil || s.certFile != "" || s.keyFile != "" || s.serverName != "" {
+			return nil, fmt.Errorf("address %q: TLS options are for host:port; a unix socket is authenticated by the peer's uid/gid", address)
+		}
+		dopts = append(dopts, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	} else {
+		creds, err := newTLSCredentials(s, host)
+		if err != nil {
+			return nil, fmt.Errorf("address %q: %w", address, err)
+		}
+		dopts = append(dopts, grpc.WithTransportCredentials(creds))
+		if s.keepalive == nil {
+			dopts = append(dopts, grpc.WithKeepaliveParams(defaultKeepalive()))
+		}
+	}
+	if s.keepalive != nil {
+		if s.keepalive.Time <= 0 || s.keepalive.Timeout <= 0 {
+			return nil, fmt.Errorf("WithKeepalive(%v, %v): both durations must be positive", s.keepalive.Time, s.keepalive.Timeout)
+		}
+		dopts = append(dopts, grpc.WithKeepaliveParams(*s.keepalive))
+	}
+	if s.disableRetryPolicy {
+		dopts = append(dopts, grpc.WithDisableRetry())
+	} else {
+		sc, err := retryServiceConfig(s.retryAttempts, s.retryInitial, s.retryMaxBackoff)
+		if err != nil {
+			return nil, err
+		}
+		// The resolver's service config (DNS TXT records) is ignored: what
+		// is retried is the client's decision, not the network's.
+		dopts = append(dopts, grpc.WithDefaultServiceConfig(sc), grpc.WithDisableServiceConfig())
+	}
+	conn, err := grpc.NewClient(target, append(dopts, s.dialOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", address, err)
+	}
+	return New(conn), nil
+}
+
+// New wraps an existing connection (its errors are not converted unless it
+// was dialled with the client's interceptors; use FromError).
+func New(conn *grpc.ClientConn) *Client {
 	return &Client{
 		conn:   conn,
 		Tasks:  pcnodev1.NewTaskServiceClient(conn),
 		Nodes:  pcnodev1.NewNodeServiceClient(conn),
 		Images: pcnodev1.NewImageServiceClient(conn),
-	}, nil
+	}
 }
 
-// Close closes the connection.
+// Conn returns the underlying connection (for the health service, or to
+// watch its state).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Close closes the connection; open streams end with codes.Canceled.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Error is a failed call: its gRPC code, message and field violations.
-type Error struct {
-	Code       codes.Code
-	Message    string
-	Violations []*pcnodev1.Problem
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Message)
-	for _, v := range e.Violations {
-		if !strings.Contains(e.Message, v.GetField()+": "+v.GetDescription()) || len(e.Violations) > 1 {
-			fmt.Fprintf(&b, "\n  %s: %s", v.GetField(), v.GetDescription())
+// parseAddress returns the gRPC target of address and, for TCP, the host
+// (empty for a unix socket).
+func parseAddress(address string) (target, host string, err error) {
+	switch {
+	case strings.HasPrefix(address, "unix://"):
+		if !strings.HasPrefix(address, "unix:///") {
+			return "", "", fmt.Errorf("address %q: a unix URL needs an absolute path (unix:///path)", address)
 		}
-	}
-	return b.String()
-}
-
-// FromError converts a gRPC error into *Error (other errors pass through).
-// It is the one place where status errors become Go errors.
-func FromError(err error) error {
-	if err == nil {
-		return nil
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	e := &Error{Code: st.Code(), Message: st.Message()}
-	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
-				e.Violations = append(e.Violations, &pcnodev1.Problem{Field: v.GetField(), Description: v.GetDescription()})
-			}
+		return address, "", nil
+	case strings.HasPrefix(address, "unix:"):
+		if !strings.HasPrefix(address, "unix:/") {
+			return "", "", fmt.Errorf("address %q: a unix address needs an absolute path", address)
 		}
+		return "unix://" + strings.TrimPrefix(address, "unix:"), "", nil
+	case strings.HasPrefix(address, "/"):
+		return "unix://" + address, "", nil
+	case address == "":
+		return "", "", fmt.Errorf("address is empty: want a unix socket path (default %s) or host:port", DefaultSocket)
 	}
-	if e.Code == codes.Unavailable {
-		e.Message = "pcnoded is not reachable: " + e.Message
-	}
-	return e
-}
-
-// Code returns err's gRPC code (codes.Unknown for non-API errors, OK for nil).
-func Code(err error) codes.Code {
-	if err == nil {
-		return codes.OK
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Code
-	}
-	return status.Code(err)
-}
-
-// Run submits (or attaches to) a task and calls fn for every event until the
-// task has finished; it returns the final task.
-func (c *Client) Run(ctx context.Context, req *pcnodev1.RunTaskRequest, fn func(*pcnodev1.TaskEvent) error) (*pcnodev1.Task, error) {
-	stream, err := c.Tasks.RunTask(ctx, req)
+	h, p, err := net.SplitHostPort(address)
 	if err != nil {
-		return nil, FromError(err)
+		return "", "", fmt.Errorf("address %q: want a unix socket path or host:port (%v)", address, err)
 	}
-	var last *pcnodev1.Task
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			if last != nil && isFinal(last.GetState()) && errors.Is(err, io.EOF) {
-				return last, nil
-			}
-			return last, FromError(err)
-		}
-		ev := resp.GetEvent()
-		if t := ev.GetStateChange(); t != nil {
-			last = t
-		}
-		if fn != nil {
-			if err := fn(ev); err != nil {
-				return last, err
-			}
-		}
+	if n, err := strconv.ParseUint(p, 10, 16); err != nil || n == 0 {
+		return "", "", fmt.Errorf("address %q: port %q is not a number from 1 to 65535", address, p)
 	}
-}
-
-// IsFinal reports whether s is a final state.
-func IsFinal(s pcnodev1.TaskState) bool { return isFinal(s) }
-
-func isFinal(s pcnodev1.TaskState) bool {
-	switch s {
-	case pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskState_TASK_STATE_CANCELLED:
-		return true
+	if h == "" || strings.ContainsAny(h, "/\\ \t\n?#@") {
+		return "", "", fmt.Errorf("address %q: want host:port with a host name or IP address", address)
 	}
-	return false
+	return "dns:///" + address, h, nil
 }
