@@ -7,6 +7,7 @@ import (
 	"time"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
 )
 
 func event(taskID string) *pcnodev1.TaskEvent { return &pcnodev1.TaskEvent{TaskId: taskID} }
@@ -191,5 +192,46 @@ func TestBrokerConcurrent(t *testing.T) {
 	}
 	if n := len(b.subs); n != 0 {
 		t.Errorf("broker has %d subscriptions left, want 0", n)
+	}
+}
+
+// flush publishes the store's state changes in revision order, each once,
+// however many writers commit and flush concurrently; a broker started at
+// a revision publishes only what comes after it.
+func TestBrokerFlushOrder(t *testing.T) {
+	ctx := t.Context()
+	m := store.NewMemory()
+	seed := &pcnodev1.Task{Id: store.NewID(time.Now()), State: pcnodev1.TaskState_TASK_STATE_QUEUED}
+	if _, _, err := m.CreateTask(ctx, seed, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker()
+	b.startAt(1) // the seed was written before the broker started
+	sub := b.subscribe(1000, nil)
+	const writers, each = 6, 20
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Go(func() {
+			for range each {
+				task := &pcnodev1.Task{Id: store.NewID(time.Now()), State: pcnodev1.TaskState_TASK_STATE_QUEUED}
+				if _, _, err := m.CreateTask(ctx, task, "", nil); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := b.flush(ctx, m); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := range writers * each {
+		ev := <-sub.C
+		if want := uint64(i + 2); ev.GetRevision() != want || ev.GetStateChange() == nil {
+			t.Fatalf("event %d: revision %d, state change %v, want revision %d", i, ev.GetRevision(), ev.GetStateChange() != nil, want)
+		}
+	}
+	if ids, _ := drain(sub.C); len(ids) != 0 {
+		t.Errorf("%d events more than the %d changes written", len(ids), writers*each)
 	}
 }

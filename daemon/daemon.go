@@ -164,9 +164,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if d.staging, err = hostpath.NewStaging(filepath.Join(cfg.Node.StateDir, "staging")); err != nil {
 		return nil, err
 	}
-	if d.store, err = store.Open(filepath.Join(cfg.Node.StateDir, "pcnode.db"), store.Options{}); err != nil {
+	if d.store, err = store.Open(filepath.Join(cfg.Node.StateDir, "pcnode.db"), store.Options{History: cfg.Tasks.WatchHistory}); err != nil {
 		return nil, err
 	}
+	// Live watchers are owed only the state changes written from now on.
+	_, revs, rerr := d.store.Changes(ctx, 0, 1)
+	if rerr != nil && !errors.Is(rerr, store.ErrCompacted) {
+		return nil, rerr
+	}
+	d.events.startAt(revs.Current)
 	rcfg := runtime.Config{
 		Address:     cfg.Containerd.Address,
 		Namespace:   cfg.Containerd.Namespace,

@@ -13,6 +13,25 @@
 // without following symlinks, checked for overlap on the opened objects and
 // handed to containerd as staging mounts of those objects (channels.go).
 //
+// # Watching
+//
+// Every state change the store writes gets the next node-wide revision in
+// the same transaction (package store). Announcements are not passed along
+// by the writer: after each write the broker reads the store's history from
+// the last revision it published and publishes what is new, one flush at a
+// time, so every subscriber sees state changes in revision order, with
+// TaskEvent.revision set (broker.go). WatchTasks subscribes before it reads
+// the store and drops live events at or below the last revision it went
+// past: after_revision replays the history after it and then follows (a
+// revision older than [tasks] watch_history keeps is OUT_OF_RANGE with
+// ErrorInfo REVISION_COMPACTED and oldest_revision; one not yet written is
+// INVALID_ARGUMENT on after_revision); send_initial sends the unfinished
+// tasks as of one revision, each with the revision of its last state change,
+// and follows from there. after_revision takes precedence over send_initial.
+// A watcher more than 4096 events behind is ended with RESOURCE_EXHAUSTED
+// naming the revision to resume after. RunTask's state changes carry their
+// revisions too.
+//
 // Node policy applied to every task: an instance that names no memory or
 // CPU limit gets the node's default limits, and its requests are recorded
 // as reserved (limits.go); a spec that names no user runs as

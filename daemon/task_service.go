@@ -3,13 +3,17 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/logs"
@@ -187,6 +191,17 @@ func (s *taskService) ResolveTask(ctx context.Context, req *pcnodev1.ResolveTask
 	return &pcnodev1.ResolveTaskResponse{Instance: res.instance, FitsNow: now, FitsNode: ever, Warnings: res.warnings}, nil
 }
 
+// watchBuffer is how many events a WatchTasks stream may fall behind the
+// node before it is ended (RESOURCE_EXHAUSTED, resumable from its revision).
+const watchBuffer = 4096
+
+// WatchTasks sends state changes. It subscribes before it reads the store,
+// so nothing written in between is missed, and sends a change only when its
+// revision is above the last one it went past, so nothing is sent twice and
+// no older state follows a newer one: with after_revision it replays the
+// history after it, then follows; with send_initial it sends the unfinished
+// tasks as they were at one revision, then follows from that revision.
+// after_revision takes precedence over send_initial.
 func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev1.TaskService_WatchTasksServer) error {
 	ctx := stream.Context()
 	match := func(t *pcnodev1.Task) bool {
@@ -197,28 +212,68 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		}
 		return true
 	}
-	sub := s.d.events.subscribe(4096, func(ev *pcnodev1.TaskEvent) bool {
+	sub := s.d.events.subscribe(watchBuffer, func(ev *pcnodev1.TaskEvent) bool {
 		return ev.GetStateChange() != nil && match(ev.GetStateChange())
 	})
 	defer s.d.events.unsubscribe(sub)
+
+	// last is the newest revision this stream has gone past: sent, or
+	// skipped by the label filter.
+	last := req.GetAfterRevision()
+	var page []store.Change
+	if last > 0 {
+		var revs store.Revisions
+		var err error
+		// The first page is read before the headers, so a refused resume
+		// point is the call's status.
+		if page, revs, err = s.d.store.Changes(ctx, last, 0); err != nil {
+			return resumeError(err, last, revs)
+		}
+	}
 	// Headers tell the caller the watch is live before any event.
 	if err := stream.SendHeader(metadata.MD{}); err != nil {
 		return err
 	}
-	if req.GetSendInitial() {
-		tasks, err := s.d.store.Unfinished(ctx)
+	send := func(c store.Change) error {
+		last = c.Revision
+		if !match(c.Task) {
+			return nil
+		}
+		return stream.Send(&pcnodev1.WatchTasksResponse{Event: changeEvent(c)})
+	}
+	switch {
+	case last > 0:
+		for {
+			for _, c := range page {
+				if err := send(c); err != nil {
+					return err
+				}
+			}
+			if len(page) < store.DefaultChangesLimit {
+				break
+			}
+			var revs store.Revisions
+			var err error
+			if page, revs, err = s.d.store.Changes(ctx, last, 0); err != nil {
+				return resumeError(err, last, revs)
+			}
+		}
+	case req.GetSendInitial():
+		tasks, revs, err := s.d.store.UnfinishedChanges(ctx)
 		if err != nil {
 			return err
 		}
-		for _, t := range tasks {
-			if !match(t) {
+		for _, c := range tasks {
+			if !match(c.Task) {
 				continue
 			}
-			ev := &pcnodev1.TaskEvent{TaskId: t.GetId(), Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: t}}
-			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: ev}); err != nil {
+			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: changeEvent(c)}); err != nil {
 				return err
 			}
 		}
+		// The snapshot is the node at revision Current: what came before
+		// is in it.
+		last = revs.Current
 	}
 	for {
 		select {
@@ -226,13 +281,46 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 			return nil
 		case ev, ok := <-sub.C:
 			if !ok {
-				return withCode(codes.ResourceExhausted, errors.New("watcher fell too far behind; watch again (with send_initial) to resynchronise"))
+				if last == 0 {
+					return withCode(codes.ResourceExhausted, fmt.Errorf("watcher fell more than %d events behind; watch again (with send_initial) to resynchronise", watchBuffer))
+				}
+				return withCode(codes.ResourceExhausted, fmt.Errorf("watcher fell more than %d events behind after revision %d; watch again with after_revision %d to resume where it stopped", watchBuffer, last, last))
 			}
+			if ev.GetRevision() <= last {
+				continue
+			}
+			last = ev.GetRevision()
 			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: ev}); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// resumeError turns the store's refusal of a resume point into the status
+// the API documents: OUT_OF_RANGE with ErrorInfo REVISION_COMPACTED and the
+// oldest revision kept for one the history no longer reaches, and
+// INVALID_ARGUMENT on after_revision for one not yet written.
+func resumeError(err error, after uint64, revs store.Revisions) error {
+	switch {
+	case errors.Is(err, store.ErrCompacted):
+		st := status.New(codes.OutOfRange, fmt.Sprintf(
+			"after_revision %d is older than the node keeps (oldest revision kept is %d, [tasks] watch_history): list the tasks again and watch with send_initial",
+			after, revs.Oldest))
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{
+			Reason:   "REVISION_COMPACTED",
+			Domain:   "pcnode",
+			Metadata: map[string]string{"oldest_revision": strconv.FormatUint(revs.Oldest, 10)},
+		}); derr == nil {
+			st = d
+		}
+		return st.Err()
+	case errors.Is(err, store.ErrFutureRevision):
+		var p problems
+		p.add("after_revision", "revision %d has not been written yet: the newest on this node is %d", after, revs.Current)
+		return invalid(p)
+	}
+	return err
 }
 
 func logReadOptions(req *pcnodev1.StreamLogsRequest) (logs.ReadOptions, error) {
@@ -374,6 +462,12 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	idMu.Lock()
 	id = task.GetId()
 	idMu.Unlock()
+	// The task as it is now, with the revision of its last state change:
+	// the subscription may hold older changes, dropped below by revision.
+	current, err := s.d.store.GetTaskChange(ctx, id)
+	if err != nil {
+		return err
+	}
 
 	// Logs follow in their own goroutine; the final state is sent after
 	// the log has ended, so a caller sees every line before the result.
@@ -407,25 +501,26 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	} else {
 		logsDone <- nil
 	}
-	finalize := func(t *pcnodev1.Task) error {
+	finalize := func(c store.Change) error {
 		select {
 		case <-logsDone:
 		case <-time.After(15 * time.Second):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		return send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: t}})
+		return send(changeEvent(c))
 	}
 
-	if isFinal(task.GetState()) {
-		return finalize(task)
+	if isFinal(current.Task.GetState()) {
+		return finalize(current)
 	}
-	if err := send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_StateChange{StateChange: task}}); err != nil {
+	if err := send(changeEvent(current)); err != nil {
 		return err
 	}
-	// The state just sent may also be waiting in the subscription (the
-	// submit's own announcement): send each state once.
-	lastState := task.GetState()
+	// The state just sent, and older ones, may also be waiting in the
+	// subscription (the submit's own announcement): send each state
+	// change once, in revision order.
+	lastRev := current.Revision
 	for {
 		select {
 		case <-ctx.Done():
@@ -434,12 +529,18 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 			if !ok {
 				// Dropped for falling behind: resubscribe and re-read.
 				sub = s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
-				t, err := s.d.store.GetTask(ctx, id)
+				c, err := s.d.store.GetTaskChange(ctx, id)
 				if err != nil {
 					return err
 				}
-				if isFinal(t.GetState()) {
-					return finalize(t)
+				if isFinal(c.Task.GetState()) {
+					return finalize(c)
+				}
+				if c.Revision > lastRev {
+					lastRev = c.Revision
+					if err := send(changeEvent(c)); err != nil {
+						return err
+					}
 				}
 				continue
 			}
@@ -447,13 +548,13 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 				continue
 			}
 			if t := ev.GetStateChange(); t != nil {
-				if isFinal(t.GetState()) {
-					return finalize(t)
-				}
-				if t.GetState() == lastState {
+				if ev.GetRevision() <= lastRev {
 					continue
 				}
-				lastState = t.GetState()
+				lastRev = ev.GetRevision()
+				if isFinal(t.GetState()) {
+					return finalize(store.Change{Revision: ev.GetRevision(), Task: t})
+				}
 			}
 			if m := ev.GetOutputManifest(); m != nil {
 				// A large manifest goes in parts that fit any client.

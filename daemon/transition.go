@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -45,13 +44,14 @@ func (d *Daemon) update(ctx context.Context, id string, fn func(*pcnodev1.Task))
 	return t, nil
 }
 
-// announce publishes a state change.
+// announce publishes the state change just written to t, with every other
+// one written since the last announcement, in revision order. The write has
+// happened and is durable, so a caller's cancelled context does not stop its
+// announcement.
 func (d *Daemon) announce(t *pcnodev1.Task) {
-	d.events.publish(&pcnodev1.TaskEvent{
-		TaskId: t.GetId(),
-		Time:   timestamppb.Now(),
-		Event:  &pcnodev1.TaskEvent_StateChange{StateChange: proto.Clone(t).(*pcnodev1.Task)},
-	})
+	if err := d.events.flush(context.Background(), d.store); err != nil {
+		d.log.Error("announcing state changes", "task", t.GetId(), "err", err)
+	}
 	d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_ALLOCATION)
 }
 

@@ -22,12 +22,17 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives the migrations applied. nil discards.
 	Logger *slog.Logger
+	// History is how many of the most recent state changes the file keeps
+	// for Changes: MinHistory to MaxHistory, 0 for DefaultHistory. Open
+	// prunes a longer history to it.
+	History int
 }
 
 // DB is the Store on a bbolt file.
 type DB struct {
-	bolt *bolt.DB
-	log  *slog.Logger
+	bolt    *bolt.DB
+	log     *slog.Logger
+	history int
 }
 
 var _ Store = (*DB)(nil)
@@ -40,6 +45,10 @@ func Open(path string, opts Options) (*DB, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	history, err := historyLimit(opts.History)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	timeout := opts.LockTimeout
 	if timeout <= 0 {
@@ -55,15 +64,25 @@ func Open(path string, opts Options) (*DB, error) {
 	var from, to uint64
 	err = b.Update(func(tx *bolt.Tx) error {
 		var err error
-		from, to, err = migrate(tx, migrations, log)
-		return err
+		if from, to, err = migrate(tx, migrations, log); err != nil {
+			return err
+		}
+		bk, err := openBuckets(tx, history)
+		if err != nil {
+			return err
+		}
+		r, err := bk.revisions()
+		if err != nil {
+			return err
+		}
+		return bk.prune(r.Current)
 	})
 	if err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	log.Debug("store opened", "path", path, "schema_version", to, "was", from)
-	return &DB{bolt: b, log: log}, nil
+	return &DB{bolt: b, log: log, history: history}, nil
 }
 
 // Close closes the file and releases its lock. Closing twice is harmless.
@@ -84,28 +103,36 @@ func (db *DB) Check(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("bbolt: %w: %w", ErrCorrupt, err))
 		}
 		errs = append(errs, checkIndexes(ctx, bk)...)
+		errs = append(errs, checkRevisions(bk)...)
 		return errors.Join(errs...)
 	})
 }
 
-// buckets are the v1 buckets of one transaction.
+// buckets are the v1 buckets of one transaction, and the history limit its
+// writes keep to.
 type buckets struct {
-	tasks, idempotency, outputs, byState, byFinish *bolt.Bucket
+	meta, tasks, idempotency, outputs, byState, byFinish, revs, history *bolt.Bucket
+	historyLimit                                                        int
 }
 
-func openBuckets(tx *bolt.Tx) (*buckets, error) {
+func openBuckets(tx *bolt.Tx, historyLimit int) (*buckets, error) {
 	root := tx.Bucket(bucketRoot)
 	if root == nil {
 		return nil, fmt.Errorf("bucket %s missing: %w", bucketRoot, ErrCorrupt)
 	}
 	bk := &buckets{
-		tasks:       root.Bucket(bucketTasks),
-		idempotency: root.Bucket(bucketIdempotency),
-		outputs:     root.Bucket(bucketOutputs),
-		byState:     root.Bucket(bucketByState),
-		byFinish:    root.Bucket(bucketByFinish),
+		historyLimit: historyLimit,
+		meta:         root.Bucket(bucketMeta),
+		revs:         root.Bucket(bucketRevisions),
+		history:      root.Bucket(bucketHistory),
+		tasks:        root.Bucket(bucketTasks),
+		idempotency:  root.Bucket(bucketIdempotency),
+		outputs:      root.Bucket(bucketOutputs),
+		byState:      root.Bucket(bucketByState),
+		byFinish:     root.Bucket(bucketByFinish),
 	}
-	if bk.tasks == nil || bk.idempotency == nil || bk.outputs == nil || bk.byState == nil || bk.byFinish == nil {
+	if bk.meta == nil || bk.tasks == nil || bk.idempotency == nil || bk.outputs == nil || bk.byState == nil || bk.byFinish == nil ||
+		bk.revs == nil || bk.history == nil {
 		return nil, fmt.Errorf("a bucket under %s is missing: %w", bucketRoot, ErrCorrupt)
 	}
 	return bk, nil
@@ -124,7 +151,7 @@ func (db *DB) tx(ctx context.Context, writable bool, fn func(*bolt.Tx, *buckets)
 		return err
 	}
 	run := func(tx *bolt.Tx) error {
-		bk, err := openBuckets(tx)
+		bk, err := openBuckets(tx, db.history)
 		if err != nil {
 			return err
 		}

@@ -117,6 +117,11 @@ func (bk *buckets) putTask(prev, next *pcnodev1.Task) error {
 	if err := bk.byState.Put(stateKey(next.GetState(), id), nil); err != nil {
 		return err
 	}
+	if isStateChange(prev, next) {
+		if err := bk.record(id, v); err != nil {
+			return err
+		}
+	}
 	if when, ok := retentionTime(next); ok {
 		if err := bk.byFinish.Put(finishKey(when, id), nil); err != nil {
 			return err
@@ -156,6 +161,9 @@ func (bk *buckets) deleteTask(t *pcnodev1.Task) error {
 		}
 	}
 	if err := bk.outputs.Delete([]byte(id)); err != nil {
+		return err
+	}
+	if err := bk.revs.Delete([]byte(id)); err != nil {
 		return err
 	}
 	return bk.tasks.Delete([]byte(id))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -254,30 +253,8 @@ func (db *DB) GetOutputsPage(ctx context.Context, id string, opts OutputsOptions
 
 // Unfinished implements Store.
 func (db *DB) Unfinished(ctx context.Context) ([]*pcnodev1.Task, error) {
-	var out []*pcnodev1.Task
-	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
-		q := listQuery{states: unfinishedStates}
-		var ids []string
-		for id := range bk.idsDesc(&q) {
-			ids = append(ids, id)
-		}
-		slices.Reverse(ids)
-		for _, id := range ids {
-			t, err := bk.getTask(id)
-			if err != nil {
-				return err
-			}
-			if t == nil {
-				return fmt.Errorf("by_state names missing task %s: %w", id, ErrCorrupt)
-			}
-			out = append(out, t)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("unfinished tasks: %w", err)
-	}
-	return out, nil
+	changes, _, err := db.UnfinishedChanges(ctx)
+	return changeTasks(changes), err
 }
 
 // DeleteFinishedBefore implements Store.

@@ -25,11 +25,12 @@
 //
 // # Schema
 //
-// Schema version 1 ([SchemaVersion]). The file holds one root bucket, v1:
+// Schema version 2 ([SchemaVersion]). The file holds one root bucket, v1:
 //
 //	v1/
 //	├── meta/
-//	│   └── schema_version     → uint64, big endian
+//	│   ├── schema_version     → uint64, big endian
+//	│   └── revision           → uint64, big endian: the newest revision given
 //	├── tasks/
 //	│   └── <task id>          → pcnodev1.Task (proto wire format)
 //	├── idempotency/
@@ -40,16 +41,34 @@
 //	│                            encoding of a message `repeated OutputManifest m = 1`
 //	├── by_state/
 //	│   └── <state ‖ task id>  → empty; state as uint32, big endian
-//	└── by_finish/
-//	    └── <time ‖ task id>   → empty; time as Unix seconds (uint64 big
-//	                             endian, sign bit flipped) ‖ nanoseconds
-//	                             (uint32 big endian), so byte order is time order
+//	├── by_finish/
+//	│   └── <time ‖ task id>   → empty; time as Unix seconds (uint64 big
+//	│                            endian, sign bit flipped) ‖ nanoseconds
+//	│                            (uint32 big endian), so byte order is time order
+//	├── revisions/
+//	│   └── <task id>          → uint64 big endian: revision of its last state change
+//	└── history/
+//	    └── <revision>         → pcnodev1.Task as that state change wrote it;
+//	                             revision as uint64 big endian
 //
 // tasks is the record; the other buckets are indexes kept in step with it in
 // the same transaction. by_state serves state-filtered listings and
 // [Store.Unfinished]; by_finish serves retention ([Store.DeleteFinishedBefore])
 // and holds every task in a final state (SUCCEEDED, FAILED, CANCELLED) under
 // its finish_time, or update_time, or create_time, the first one set.
+//
+// # Revisions
+//
+// A write that creates a task or changes its state is a state change: in the
+// same transaction it takes meta/revision plus one, records it under
+// revisions/, and appends the task as written to history/, which is then
+// pruned to the most recent [Options.History] changes (the daemon's [tasks]
+// watch_history). The counter only grows, across restarts and crashes alike,
+// since it commits with the task; deleting a task leaves its history. The
+// history is a run of consecutive revisions ending at meta/revision, so
+// [Store.Changes] can say exactly whether a revision can still be resumed
+// ([ErrCompacted] when not). Migration 2 gave the tasks of a version 1 file
+// revisions 1…n in id order with an empty history.
 //
 // # Pages
 //

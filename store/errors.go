@@ -37,6 +37,15 @@ var (
 	// ErrClosed is returned when a store is used after Close.
 	ErrClosed = errors.New("store is closed")
 
+	// ErrCompacted is returned by Changes when the revision asked for is
+	// older than the history keeps: the changes right after it are gone.
+	// The Revisions returned with it say which is the oldest kept.
+	ErrCompacted = errors.New("revision is older than the history keeps")
+
+	// ErrFutureRevision is returned by Changes when the revision asked for
+	// is greater than the newest revision written.
+	ErrFutureRevision = errors.New("revision has not been written yet")
+
 	// ErrCorrupt is returned when stored data cannot be decoded or the
 	// indexes disagree with the task records.
 	ErrCorrupt = errors.New("store data is corrupt")

@@ -23,6 +23,11 @@ type Memory struct {
 	ids     []string // sorted ascending
 	keys    map[string]memoryKey
 	outputs map[string][]*pcnodev1.OutputManifest
+
+	revision     uint64            // the newest revision given
+	revs         map[string]uint64 // task id → revision of its last state change
+	history      []Change          // revisions in order, the last is revision
+	historyLimit int
 }
 
 type memoryKey struct {
@@ -32,13 +37,105 @@ type memoryKey struct {
 
 var _ Store = (*Memory)(nil)
 
-// NewMemory returns an empty Memory.
+// NewMemory returns an empty Memory that keeps DefaultHistory state changes.
 func NewMemory() *Memory {
-	return &Memory{
-		tasks:   map[string]*pcnodev1.Task{},
-		keys:    map[string]memoryKey{},
-		outputs: map[string][]*pcnodev1.OutputManifest{},
+	m, _ := NewMemoryHistory(0)
+	return m
+}
+
+// NewMemoryHistory returns an empty Memory that keeps the history most
+// recent state changes, as Options.History does for DB.
+func NewMemoryHistory(history int) (*Memory, error) {
+	n, err := historyLimit(history)
+	if err != nil {
+		return nil, fmt.Errorf("memory store: %w", err)
 	}
+	return &Memory{
+		tasks:        map[string]*pcnodev1.Task{},
+		keys:         map[string]memoryKey{},
+		outputs:      map[string][]*pcnodev1.OutputManifest{},
+		revs:         map[string]uint64{},
+		historyLimit: n,
+	}, nil
+}
+
+// put stores next, which replaces prev (nil for a new task), and records
+// the state change when it is one. The caller holds the write lock.
+func (m *Memory) put(prev, next *pcnodev1.Task) {
+	id := next.GetId()
+	m.tasks[id] = next
+	if !isStateChange(prev, next) {
+		return
+	}
+	m.revision++
+	m.revs[id] = m.revision
+	m.history = append(m.history, Change{Revision: m.revision, Task: next})
+	if over := len(m.history) - m.historyLimit; over > 0 {
+		clear(m.history[:over])
+		m.history = m.history[over:]
+	}
+}
+
+// revisions is the span held. The caller holds a lock.
+func (m *Memory) revisions() Revisions {
+	r := Revisions{Current: m.revision, Oldest: m.revision + 1}
+	if len(m.history) > 0 {
+		r.Oldest = m.history[0].Revision
+	}
+	return r
+}
+
+// GetTaskChange implements Store.
+func (m *Memory) GetTaskChange(ctx context.Context, id string) (Change, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return Change{}, fmt.Errorf("get task %q: %w", id, err)
+	}
+	defer unlock()
+	t, ok := m.tasks[id]
+	if !ok {
+		return Change{}, fmt.Errorf("get task %q: %w", id, ErrNotFound)
+	}
+	return Change{Revision: m.revs[id], Task: proto.CloneOf(t)}, nil
+}
+
+// Changes implements Store.
+func (m *Memory) Changes(ctx context.Context, after uint64, limit int) ([]Change, Revisions, error) {
+	if limit <= 0 {
+		limit = DefaultChangesLimit
+	}
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, Revisions{}, fmt.Errorf("changes after revision %d: %w", after, err)
+	}
+	defer unlock()
+	r := m.revisions()
+	if err := r.checkResume(after); err != nil {
+		return nil, r, fmt.Errorf("changes after revision %d: %w", after, err)
+	}
+	// The history is a run of revisions: after+1 is at after+1-Oldest.
+	start := min(int(after+1-r.Oldest), len(m.history))
+	var out []Change
+	for _, c := range m.history[start:min(start+limit, len(m.history))] {
+		out = append(out, Change{Revision: c.Revision, Task: proto.CloneOf(c.Task)})
+	}
+	return out, r, nil
+}
+
+// UnfinishedChanges implements Store.
+func (m *Memory) UnfinishedChanges(ctx context.Context) ([]Change, Revisions, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, Revisions{}, fmt.Errorf("unfinished tasks: %w", err)
+	}
+	defer unlock()
+	var out []Change
+	for _, id := range m.ids {
+		if t := m.tasks[id]; slices.Contains(unfinishedStates, t.GetState()) {
+			out = append(out, Change{Revision: m.revs[id], Task: proto.CloneOf(t)})
+		}
+	}
+	return out, m.revisions(), nil
 }
 
 // lock takes the write lock, or read lock when !write, and fails after Close
@@ -88,7 +185,7 @@ func (m *Memory) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotenc
 	if idempotencyKey != "" {
 		m.keys[ik] = memoryKey{id: id, hash: bytes.Clone(specHash)}
 	}
-	m.tasks[id] = t
+	m.put(nil, t)
 	i, _ := slices.BinarySearch(m.ids, id)
 	m.ids = slices.Insert(m.ids, i, id)
 	return proto.CloneOf(t), false, nil
@@ -126,7 +223,7 @@ func (m *Memory) UpdateTask(ctx context.Context, task *pcnodev1.Task) error {
 	if err := checkReplacement(prev, next); err != nil {
 		return fmt.Errorf("update task %q: %w", task.GetId(), err)
 	}
-	m.tasks[next.GetId()] = next
+	m.put(prev, next)
 	return nil
 }
 
@@ -145,7 +242,7 @@ func (m *Memory) ModifyTask(ctx context.Context, id string, fn func(*pcnodev1.Ta
 	if err != nil {
 		return nil, fmt.Errorf("modify task %q: %w", id, err)
 	}
-	m.tasks[id] = next
+	m.put(prev, next)
 	return proto.CloneOf(next), nil
 }
 
@@ -201,6 +298,7 @@ func (m *Memory) delete(id string) {
 	}
 	delete(m.tasks, id)
 	delete(m.outputs, id)
+	delete(m.revs, id)
 	if i, ok := slices.BinarySearch(m.ids, id); ok {
 		m.ids = slices.Delete(m.ids, i, i+1)
 	}
@@ -267,18 +365,8 @@ func (m *Memory) GetOutputs(ctx context.Context, id string) ([]*pcnodev1.OutputM
 
 // Unfinished implements Store.
 func (m *Memory) Unfinished(ctx context.Context) ([]*pcnodev1.Task, error) {
-	unlock, err := m.lock(ctx, false)
-	if err != nil {
-		return nil, fmt.Errorf("unfinished tasks: %w", err)
-	}
-	defer unlock()
-	var out []*pcnodev1.Task
-	for _, id := range m.ids {
-		if t := m.tasks[id]; slices.Contains(unfinishedStates, t.GetState()) {
-			out = append(out, proto.CloneOf(t))
-		}
-	}
-	return out, nil
+	changes, _, err := m.UnfinishedChanges(ctx)
+	return changeTasks(changes), err
 }
 
 // DeleteFinishedBefore implements Store.

@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the version of the bucket layout this code writes: the
 // number of migrations it knows.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Bucket and key names; the package doc draws the tree.
 var (
@@ -21,8 +21,11 @@ var (
 	bucketOutputs     = []byte("outputs")
 	bucketByState     = []byte("by_state")
 	bucketByFinish    = []byte("by_finish")
+	bucketRevisions   = []byte("revisions")
+	bucketHistory     = []byte("history")
 
 	keySchemaVersion = []byte("schema_version")
+	keyRevision      = []byte("revision")
 )
 
 // A migration moves the file from version-1 to version. It runs inside the
@@ -37,6 +40,7 @@ type migration struct {
 // Append only: a released migration never changes.
 var migrations = []migration{
 	{version: 1, name: "create the v1 buckets", apply: createV1Buckets},
+	{version: 2, name: "add revisions and the history of state changes", apply: addRevisions},
 }
 
 // createV1Buckets creates the tree of schema version 1. Buckets that exist

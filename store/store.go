@@ -15,6 +15,13 @@ import (
 // Store is the task state the daemon keeps. Consumers may declare narrower
 // interfaces of their own; DB and Memory implement this one and pass the
 // suite in package storetest. All methods are safe for concurrent use.
+//
+// Every write that creates a task or changes its state (CreateTask, and
+// UpdateTask or ModifyTask when the state differs) is a state change: in the
+// same transaction it gets the next revision of the store, one more than
+// the last, and is appended to the history that Changes reads. Revisions
+// are never reused, also across reopening; the history keeps the most
+// recent changes only (Options.History).
 type Store interface {
 	// CreateTask stores a new task, recording idempotencyKey (may be empty)
 	// on it and in the idempotency index with specHash. When the key is
@@ -59,6 +66,19 @@ type Store interface {
 	// counts), and returns their ids, oldest first, so that the caller can
 	// remove their logs. On error it returns the ids deleted so far.
 	DeleteFinishedBefore(ctx context.Context, before time.Time) ([]string, error)
+	// GetTaskChange returns the task with id and the revision of its last
+	// state change, or ErrNotFound.
+	GetTaskChange(ctx context.Context, id string) (Change, error)
+	// Changes returns, oldest first, up to limit (DefaultChangesLimit when
+	// 0 or less) of the state changes with a revision above after, each as
+	// the task was written, and the revisions held at the moment of the
+	// read. An after below Oldest-1 gives ErrCompacted, one above Current
+	// ErrFutureRevision; both still return the Revisions.
+	Changes(ctx context.Context, after uint64, limit int) ([]Change, Revisions, error)
+	// UnfinishedChanges returns what Unfinished returns, each task with the
+	// revision of its last state change, and the revisions held, all read at
+	// one moment: the tasks are as they were at revision Current.
+	UnfinishedChanges(ctx context.Context) ([]Change, Revisions, error)
 	// Close releases the store. Later calls return ErrClosed.
 	Close() error
 }

@@ -20,8 +20,14 @@ import (
 // the file again and checks it (bbolt's tx.Check and the indexes).
 func openBolt(t testing.TB) (*store.DB, string) {
 	t.Helper()
+	return openBoltOptions(t, store.Options{})
+}
+
+// openBoltOptions is openBolt with opts; the check at cleanup uses them too.
+func openBoltOptions(t testing.TB, opts store.Options) (*store.DB, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "pcnode.db")
-	db, err := store.Open(path, store.Options{})
+	db, err := store.Open(path, opts)
 	if err != nil {
 		t.Fatalf("Open(%q) = %v", path, err)
 	}
@@ -29,14 +35,18 @@ func openBolt(t testing.TB) (*store.DB, string) {
 		if err := db.Close(); err != nil {
 			t.Errorf("Close() = %v", err)
 		}
-		checkFile(t, path)
+		checkFile(t, path, opts)
 	})
 	return db, path
 }
 
-func checkFile(t testing.TB, path string) {
+func checkFile(t testing.TB, path string, opts ...store.Options) {
 	t.Helper()
-	db, err := store.Open(path, store.Options{})
+	var o store.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	db, err := store.Open(path, o)
 	if err != nil {
 		t.Errorf("Open(%q) to check it = %v", path, err)
 		return
@@ -182,4 +192,72 @@ func TestBoltOpenFiles(t *testing.T) {
 			t.Errorf("Open(%q) created mode %v, want 0600", path, perm)
 		}
 	})
+}
+
+func TestBoltRevisions(t *testing.T) {
+	storetest.RunRevisions(t, func(t *testing.T, history int) store.Store {
+		db, _ := openBoltOptions(t, store.Options{History: history})
+		return db
+	})
+}
+
+func TestMemoryRevisions(t *testing.T) {
+	storetest.RunRevisions(t, func(t *testing.T, history int) store.Store {
+		m, err := store.NewMemoryHistory(history)
+		if err != nil {
+			t.Fatalf("NewMemoryHistory(%d) = %v", history, err)
+		}
+		return m
+	})
+}
+
+// Revisions and the history survive Close and Open: the counter goes on
+// from where it was, and opening with a smaller history prunes it.
+func TestBoltRevisionsReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "pcnode.db")
+	db, err := store.Open(path, store.Options{History: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 150 {
+		task := &pcnodev1.Task{Id: store.NewID(now.Add(time.Duration(i) * time.Millisecond)), State: pcnodev1.TaskState_TASK_STATE_QUEUED}
+		if _, _, err := db.CreateTask(ctx, task, "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	db, err = store.Open(path, store.Options{History: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, revs, err := db.Changes(ctx, 0, 1000)
+	if err != nil || len(got) != 150 || revs != (store.Revisions{Current: 150, Oldest: 1}) {
+		t.Fatalf("Changes(0) after reopening = %d changes, %+v, %v, want 150, {150 1}", len(got), revs, err)
+	}
+	if _, err := db.ModifyTask(ctx, got[0].Task.GetId(), func(t *pcnodev1.Task) error {
+		t.State = pcnodev1.TaskState_TASK_STATE_RUNNING
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := db.GetTaskChange(ctx, got[0].Task.GetId()); err != nil || c.Revision != 151 {
+		t.Errorf("revision of the first change after reopening = %d, %v, want 151", c.Revision, err)
+	}
+	db.Close()
+	db, err = store.Open(path, store.Options{History: store.MinHistory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, revs, err := db.Changes(ctx, 0, 0); !errors.Is(err, store.ErrCompacted) || revs != (store.Revisions{Current: 151, Oldest: 52}) {
+		t.Errorf("Changes(0) after reopening with history %d = %+v, %v, want {151 52}, ErrCompacted", store.MinHistory, revs, err)
+	}
+	if err := db.Check(ctx); err != nil {
+		t.Errorf("Check() = %v", err)
+	}
+	if _, err := store.Open(filepath.Join(t.TempDir(), "x.db"), store.Options{History: 5}); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Errorf("Open(History: 5) = %v, want ErrInvalidArgument", err)
+	}
 }

@@ -188,7 +188,16 @@ type Tasks struct {
 	// spec name no limit ("0": no default limit).
 	DefaultMemoryLimit Quantity `toml:"default_memory_limit"`
 	DefaultCPULimit    Quantity `toml:"default_cpu_limit"`
+	// WatchHistory is how many of the most recent state changes the node
+	// keeps so that a WatchTasks can resume after a revision.
+	WatchHistory int `toml:"watch_history"`
 }
+
+// Bounds of tasks.watch_history; the store enforces the same.
+const (
+	MinWatchHistory = 100
+	MaxWatchHistory = 10_000_000
+)
 
 // Smallest non-zero default limits a node may configure.
 const (
@@ -374,6 +383,7 @@ func DefaultConfig() Config {
 			StopGracePeriod:    Duration{10 * time.Second},
 			PidsLimit:          4096,
 			Retention:          Duration{7 * 24 * time.Hour},
+			WatchHistory:       10_000,
 			MaxOutputFiles:     100_000,
 			MaxOutputPathBytes: MustQuantity("32Mi"),
 			// Lowered to the node's capacity when it has less.
@@ -499,6 +509,9 @@ func (c *Config) Validate() error {
 	}
 	if b := c.Tasks.MaxOutputPathBytes.Bytes(); b < 4096 || b > 1<<30 {
 		bad("tasks.max_output_path_bytes", "must be from 4Ki to 1Gi, got %s", c.Tasks.MaxOutputPathBytes.String())
+	}
+	if n := c.Tasks.WatchHistory; n < MinWatchHistory || n > MaxWatchHistory {
+		bad("tasks.watch_history", "must be from %d to %d, got %d", MinWatchHistory, MaxWatchHistory, n)
 	}
 	if c.Tasks.DefaultUser != "" {
 		if _, _, err := ParseUser(c.Tasks.DefaultUser); err != nil {

@@ -108,6 +108,11 @@ stop_grace_period = "10s"
 pids_limit = 4096
 # How long finished tasks and their logs are kept. "0s": forever.
 retention = "168h0m0s"
+# State changes kept so that a WatchTasks can resume after a revision
+# (100 to 10000000). A watcher further behind than this is told
+# OUT_OF_RANGE (REVISION_COMPACTED) and re-lists. Each change kept holds the
+# task as written, about 1 KiB on disk for a typical task.
+watch_history = 10000
 # Whether a spec may ask for the host network.
 allow_host_network = false
 # Files hashed in parallel when writing output manifests. 0: one per CPU.
