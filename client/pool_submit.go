@@ -286,6 +286,10 @@ func mergeDemand(t demand, r *pcnodev1.ResourceRequirements) demand {
 // stream or an unreachable node is retried with backoff until the node
 // answers again or ctx ends. When the submission's outcome is still
 // unknown, Wait first resubmits the key to its node (see Submit).
+//
+// Each Wait holds one RunTask stream on the node. Beyond the node's stream
+// cap per client ([streams] max_per_client) it looks with GetTask between
+// retries of the stream instead, at the backoff's pace.
 func (p *Pool) Wait(ctx context.Context, key string) (*pcnodev1.Task, error) {
 	return p.follow(ctx, key, nil)
 }
@@ -338,6 +342,23 @@ func (p *Pool) follow(ctx context.Context, key string, fn func(string, *pcnodev1
 		var stop stopError
 		if errors.As(err, &stop) {
 			return last, stop.err
+		}
+		if Code(err) == codes.ResourceExhausted {
+			// Over the node's stream cap ([streams] max_per_client): look
+			// with GetTask meanwhile, and try the stream again later.
+			actx, cancel := context.WithTimeout(ctx, p.opts.attempt)
+			resp, gerr := n.client.Tasks.GetTask(actx, &pcnodev1.GetTaskRequest{TaskId: id})
+			cancel()
+			if gerr == nil {
+				last = resp.GetTask()
+				if isFinal(last.GetState()) {
+					return last, nil
+				}
+			}
+			err = gerr
+			if err == nil {
+				err = errStreamEnded
+			}
 		}
 		if answered(err) {
 			return last, fmt.Errorf("node %s: task %s: %w", node, id, FromError(err))

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -29,6 +31,7 @@ type fakeNode struct {
 	mu      sync.Mutex
 	hang    int
 	submits []string // idempotency keys, in order
+	looks   int      // GetTask calls
 	tasks   map[string]*pcnodev1.Task
 
 	srv    *grpc.Server
@@ -102,6 +105,27 @@ func (f *fakeNode) SubmitTask(ctx context.Context, req *pcnodev1.SubmitTaskReque
 	}
 	f.tasks[req.GetIdempotencyKey()] = task
 	return &pcnodev1.SubmitTaskResponse{Task: task}, nil
+}
+
+// RunTask is always over the stream cap.
+func (f *fakeNode) RunTask(*pcnodev1.RunTaskRequest, grpc.ServerStreamingServer[pcnodev1.RunTaskResponse]) error {
+	return status.Error(codes.ResourceExhausted, "streams: 128 of this client open ([streams] max_per_client)")
+}
+
+// GetTask returns the task, finished after its second look.
+func (f *fakeNode) GetTask(_ context.Context, req *pcnodev1.GetTaskRequest) (*pcnodev1.GetTaskResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, task := range f.tasks {
+		if task.GetId() == req.GetTaskId() {
+			f.looks++
+			if f.looks >= 2 {
+				task.State = pcnodev1.TaskState_TASK_STATE_SUCCEEDED
+			}
+			return &pcnodev1.GetTaskResponse{Task: task}, nil
+		}
+	}
+	return nil, status.Error(codes.NotFound, "no such task")
 }
 
 func (f *fakeNode) keys() []string {
@@ -219,6 +243,21 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met after 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestPoolWaitOverStreamCap: a node that refuses the follow stream (its
+// stream cap) is looked at with GetTask until the task has finished.
+func TestPoolWaitOverStreamCap(t *testing.T) {
+	a := startFake(t, "a", 1000, 0)
+	p := fakePool(t, nil, a)
+	pl, err := p.Submit(t.Context(), fakeSpec, "k6")
+	if err != nil {
+		t.Fatalf("Submit() = %v", err)
+	}
+	task, err := p.Wait(t.Context(), pl.Key)
+	if err != nil || task.GetState() != pcnodev1.TaskState_TASK_STATE_SUCCEEDED {
+		t.Fatalf("Wait() = %v, %v; want the task SUCCEEDED", task.GetState(), err)
 	}
 }
 
