@@ -142,6 +142,7 @@ func TestIntegrationPool(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second) // the waits of c's tasks retry meanwhile
+	restarted := time.Now()
 	ds["c"].Restart(t)
 	wg.Wait()
 
@@ -186,6 +187,18 @@ func TestIntegrationPool(t *testing.T) {
 	if len(onC) == 0 {
 		t.Errorf("no task was on c when it was killed")
 	}
+	// c runs 2 at once and had more: some of its tasks started only
+	// after the restart.
+	late := 0
+	for _, k := range onC {
+		if finals[k].GetStartTime().AsTime().After(restarted) {
+			late++
+		}
+	}
+	if len(onC) > int(slots["c"]) && late == 0 {
+		t.Errorf("none of c's %d tasks started after its restart, want those queued at the kill to", len(onC))
+	}
+	t.Logf("c had %d tasks at the kill; %d started after its restart", len(onC), late)
 
 	// Too big for every node: refused with each node's reason.
 	if err := pool.WaitReady(ctx); err != nil {
