@@ -103,6 +103,12 @@ func TestIntegrationPool(t *testing.T) {
 		}
 	}
 
+	// Kill c while one of its tasks runs (the others are preparing or
+	// queued).
+	if len(onC) > 0 {
+		_, id, _ := pool.Placed(onC[0])
+		ds["c"].WaitState(t, id, pcnodev1.TaskState_TASK_STATE_RUNNING, 0)
+	}
 	ds["c"].Kill(t)
 	// Wait until the pool has seen c go (milliseconds: the socket closes
 	// with the process). A submission racing the kill could reach c's
