@@ -30,6 +30,7 @@ type NodeConfig struct {
 type PoolOption func(*poolOptions)
 
 type poolOptions struct {
+	bindings     map[string]string
 	heartbeat    time.Duration
 	attempt      time.Duration
 	backoffMin   time.Duration
@@ -53,6 +54,19 @@ const (
 // whose stream stays silent for three intervals counts as unreachable.
 func WithHeartbeat(d time.Duration) PoolOption {
 	return func(o *poolOptions) { o.heartbeat = max(d, time.Second) }
+}
+
+// WithBindings restores idempotency keys bound to nodes (key → node name)
+// by an earlier Pool, e.g. from what a scheduler recorded of Placed before
+// it restarted: each such key is only ever submitted to its node again.
+// NewPool fails for a node name it does not have.
+func WithBindings(keyToNode map[string]string) PoolOption {
+	return func(o *poolOptions) {
+		o.bindings = make(map[string]string, len(keyToNode))
+		for k, n := range keyToNode {
+			o.bindings[k] = n
+		}
+	}
 }
 
 // WithAttemptTimeout bounds each SubmitTask call to one node.
@@ -152,6 +166,13 @@ func NewPool(ctx context.Context, nodes []NodeConfig, opts ...PoolOption) (*Pool
 		}
 		p.nodes[nc.Name] = &poolNode{name: nc.Name, client: c, unreachable: "not connected yet", pending: map[string]*reservation{}}
 		p.order = append(p.order, nc.Name)
+	}
+	for k, n := range o.bindings {
+		if _, ok := p.nodes[n]; !ok || k == "" || len(k) > maxKeyBytes {
+			p.closeClients()
+			return nil, fmt.Errorf("bindings[%q]: %q: want a key of 1 to %d bytes bound to a node of the pool", k, n, maxKeyBytes)
+		}
+		p.keys[k] = &placement{node: n}
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	for _, name := range p.order {

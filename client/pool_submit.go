@@ -36,7 +36,9 @@ type Placement struct {
 // the submission may have reached it, the key is never sent elsewhere) and
 // the task id once the node answered.
 type placement struct {
-	mu     sync.Mutex // held while the key is being submitted
+	mu sync.Mutex // held while the key is being submitted
+	// spec is kept to resubmit the key (Wait after an unknown outcome);
+	// it holds the spec's registry credentials, in memory only.
 	spec   *pcnodev1.TaskSpec
 	node   string
 	taskID string
@@ -72,7 +74,10 @@ type placement struct {
 // answers or ctx ends (then the error wraps ErrOutcomeUnknown). The pool
 // remembers each key's node for its lifetime: submitting a key again
 // always goes to the node it was bound to, and the node's own idempotency
-// returns the existing task. An empty idempotencyKey gets a random one
+// returns the existing task. The bindings live in the Pool's memory: a
+// scheduler that restarts restores them with WithBindings (from Placed),
+// or a key could be placed on a second node. An empty idempotencyKey gets
+// a random one
 // (Placement.Key). Other errors from a node (InvalidArgument,
 // PermissionDenied, AlreadyExists, …) are returned as *Error.
 func (p *Pool) Submit(ctx context.Context, spec *pcnodev1.TaskSpec, idempotencyKey string) (*Placement, error) {
@@ -321,6 +326,9 @@ func (p *Pool) follow(ctx context.Context, key string, fn func(string, *pcnodev1
 		return nil, fmt.Errorf("%q: %w", key, ErrUnknownKey)
 	}
 	if id == "" {
+		if spec == nil {
+			return nil, fmt.Errorf("key %q is bound to node %s (WithBindings) and this pool has not submitted it: Submit it again (it goes to that node) before waiting", key, node)
+		}
 		got, err := p.Submit(ctx, proto.Clone(spec).(*pcnodev1.TaskSpec), key)
 		if err != nil {
 			return nil, err

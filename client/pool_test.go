@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,6 +282,27 @@ func TestPoolNoNodeFits(t *testing.T) {
 	}
 	if _, err := p.Wait(t.Context(), "k4"); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("Wait(k4) = %v, want ErrUnknownKey", err)
+	}
+}
+
+// TestPoolBindings: a key restored with WithBindings goes to its node
+// only, even when another node is preferred.
+func TestPoolBindings(t *testing.T) {
+	a := startFake(t, "a", 10000, 0)
+	b := startFake(t, "b", 1000, 0)
+	p := fakePool(t, []PoolOption{WithBindings(map[string]string{"k7": "b"})}, a, b)
+	if _, err := p.Wait(t.Context(), "k7"); err == nil || !strings.Contains(err.Error(), "Submit it again") {
+		t.Errorf("Wait(k7) before Submit = %v, want an error saying to submit it again", err)
+	}
+	pl, err := p.Submit(t.Context(), fakeSpec, "k7")
+	if err != nil || pl.Node != "b" {
+		t.Fatalf("Submit(k7) = %+v, %v; want it on b, its bound node", pl, err)
+	}
+	if got := a.keys(); len(got) != 0 {
+		t.Errorf("a got submissions %v, want none", got)
+	}
+	if _, err := NewPool(t.Context(), []NodeConfig{{Name: "a", Address: a.socket}}, WithBindings(map[string]string{"k": "zz"})); err == nil {
+		t.Error("NewPool(binding to an unknown node) = nil error, want one")
 	}
 }
 
