@@ -77,8 +77,7 @@ type placement struct {
 // returns the existing task. The bindings live in the Pool's memory: a
 // scheduler that restarts restores them with WithBindings (from Placed),
 // or a key could be placed on a second node. An empty idempotencyKey gets
-// a random one
-// (Placement.Key). Other errors from a node (InvalidArgument,
+// a random one (Placement.Key). Other errors from a node (InvalidArgument,
 // PermissionDenied, AlreadyExists, …) are returned as *Error.
 func (p *Pool) Submit(ctx context.Context, spec *pcnodev1.TaskSpec, idempotencyKey string) (*Placement, error) {
 	key, err := checkKey(idempotencyKey)
@@ -146,6 +145,9 @@ func (p *Pool) Submit(ctx context.Context, spec *pcnodev1.TaskSpec, idempotencyK
 // node answers or ctx ends.
 func (p *Pool) submitBound(ctx context.Context, key string, pl *placement, spec *pcnodev1.TaskSpec) (*Placement, error) {
 	n := p.nodes[pl.node]
+	if pl.spec == nil {
+		pl.spec = spec // restored by WithBindings: keep it for Wait
+	}
 	req := &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: key}
 	b := p.backoff()
 	for {
