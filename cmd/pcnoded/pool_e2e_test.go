@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,8 +104,9 @@ func TestIntegrationPool(t *testing.T) {
 		}
 	}
 
-	// Kill c while one of its tasks runs (the others are preparing or
-	// queued).
+	// Kill c once its first task runs: it runs 2 at once, so its last
+	// ones are still queued.
+	slices.Sort(onC)
 	if len(onC) > 0 {
 		_, id, _ := pool.Placed(onC[0])
 		ds["c"].WaitState(t, id, pcnodev1.TaskState_TASK_STATE_RUNNING, 0)
