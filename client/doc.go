@@ -1,7 +1,10 @@
 // Package client owns the Go client of pcnoded's v1 API: dialling a node
 // over its unix socket or over TCP with mutual TLS, retrying the calls that
 // have no side effects, turning gRPC status errors back into Go errors once,
-// and following runs, logs and task watches across dropped streams. It
+// following runs, logs and task watches across dropped streams, and Pool,
+// which places tasks across many nodes by their advertised capacity, fails
+// over only where that cannot run a task twice, and follows each task on its
+// node. It
 // depends only on the generated API (proto/pcnode/v1) and gRPC; it never
 // imports daemon/, store/ or gpu/.
 //

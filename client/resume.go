@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -22,17 +23,21 @@ var (
 	resumeMax     = 5 * time.Second
 )
 
-type backoff struct{ next time.Duration }
+// backoff is exponential backoff with ±20 % jitter, doubling from min to
+// max; the zero value goes from resumeInitial to resumeMax.
+type backoff struct{ min, max, next time.Duration }
 
+// reset starts again from min.
 func (b *backoff) reset() { b.next = 0 }
 
 // wait sleeps the next backoff or until ctx is done.
 func (b *backoff) wait(ctx context.Context) error {
+	lo, hi := cmp.Or(b.min, resumeInitial), cmp.Or(b.max, resumeMax)
 	if b.next == 0 {
-		b.next = resumeInitial
+		b.next = lo
 	}
 	d := time.Duration(float64(b.next) * (0.8 + 0.4*rand.Float64()))
-	b.next = min(2*b.next, resumeMax)
+	b.next = min(2*b.next, hi)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
