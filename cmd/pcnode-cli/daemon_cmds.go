@@ -450,7 +450,9 @@ func printManifests(w io.Writer, mans []*pcnodev1.OutputManifest) {
 	}
 }
 
-// printable is s, or s quoted when it holds a control character.
+// printable is s, or s quoted when it holds a control character (a tab
+// would break a table's columns, a newline or escape forge lines): every
+// string from the node that a table shows goes through it.
 func printable(s string) string {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
@@ -465,7 +467,7 @@ func printTask(w io.Writer, t *pcnodev1.Task) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s:\t%s\n", printable(k), printable(v))
 		}
 	}
 	row("id", t.GetId())
@@ -476,7 +478,7 @@ func printTask(w io.Writer, t *pcnodev1.Task) {
 	row("state", stateName(t.GetState()))
 	row("reason", reasonName(t.GetReason()))
 	row("message", t.GetMessage())
-	if t.GetStartTime() != nil {
+	if t.GetStartTime() != nil && t.GetFinishTime() != nil {
 		row("exit code", fmt.Sprint(t.GetExitCode()))
 	}
 	row("created", humanTime(t.GetCreateTime().AsTime()))

@@ -114,7 +114,7 @@ func printNode(w io.Writer, n *pcnodev1.Node) {
 	fmt.Fprintf(tw, "tasks:\t%d running, %d queued\n", n.GetRunningTasks(), n.GetQueuedTasks())
 	fmt.Fprintf(tw, "draining:\t%v\n", n.GetDraining())
 	for _, k := range slices.Sorted(maps.Keys(n.GetLabels())) {
-		fmt.Fprintf(tw, "label:\t%s=%s\n", k, n.GetLabels()[k])
+		fmt.Fprintf(tw, "label:\t%s=%s\n", printable(k), printable(n.GetLabels()[k]))
 	}
 	tw.Flush()
 	if len(n.GetGpus()) == 0 {
@@ -169,7 +169,7 @@ func printNode(w io.Writer, n *pcnodev1.Node) {
 		if task == "" {
 			task = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.GetIndex(), g.GetUuid(), g.GetModel(),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.GetIndex(), printable(g.GetUuid()), printable(g.GetModel()),
 			bytesOr(g.MemoryTotalBytes), bytesOr(g.MemoryUsedBytes), temp, util, power, na(g.NumaNode), health, xid, task)
 	}
 	tw.Flush()
@@ -330,7 +330,7 @@ func printImageTable(w io.Writer, images []*pcnodev1.Image) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE\tCREATED\tTASKS")
 	for _, img := range images {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", img.GetName(), img.GetDigest(), humanBytes(img.GetSizeBytes()),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", printable(img.GetName()), printable(img.GetDigest()), humanBytes(img.GetSizeBytes()),
 			humanTime(img.GetCreateTime().AsTime()), len(img.GetUsedByTaskIds()))
 	}
 	tw.Flush()

@@ -162,11 +162,11 @@ func watchLine(ev *pcnodev1.TaskEvent) string {
 	if r := ev.GetRevision(); r != 0 {
 		fmt.Fprintf(&b, " rev=%d", r)
 	}
-	fmt.Fprintf(&b, " %s %s", t.GetId(), stateName(t.GetState()))
+	fmt.Fprintf(&b, " %s %s", printable(t.GetId()), stateName(t.GetState()))
 	if r := reasonName(t.GetReason()); r != "" {
 		fmt.Fprintf(&b, " reason=%s exit=%d", r, t.GetExitCode())
 	}
-	fmt.Fprintf(&b, " image=%s", t.GetSpec().GetImage())
+	fmt.Fprintf(&b, " image=%s", printable(t.GetSpec().GetImage()))
 	if n := t.GetSpec().GetName(); n != "" {
 		fmt.Fprintf(&b, " name=%s", quote(n))
 	}
@@ -248,8 +248,8 @@ func printTaskTable(w io.Writer, tasks []*pcnodev1.Task) {
 		if name == "" {
 			name = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.GetId(), stateName(t.GetState()), reason, exit,
-			humanAge(t.GetCreateTime().AsTime()), taskDuration(t), t.GetSpec().GetImage(), name)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", printable(t.GetId()), stateName(t.GetState()), reason, exit,
+			humanAge(t.GetCreateTime().AsTime()), taskDuration(t), printable(t.GetSpec().GetImage()), printable(name))
 	}
 	tw.Flush()
 }
