@@ -65,11 +65,12 @@ func explain(err error, t target, cmd *cobra.Command) error {
 		if t.unix {
 			who = "your uid or gid"
 		}
-		hint = fmt.Sprintf("hint: %s needs the %s role (or higher) on the node; ask its admin to map %s to %s in pcnoded's configuration",
-			cmd.CommandPath(), role, who, role)
-		if role == roleSubmitter && cmd.Name() == "cancel" {
-			hint += " (another identity's task needs admin)"
+		need := fmt.Sprintf("the %s role (or higher)", role)
+		if cmd.CommandPath() == "pcnode-cli cancel" {
+			need = "the submitter role for your own tasks and admin for another identity's"
 		}
+		hint = fmt.Sprintf("hint: %s needs %s on the node; ask its admin to map %s to that role in pcnoded's configuration",
+			cmd.CommandPath(), need, who)
 	case codes.Unauthenticated:
 		hint = "hint: the node does not know who you are: over TCP present a client certificate signed by a CA it trusts (--tls-cert/--tls-key)"
 	case codes.InvalidArgument:
@@ -112,10 +113,19 @@ func unreachableHint(msg string, t target, addr string) string {
 			return "hint: the node's certificate is expired or not yet valid: check the clocks and have it renewed"
 		}
 		return fmt.Sprintf("hint: the node's certificate is not signed by a CA in %s: set --%s ($%s) to the CA bundle that signed it", ca, flagTLSCA, envTLSCA)
-	case strings.Contains(msg, "certificate required"):
-		return fmt.Sprintf("hint: %s requires a client certificate: set --%s and --%s ($%s, $%s)", addr, flagTLSCert, flagTLSKey, envTLSCert, envTLSKey)
-	case strings.Contains(msg, "bad certificate"), strings.Contains(msg, "unknown certificate authority"), strings.Contains(msg, "certificate expired"), strings.Contains(msg, "unknown certificate"):
-		return fmt.Sprintf("hint: %s refused your client certificate (%s): it must be signed by a CA the node trusts and be valid now", addr, t.cert.value)
+	case !t.unix && (strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
+		strings.Contains(msg, "unknown certificate") || strings.Contains(msg, "certificate expired") ||
+		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")):
+		// The node refused the client's certificate. With TLS 1.3 that
+		// may arrive as an alert or as a connection closed under the
+		// client's first write; Go's client sends no certificate at all
+		// when the node's list of acceptable CAs lacks its issuer.
+		if t.cert.value == "" {
+			return fmt.Sprintf("hint: %s requires a client certificate (mutual TLS): set --%s and --%s ($%s, $%s)",
+				addr, flagTLSCert, flagTLSKey, envTLSCert, envTLSKey)
+		}
+		return fmt.Sprintf("hint: %s refused (or closed the connection on) your client certificate %s (from %s): it must be signed by the node's client CA and be valid now",
+			addr, t.cert.value, t.cert.source)
 	case strings.Contains(msg, "first record does not look like a TLS handshake"), strings.Contains(msg, "tls:"):
 		return fmt.Sprintf("hint: the TLS handshake with %s failed: is that pcnoded's TLS port ([api] address in pcnoded.toml)?", addr)
 	}
