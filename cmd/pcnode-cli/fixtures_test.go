@@ -17,9 +17,9 @@ var fixedNow = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 // clock is fixedNow and the local zone UTC.
 func fixClock(t *testing.T) {
 	t.Helper()
-	oldNow, oldLocal := now, time.Local
-	now, time.Local = func() time.Time { return fixedNow }, time.UTC
-	t.Cleanup(func() { now, time.Local = oldNow, oldLocal })
+	oldNow, oldZone := now, zone
+	now, zone = func() time.Time { return fixedNow }, time.UTC
+	t.Cleanup(func() { now, zone = oldNow, oldZone })
 }
 
 func ts(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(fixedNow.Add(d)) }
@@ -81,9 +81,9 @@ func fixtureNode() *pcnodev1.Node {
 	return &pcnodev1.Node{
 		Name: "gpu-node-07", Labels: map[string]string{"zone": "b", "rack": "r12", "gpu": "a100"},
 		Version: "0.8.0", ContainerdVersion: "2.1.4", DriverVersion: "550.54.15", CudaVersion: "12.4", GpuBackend: "nvml",
-		Capacity:    &pcnodev1.ResourceList{CpuMillis: 64000, MemoryBytes: 512 << 30, Gpus: 2},
-		Allocatable: &pcnodev1.ResourceList{CpuMillis: 62000, MemoryBytes: 500 << 30, Gpus: 2},
-		Allocated:   &pcnodev1.ResourceList{CpuMillis: 1500, MemoryBytes: 24684084 * 1024, Gpus: 1},
+		Capacity:     &pcnodev1.ResourceList{CpuMillis: 64000, MemoryBytes: 512 << 30, Gpus: 2},
+		Allocatable:  &pcnodev1.ResourceList{CpuMillis: 62000, MemoryBytes: 500 << 30, Gpus: 2},
+		Allocated:    &pcnodev1.ResourceList{CpuMillis: 1500, MemoryBytes: 24684084 * 1024, Gpus: 1},
 		RunningTasks: 1, QueuedTasks: 1, StartTime: ts(-(3*24*time.Hour + 4*time.Hour + 10*time.Minute)),
 		Gpus: []*pcnodev1.Gpu{
 			{

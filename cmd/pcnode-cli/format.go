@@ -12,9 +12,13 @@ import (
 // times through these functions, so a size reads "23.5 GiB" everywhere and
 // never "24684084Ki". JSON output carries the API's plain integers.
 
-// now is the clock the tables measure ages and running durations against;
-// tests fix it.
-var now = time.Now
+// now is the clock the tables measure ages and running durations against,
+// and zone the time zone they show times in (nil: the local zone); tests
+// fix both.
+var (
+	now  = time.Now
+	zone *time.Location
+)
 
 // binaryUnits are the units humanBytes steps through, 1024 apart.
 var binaryUnits = []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
@@ -96,6 +100,9 @@ func joinUnits(big int64, bigUnit string, small int64, smallUnit string) string 
 func humanTime(t time.Time) string {
 	if t.IsZero() || t.Unix() == 0 {
 		return "-"
+	}
+	if zone != nil {
+		return t.In(zone).Format(time.RFC3339)
 	}
 	return t.Local().Format(time.RFC3339)
 }

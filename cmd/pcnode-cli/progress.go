@@ -76,7 +76,7 @@ type barProgress struct {
 }
 
 func newBarProgress(ctx context.Context, w io.Writer, what string) *barProgress {
-	b := &barProgress{p: mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40))}
+	b := &barProgress{p: mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(40), mpb.WithAutoRefresh())}
 	b.bar = b.p.AddBar(0,
 		mpb.PrependDecorators(
 			decor.Name(what, decor.WCSyncSpaceR),

@@ -18,7 +18,7 @@ import (
 )
 
 // isTerminal reports whether w is a terminal; tests replace it.
-var isTerminal = func(w io.Writer) bool {
+var isTerminal = func(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
@@ -132,6 +132,8 @@ func watchTasks(ctx context.Context, c *nodeConn, req *pcnodev1.WatchTasksReques
 			if err := view.flush(); err != nil {
 				return err
 			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }
