@@ -69,7 +69,14 @@ func TestGoldenTables(t *testing.T) {
 			for _, tk := range tasks {
 				m[tk.GetId()] = tk
 			}
-			renderWatchTable(b, m)
+			renderWatchTable(b, m, watchMaxRows)
+		}},
+		{"watch-table-cut", func(b *bytes.Buffer) {
+			m := map[string]*pcnodev1.Task{}
+			for _, tk := range tasks {
+				m[tk.GetId()] = tk
+			}
+			renderWatchTable(b, m, 2)
 		}},
 		{"watch-lines", func(b *bytes.Buffer) {
 			for i, tk := range tasks {

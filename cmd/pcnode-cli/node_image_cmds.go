@@ -213,7 +213,7 @@ func newImageCmd() *cobra.Command {
 				if err := s.Send(&pcnodev1.ImportImageRequest{Part: &pcnodev1.ImportImageRequest_Metadata{Metadata: md}}); err != nil {
 					return err
 				}
-				view := newProgressView(ctx, cmd, "import "+args[0])
+				view := newProgressView(ctx, cmd, "import "+printable(args[0]))
 				buf := make([]byte, 1<<20)
 				var sent int64
 				for {
@@ -267,7 +267,7 @@ func newImageCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				view := newProgressView(ctx, cmd, "pull "+args[0])
+				view := newProgressView(ctx, cmd, "pull "+printable(args[0]))
 				var agg pullAggregate
 				for {
 					resp, err := s.Recv()

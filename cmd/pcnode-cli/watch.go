@@ -197,16 +197,22 @@ func (v *watchTable) flush() error {
 		return nil
 	}
 	v.dirty, v.drawn = false, true
+	rows := watchMaxRows
+	if f, ok := v.w.(*os.File); ok {
+		if _, h, err := term.GetSize(int(f.Fd())); err == nil && h > 5 {
+			rows = min(rows, h-5) // summary, blank, header, "older" line, prompt
+		}
+	}
 	var b strings.Builder
 	b.WriteString("\x1b[H\x1b[2J") // home, clear screen
-	renderWatchTable(&b, v.tasks)
+	renderWatchTable(&b, v.tasks, rows)
 	_, err := io.WriteString(v.w, b.String())
 	return err
 }
 
 // renderWatchTable writes the live table: a summary line, then the newest
-// watchMaxRows tasks.
-func renderWatchTable(w io.Writer, tasks map[string]*pcnodev1.Task) {
+// rows tasks.
+func renderWatchTable(w io.Writer, tasks map[string]*pcnodev1.Task, rows int) {
 	ids := make([]string, 0, len(tasks))
 	counts := map[pcnodev1.TaskState]int{}
 	for id, t := range tasks {
@@ -222,14 +228,14 @@ func renderWatchTable(w io.Writer, tasks map[string]*pcnodev1.Task) {
 		sum = append(sum, fmt.Sprintf("%d %s", counts[s], stateName(s)))
 	}
 	fmt.Fprintf(w, "%s  %s  (Ctrl-C to stop)\n\n", humanTime(now()), strings.Join(sum, ", "))
-	shown := ids[:min(len(ids), watchMaxRows)]
+	shown := ids[:min(len(ids), max(rows, 1))]
 	list := make([]*pcnodev1.Task, len(shown))
 	for i, id := range shown {
 		list[i] = tasks[id]
 	}
 	printTaskTable(w, list)
 	if n := len(ids) - len(shown); n > 0 {
-		fmt.Fprintf(w, "… and %d older tasks\n", n)
+		fmt.Fprintf(w, "… and %d older tasks (pcnode-cli list shows them)\n", n)
 	}
 }
 

@@ -113,7 +113,7 @@ func TestWatchOverTLS(t *testing.T) {
 	for _, tk := range tasks {
 		m[tk.GetId()] = tk
 	}
-	renderWatchTable(&table, m)
+	renderWatchTable(&table, m, watchMaxRows)
 	if code != exitOK || len(frames) < 3 || last != table.String() {
 		t.Errorf("watch on a terminal = exit %d, %d frames, last:\n%s\nwant:\n%s", code, len(frames)-1, last, table.String())
 	}
