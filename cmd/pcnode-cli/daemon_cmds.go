@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,8 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/pcnode/pcnode/client"
 	"github.com/pcnode/pcnode/daemon/spec"
@@ -19,57 +18,20 @@ import (
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// The commands in this file talk to a running pcnoded over its API socket
-// (--address, $PCNODE_ADDRESS, default /run/pcnode/pcnoded.sock).
-
-var daemonAddress string
+// The commands in this file talk to a running pcnoded: over its unix
+// socket, or over TCP with TLS (see dial.go for --address and the TLS
+// flags).
 
 // addDaemonCommands registers the commands that need a daemon.
 func addDaemonCommands(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&daemonAddress, "address", "", "pcnoded API socket (default $"+client.EnvAddress+" or "+client.DefaultSocket+")")
+	addConnFlags(root)
 	root.AddCommand(newSubmitCmd(), newRunCmd(), newLogsCmd(), newGetCmd(), newListCmd(), newCancelCmd(),
-		newNodeCmd(), newImageCmd(), newPCCmd())
-}
-
-func dial() (*client.Client, error) {
-	addr := daemonAddress
-	if addr == "" {
-		addr = client.DefaultAddress()
-	}
-	return client.Dial(addr)
-}
-
-// withClient runs fn with a connected client and converts its error once.
-func withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
-	c, err := dial()
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return client.FromError(fn(cmd.Context(), c))
+		newWatchCmd(), newNodeCmd(), newImageCmd(), newPCCmd())
 }
 
 func jsonOutput(cmd *cobra.Command) bool {
 	o, _ := cmd.Flags().GetString("output")
-	return o == "json"
-}
-
-// printJSON writes m as indented JSON; printJSONLine as one line (logs -o json).
-func printJSON(w io.Writer, m proto.Message) error {
-	return writeProtoJSON(w, m, protojson.MarshalOptions{Multiline: true, Indent: "  "})
-}
-
-func printJSONLine(w io.Writer, m proto.Message) error {
-	return writeProtoJSON(w, m, protojson.MarshalOptions{})
-}
-
-func writeProtoJSON(w io.Writer, m proto.Message, opts protojson.MarshalOptions) error {
-	b, err := opts.Marshal(m)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(w, string(b))
-	return err
+	return o == formatJSON
 }
 
 // readTaskFile reads a Kaapana task.json, substituting {{ env.NAME }} from
@@ -156,8 +118,8 @@ func newSubmitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := c.Tasks.SubmitTask(ctx, req)
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				resp, err := c.tasks.SubmitTask(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -198,6 +160,36 @@ func taskExitCode(t *pcnodev1.Task) int {
 	return 1
 }
 
+// runTask submits (or attaches to) a task with RunTask and calls fn for
+// every event until the task has finished; it returns the final task (nil
+// when the stream ended first).
+func runTask(ctx context.Context, c *nodeConn, req *pcnodev1.RunTaskRequest, fn func(*pcnodev1.TaskEvent) error) (*pcnodev1.Task, error) {
+	stream, err := c.tasks.RunTask(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var last *pcnodev1.Task
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) && last != nil && client.IsFinal(last.GetState()) {
+				return last, nil
+			}
+			if errors.Is(err, io.EOF) {
+				return nil, nil
+			}
+			return last, err
+		}
+		ev := resp.GetEvent()
+		if t := ev.GetStateChange(); t != nil {
+			last = t
+		}
+		if err := fn(ev); err != nil {
+			return last, err
+		}
+	}
+}
+
 func newRunCmd() *cobra.Command {
 	var f specFlags
 	var attach string
@@ -223,9 +215,9 @@ func newRunCmd() *cobra.Command {
 				req.Target = &pcnodev1.RunTaskRequest_Submit{Submit: sub}
 			}
 			var final *pcnodev1.Task
-			err := withClient(cmd, func(ctx context.Context, c *client.Client) error {
+			err := withClient(cmd, func(ctx context.Context, c *nodeConn) error {
 				var err error
-				final, err = c.Run(ctx, req, func(ev *pcnodev1.TaskEvent) error {
+				final, err = runTask(ctx, c, req, func(ev *pcnodev1.TaskEvent) error {
 					return printEvent(cmd, ev)
 				})
 				return err
@@ -279,7 +271,7 @@ func printEvent(cmd *cobra.Command, ev *pcnodev1.TaskEvent) error {
 	case *pcnodev1.TaskEvent_OutputManifest:
 		if !jsonOutput(cmd) {
 			m := e.OutputManifest
-			fmt.Fprintf(cmd.ErrOrStderr(), "[pcnode] output %s: %d files, %s\n", m.GetName(), m.GetFileCount(), spec.FormatBytes(m.GetTotalBytes()))
+			fmt.Fprintf(cmd.ErrOrStderr(), "[pcnode] output %s: %d files, %s\n", m.GetName(), m.GetFileCount(), humanBytes(m.GetTotalBytes()))
 		}
 	case *pcnodev1.TaskEvent_LogGap:
 		printGap(cmd.ErrOrStderr(), e.LogGap)
@@ -329,8 +321,8 @@ func newLogsCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("--stream: want stdout, stderr or both")
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				s, err := c.Tasks.StreamLogs(ctx, req)
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				s, err := c.tasks.StreamLogs(ctx, req)
 				if err != nil {
 					return err
 				}
@@ -385,8 +377,8 @@ func newGetCmd() *cobra.Command {
 		Short: "Show one task",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := c.Tasks.GetTask(ctx, &pcnodev1.GetTaskRequest{TaskId: args[0]})
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				resp, err := c.tasks.GetTask(ctx, &pcnodev1.GetTaskRequest{TaskId: args[0]})
 				if err != nil {
 					return err
 				}
@@ -406,12 +398,7 @@ func newGetCmd() *cobra.Command {
 					return nil
 				}
 				printTask(cmd.OutOrStdout(), resp.GetTask())
-				for _, m := range mans.GetManifests() {
-					fmt.Fprintf(cmd.OutOrStdout(), "\noutput %s (%s): %d files, %s\n", m.GetName(), m.GetHostPath(), m.GetFileCount(), spec.FormatBytes(m.GetTotalBytes()))
-					for _, f := range m.GetFiles() {
-						fmt.Fprintf(cmd.OutOrStdout(), "  %s  %10d  %s\n", f.GetSha256(), f.GetSizeBytes(), f.GetPath())
-					}
-				}
+				printManifests(cmd.OutOrStdout(), mans.GetManifests())
 				return nil
 			})
 		},
@@ -422,11 +409,11 @@ func newGetCmd() *cobra.Command {
 
 // allOutputs follows GetTaskOutputs' pages and joins them: a channel cut
 // across pages comes back as one manifest.
-func allOutputs(ctx context.Context, c *client.Client, id string) (*pcnodev1.GetTaskOutputsResponse, error) {
+func allOutputs(ctx context.Context, c *nodeConn, id string) (*pcnodev1.GetTaskOutputsResponse, error) {
 	all := &pcnodev1.GetTaskOutputsResponse{}
 	req := &pcnodev1.GetTaskOutputsRequest{TaskId: id}
 	for {
-		resp, err := c.Tasks.GetTaskOutputs(ctx, req)
+		resp, err := c.tasks.GetTaskOutputs(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -447,11 +434,40 @@ func allOutputs(ctx context.Context, c *client.Client, id string) (*pcnodev1.Get
 	}
 }
 
+// printManifests writes every output file of each manifest: sha256, size
+// (right-aligned), path (quoted when it holds control characters, so a
+// hostile name cannot forge lines).
+func printManifests(w io.Writer, mans []*pcnodev1.OutputManifest) {
+	for _, m := range mans {
+		fmt.Fprintf(w, "\noutput %s (%s): %d files, %s\n", m.GetName(), printable(m.GetHostPath()), m.GetFileCount(), humanBytes(m.GetTotalBytes()))
+		width := 0
+		for _, f := range m.GetFiles() {
+			width = max(width, len(humanBytes(f.GetSizeBytes())))
+		}
+		for _, f := range m.GetFiles() {
+			fmt.Fprintf(w, "  %s  %*s  %s\n", f.GetSha256(), width, humanBytes(f.GetSizeBytes()), printable(f.GetPath()))
+		}
+	}
+}
+
+// printable is s, or s quoted when it holds a control character (a tab
+// would break a table's columns, a newline or escape forge lines): every
+// string from the node that a table shows goes through it.
+func printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return quote(s)
+		}
+	}
+	return s
+}
+
+// printTask writes one task as "key: value" lines.
 func printTask(w io.Writer, t *pcnodev1.Task) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+			fmt.Fprintf(tw, "%s:\t%s\n", printable(k), printable(v))
 		}
 	}
 	row("id", t.GetId())
@@ -462,37 +478,39 @@ func printTask(w io.Writer, t *pcnodev1.Task) {
 	row("state", stateName(t.GetState()))
 	row("reason", reasonName(t.GetReason()))
 	row("message", t.GetMessage())
-	if t.GetStartTime() != nil {
+	if t.GetStartTime() != nil && t.GetFinishTime() != nil {
 		row("exit code", fmt.Sprint(t.GetExitCode()))
 	}
-	row("created", fmtTime(t.GetCreateTime().AsTime()))
+	row("created", humanTime(t.GetCreateTime().AsTime()))
 	if t.GetStartTime() != nil {
-		row("started", fmtTime(t.GetStartTime().AsTime()))
+		row("started", humanTime(t.GetStartTime().AsTime()))
 	}
 	if t.GetFinishTime() != nil {
-		row("finished", fmtTime(t.GetFinishTime().AsTime()))
+		row("finished", humanTime(t.GetFinishTime().AsTime()))
 	}
+	if t.GetStartTime() != nil {
+		row("ran for", taskDuration(t))
+	}
+	row("submitted by", t.GetSubmittedBy())
 	r := t.GetInstance().GetResources()
 	if r != nil {
-		row("requests", fmt.Sprintf("cpu %s, memory %s, gpus %d", spec.FormatMillis(r.GetRequests().GetCpuMillis()), spec.FormatBytes(r.GetRequests().GetMemoryBytes()), r.GetRequests().GetGpus()))
-		row("limits", fmt.Sprintf("cpu %s, memory %s, gpus %d", spec.FormatMillis(r.GetLimits().GetCpuMillis()), spec.FormatBytes(r.GetLimits().GetMemoryBytes()), r.GetLimits().GetGpus()))
+		row("requests", fmt.Sprintf("cpu %s, memory %s, gpus %d", humanCPU(r.GetRequests().GetCpuMillis()), humanBytes(r.GetRequests().GetMemoryBytes()), r.GetRequests().GetGpus()))
+		row("limits", fmt.Sprintf("cpu %s, memory %s, gpus %d", humanCPU(r.GetLimits().GetCpuMillis()), humanBytes(r.GetLimits().GetMemoryBytes()), r.GetLimits().GetGpus()))
 	}
 	if u := t.GetUsage(); u != nil {
-		row("usage", fmt.Sprintf("peak memory %s, cpu time %s", spec.FormatBytes(u.GetPeakMemoryBytes()), u.GetCpuTime().AsDuration()))
+		row("usage", fmt.Sprintf("peak memory %s, cpu time %s", humanBytes(u.GetPeakMemoryBytes()), humanDuration(u.GetCpuTime().AsDuration())))
 	}
 	for _, g := range t.GetAllocation().GetGpus() {
 		row("gpu", fmt.Sprintf("%d %s", g.GetIndex(), g.GetUuid()))
 	}
 	for _, o := range t.GetOutputs() {
-		row("output "+o.GetName(), fmt.Sprintf("%d files, %s", o.GetFileCount(), spec.FormatBytes(o.GetTotalBytes())))
+		row("output "+o.GetName(), fmt.Sprintf("%d files, %s", o.GetFileCount(), humanBytes(o.GetTotalBytes())))
 	}
 	for _, w := range t.GetWarnings() {
 		row("warning", w)
 	}
 	tw.Flush()
 }
-
-func fmtTime(t time.Time) string { return t.Local().Format(time.RFC3339) }
 
 func newListCmd() *cobra.Command {
 	var states, labels []string
@@ -518,10 +536,10 @@ func newListCmd() *cobra.Command {
 				}
 				req.Labels[k] = v
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
 				var tasks []*pcnodev1.Task
 				for {
-					resp, err := c.Tasks.ListTasks(ctx, req)
+					resp, err := c.tasks.ListTasks(ctx, req)
 					if err != nil {
 						return err
 					}
@@ -534,13 +552,8 @@ func newListCmd() *cobra.Command {
 				if jsonOutput(cmd) {
 					return printJSON(cmd.OutOrStdout(), &pcnodev1.ListTasksResponse{Tasks: tasks})
 				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTATE\tREASON\tEXIT\tCREATED\tIMAGE\tNAME")
-				for _, t := range tasks {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.GetId(), stateName(t.GetState()), reasonName(t.GetReason()),
-						t.GetExitCode(), fmtTime(t.GetCreateTime().AsTime()), t.GetSpec().GetImage(), t.GetSpec().GetName())
-				}
-				return tw.Flush()
+				printTaskTable(cmd.OutOrStdout(), tasks)
+				return nil
 			})
 		},
 	}
@@ -559,8 +572,8 @@ func newCancelCmd() *cobra.Command {
 		Short: "Cancel a task (SIGTERM, then SIGKILL after the grace period)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := c.Tasks.CancelTask(ctx, &pcnodev1.CancelTaskRequest{TaskId: args[0], GracePeriod: durationOrNil(grace)})
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				resp, err := c.tasks.CancelTask(ctx, &pcnodev1.CancelTaskRequest{TaskId: args[0], GracePeriod: durationOrNil(grace)})
 				if err != nil {
 					return err
 				}

@@ -1,13 +1,41 @@
 // Command pcnode-cli is pcnode's admin command line. Offline it validates
 // processing-container.json and Kaapana task.json files and resolves a task
-// against its template; further commands talk to a pcnoded.
+// against its template; the other commands talk to a pcnoded.
 //
 //	pcnode-cli validate FILE [--schema pc|task] [--pc PCFILE]
 //	pcnode-cli resolve [--pc PCFILE] TASK.json
+//	pcnode-cli submit|run TASK.json, logs [-f] ID, get ID, list, cancel ID
+//	pcnode-cli watch                   live task table (WatchTasks)
+//	pcnode-cli node [drain|resume]     the node, its GPUs; stop/start admitting
+//	pcnode-cli image import|pull|ls|rm, pc IMAGE
 //
-// Every command writes human text by default and stable JSON with -o json.
-// Exit status: 0 success, 1 invalid input or failure, 2 usage error; a
-// command may return an error with an ExitCode method to choose another.
+// # Connecting
+//
+// --address (or $PCNODE_ADDRESS) is a unix socket path (default
+// /run/pcnode/pcnoded.sock) or host:port. host:port is always TLS 1.3:
+// --tls-ca ($PCNODE_TLS_CA) is the CA bundle that signed the node's
+// certificate (the system roots when unset), --tls-cert/--tls-key
+// ($PCNODE_TLS_CERT/$PCNODE_TLS_KEY) the client certificate a node with
+// mutual TLS asks for, --tls-server-name ($PCNODE_TLS_SERVER_NAME) the name
+// to verify. A flag on the command line wins over its variable; host:port
+// without a CA or client certificate, or a TLS flag with a socket, is a
+// usage error. A failed call says what to do next: which address was
+// tried and where it came from, which flag fixes a TLS failure, which role
+// a denied command needs, which fields are invalid.
+//
+// # Output
+//
+// Tables show sizes, CPU and durations for people ("23.5 GiB", "1.5 cores",
+// "1m32s"), all through format.go, and quote any string from the node that
+// holds control characters. -o json prints the API message as JSON that is
+// byte-identical for the same data on every run (see jsonout.go); streams
+// (logs, watch) print one JSON object per line. Progress bars (pull,
+// import) are drawn only when stdout is a terminal, over the whole image;
+// otherwise progress is plain lines on stderr, and nothing with -o json.
+//
+// Exit status: 0 success, 1 invalid input or failure, 2 usage error; run
+// exits with the task's exit code. A command may return an error with an
+// ExitCode method to choose another.
 package main
 
 import (

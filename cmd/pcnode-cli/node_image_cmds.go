@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,8 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/pcnode/pcnode/client"
-	"github.com/pcnode/pcnode/daemon/spec"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
@@ -34,8 +34,8 @@ func newNodeCmd() *cobra.Command {
 		Short: "Show the node: capacity, allocation, GPUs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := c.Nodes.GetNode(ctx, &pcnodev1.GetNodeRequest{})
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				resp, err := c.nodes.GetNode(ctx, &pcnodev1.GetNodeRequest{})
 				if err != nil {
 					return err
 				}
@@ -55,23 +55,26 @@ func newNodeCmd() *cobra.Command {
 		cmd.AddCommand(&cobra.Command{
 			Use: sub.use, Short: sub.short, Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error {
-				return withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
 					var n *pcnodev1.Node
 					if drain {
-						resp, err := c.Nodes.DrainNode(ctx, &pcnodev1.DrainNodeRequest{})
+						resp, err := c.nodes.DrainNode(ctx, &pcnodev1.DrainNodeRequest{})
 						if err != nil {
 							return err
 						}
 						n = resp.GetNode()
 					} else {
-						resp, err := c.Nodes.ResumeNode(ctx, &pcnodev1.ResumeNodeRequest{})
+						resp, err := c.nodes.ResumeNode(ctx, &pcnodev1.ResumeNodeRequest{})
 						if err != nil {
 							return err
 						}
 						n = resp.GetNode()
 					}
-					_, err := fmt.Fprintf(cmd.OutOrStdout(), "%s draining=%v\n", n.GetName(), n.GetDraining())
-					return err
+					if jsonOutput(cmd) {
+						return printJSON(cmd.OutOrStdout(), n)
+					}
+					printDrainState(cmd.OutOrStdout(), n)
+					return nil
 				})
 			},
 		})
@@ -79,14 +82,28 @@ func newNodeCmd() *cobra.Command {
 	return cmd
 }
 
+// printDrainState says whether the node admits tasks, after drain or
+// resume.
+func printDrainState(w io.Writer, n *pcnodev1.Node) {
+	if n.GetDraining() {
+		fmt.Fprintf(w, "node %s is draining: it admits no new tasks; %d running and %d queued tasks go on (pcnode-cli node resume to admit again)\n",
+			n.GetName(), n.GetRunningTasks(), n.GetQueuedTasks())
+		return
+	}
+	fmt.Fprintf(w, "node %s admits tasks (%d running, %d queued)\n", n.GetName(), n.GetRunningTasks(), n.GetQueuedTasks())
+}
+
 func fmtList(l *pcnodev1.ResourceList) string {
-	return fmt.Sprintf("cpu %s, memory %s, gpus %d", spec.FormatMillis(l.GetCpuMillis()), spec.FormatBytes(l.GetMemoryBytes()), l.GetGpus())
+	return fmt.Sprintf("cpu %s, memory %s, gpus %d", humanCPU(l.GetCpuMillis()), humanBytes(l.GetMemoryBytes()), l.GetGpus())
 }
 
 func printNode(w io.Writer, n *pcnodev1.Node) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "name:\t%s\n", n.GetName())
 	fmt.Fprintf(tw, "version:\tpcnoded %s, containerd %s\n", n.GetVersion(), n.GetContainerdVersion())
+	if st := n.GetStartTime(); st != nil {
+		fmt.Fprintf(tw, "up:\t%s (since %s)\n", humanDuration(now().Sub(st.AsTime()).Truncate(time.Second)), humanTime(st.AsTime()))
+	}
 	fmt.Fprintf(tw, "gpu backend:\t%s\n", n.GetGpuBackend())
 	if n.GetDriverVersion() != "" {
 		fmt.Fprintf(tw, "driver:\t%s (CUDA %s)\n", n.GetDriverVersion(), n.GetCudaVersion())
@@ -96,8 +113,8 @@ func printNode(w io.Writer, n *pcnodev1.Node) {
 	fmt.Fprintf(tw, "allocated:\t%s\n", fmtList(n.GetAllocated()))
 	fmt.Fprintf(tw, "tasks:\t%d running, %d queued\n", n.GetRunningTasks(), n.GetQueuedTasks())
 	fmt.Fprintf(tw, "draining:\t%v\n", n.GetDraining())
-	for k, v := range n.GetLabels() {
-		fmt.Fprintf(tw, "label:\t%s=%s\n", k, v)
+	for _, k := range slices.Sorted(maps.Keys(n.GetLabels())) {
+		fmt.Fprintf(tw, "label:\t%s=%s\n", printable(k), printable(n.GetLabels()[k]))
 	}
 	tw.Flush()
 	if len(n.GetGpus()) == 0 {
@@ -124,7 +141,7 @@ func printNode(w io.Writer, n *pcnodev1.Node) {
 		if p == nil {
 			return "n/a"
 		}
-		return spec.FormatBytes(*p)
+		return humanBytes(*p)
 	}
 	for _, g := range n.GetGpus() {
 		health := strings.ToLower(strings.TrimPrefix(g.GetHealth().String(), "GPU_HEALTH_"))
@@ -152,7 +169,7 @@ func printNode(w io.Writer, n *pcnodev1.Node) {
 		if task == "" {
 			task = "-"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.GetIndex(), g.GetUuid(), g.GetModel(),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", g.GetIndex(), printable(g.GetUuid()), printable(g.GetModel()),
 			bytesOr(g.MemoryTotalBytes), bytesOr(g.MemoryUsedBytes), temp, util, power, na(g.NumaNode), health, xid, task)
 	}
 	tw.Flush()
@@ -188,14 +205,15 @@ func newImageCmd() *cobra.Command {
 				}
 				r = f
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				s, err := c.Images.ImportImage(ctx)
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				s, err := c.images.ImportImage(ctx)
 				if err != nil {
 					return err
 				}
 				if err := s.Send(&pcnodev1.ImportImageRequest{Part: &pcnodev1.ImportImageRequest_Metadata{Metadata: md}}); err != nil {
 					return err
 				}
+				view := newProgressView(ctx, cmd, "import "+printable(args[0]))
 				buf := make([]byte, 1<<20)
 				var sent int64
 				for {
@@ -205,17 +223,19 @@ func newImageCmd() *cobra.Command {
 							break // the server's reason comes from CloseAndRecv
 						}
 						sent += int64(n)
-						progress(cmd, "importing", sent, md.SizeBytes)
+						view.update("sending", sent, md.SizeBytes)
 					}
 					if rerr == io.EOF {
 						break
 					}
 					if rerr != nil {
+						view.finish(false)
 						return rerr
 					}
 				}
+				view.update("unpacking", sent, md.SizeBytes)
 				resp, err := s.CloseAndRecv()
-				endProgress(cmd)
+				view.finish(err == nil)
 				if err != nil {
 					return err
 				}
@@ -242,25 +262,27 @@ func newImageCmd() *cobra.Command {
 			if user != "" || passEnv != "" {
 				req.Auth = &pcnodev1.RegistryAuth{Username: user, Password: os.Getenv(passEnv)}
 			}
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				s, err := c.Images.PullImage(ctx, req)
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				s, err := c.images.PullImage(ctx, req)
 				if err != nil {
 					return err
 				}
+				view := newProgressView(ctx, cmd, "pull "+printable(args[0]))
+				var agg pullAggregate
 				for {
 					resp, err := s.Recv()
 					if err != nil {
-						endProgress(cmd)
+						view.finish(false)
 						if errors.Is(err, io.EOF) {
 							return fmt.Errorf("pull ended without an image")
 						}
 						return err
 					}
 					if p := resp.GetProgress(); p != nil {
-						progress(cmd, p.GetStatus(), p.GetDoneBytes(), p.GetTotalBytes())
+						view.update(agg.add(p))
 					}
 					if img := resp.GetImage(); img != nil {
-						endProgress(cmd)
+						view.finish(true)
 						if jsonOutput(cmd) {
 							return printJSON(cmd.OutOrStdout(), img)
 						}
@@ -277,29 +299,24 @@ func newImageCmd() *cobra.Command {
 	ls := &cobra.Command{
 		Use: "ls", Short: "List images", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := c.Images.ListImages(ctx, &pcnodev1.ListImagesRequest{})
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				resp, err := c.images.ListImages(ctx, &pcnodev1.ListImagesRequest{})
 				if err != nil {
 					return err
 				}
 				if jsonOutput(cmd) {
 					return printJSON(cmd.OutOrStdout(), resp)
 				}
-				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE\tCREATED\tTASKS")
-				for _, img := range resp.GetImages() {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", img.GetName(), img.GetDigest(), spec.FormatBytes(img.GetSizeBytes()),
-						fmtTime(img.GetCreateTime().AsTime()), len(img.GetUsedByTaskIds()))
-				}
-				return tw.Flush()
+				printImageTable(cmd.OutOrStdout(), resp.GetImages())
+				return nil
 			})
 		},
 	}
 	rm := &cobra.Command{
 		Use: "rm REF", Short: "Remove an image (refused while an unfinished task uses it)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				_, err := c.Images.RemoveImage(ctx, &pcnodev1.RemoveImageRequest{Reference: args[0]})
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				_, err := c.images.RemoveImage(ctx, &pcnodev1.RemoveImageRequest{Reference: args[0]})
 				return err
 			})
 		},
@@ -308,24 +325,15 @@ func newImageCmd() *cobra.Command {
 	return cmd
 }
 
-// progress draws a one-line progress indicator on stderr.
-func progress(cmd *cobra.Command, what string, done, total int64) {
-	if jsonOutput(cmd) {
-		return
+// printImageTable writes the image ls table.
+func printImageTable(w io.Writer, images []*pcnodev1.Image) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDIGEST\tSIZE\tCREATED\tTASKS")
+	for _, img := range images {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", printable(img.GetName()), printable(img.GetDigest()), humanBytes(img.GetSizeBytes()),
+			humanTime(img.GetCreateTime().AsTime()), len(img.GetUsedByTaskIds()))
 	}
-	if total > 0 {
-		pct := done * 100 / total
-		bar := strings.Repeat("=", int(pct/5)) + strings.Repeat(" ", 20-int(pct/5))
-		fmt.Fprintf(cmd.ErrOrStderr(), "\r%-12s [%s] %3d%% %s", what, bar, pct, spec.FormatBytes(done))
-		return
-	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "\r%-12s %s", what, spec.FormatBytes(done))
-}
-
-func endProgress(cmd *cobra.Command) {
-	if !jsonOutput(cmd) {
-		fmt.Fprintln(cmd.ErrOrStderr())
-	}
+	tw.Flush()
 }
 
 func newPCCmd() *cobra.Command {
@@ -334,8 +342,8 @@ func newPCCmd() *cobra.Command {
 		Short: "Show an image's processing-container.json (read without running it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				resp, err := c.Images.GetProcessingContainer(ctx, &pcnodev1.GetProcessingContainerRequest{Reference: args[0]})
+			return withClient(cmd, func(ctx context.Context, c *nodeConn) error {
+				resp, err := c.images.GetProcessingContainer(ctx, &pcnodev1.GetProcessingContainerRequest{Reference: args[0]})
 				if err != nil {
 					return err
 				}

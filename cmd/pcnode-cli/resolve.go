@@ -188,8 +188,8 @@ func writeResolveText(w io.Writer, rep *resolveReport) {
 			if s.Applied {
 				effect = "raised the memory " + string(r.Type)
 			}
-			fmt.Fprintf(w, "  %s: %s of files matching glob %q and regex %q under %q: %d bytes x %d = %s (%s)\n",
-				s.Channel, r.Mode, r.TargetGlob, r.TargetRegex, displayDir(r.TargetDir), s.MeasuredBytes, r.ScaleFactor,
+			fmt.Fprintf(w, "  %s: %s of files matching glob %q and regex %q under %q: %s x %d = %s (%s)\n",
+				s.Channel, r.Mode, r.TargetGlob, r.TargetRegex, displayDir(r.TargetDir), memoryText(s.MeasuredBytes), r.ScaleFactor,
 				memoryText(s.ComputedBytes), effect)
 		}
 	}
@@ -208,31 +208,24 @@ func displayDir(d string) string {
 	return d
 }
 
-// memoryText writes a byte count for people: "50Mi (52428800 bytes)", or
-// "78668200 bytes (~75.0Mi)" when it is not a whole number of a unit.
+// memoryText writes a byte count for people with the exact count beside
+// it, since resolve is where scale rules are checked: "50 MiB (52428800
+// bytes)", "512 B".
 func memoryText(n int64) string {
 	if n == 0 {
 		return "-"
 	}
-	q := spec.FormatBytes(n)
-	if strings.Trim(q, "0123456789") != "" || n < 1024 {
-		return fmt.Sprintf("%s (%d bytes)", q, n)
+	if n < 1024 {
+		return humanBytes(n)
 	}
-	v, unit := float64(n), ""
-	for _, u := range []string{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"} {
-		if v < 1024 {
-			break
-		}
-		v, unit = v/1024, u
-	}
-	return fmt.Sprintf("%d bytes (~%.1f%s)", n, v, unit)
+	return fmt.Sprintf("%s (%d bytes)", humanBytes(n), n)
 }
 
 func cpuText(n int64) string {
 	if n == 0 {
 		return "-"
 	}
-	return spec.FormatMillis(n)
+	return humanCPU(n)
 }
 
 // shellJoin writes argv for people, quoting arguments that need it.

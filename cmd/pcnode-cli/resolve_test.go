@@ -56,14 +56,14 @@ func TestResolveKaapanaDownstream(t *testing.T) {
 			name:      "small inputs keep 50Mi",
 			files:     map[string]int{"dummy/channel1/a.txt": 4096, "dummy/channel1/big.dat": 8 << 20, "dummy/channel2/b.txt": 8 << 20},
 			txtBytes:  4096,
-			wantLimit: "50Mi (52428800 bytes)",
+			wantLimit: "50 MiB (52428800 bytes)",
 		},
 		{
 			name: "large inputs raise it",
 			files: map[string]int{"dummy/channel1/a.txt": 3 << 20, "dummy/channel1/sub/b.txt": 1 << 20,
 				"dummy/channel1/c.dat": 8 << 20, "dummy/channel2/d.txt": 1 << 20},
 			txtBytes:  4 << 20,
-			wantLimit: "100Mi (104857600 bytes)",
+			wantLimit: "100 MiB (104857600 bytes)",
 		},
 	}
 	for _, tt := range tests {
@@ -195,7 +195,7 @@ func TestResolveInlineTemplate(t *testing.T) {
 		t.Errorf("env mismatch (-want +got):\n%s", diff)
 	}
 	stdout, _, _ = runCLI(t, "resolve", task)
-	if !strings.Contains(stdout, "command:   sh -c 'ls /in > /out/list'") || !strings.Contains(stdout, "3000000 bytes (~2.9Mi)") {
+	if !strings.Contains(stdout, "command:   sh -c 'ls /in > /out/list'") || !strings.Contains(stdout, "2.9 MiB (3000000 bytes)") {
 		t.Errorf("resolve text output:\n%s\nwant the quoted command and the request", stdout)
 	}
 }

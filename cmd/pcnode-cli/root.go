@@ -26,7 +26,11 @@ func newRootCmd() *cobra.Command {
 		Short: "Admin CLI for pcnode: validate and resolve task specs, and talk to pcnoded",
 		Long: "pcnode-cli validates processing-container.json and Kaapana task.json files, resolves a task\n" +
 			"against its template offline, and talks to a pcnoded node daemon.\n\n" +
-			"Exit status: 0 success, 1 invalid input or failure, 2 usage error.",
+			"--address is a unix socket path or host:port; host:port is TLS 1.3 with --tls-ca, --tls-cert,\n" +
+			"--tls-key and --tls-server-name. Each flag has a PCNODE_* environment equivalent\n" +
+			"(PCNODE_ADDRESS, PCNODE_TLS_CA, PCNODE_TLS_CERT, PCNODE_TLS_KEY, PCNODE_TLS_SERVER_NAME);\n" +
+			"a flag wins over its variable.\n\n" +
+			"Exit status: 0 success, 1 invalid input or failure, 2 usage error; run exits with the task's exit code.",
 		Args:          cobra.ArbitraryArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,

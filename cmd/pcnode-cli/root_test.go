@@ -38,6 +38,12 @@ func TestExitStatusUsage(t *testing.T) {
 		{"resolve without a task", []string{"resolve", "--pc", "x"}, exitUsage, "want one TASK.json"},
 		{"another command's argument error", []string{"get"}, exitUsage, "accepts 1 arg(s), received 0"},
 		{"missing file", []string{"validate", "/nonexistent/task.json"}, exitInvalid, "no such file or directory"},
+		{"tcp address without TLS", []string{"--address", "node1.example.org:7443", "node"}, exitUsage, "which pcnoded serves only over TLS: set --tls-ca"},
+		{"TLS flag with a socket", []string{"--address", "/run/x.sock", "--tls-cert", "c.pem", "node"}, exitUsage, "--tls-cert applies to host:port addresses only"},
+		{"bad address", []string{"--address", "node1", "list"}, exitUsage, "want an absolute unix socket path"},
+		{"no daemon at the socket", []string{"--address", "/nonexistent/pcnoded.sock", "node"}, exitInvalid,
+			"hint: there is no socket at /nonexistent/pcnoded.sock (from --address): is pcnoded running"},
+		{"watch label without =", []string{"--address", "/nonexistent/pcnoded.sock", "watch", "--label", "x"}, exitUsage, "--label \"x\": want KEY=VALUE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -88,9 +88,13 @@ func TestIntegrationCLIPagesAndGaps(t *testing.T) {
 		}
 		listed := 0
 		for _, line := range strings.Split(stdout, "\n") {
-			if f := strings.Fields(line); len(f) == 3 && len(f[0]) == 64 {
-				if _, ok := onDisk[f[2]]; !ok {
-					t.Errorf("get --outputs lists %q, not on disk", f[2])
+			// sha256, size with its unit ("1000 B", "1.5 KiB"), path.
+			if f := strings.Fields(line); len(f) == 4 && len(f[0]) == 64 {
+				if _, ok := onDisk[f[3]]; !ok {
+					t.Errorf("get --outputs lists %q, not on disk", f[3])
+				}
+				if want := humanBytes(onDisk[f[3]]); f[1]+" "+f[2] != want {
+					t.Errorf("get --outputs lists %s as %s %s, want %s", f[3], f[1], f[2], want)
 				}
 				listed++
 			}
