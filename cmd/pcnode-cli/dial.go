@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/pcnode/pcnode/client"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -159,37 +158,33 @@ type nodeConn struct {
 	tasks  pcnodev1.TaskServiceClient
 	nodes  pcnodev1.NodeServiceClient
 	images pcnodev1.ImageServiceClient
-	close  func() error
+	// watch is client.Client.WatchTasks: a watch resumed across dropped
+	// streams.
+	watch func(context.Context, *pcnodev1.WatchTasksRequest, func(*pcnodev1.TaskEvent) error) error
+	close func() error
 }
 
 // dial connects to t. The connection is lazy: the first call reports an
 // unreachable node.
 func dial(t target) (*nodeConn, error) {
-	if t.unix {
-		c, err := client.Dial(t.address.value)
+	opts := []client.Option{client.WithDialOptions(grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)))}
+	if !t.unix {
+		cfg, err := tlsConfig(t.ca.value, t.cert.value, t.key.value, t.serverName.value)
 		if err != nil {
 			return nil, err
 		}
-		return &nodeConn{tasks: c.Tasks, nodes: c.Nodes, images: c.Images, close: c.Close}, nil
+		opts = append(opts, client.WithTLSConfig(cfg))
+		if len(cfg.Certificates) == 0 {
+			// A node in its development mode (TCP without client
+			// authentication); its certificate is still verified.
+			opts = append(opts, client.WithInsecureNoClientCert())
+		}
 	}
-	cfg, err := tlsConfig(t.ca.value, t.cert.value, t.key.value, t.serverName.value)
+	c, err := client.Dial(t.address.value, opts...)
 	if err != nil {
 		return nil, err
 	}
-	// client.Dial on this branch takes unix sockets only; once it takes
-	// host:port with TLS options, this becomes a call to it with cfg.
-	conn, err := grpc.NewClient(t.address.value,
-		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
-	if err != nil {
-		return nil, err
-	}
-	return &nodeConn{
-		tasks:  pcnodev1.NewTaskServiceClient(conn),
-		nodes:  pcnodev1.NewNodeServiceClient(conn),
-		images: pcnodev1.NewImageServiceClient(conn),
-		close:  conn.Close,
-	}, nil
+	return &nodeConn{tasks: c.Tasks, nodes: c.Nodes, images: c.Images, watch: c.WatchTasks, close: c.Close}, nil
 }
 
 // withClient runs fn with a connection to the node the flags name, and

@@ -127,7 +127,7 @@ func unreachableHint(msg string, t target, addr string) string {
 		return fmt.Sprintf("hint: %s refused (or closed the connection on) your client certificate %s (from %s): it must be signed by the node's client CA and be valid now",
 			addr, t.cert.value, t.cert.source)
 	case strings.Contains(msg, "first record does not look like a TLS handshake"), strings.Contains(msg, "tls:"):
-		return fmt.Sprintf("hint: the TLS handshake with %s failed: is that pcnoded's TLS port ([api] address in pcnoded.toml)?", addr)
+		return fmt.Sprintf("hint: the TLS handshake with %s failed: is that pcnoded's TLS port ([api] tcp_address in pcnoded.toml)?", addr)
 	}
 	return fmt.Sprintf("hint: is pcnoded running and listening on %s? Check the address (--%s or $%s) and, for host:port, that the port is reachable from here",
 		addr, flagAddress, envAddress)

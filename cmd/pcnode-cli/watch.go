@@ -82,30 +82,32 @@ type watchView interface {
 	flush() error
 }
 
-// watchTasks streams WatchTasks into view until the stream or ctx ends.
+// watchTasks streams WatchTasks into view until the watch or ctx ends.
 func watchTasks(ctx context.Context, c *nodeConn, req *pcnodev1.WatchTasksRequest, view watchView) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := c.tasks.WatchTasks(ctx, req)
-	if err != nil {
-		return err
-	}
 	type recv struct {
 		ev  *pcnodev1.TaskEvent
 		err error
 	}
 	ch := make(chan recv, 64)
 	go func() {
-		for {
-			resp, err := stream.Recv()
+		// client.WatchTasks resumes a dropped stream from the last
+		// revision it delivered: no change is shown twice or missed.
+		err := c.watch(ctx, req, func(ev *pcnodev1.TaskEvent) error {
 			select {
-			case ch <- recv{resp.GetEvent(), err}:
+			case ch <- recv{ev: ev}:
+				return nil
 			case <-ctx.Done():
-				return
+				return ctx.Err()
 			}
-			if err != nil {
-				return
-			}
+		})
+		if err == nil {
+			err = io.EOF
+		}
+		select {
+		case ch <- recv{err: err}:
+		case <-ctx.Done():
 		}
 	}()
 	tick := time.NewTicker(watchRedrawInterval)
