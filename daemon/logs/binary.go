@@ -123,7 +123,7 @@ func ParseBinaryArgs(args []string) (DriverConfig, error) {
 // fd 4, locks and opens the log, signals readiness by writing one byte to fd
 // 5 and closing it, and captures until both streams end. SIGTERM or SIGINT
 // leaves it a few seconds to drain before it seals the log; it then returns
-// nil. Problems go to cfg.Logger, which is nil (discarded) here: under the
+// nil, and signals that come later are ignored. Problems go to cfg.Logger, which is nil (discarded) here: under the
 // shim the process has no stdout or stderr.
 func RunBinary(ctx context.Context, args []string) error {
 	cfg, err := ParseBinaryArgs(args)
@@ -151,7 +151,12 @@ func RunBinary(ctx context.Context, args []string) error {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+	// Once capture has ended the process is on its way out: a late SIGTERM
+	// (the shim sends one on task deletion) must not kill it with the
+	// default action between here and exit. Only logging binaries call
+	// RunBinary, so ignoring the signals for the rest of the process is
+	// right.
+	defer signal.Ignore(syscall.SIGTERM, syscall.SIGINT)
 
 	lctx, cancel := context.WithTimeout(ctx, lockWait)
 	w, err := openWriter(lctx, cfg.Dir, cfg.MaxFileBytes, cfg.MaxFiles)
