@@ -139,7 +139,7 @@ func run(t *testing.T, c *Containerd, spec ContainerSpec) (ExitStatus, string) {
 // of it may land after the task's exit is reported (Delete waits for it).
 func waitLog(t *testing.T, path string, want ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, err := os.ReadFile(path)
 		if err != nil && !os.IsNotExist(err) {
