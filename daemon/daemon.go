@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/hostpath"
@@ -243,10 +244,35 @@ func (d *Daemon) buildScheduler(ctx context.Context) error {
 // handshakeTimeout bounds a connection's TLS handshake.
 const handshakeTimeout = 10 * time.Second
 
+// keepalivePolicy is what the daemon permits of its clients' pings. gRPC's
+// default (a ping at most every 5 minutes, none without an open call)
+// closes a scheduler's connection with GOAWAY "too_many_pings" a minute or
+// two into an idle watch, since the Go client pings every 30 s
+// (client.DefaultKeepaliveTime) to notice a vanished node. A ping every
+// 10 s is allowed, also on a connection without a call, so that a
+// scheduler's idle connection between submissions is kept too; a client
+// pinging more often than that is still cut off, as gRPC does, after a few
+// strikes.
+var keepalivePolicy = keepalive.EnforcementPolicy{
+	MinTime:             10 * time.Second,
+	PermitWithoutStream: true,
+}
+
+// keepaliveParams is how the daemon watches its connections: a ping after
+// a minute without traffic, and the connection closed when no answer comes
+// within 20 s (a scheduler that vanished frees its streams and their
+// per-client slots within about 80 s). Idle and old connections are never
+// closed for their age: a scheduler keeps one connection per node.
+var keepaliveParams = keepalive.ServerParameters{
+	Time:    time.Minute,
+	Timeout: 20 * time.Second,
+}
+
 // ServerOptions are the gRPC server options the daemon needs: peer
 // credentials on the unix socket and TLS on TCP (serverCredentials), then
-// for every call authentication and the role check (auth.go), the stream
-// caps keyed by the caller's identity, and error conversion.
+// keepalive that lets clients ping every 10 s (keepalivePolicy), then for
+// every call authentication and the role check (auth.go), the stream caps
+// keyed by the caller's identity, and error conversion.
 func (d *Daemon) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.Creds(newServerCredentials(d.tls)),
@@ -254,6 +280,8 @@ func (d *Daemon) ServerOptions() []grpc.ServerOption {
 		// A TCP peer that does not finish its TLS handshake is dropped
 		// after this (gRPC's default is two minutes).
 		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveEnforcementPolicy(keepalivePolicy),
+		grpc.KeepaliveParams(keepaliveParams),
 		grpc.ChainUnaryInterceptor(d.authUnary, d.unaryErrors),
 		grpc.ChainStreamInterceptor(d.authStream, d.limitStreams, d.streamErrors),
 	}

@@ -58,7 +58,12 @@
 // refused). The certificate, key and client CA are re-read every
 // api.tls_reload_interval and on SIGHUP (ReloadTLS), and a handshake uses the
 // material current when it starts; files that do not load are logged and
-// the material in use is kept.
+// the material in use is kept. Clients may send keepalive pings every 10 s,
+// with or without an open call (the Go client's default is every 30 s), so
+// a scheduler's idle connection is never closed with "too_many_pings"; the
+// daemon pings a connection silent for a minute and closes it when no
+// answer comes within 20 s, and never closes one for its age
+// (ServerOptions).
 //
 // Every call passes the auth interceptors first (auth.go): the caller's
 // identity is what its connection proved (peerIdentity: "uid:N" and its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,20 +23,41 @@ import (
 // multiples of it so that their capacity is in whole tasks.
 const poolTaskMemory = 64 << 20
 
+// poolSchedulerID is the pool's identity: the URI SAN of the client
+// certificate the test makes for it, bound to submitter on every node.
+const poolSchedulerID = "spiffe://site.test/scheduler"
+
 // TestIntegrationPool runs a client.Pool over three real pcnoded processes
-// of different sizes (4, 2 and 2 tasks of memory at once): a burst of tasks
-// spreads by capacity; the daemon "c" is killed with SIGKILL mid-way, the
-// tasks after that go to the survivors, the tasks c had accepted are still
-// there when it restarts and finish, and across the three nodes every
-// idempotency key is exactly one task that ran once. A task too big for
-// every node is refused with each node's reason.
+// of different sizes (4, 2 and 2 tasks of memory at once), each serving its
+// own loopback TCP port with mutual TLS; one CA made by the test signs the
+// three server certificates and the pool's client certificate, which the
+// pool presents to every node as a scheduler (a submitter) through Dial's
+// CA and client certificate files. A burst of tasks spreads by capacity;
+// the daemon "c" is killed with SIGKILL mid-way, the tasks after that go to
+// the survivors, the tasks c had accepted are still there when it restarts
+// (on the same port) and finish, and across the three nodes every
+// idempotency key is exactly one task, submitted by the pool's identity,
+// that ran once. A task too big for every node is refused with each node's
+// reason.
 func TestIntegrationPool(t *testing.T) {
 	const total, beforeKill = 30, 15
 	slots := map[string]int64{"a": 4, "b": 2, "c": 2}
 	names := []string{"a", "b", "c"}
 
+	// One site CA for the three nodes and the scheduler.
+	ca := daemontest.NewCA(t, "pool site CA")
+	tlsDir := t.TempDir()
+	caFile, certFile, keyFile := filepath.Join(tlsDir, "ca.pem"), filepath.Join(tlsDir, "scheduler.pem"), filepath.Join(tlsDir, "scheduler-key.pem")
+	sched := ca.Client(t, daemontest.CertOptions{URI: []string{poolSchedulerID}})
+	daemontest.WriteFile(t, caFile, ca.PEM)
+	daemontest.WriteFile(t, certFile, sched.CertPEM)
+	daemontest.WriteFile(t, keyFile, sched.KeyPEM)
+	bindScheduler := func(c *config.Config) {
+		c.API.Roles = append(c.API.Roles, config.RoleBinding{Identity: poolSchedulerID, Role: "submitter"})
+	}
+
 	// Size the nodes: allocatable memory = capacity - reserved.
-	first := daemontest.Start(t, daemontest.Options{NoRace: true})
+	first := daemontest.Start(t, daemontest.Options{NoRace: true, TCP: true, CA: ca, Configure: bindScheduler})
 	capMem := nodeOf(t, first).GetCapacity().GetMemoryBytes()
 	size := func(name string) func(*config.Config) {
 		return func(c *config.Config) {
@@ -47,7 +69,10 @@ func TestIntegrationPool(t *testing.T) {
 	first.Restart(t)
 	ds := map[string]*daemontest.Daemon{"a": first}
 	for _, n := range names[1:] {
-		ds[n] = daemontest.Start(t, daemontest.Options{NoRace: true, Configure: size(n)})
+		ds[n] = daemontest.Start(t, daemontest.Options{NoRace: true, TCP: true, CA: ca, Configure: func(c *config.Config) {
+			bindScheduler(c)
+			size(n)(c)
+		}})
 	}
 	built := daemontest.BuildImage(t, testimage.Image{})
 	var image string
@@ -57,7 +82,13 @@ func TestIntegrationPool(t *testing.T) {
 		if got := nodeOf(t, ds[n]).GetAllocatable().GetMemoryBytes(); got != slots[n]*poolTaskMemory {
 			t.Fatalf("node %s: allocatable memory %d, want %d", n, got, slots[n]*poolTaskMemory)
 		}
-		cfgs = append(cfgs, client.NodeConfig{Name: n, Address: ds[n].Socket})
+		if !strings.HasPrefix(ds[n].TCPAddress, "127.0.0.1:") {
+			t.Fatalf("node %s: TCP address %q, want a loopback port", n, ds[n].TCPAddress)
+		}
+		cfgs = append(cfgs, client.NodeConfig{Name: n, Address: ds[n].TCPAddress, Options: []client.Option{
+			client.WithCA(caFile),
+			client.WithClientCertificate(certFile, keyFile),
+		}})
 	}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -176,6 +207,9 @@ func TestIntegrationPool(t *testing.T) {
 			}
 			if task.GetStartTime() == nil {
 				t.Errorf("task %s (key %s) on %s never started", task.GetId(), k, n)
+			}
+			if by := task.GetSubmittedBy(); by != poolSchedulerID {
+				t.Errorf("task %s (key %s) on %s submitted by %q, want the pool's %q", task.GetId(), k, n, by, poolSchedulerID)
 			}
 		}
 	}
