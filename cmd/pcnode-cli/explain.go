@@ -84,7 +84,7 @@ func explain(err error, t target, cmd *cobra.Command) error {
 }
 
 // permissionHint says which role a denied command needs and which
-// [[api.roles]] entry of pcnoded.toml would grant it. The daemon's
+// [[api.roles]] identity and role in pcnoded.toml would grant it. The daemon's
 // ErrorInfo (reason ROLE_REQUIRED) names the caller's identity and the role
 // needed; without it the hint says how the node names the caller.
 func permissionHint(ae *client.Error, t target, cmd *cobra.Command) string {
@@ -109,7 +109,7 @@ func permissionHint(ae *client.Error, t target, cmd *cobra.Command) string {
 	if t.unix {
 		who = fmt.Sprintf("your uid or a group of yours (identity \"uid:%d\" or \"gid:%d\")", os.Getuid(), os.Getgid())
 	}
-	return fmt.Sprintf("%s; ask its admin to bind %s to that role with an [[api.roles]] entry (identity, role) in pcnoded.toml", hint, who)
+	return fmt.Sprintf("%s; ask its admin to bind %s to that role with [[api.roles]] identity and role in pcnoded.toml", hint, who)
 }
 
 // reasonRoleRequired is the ErrorInfo reason of a call refused for its
