@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,17 +61,7 @@ func explain(err error, t target, cmd *cobra.Command) error {
 	case codes.Unavailable:
 		hint = unreachableHint(ae.Message, t, addr)
 	case codes.PermissionDenied:
-		role := neededRole(cmd)
-		who := "your client certificate's identity (URI SAN, DNS SAN or CN)"
-		if t.unix {
-			who = "your uid or gid"
-		}
-		need := fmt.Sprintf("the %s role (or higher)", role)
-		if cmd.CommandPath() == "pcnode-cli cancel" {
-			need = "the submitter role for your own tasks and admin for another identity's"
-		}
-		hint = fmt.Sprintf("hint: %s needs %s on the node; ask its admin to map %s to that role in pcnoded's configuration",
-			cmd.CommandPath(), need, who)
+		hint = permissionHint(ae, t, cmd)
 	case codes.Unauthenticated:
 		hint = "hint: the node does not know who you are: over TCP present a client certificate signed by a CA it trusts (--tls-cert/--tls-key)"
 	case codes.InvalidArgument:
@@ -92,6 +83,39 @@ func explain(err error, t target, cmd *cobra.Command) error {
 	return &hintedError{err: err, hint: hint}
 }
 
+// permissionHint says which role a denied command needs and which
+// [[api.roles]] identity and role in pcnoded.toml would grant it. The daemon's
+// ErrorInfo (reason ROLE_REQUIRED) names the caller's identity and the role
+// needed; without it the hint says how the node names the caller.
+func permissionHint(ae *client.Error, t target, cmd *cobra.Command) string {
+	role := neededRole(cmd)
+	if r := ae.Metadata["required_role"]; ae.Reason == reasonRoleRequired && r != "" {
+		role = r
+	}
+	need := fmt.Sprintf("the %s role (or higher)", role)
+	if cmd.CommandPath() == "pcnode-cli cancel" {
+		need = "the submitter role for your own tasks and admin for another identity's"
+	}
+	hint := fmt.Sprintf("hint: %s needs %s on the node", cmd.CommandPath(), need)
+	if id := ae.Metadata["identity"]; ae.Reason == reasonRoleRequired && id != "" {
+		has := ae.Metadata["role"]
+		if has == "" {
+			has = "none"
+		}
+		return fmt.Sprintf("%s; you are %s (role %s). Ask the node's admin to add to pcnoded.toml:\n  [[api.roles]]\n  identity = %s\n  role = %s",
+			hint, id, has, quote(id), quote(role))
+	}
+	who := "your client certificate's identity (its first URI SAN, else dns:NAME of its first DNS SAN, else cn:NAME of its CN)"
+	if t.unix {
+		who = fmt.Sprintf("your uid or a group of yours (identity \"uid:%d\" or \"gid:%d\")", os.Getuid(), os.Getgid())
+	}
+	return fmt.Sprintf("%s; ask its admin to bind %s to that role with [[api.roles]] identity and role in pcnoded.toml", hint, who)
+}
+
+// reasonRoleRequired is the ErrorInfo reason of a call refused for its
+// caller's role.
+const reasonRoleRequired = "ROLE_REQUIRED"
+
 // unreachableHint says why a node could not be reached and what to check,
 // from the transport's error text.
 func unreachableHint(msg string, t target, addr string) string {
@@ -112,7 +136,7 @@ func unreachableHint(msg string, t target, addr string) string {
 		if strings.Contains(msg, "expired") || strings.Contains(msg, "not yet valid") {
 			return "hint: the node's certificate is expired or not yet valid: check the clocks and have it renewed"
 		}
-		return fmt.Sprintf("hint: the node's certificate is not signed by a CA in %s: set --%s ($%s) to the CA bundle that signed it", ca, flagTLSCA, envTLSCA)
+		return fmt.Sprintf("hint: the node's certificate is not signed by a CA in %s: set --%s ($%s) to the CA bundle that signed it (the issuer of the node's [api] tls_cert_file)", ca, flagTLSCA, envTLSCA)
 	case !t.unix && (strings.Contains(msg, "certificate required") || strings.Contains(msg, "bad certificate") ||
 		strings.Contains(msg, "unknown certificate") || strings.Contains(msg, "certificate expired") ||
 		strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")):
@@ -124,7 +148,7 @@ func unreachableHint(msg string, t target, addr string) string {
 			return fmt.Sprintf("hint: %s requires a client certificate (mutual TLS): set --%s and --%s ($%s, $%s)",
 				addr, flagTLSCert, flagTLSKey, envTLSCert, envTLSKey)
 		}
-		return fmt.Sprintf("hint: %s refused (or closed the connection on) your client certificate %s (from %s): it must be signed by the node's client CA and be valid now",
+		return fmt.Sprintf("hint: %s refused (or closed the connection on) your client certificate %s (from %s): it must be signed by a CA in the node's client CA bundle ([api] client_ca_file) and be valid now",
 			addr, t.cert.value, t.cert.source)
 	case strings.Contains(msg, "first record does not look like a TLS handshake"), strings.Contains(msg, "tls:"):
 		return fmt.Sprintf("hint: the TLS handshake with %s failed: is that pcnoded's TLS port ([api] tcp_address in pcnoded.toml)?", addr)

@@ -21,7 +21,9 @@
 // without a CA or client certificate, or a TLS flag with a socket, is a
 // usage error. A failed call says what to do next: which address was
 // tried and where it came from, which flag fixes a TLS failure, which role
-// a denied command needs, which fields are invalid.
+// a denied command needs (and the [[api.roles]] identity and role in
+// pcnoded.toml that would grant it), which fields are invalid. A test checks
+// every pcnoded.toml key a message names against the daemon's defaults.
 //
 // # Output
 //

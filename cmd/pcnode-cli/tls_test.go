@@ -367,7 +367,7 @@ func TestTLSFailures(t *testing.T) {
 		{"no client certificate (list)", append(base, "--tls-ca", fx.serverCA.file, "list"),
 			[]string{"requires a client certificate (mutual TLS): set --tls-cert and --tls-key"}},
 		{"client certificate from another CA", append(base, "--tls-ca", fx.serverCA.file, "--tls-cert", fx.strangerCert, "--tls-key", fx.strangerKey, "node"),
-			[]string{"your client certificate " + fx.strangerCert + " (from --tls-cert): it must be signed by the node's client CA"}},
+			[]string{"your client certificate " + fx.strangerCert + " (from --tls-cert): it must be signed by a CA in the node's client CA bundle ([api] client_ca_file)"}},
 		{"server name mismatch", append(base, "--tls-ca", fx.serverCA.file, "--tls-cert", fx.clientCert, "--tls-key", fx.clientKey, "--tls-server-name", "other.test", "node"),
 			[]string{"other.test", "set --tls-server-name ($PCNODE_TLS_SERVER_NAME)"}},
 		{"nobody listening", []string{"--address", "127.0.0.1:1", "--tls-ca", fx.serverCA.file, "node"},
