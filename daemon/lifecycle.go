@@ -439,7 +439,14 @@ func (r *runner) collect(task *pcnodev1.Task, exit runtime.ExitStatus) {
 	_, err := d.finish(ctx, r.id, state, reason, msg, func(t *pcnodev1.Task) {
 		t.ExitCode = int32(exit.Code)
 		if !exit.ExitedAt.IsZero() {
-			t.FinishTime = timestamppb.New(exit.ExitedAt)
+			// start_time is taken when containerd's Start returns, so a
+			// task that exits at once can have exited "before" it: a
+			// task never finishes before it started.
+			at := exit.ExitedAt
+			if st := t.GetStartTime(); st != nil && at.Before(st.AsTime()) {
+				at = st.AsTime()
+			}
+			t.FinishTime = timestamppb.New(at)
 		}
 		if uerr == nil {
 			t.Usage = usageToProto(usage)

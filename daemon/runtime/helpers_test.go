@@ -135,7 +135,7 @@ func run(t *testing.T, c *Containerd, spec ContainerSpec) (ExitStatus, string) {
 }
 
 // waitLog returns the task log at path once it holds every one of want, or
-// after 10 s: the shim copies a task's output asynchronously, so the last
+// after 30 s: the shim copies a task's output asynchronously, so the last
 // of it may land after the task's exit is reported (Delete waits for it).
 func waitLog(t *testing.T, path string, want ...string) string {
 	t.Helper()
