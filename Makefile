@@ -44,7 +44,7 @@ check: lint fmt vet deps-check tidy-check ## every static gate CI runs; fails if
 test-unit: ## unit tests only (plain Go, no root, no containerd)
 	$(GO) test -race $(PKGS)
 
-test: ## the full suite: installs containerd+runc if missing, starts a private containerd, runs every test with -race and the fuzz targets briefly (env: FUZZTIME=5s GOTEST_TIMEOUT=15m GOTEST_FLAGS=)
+test: ## the full suite: installs containerd+runc if missing, starts a private containerd, runs every test with -race and the fuzz targets briefly (env: FUZZTIME=5s GOTEST_TIMEOUT=15m GOTEST_FLAGS= GOTEST_PKGS=)
 	./deploy/dev/test.sh
 
 bench: ## benchmarks, once each, against a private containerd (needs root): prints pcnoded's submit→exit next to ctr run --rm and their ratio
