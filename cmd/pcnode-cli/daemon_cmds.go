@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pcnode/pcnode/client"
 	"github.com/pcnode/pcnode/daemon/spec"
 	"github.com/pcnode/pcnode/daemon/specpb"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -160,36 +159,6 @@ func taskExitCode(t *pcnodev1.Task) int {
 	return 1
 }
 
-// runTask submits (or attaches to) a task with RunTask and calls fn for
-// every event until the task has finished; it returns the final task (nil
-// when the stream ended first).
-func runTask(ctx context.Context, c *nodeConn, req *pcnodev1.RunTaskRequest, fn func(*pcnodev1.TaskEvent) error) (*pcnodev1.Task, error) {
-	stream, err := c.tasks.RunTask(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	var last *pcnodev1.Task
-	for {
-		resp, err := stream.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) && last != nil && client.IsFinal(last.GetState()) {
-				return last, nil
-			}
-			if errors.Is(err, io.EOF) {
-				return nil, nil
-			}
-			return last, err
-		}
-		ev := resp.GetEvent()
-		if t := ev.GetStateChange(); t != nil {
-			last = t
-		}
-		if err := fn(ev); err != nil {
-			return last, err
-		}
-	}
-}
-
 func newRunCmd() *cobra.Command {
 	var f specFlags
 	var attach string
@@ -217,16 +186,16 @@ func newRunCmd() *cobra.Command {
 			var final *pcnodev1.Task
 			err := withClient(cmd, func(ctx context.Context, c *nodeConn) error {
 				var err error
-				final, err = runTask(ctx, c, req, func(ev *pcnodev1.TaskEvent) error {
+				final, err = c.run(ctx, req, func(ev *pcnodev1.TaskEvent) error {
 					return printEvent(cmd, ev)
 				})
 				return err
 			})
+			if errors.Is(err, io.ErrUnexpectedEOF) || (err == nil && final == nil) {
+				return fmt.Errorf("the node ended the stream before the task finished: follow it with pcnode-cli run --attach ID or pcnode-cli get ID")
+			}
 			if err != nil {
 				return err
-			}
-			if final == nil {
-				return fmt.Errorf("stream ended before the task finished")
 			}
 			if jsonOutput(cmd) {
 				if err := printJSON(cmd.OutOrStdout(), final); err != nil {

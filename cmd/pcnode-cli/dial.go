@@ -158,6 +158,8 @@ type nodeConn struct {
 	tasks  pcnodev1.TaskServiceClient
 	nodes  pcnodev1.NodeServiceClient
 	images pcnodev1.ImageServiceClient
+	// run is client.Client.Run: submit or attach, and follow to the end.
+	run func(context.Context, *pcnodev1.RunTaskRequest, func(*pcnodev1.TaskEvent) error) (*pcnodev1.Task, error)
 	// watch is client.Client.WatchTasks: a watch resumed across dropped
 	// streams.
 	watch func(context.Context, *pcnodev1.WatchTasksRequest, func(*pcnodev1.TaskEvent) error) error
@@ -184,7 +186,7 @@ func dial(t target) (*nodeConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nodeConn{tasks: c.Tasks, nodes: c.Nodes, images: c.Images, watch: c.WatchTasks, close: c.Close}, nil
+	return &nodeConn{tasks: c.Tasks, nodes: c.Nodes, images: c.Images, run: c.Run, watch: c.WatchTasks, close: c.Close}, nil
 }
 
 // withClient runs fn with a connection to the node the flags name, and
