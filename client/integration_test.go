@@ -23,29 +23,37 @@ import (
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// cutProxy forwards a unix socket to the daemon's; cut closes every
-// connection open through it (both sides), as a network or a restarting
+// cutProxy forwards a unix socket or a loopback TCP port to upstream byte
+// for byte (TLS passes through it end to end); cut closes every connection
+// open through it (both sides), as a network partition or a restarting
 // proxy would, while new connections keep being accepted.
 type cutProxy struct {
-	path string
+	addr string // socket path or host:port to dial instead of upstream
 
 	mu       sync.Mutex
 	conns    []net.Conn
 	accepted int
+	cuts     int
 }
 
-func newCutProxy(t *testing.T, upstream string) *cutProxy {
+// newCutProxy listens on a fresh unix socket (network "unix") or loopback
+// port (network "tcp") and forwards to upstream on the same network.
+func newCutProxy(t *testing.T, network, upstream string) *cutProxy {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pcp-")
+	listen := "127.0.0.1:0"
+	if network == "unix" {
+		dir, err := os.MkdirTemp("", "pcp-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		listen = filepath.Join(dir, "proxy.sock")
+	}
+	lis, err := net.Listen(network, listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := &cutProxy{path: filepath.Join(dir, "proxy.sock")}
-	lis, err := net.Listen("unix", p.path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := &cutProxy{addr: lis.Addr().String()}
 	t.Cleanup(func() { lis.Close(); p.cut() })
 	go func() {
 		for {
@@ -53,7 +61,7 @@ func newCutProxy(t *testing.T, upstream string) *cutProxy {
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("unix", upstream)
+			up, err := net.Dial(network, upstream)
 			if err != nil {
 				down.Close()
 				continue
@@ -76,6 +84,7 @@ func (p *cutProxy) cut() {
 		c.Close()
 	}
 	p.conns = nil
+	p.cuts++
 }
 
 func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
@@ -131,10 +140,10 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 	}
 
 	// The log, through the proxy that is cut three times on the way.
-	proxy := newCutProxy(t, d.Socket)
-	pc, err := client.Dial(proxy.path)
+	proxy := newCutProxy(t, "unix", d.Socket)
+	pc, err := client.Dial(proxy.addr)
 	if err != nil {
-		t.Fatalf("Dial(%s) = %v", proxy.path, err)
+		t.Fatalf("Dial(%s) = %v", proxy.addr, err)
 	}
 	defer pc.Close()
 	var (

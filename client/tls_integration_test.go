@@ -10,8 +10,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,59 +22,6 @@ import (
 	"github.com/pcnode/pcnode/internal/testimage"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
-
-// tcpCutProxy forwards a loopback TCP port to upstream byte for byte (TLS
-// passes through it end to end); cut closes every connection open through
-// it, as a network partition or a restarting load balancer would, while new
-// connections keep being accepted.
-type tcpCutProxy struct {
-	addr string
-
-	mu       sync.Mutex
-	conns    []net.Conn
-	accepted int
-	cuts     int
-}
-
-func newTCPCutProxy(t *testing.T, upstream string) *tcpCutProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpCutProxy{addr: lis.Addr().String()}
-	t.Cleanup(func() { lis.Close(); p.cut() })
-	go func() {
-		for {
-			down, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", upstream)
-			if err != nil {
-				down.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, down, up)
-			p.accepted++
-			p.mu.Unlock()
-			go func() { io.Copy(up, down); up.Close() }()
-			go func() { io.Copy(down, up); down.Close() }()
-		}
-	}()
-	return p
-}
-
-func (p *tcpCutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.cuts++
-}
 
 // tlsWatched is one state change as a watcher saw it.
 type tlsWatched struct {
@@ -165,7 +110,7 @@ func TestIntegrationClientTLS(t *testing.T) {
 		t.Fatalf("Dial(%s) = %v", d.TCPAddress, err)
 	}
 	defer sub.Close()
-	proxy := newTCPCutProxy(t, d.TCPAddress)
+	proxy := newCutProxy(t, "tcp", d.TCPAddress)
 	// The proxy is another address than the daemon's: name the server.
 	px, err := client.Dial(proxy.addr, append(tlsOpts, client.WithServerName("localhost"))...)
 	if err != nil {
