@@ -134,19 +134,6 @@ func run(t *testing.T, c *Containerd, spec ContainerSpec) (ExitStatus, string) {
 	return st, logPath
 }
 
-// flushLog deletes the container id after its exit: Delete waits for the
-// shim to finish copying the task's output, which otherwise may still be in
-// flight (twice a stderr line had not reached the file log 10-30 s after the
-// exit was reported).
-func flushLog(t *testing.T, c *Containerd, id string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	if err := c.Delete(ctx, id); err != nil {
-		t.Fatalf("Delete(%q) = %v", id, err)
-	}
-}
-
 // waitLog returns the task log at path once it holds every one of want, or
 // after 30 s: the shim copies a task's output asynchronously, so the last
 // of it may land after the task's exit is reported (Delete waits for it).

@@ -77,14 +77,11 @@ func TestIntegrationRunWithMounts(t *testing.T) {
 	}
 
 	t.Run("inputs are read-only", func(t *testing.T) {
-		id := newID(t, c)
 		st, logPath := run(t, c, ContainerSpec{
-			ID:     id,
 			Image:  img.Name,
 			Args:   []string{"/pctest", "write-file", "/data/in/new.txt", "10"},
 			Mounts: mounts,
 		})
-		flushLog(t, c, id)
 		if log := waitLog(t, logPath, "read-only file system"); st.Code != 1 {
 			t.Errorf("writing an input: exit %d, log %q; want exit 1 and read-only file system", st.Code, log)
 		}
@@ -93,15 +90,12 @@ func TestIntegrationRunWithMounts(t *testing.T) {
 		}
 	})
 	t.Run("read-only rootfs and user", func(t *testing.T) {
-		id := newID(t, c)
 		st, logPath := run(t, c, ContainerSpec{
-			ID:             id,
 			Image:          img.Name,
 			Args:           []string{"/pctest", "id", "--", "write-file", "/tmp/x", "1"},
 			User:           "nobody",
 			ReadOnlyRootfs: true,
 		})
-		flushLog(t, c, id)
 		if log := waitLog(t, logPath, "uid=65534 gid=65534", "read-only file system"); st.Code != 1 {
 			t.Errorf("exit %d, log %q; want uid 65534 and a read-only root", st.Code, log)
 		}
