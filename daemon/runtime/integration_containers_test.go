@@ -77,12 +77,12 @@ func TestIntegrationRunWithMounts(t *testing.T) {
 	}
 
 	t.Run("inputs are read-only", func(t *testing.T) {
-		st, logPath := run(t, c, ContainerSpec{
+		st, log := runForStderr(t, c, ContainerSpec{
 			Image:  img.Name,
 			Args:   []string{"/pctest", "write-file", "/data/in/new.txt", "10"},
 			Mounts: mounts,
-		})
-		if log := waitLog(t, logPath, "read-only file system"); st.Code != 1 {
+		}, "read-only file system")
+		if st.Code != 1 {
 			t.Errorf("writing an input: exit %d, log %q; want exit 1 and read-only file system", st.Code, log)
 		}
 		if _, err := os.Stat(filepath.Join(in, "new.txt")); !os.IsNotExist(err) {
@@ -90,13 +90,13 @@ func TestIntegrationRunWithMounts(t *testing.T) {
 		}
 	})
 	t.Run("read-only rootfs and user", func(t *testing.T) {
-		st, logPath := run(t, c, ContainerSpec{
+		st, log := runForStderr(t, c, ContainerSpec{
 			Image:          img.Name,
 			Args:           []string{"/pctest", "id", "--", "write-file", "/tmp/x", "1"},
 			User:           "nobody",
 			ReadOnlyRootfs: true,
-		})
-		if log := waitLog(t, logPath, "uid=65534 gid=65534", "read-only file system"); st.Code != 1 {
+		}, "uid=65534 gid=65534", "read-only file system")
+		if st.Code != 1 {
 			t.Errorf("exit %d, log %q; want uid 65534 and a read-only root", st.Code, log)
 		}
 	})
