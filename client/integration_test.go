@@ -184,17 +184,7 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FollowLogs(%s) = %v", id, err)
 	}
-	if got.String() != want.String() {
-		t.Errorf("FollowLogs(%s) output =\n%s\nwant\n%s", id, got.String(), want.String())
-	}
-	for i, s := range seqs {
-		if s != uint64(i+1) {
-			t.Fatalf("FollowLogs(%s) sequences = %v, want 1..%d without gaps or duplicates", id, seqs, len(seqs))
-		}
-	}
-	if gaps != 0 {
-		t.Errorf("FollowLogs(%s) reported %d gaps, want none (nothing was rotated)", id, gaps)
-	}
+	checkFollowed(t, id, got.String(), want.String(), seqs, gaps)
 	if all := d.TaskLogs(t, id); len(all) != len(seqs) {
 		t.Errorf("FollowLogs(%s) delivered %d entries, the daemon has %d", id, len(seqs), len(all))
 	}
@@ -218,5 +208,23 @@ func TestIntegrationClientRunEventsAndFollowLogsAcrossDrops(t *testing.T) {
 	}
 	if _, err := pc.Tasks.GetTask(ctx, &pcnodev1.GetTaskRequest{TaskId: "01M89HD3WXN8V5B8AE3ZVY9HSG"}); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("GetTask(unknown id) through the proxy = %v, want ErrNotFound", err)
+	}
+}
+
+// checkFollowed checks what FollowLogs delivered for task id: the output
+// byte for byte, sequence numbers 1..n with no gap or duplicate, no gap
+// reported.
+func checkFollowed(t *testing.T, id, got, want string, seqs []uint64, gaps int) {
+	t.Helper()
+	if got != want {
+		t.Errorf("FollowLogs(%s) output =\n%s\nwant\n%s", id, got, want)
+	}
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("FollowLogs(%s) sequences = %v, want 1..%d without gaps or duplicates", id, seqs, len(seqs))
+		}
+	}
+	if gaps != 0 {
+		t.Errorf("FollowLogs(%s) reported %d gaps, want none (nothing was rotated)", id, gaps)
 	}
 }

@@ -274,17 +274,7 @@ func TestIntegrationClientTLS(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	if got.String() != want.String() {
-		t.Errorf("FollowLogs(%s) output =\n%s\nwant\n%s", runID, got.String(), want.String())
-	}
-	for i, s := range seqs {
-		if s != uint64(i+1) {
-			t.Fatalf("FollowLogs(%s) sequences = %v, want 1..%d without gaps or duplicates", runID, seqs, len(seqs))
-		}
-	}
-	if gaps != 0 {
-		t.Errorf("FollowLogs(%s) reported %d gaps, want none (nothing was rotated)", runID, gaps)
-	}
+	checkFollowed(t, runID, got.String(), want.String(), seqs, gaps)
 
 	r := <-ran
 	if r.err != nil {
