@@ -30,6 +30,9 @@ func exampleFiles(t *testing.T) []string {
 	var files []string
 	for _, dir := range []string{"../testdata/kaapana", "../testdata/pcnode"} {
 		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() && p == "../testdata/kaapana/published" {
+				return filepath.SkipDir // daemon/spec/published_test.go reads these
+			}
 			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".json") && !strings.HasSuffix(p, ".schema.json") && filepath.Base(p) != "expect.json" {
 				files = append(files, p)
 			}
