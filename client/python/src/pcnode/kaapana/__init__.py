@@ -21,6 +21,7 @@ from pcnode.kaapana.convert import (
     load_processing_container,
     load_task,
     merge_env,
+    resolve_instance,
     task_spec_from_file,
     to_task_spec,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "merge_env",
     "parse_quantity",
     "pc_models",
+    "resolve_instance",
     "task_models",
     "task_spec_from_file",
     "to_task_spec",

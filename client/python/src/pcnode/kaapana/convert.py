@@ -16,7 +16,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from pcnode.kaapana import _json, _reader
+from pcnode.kaapana import _json, _reader, _rules
 from pcnode.kaapana import _spec as s
 from pcnode.kaapana.pc_models import BaseEnv, ProcessingContainer, Resources, TaskTemplate
 from pcnode.kaapana.problems import Problem, ValidationError
@@ -30,6 +30,7 @@ __all__ = [
     "load_processing_container",
     "load_task",
     "merge_env",
+    "resolve_instance",
     "task_spec_from",
     "task_spec_from_file",
     "to_task_spec",
@@ -453,4 +454,44 @@ def task_spec_from_file(
         raise ValidationError("task.json", rep.problems, rep.warnings)
     t, _ = _reader.parse_task(root, lookup)
     return task_spec_from(t)
+
+
+def resolve_instance(
+    task: Document, processing_container: Document, *, env: EnvLookup = None
+) -> task_pb2.TaskInstance:
+    """Merges a task.json with its template offline, as Go's spec.Merge does: the
+    instance that would run (env in template order then added variables, the
+    mounts in template order, resources after overrides, unset requests taking
+    their limits). Scale rules are not measured (that needs the node's disks).
+
+    Raises :class:`ValidationError` with every problem of the task and of the
+    template it selects.
+    """
+    try:
+        root = _read(task)
+        pc_root = _read(processing_container)
+    except _json.SyntaxProblem as e:
+        raise ValidationError("task.json", [("", str(e))]) from None
+    lookup = _lookup(env)
+    rep = _check_tree("task", root, processing_container, lookup)
+    if rep.problems:
+        raise ValidationError("task.json", rep.problems, rep.warnings)
+    t, _ = _reader.parse_task(root, lookup)
+    pc, _ = _reader.parse_processing_container(pc_root)
+    c = s.Collector()
+    inst = _rules.merge_within(c, pc, t)
+    if inst is None:  # pragma: no cover - _check_tree reported these
+        raise ValidationError("task.json", c.problems, c.warnings)
+    out = task_pb2.TaskInstance(
+        image=inst.image,
+        template_identifier=inst.template_identifier,
+        command=list(inst.command),
+    )
+    for e in inst.env:
+        out.env.add(name=e.name, value=e.value)
+    for lst, mounts in ((out.inputs, inst.inputs), (out.outputs, inst.outputs)):
+        for m in mounts:
+            lst.add(name=m.name, host_path=m.host_path, mounted_path=m.mounted_path, read_only=m.read_only)
+    out.resources.CopyFrom(_resources(inst.resources))
+    return out
 
