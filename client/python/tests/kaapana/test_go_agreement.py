@@ -24,7 +24,10 @@ REJECTED = {r["file"] for r in json.loads((PUBLISHED / "rejected.json").read_tex
 
 
 def _task_files() -> list[tuple[Path, Path]]:
-    out = [(f, KAAPANA / "dummy" / "processing-container.json") for f in sorted((KAAPANA / "dummy" / "tasks").glob("*.json"))]
+    out = [
+        (f, KAAPANA / "dummy" / "processing-container.json")
+        for f in sorted((KAAPANA / "dummy" / "tasks").glob("*.json"))
+    ]
     for f in sorted(PUBLISHED.rglob("tasks/*.json")):
         pc = f.parent.parent / "processing-container.json"
         rel = f.relative_to(PUBLISHED).as_posix()
@@ -59,7 +62,10 @@ def _go_instance(cli: Path, task: Path, pc: Path, env: dict[str, str]) -> dict[s
     proc_env.update(env)
     res = subprocess.run(
         [str(cli), "resolve", "--pc", str(pc), str(task), "-o", "json"],
-        env=proc_env, capture_output=True, text=True, check=False,
+        env=proc_env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads(res.stdout)

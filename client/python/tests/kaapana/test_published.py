@@ -64,7 +64,9 @@ def test_published_file(rel: str, kind: str) -> None:
 TASKS = [
     (rel, (Path(rel).parent.parent / "processing-container.json").as_posix())
     for rel, kind in FILES
-    if kind == "task" and rel not in REJECTED and (PUBLISHED / rel).parent.parent.joinpath("processing-container.json").exists()
+    if kind == "task"
+    and rel not in REJECTED
+    and (PUBLISHED / rel).parent.parent.joinpath("processing-container.json").exists()
 ]
 
 

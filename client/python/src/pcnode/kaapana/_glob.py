@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
-
 from pcnode.kaapana._spec import clip, go_quote
 
 
@@ -26,7 +24,7 @@ def _python_class(seg: str) -> str:
     return "".join(b)
 
 
-def _scan_chunk(pattern: str) -> Tuple[str, str]:
+def _scan_chunk(pattern: str) -> tuple[str, str]:
     while pattern.startswith("*"):
         pattern = pattern[1:]
     inrange = False
@@ -94,7 +92,7 @@ def _valid_match_pattern(pattern: str) -> bool:
     return True
 
 
-def glob_problem(pattern: str) -> Optional[str]:
+def glob_problem(pattern: str) -> str | None:
     """Says why a target_glob is not valid, or None (Go's compileGlob)."""
     if pattern == "":
         pattern = "*"

@@ -4,7 +4,6 @@ v0.6.0's ParseNormalizedNamed and go-digest's Validate), in Python."""
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 _ALNUM = r"[a-z0-9]+"
 _SEP = r"(?:[._]|__|[-]+)"
@@ -35,9 +34,7 @@ def _split_docker_domain(name: str) -> tuple[str, str]:
         domain, remote = maybe_domain, maybe_remote
     elif maybe_domain == "index.docker.io":
         domain, remote = "docker.io", maybe_remote
-    elif "." in maybe_domain or ":" in maybe_domain:
-        domain, remote = maybe_domain, maybe_remote
-    elif maybe_domain.lower() != maybe_domain:
+    elif "." in maybe_domain or ":" in maybe_domain or maybe_domain.lower() != maybe_domain:
         domain, remote = maybe_domain, maybe_remote
     else:
         domain, remote = "docker.io", name
@@ -46,7 +43,7 @@ def _split_docker_domain(name: str) -> tuple[str, str]:
     return domain, remote
 
 
-def _digest_problem(d: str) -> Optional[str]:
+def _digest_problem(d: str) -> str | None:
     i = d.find(":")
     if i <= 0 or i + 1 == len(d):
         return "invalid checksum digest format"
@@ -55,12 +52,12 @@ def _digest_problem(d: str) -> Optional[str]:
         if not _DIGEST_ANCHORED.fullmatch(d):
             return "invalid checksum digest format"
         return "unsupported digest algorithm"
-    if re.fullmatch(r"[a-f0-9]{%d}" % _ENCODED[algorithm], encoded, re.ASCII) is None:
+    if re.fullmatch(f"[a-f0-9]{{{_ENCODED[algorithm]}}}", encoded, re.ASCII) is None:
         return "invalid checksum digest length"
     return None
 
 
-def _parse(s: str) -> Optional[str]:
+def _parse(s: str) -> str | None:
     m = _REFERENCE.fullmatch(s)
     if m is None:
         if s == "":
@@ -77,7 +74,7 @@ def _parse(s: str) -> Optional[str]:
     return None
 
 
-def image_problem(ref: str) -> Optional[str]:
+def image_problem(ref: str) -> str | None:
     """Says why ref is not an image reference, or None (ParseNormalizedNamed)."""
     if _IDENTIFIER.fullmatch(ref):
         return f"invalid repository name ({ref}), cannot specify 64-byte hexadecimal strings"

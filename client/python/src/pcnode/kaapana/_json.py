@@ -5,7 +5,8 @@ and ``1e3`` as a quantity exactly as Go reads them)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Tuple, Union
+import math
+from typing import Any, Union
 
 #: The largest processing-container.json or task.json accepted (Go's MaxFileSize).
 MAX_FILE_SIZE = 4 << 20
@@ -21,12 +22,12 @@ class JNumber(str):
 class JObject:
     """A JSON object: members in order, and the keys that appeared twice."""
 
-    __slots__ = ("members", "dups")
+    __slots__ = ("dups", "members")
 
-    def __init__(self, pairs: List[Tuple[str, Any]]):
-        self.members: List[Tuple[str, Any]] = pairs
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self.members: list[tuple[str, Any]] = pairs
         seen: set[str] = set()
-        self.dups: List[str] = []
+        self.dups: list[str] = []
         for k, _ in pairs:
             if k in seen:
                 self.dups.append(k)
@@ -39,7 +40,7 @@ class JObject:
         return None
 
 
-JValue = Union[None, bool, JNumber, str, List[Any], JObject]
+JValue = Union[None, bool, JNumber, str, list[Any], JObject]  # noqa: UP007 - JObject is defined below
 
 
 class SyntaxProblem(ValueError):
@@ -50,12 +51,9 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def decode(data: Union[bytes, str]) -> JValue:
+def decode(data: bytes | str) -> JValue:
     """Reads exactly one JSON value, raising SyntaxProblem as Go's reader refuses."""
-    if isinstance(data, str):
-        raw = data.encode("utf-8", "surrogatepass")
-    else:
-        raw = bytes(data)
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     if len(raw) > MAX_FILE_SIZE:
         raise SyntaxProblem(f"file too large: {len(raw)} bytes, at most {MAX_FILE_SIZE}")
     text = raw.decode("utf-8", "replace")  # Go's decoder replaces bad UTF-8 with U+FFFD
@@ -73,13 +71,14 @@ def decode(data: Union[bytes, str]) -> JValue:
         raise SyntaxProblem(f"malformed JSON: {e}") from None
     if depth(v) > MAX_DEPTH + 1:
         raise SyntaxProblem(f"malformed JSON: nested deeper than {MAX_DEPTH} levels")
-    return v
+    out: JValue = v
+    return out
 
 
 def depth(v: Any) -> int:
     """The nesting depth of a decoded value (a scalar is 1)."""
     best = 1
-    stack: List[Tuple[Any, int]] = [(v, 1)]
+    stack: list[tuple[Any, int]] = [(v, 1)]
     while stack:
         x, d = stack.pop()
         best = max(best, d)
@@ -101,7 +100,7 @@ def from_plain(v: Any) -> JValue:
     if isinstance(v, int):
         return JNumber(str(v))
     if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
+        if not math.isfinite(v):
             raise SyntaxProblem(f"malformed JSON: {v} is not a JSON number")
         return JNumber(json.dumps(v))
     if isinstance(v, dict):
@@ -117,7 +116,7 @@ def from_plain(v: Any) -> JValue:
 def to_plain(v: JValue) -> Any:
     """Turns the tree into ordinary Python values (the last duplicate key wins)."""
     if isinstance(v, JObject):
-        out: Dict[str, Any] = {}
+        out: dict[str, Any] = {}
         for k, x in v.members:
             out[k] = to_plain(x)
         return out

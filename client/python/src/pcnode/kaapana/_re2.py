@@ -15,7 +15,6 @@ of alternatives, so ``[ab]x|[a-b]y`` counts one instruction more than in Go.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from pcnode.kaapana._spec import Limits, blen, clip, go_quote
 
@@ -28,32 +27,234 @@ _MAX_RUNE = 0x10FFFF
 # canonicalName: underscores, dashes and spaces dropped, first letter upper,
 # the rest lower).
 _UNICODE_NAMES = frozenset(
-    """Adlam Ahom Any Arabic Armenian Ascii Assigned Avestan Balinese Bamum Batak Bengali Bhaiksuki Bopomofo
-    Brahmi Braille Buginese Buhid C Carian Casedletter Cc Cf Chakma Cham Cherokee Chorasmian Closepunctuation Cn
-    Cntrl Co Combiningmark Common Connectorpunctuation Control Coptic Cs Cuneiform Currencysymbol Cypriot Cyrillic
-    Dashpunctuation Decimalnumber Deseret Devanagari Digit Dogra Duployan Elbasan Elymaic Enclosingmark Ethiopic
-    Finalpunctuation Format Georgian Glagolitic Gothic Grantha Greek Gujarati Gurmukhi Han Hangul Hanunoo Hatran
-    Hebrew Hiragana Inherited Initialpunctuation Javanese Kaithi Kannada Katakana Kawi Kharoshthi Khmer Khojki
-    Khudawadi L Lao Latin Lc Lepcha Letter Letternumber Limbu Lineseparator Lisu Ll Lm Lo Lowercaseletter Lt Lu
-    Lycian Lydian M Mahajani Makasar Malayalam Mandaic Manichaean Marchen Mark Mathsymbol Mc Me Medefaidrin Miao Mn
-    Modi Modifierletter Modifiersymbol Mongolian Mro Multani Myanmar N Nabataean Nandinagari Nd Newa Nko Nl No
-    Nonspacingmark Number Nushu Ogham Openpunctuation Oriya Osage Osmanya Other Otherletter Othernumber
-    Otherpunctuation Othersymbol P Palmyrene Paragraphseparator Pc Pd Pe Pf Phoenician Pi Po Privateuse Ps Punct
-    Punctuation Rejang Runic S Samaritan Saurashtra Sc Separator Sharada Shavian Siddham Sinhala Sk Sm So Sogdian
-    Soyombo Spaceseparator Spacingmark Sundanese Surrogate Symbol Syriac Tagalog Tagbanwa Takri Tamil Tangsa Tangut
-    Telugu Thaana Thai Tibetan Tifinagh Tirhuta Titlecaseletter Toto Ugaritic Unassigned Uppercaseletter Vai
-    Vithkuqi Wancho Yezidi Yi Z Zl Zp Zs""".split()
+    [
+        "Adlam",
+        "Ahom",
+        "Any",
+        "Arabic",
+        "Armenian",
+        "Ascii",
+        "Assigned",
+        "Avestan",
+        "Balinese",
+        "Bamum",
+        "Batak",
+        "Bengali",
+        "Bhaiksuki",
+        "Bopomofo",
+        "Brahmi",
+        "Braille",
+        "Buginese",
+        "Buhid",
+        "C",
+        "Carian",
+        "Casedletter",
+        "Cc",
+        "Cf",
+        "Chakma",
+        "Cham",
+        "Cherokee",
+        "Chorasmian",
+        "Closepunctuation",
+        "Cn",
+        "Cntrl",
+        "Co",
+        "Combiningmark",
+        "Common",
+        "Connectorpunctuation",
+        "Control",
+        "Coptic",
+        "Cs",
+        "Cuneiform",
+        "Currencysymbol",
+        "Cypriot",
+        "Cyrillic",
+        "Dashpunctuation",
+        "Decimalnumber",
+        "Deseret",
+        "Devanagari",
+        "Digit",
+        "Dogra",
+        "Duployan",
+        "Elbasan",
+        "Elymaic",
+        "Enclosingmark",
+        "Ethiopic",
+        "Finalpunctuation",
+        "Format",
+        "Georgian",
+        "Glagolitic",
+        "Gothic",
+        "Grantha",
+        "Greek",
+        "Gujarati",
+        "Gurmukhi",
+        "Han",
+        "Hangul",
+        "Hanunoo",
+        "Hatran",
+        "Hebrew",
+        "Hiragana",
+        "Inherited",
+        "Initialpunctuation",
+        "Javanese",
+        "Kaithi",
+        "Kannada",
+        "Katakana",
+        "Kawi",
+        "Kharoshthi",
+        "Khmer",
+        "Khojki",
+        "Khudawadi",
+        "L",
+        "Lao",
+        "Latin",
+        "Lc",
+        "Lepcha",
+        "Letter",
+        "Letternumber",
+        "Limbu",
+        "Lineseparator",
+        "Lisu",
+        "Ll",
+        "Lm",
+        "Lo",
+        "Lowercaseletter",
+        "Lt",
+        "Lu",
+        "Lycian",
+        "Lydian",
+        "M",
+        "Mahajani",
+        "Makasar",
+        "Malayalam",
+        "Mandaic",
+        "Manichaean",
+        "Marchen",
+        "Mark",
+        "Mathsymbol",
+        "Mc",
+        "Me",
+        "Medefaidrin",
+        "Miao",
+        "Mn",
+        "Modi",
+        "Modifierletter",
+        "Modifiersymbol",
+        "Mongolian",
+        "Mro",
+        "Multani",
+        "Myanmar",
+        "N",
+        "Nabataean",
+        "Nandinagari",
+        "Nd",
+        "Newa",
+        "Nko",
+        "Nl",
+        "No",
+        "Nonspacingmark",
+        "Number",
+        "Nushu",
+        "Ogham",
+        "Openpunctuation",
+        "Oriya",
+        "Osage",
+        "Osmanya",
+        "Other",
+        "Otherletter",
+        "Othernumber",
+        "Otherpunctuation",
+        "Othersymbol",
+        "P",
+        "Palmyrene",
+        "Paragraphseparator",
+        "Pc",
+        "Pd",
+        "Pe",
+        "Pf",
+        "Phoenician",
+        "Pi",
+        "Po",
+        "Privateuse",
+        "Ps",
+        "Punct",
+        "Punctuation",
+        "Rejang",
+        "Runic",
+        "S",
+        "Samaritan",
+        "Saurashtra",
+        "Sc",
+        "Separator",
+        "Sharada",
+        "Shavian",
+        "Siddham",
+        "Sinhala",
+        "Sk",
+        "Sm",
+        "So",
+        "Sogdian",
+        "Soyombo",
+        "Spaceseparator",
+        "Spacingmark",
+        "Sundanese",
+        "Surrogate",
+        "Symbol",
+        "Syriac",
+        "Tagalog",
+        "Tagbanwa",
+        "Takri",
+        "Tamil",
+        "Tangsa",
+        "Tangut",
+        "Telugu",
+        "Thaana",
+        "Thai",
+        "Tibetan",
+        "Tifinagh",
+        "Tirhuta",
+        "Titlecaseletter",
+        "Toto",
+        "Ugaritic",
+        "Unassigned",
+        "Uppercaseletter",
+        "Vai",
+        "Vithkuqi",
+        "Wancho",
+        "Yezidi",
+        "Yi",
+        "Z",
+        "Zl",
+        "Zp",
+        "Zs",
+    ]
 )
 
 _POSIX = frozenset(
-    "alnum alpha ascii blank cntrl digit graph lower print punct space upper word xdigit".split()
+    [
+        "alnum",
+        "alpha",
+        "ascii",
+        "blank",
+        "cntrl",
+        "digit",
+        "graph",
+        "lower",
+        "print",
+        "punct",
+        "space",
+        "upper",
+        "word",
+        "xdigit",
+    ]
 )
 
 
 class ReError(Exception):
     """A syntax error, with Go's error code text."""
 
-    def __init__(self, code: str, expr: str):
+    def __init__(self, code: str, expr: str) -> None:
         super().__init__(f"{code}: {go_quote(clip(expr))}")
         self.code = code
         self.expr = expr
@@ -69,7 +270,7 @@ class Re:
     max: int = 0
     greedy: bool = True
 
-    def equal(self, o: Optional[Re]) -> bool:
+    def equal(self, o: Re | None) -> bool:
         if o is None or self.op != o.op:
             return False
         if self.op in (LIT, CLS, ANY, EMPTYW):
@@ -80,7 +281,7 @@ class Re:
             return (self.greedy, self.min, self.max) == (o.greedy, o.min, o.max) and self.subs[0].equal(o.subs[0])
         if len(self.subs) != len(o.subs):
             return False
-        return all(a.equal(b) for a, b in zip(self.subs, o.subs))
+        return all(a.equal(b) for a, b in zip(self.subs, o.subs, strict=False))
 
 
 def _is_char_class(r: Re) -> bool:
@@ -100,9 +301,10 @@ def _unhex(c: str) -> int:
 def _canonical_name(name: str) -> str:
     out = []
     first = True
-    for c in name:
-        if c in "_- ":
+    for ch in name:
+        if ch in "_- ":
             continue
+        c = ch
         if first:
             if "a" <= c <= "z":
                 c = c.upper()
@@ -114,7 +316,7 @@ def _canonical_name(name: str) -> str:
 
 
 class _Frame:
-    def __init__(self, cap: bool, flags: dict[str, bool]):
+    def __init__(self, cap: bool, flags: dict[str, bool]) -> None:
         self.cap = cap
         self.flags = flags
         self.alts: list[Re] = []
@@ -122,7 +324,7 @@ class _Frame:
 
 
 class _Parser:
-    def __init__(self, s: str):
+    def __init__(self, s: str) -> None:
         self.whole = s
         self.flags = {"i": False, "m": False, "s": False, "U": False}
 
@@ -222,7 +424,7 @@ class _Parser:
             return ord(c), i
         raise ReError("invalid escape sequence", t[start:i])
 
-    def unicode_class(self, t: str, i: int) -> Optional[int]:
+    def unicode_class(self, t: str, i: int) -> int | None:
         """Go's parseUnicodeClass at t[i:]: the index after it, or None when t[i:] is not \\p or \\P."""
         if i + 1 >= len(t) or t[i] != "\\" or t[i + 1] not in "pP":
             return None
@@ -242,7 +444,7 @@ class _Parser:
             raise ReError("invalid character class range", seq)
         return nxt
 
-    def perl_class(self, t: str, i: int) -> Optional[int]:
+    def perl_class(self, t: str, i: int) -> int | None:
         if i + 1 < len(t) and t[i] == "\\" and t[i + 1] in "dDsSwW":
             return i + 2
         return None
@@ -359,7 +561,9 @@ class _Parser:
 
     # --- repetition -------------------------------------------------------
 
-    def repeat(self, fr: _Frame, op: int, lo: int, hi: int, t: str, before: int, after: int, last_repeat: bool) -> int:
+    def repeat(  # noqa: PLR0917 - Go's parser.repeat
+        self, fr: _Frame, op: int, lo: int, hi: int, t: str, before: int, after: int, last_repeat: bool
+    ) -> int:
         greedy = not self.flags["U"]
         if after < len(t) and t[after] == "?":
             after += 1
@@ -459,7 +663,7 @@ class _Parser:
         return nxt
 
 
-def _parse_int(t: str, i: int) -> Optional[tuple[int, int]]:
+def _parse_int(t: str, i: int) -> tuple[int, int] | None:
     if i >= len(t) or not ("0" <= t[i] <= "9"):
         return None
     if i + 1 < len(t) and t[i] == "0" and "0" <= t[i + 1] <= "9":
@@ -476,7 +680,7 @@ def _parse_int(t: str, i: int) -> Optional[tuple[int, int]]:
     return n, j
 
 
-def _parse_repeat(t: str, i: int) -> Optional[tuple[int, int, int]]:
+def _parse_repeat(t: str, i: int) -> tuple[int, int, int] | None:
     """Go's parseRepeat at t[i] == '{': (min, max, index after), or None when it is a literal {."""
     i += 1
     p = _parse_int(t, i)
@@ -564,7 +768,7 @@ def _remove_leading_string(r: Re, n: int) -> Re:
     return r
 
 
-def _leading_regexp(r: Re) -> Optional[Re]:
+def _leading_regexp(r: Re) -> Re | None:
     if r.op == EMPTY:
         return None
     if r.op == CONCAT and r.subs:
@@ -609,16 +813,19 @@ def _factor(sub: list[Re]) -> list[Re]:
     sub = out
     # Round 2: common leading char class (or fixed repeat of one).
     out = []
-    first: Optional[Re] = None
+    first: Re | None = None
     start = 0
     for i in range(len(sub) + 1):
-        ifirst: Optional[Re] = None
+        ifirst: Re | None = None
         if i < len(sub):
             ifirst = _leading_regexp(sub[i])
             if (
                 first is not None
                 and first.equal(ifirst)
-                and (_is_char_class(first) or (first.op == REPEAT and first.min == first.max and _is_char_class(first.subs[0])))
+                and (
+                    _is_char_class(first)
+                    or (first.op == REPEAT and first.min == first.max and _is_char_class(first.subs[0]))
+                )
             ):
                 continue
         if i == start + 1:
@@ -760,7 +967,7 @@ def parse(expr: str) -> Re:
     return _Parser(expr).parse()
 
 
-def target_regex_problem(expr: str, limits: Limits) -> Optional[str]:
+def target_regex_problem(expr: str, limits: Limits) -> str | None:
     """Says why a target_regex is refused, or None (Go's compileTargetRegexWithin)."""
     if limits.max_pattern_bytes > 0 and blen(expr) > limits.max_pattern_bytes:
         return f"is {blen(expr)} bytes; at most {limits.max_pattern_bytes} ([limits] max_regex_bytes)"
@@ -779,7 +986,9 @@ def target_regex_problem(expr: str, limits: Limits) -> Optional[str]:
             )
         n = program_size(re)
         if n > limits.max_regex_insts:
-            return f"is too complex: {n} program instructions; at most {limits.max_regex_insts} ([limits] max_regex_insts)"
+            return (
+                f"is too complex: {n} program instructions; at most {limits.max_regex_insts} ([limits] max_regex_insts)"
+            )
     try:
         parse("^(?:" + expr + ")$")
     except ReError as e:

@@ -4,8 +4,9 @@ field paths."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from pcnode.kaapana import _spec as s
 from pcnode.kaapana._json import JNumber, JObject, JValue, kind
@@ -48,24 +49,22 @@ def json_integer(text: str) -> int:
 class Reader(s.Collector):
     """Turns a decoded tree into spec types, collecting problems and warnings."""
 
-    def __init__(self, substitute_env: bool = False, lookup: LookupEnv = None):
+    def __init__(self, substitute_env: bool = False, lookup: LookupEnv = None) -> None:
         super().__init__()
         self.substitute = substitute_env
         self.lookup = lookup
-        self.placeholders: List[s.Placeholder] = []
+        self.placeholders: list[s.Placeholder] = []
 
     # --- generic values -------------------------------------------------
 
-    def object(
-        self, v: JValue, path: str, known: Sequence[str], required: Sequence[str]
-    ) -> Optional[Dict[str, JValue]]:
+    def object(self, v: JValue, path: str, known: Sequence[str], required: Sequence[str]) -> dict[str, JValue] | None:
         if not isinstance(v, JObject):
             self.problem(path, f"must be an object, not {kind(v)}")
             return None
         for k in v.dups:
             self.warn(s.join_field(path, k), "duplicate key; the last one is used")
-        m: Dict[str, JValue] = {}
-        unknown: List[str] = []
+        m: dict[str, JValue] = {}
+        unknown: list[str] = []
         for key, val in v.members:
             if key in known:
                 m[key] = val
@@ -79,7 +78,7 @@ class Reader(s.Collector):
                 self.problem(s.join_field(path, k), "required; must not be null")
         return {k: val for k, val in m.items() if val is not None}
 
-    def str(self, v: Any, path: str) -> str:
+    def string(self, v: Any, path: str) -> str:
         if v is _MISSING:
             return ""
         if not isinstance(v, str) or isinstance(v, JNumber):
@@ -88,7 +87,7 @@ class Reader(s.Collector):
         return v
 
     def text(self, v: Any, path: str) -> str:
-        st = self.str(v, path)
+        st = self.string(v, path)
         if not self.substitute or st == "":
             return st
         try:
@@ -106,7 +105,7 @@ class Reader(s.Collector):
     def placeholder_at(self, f: str) -> bool:
         return any(p.field == f for p in self.placeholders)
 
-    def texts(self, v: Any, path: str) -> List[str]:
+    def texts(self, v: Any, path: str) -> list[str]:
         if v is _MISSING:
             return []
         if not isinstance(v, list):
@@ -114,7 +113,7 @@ class Reader(s.Collector):
             return []
         return [self.text(e, s.index_field(path, i)) for i, e in enumerate(v)]
 
-    def array(self, v: Any, path: str) -> List[JValue]:
+    def array(self, v: Any, path: str) -> list[JValue]:
         if v is _MISSING:
             return []
         if not isinstance(v, list):
@@ -122,13 +121,13 @@ class Reader(s.Collector):
             return []
         return v
 
-    def boolean(self, v: JValue, path: str) -> Tuple[bool, bool]:
+    def boolean(self, v: JValue, path: str) -> tuple[bool, bool]:
         if not isinstance(v, bool):
             self.problem(path, f"must be true or false, not {kind(v)}")
             return False, False
         return v, True
 
-    def integer(self, v: JValue, path: str) -> Tuple[int, bool]:
+    def integer(self, v: JValue, path: str) -> tuple[int, bool]:
         if not isinstance(v, JNumber):
             self.problem(path, f"must be an integer, not {kind(v)}")
             return 0, False
@@ -142,11 +141,13 @@ class Reader(s.Collector):
 
     def processing_container(self, v: JValue) -> s.ProcessingContainer:
         pc = s.ProcessingContainer()
-        m = self.object(v, "", ["name", "description", "api_version", "templates"], ["name", "description", "templates"])
+        m = self.object(
+            v, "", ["name", "description", "api_version", "templates"], ["name", "description", "templates"]
+        )
         if m is None:
             return pc
-        pc.name = self.str(m.get("name", _MISSING), "name")
-        pc.description = self.str(m.get("description", _MISSING), "description")
+        pc.name = self.string(m.get("name", _MISSING), "name")
+        pc.description = self.string(m.get("description", _MISSING), "description")
         if "api_version" in m:
             n, _ = self.integer(m["api_version"], "api_version")
             pc.api_version = n
@@ -195,8 +196,8 @@ class Reader(s.Collector):
                 e.adjustable = b
         return e
 
-    def channels(self, v: Any, path: str, is_input: bool) -> List[s.Channel]:
-        out: List[s.Channel] = []
+    def channels(self, v: Any, path: str, is_input: bool) -> list[s.Channel]:
+        out: list[s.Channel] = []
         for i, cv in enumerate(self.array(v, path)):
             p = s.index_field(path, i)
             m = self.object(cv, p, ["name", "mounted_path", "description", "scale_rule"], ["name", "mounted_path"])
@@ -217,7 +218,7 @@ class Reader(s.Collector):
             out.append(c)
         return out
 
-    def scale_rule(self, v: JValue, path: str) -> Optional[s.ScaleRule]:
+    def scale_rule(self, v: JValue, path: str) -> s.ScaleRule | None:
         m = self.object(
             v,
             path,
@@ -289,7 +290,18 @@ class Reader(s.Collector):
         m = self.object(
             v,
             "",
-            ["name", "image", "api_version", "taskTemplate", "config", "inputs", "outputs", "env", "command", "resources"],
+            [
+                "name",
+                "image",
+                "api_version",
+                "taskTemplate",
+                "config",
+                "inputs",
+                "outputs",
+                "env",
+                "command",
+                "resources",
+            ],
             ["name", "image", "taskTemplate"],
         )
         if m is None:
@@ -332,17 +344,17 @@ class Reader(s.Collector):
             t.resources = self.resources(m["resources"], "resources")
         return t
 
-    def config(self, v: JValue, path: str) -> Optional[Dict[str, str]]:
+    def config(self, v: JValue, path: str) -> dict[str, str] | None:
         if not isinstance(v, JObject):
             self.problem(path, f"must be an object, not {kind(v)}")
             return None
         for k in v.dups:
             self.warn(s.join_field(path, k), "duplicate key; the last one is used")
-        labels: Optional[Dict[str, str]] = None
+        labels: dict[str, str] | None = None
         for key, val in v.members:
             p = s.join_field(path, key)
             if key == "type":
-                typ = self.str(val, p)
+                typ = self.string(val, p)
                 if typ not in ("docker", "k8s", ""):
                     self.warn(p, f"unknown runner type {s.clip(typ)!r}; ignored")
             elif key == "labels":
@@ -351,7 +363,7 @@ class Reader(s.Collector):
                 self.warn(p, "runner setting; ignored by pcnode")
         return labels
 
-    def labels(self, v: JValue, path: str) -> Optional[Dict[str, str]]:
+    def labels(self, v: JValue, path: str) -> dict[str, str] | None:
         if v is None:
             return None
         if not isinstance(v, JObject):
@@ -359,7 +371,7 @@ class Reader(s.Collector):
             return None
         for k in v.dups:
             self.warn(s.join_field(path, k), "duplicate key; the last one is used")
-        labels: Dict[str, str] = {}
+        labels: dict[str, str] = {}
         for key, val in v.members:
             p = s.join_field(path, key)
             if isinstance(val, JNumber):
@@ -372,8 +384,8 @@ class Reader(s.Collector):
                 self.problem(p, f"label value must be a string, number or boolean, not {kind(val)}")
         return labels
 
-    def bindings(self, v: Any, path: str) -> List[s.Binding]:
-        out: List[s.Binding] = []
+    def bindings(self, v: Any, path: str) -> list[s.Binding]:
+        out: list[s.Binding] = []
         for i, bv in enumerate(self.array(v, path)):
             p = s.index_field(path, i)
             m = self.object(bv, p, ["name", "volume_source", "scale_rule"], ["name", "volume_source"])
@@ -392,12 +404,12 @@ class Reader(s.Collector):
         return out
 
 
-def parse_processing_container(root: JValue) -> Tuple[s.ProcessingContainer, Reader]:
+def parse_processing_container(root: JValue) -> tuple[s.ProcessingContainer, Reader]:
     r = Reader()
     return r.processing_container(root), r
 
 
-def parse_task(root: JValue, lookup: LookupEnv = None) -> Tuple[s.Task, Reader]:
+def parse_task(root: JValue, lookup: LookupEnv = None) -> tuple[s.Task, Reader]:
     r = Reader(substitute_env=True, lookup=lookup)
     t = r.task(root)
     t.placeholders = r.placeholders

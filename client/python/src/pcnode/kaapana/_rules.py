@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-from typing import List, Optional, Tuple
 
 from pcnode.kaapana import _spec as s
 from pcnode.kaapana._glob import glob_problem
@@ -30,7 +29,7 @@ def _too_many(n: int, most: int) -> bool:
     return most > 0 and n > most
 
 
-def _check_count(c: Collector, f: str, n: int, most: int, what: str, key: str) -> None:
+def _check_count(c: Collector, f: str, n: int, most: int, what: str, key: str) -> None:  # noqa: PLR0917
     if most > 0 and n > most:
         c.problem(f, f"has {n} {what}; at most {most} ([limits] {key})")
 
@@ -183,7 +182,10 @@ def validate_template(c: Collector, t: s.TaskTemplate, p: str) -> None:
         if _too_many(len(choices), lim.max_env_choices):
             continue
         if e.name in names and e.name != "":
-            c.problem(join_field(ep, "name"), f"duplicate variable {go_quote(e.name)} (also {index_field(env_path, names[e.name])})")
+            c.problem(
+                join_field(ep, "name"),
+                f"duplicate variable {go_quote(e.name)} (also {index_field(env_path, names[e.name])})",
+            )
         else:
             names[e.name] = i
         if e.type != "" and s.canonical_env_type(e.type) not in s.ENV_TYPES:
@@ -202,36 +204,36 @@ def validate_template(c: Collector, t: s.TaskTemplate, p: str) -> None:
 
     # Names are unique within inputs and within outputs; an input and an
     # output may share one, as in Kaapana.
-    chans: List[Tuple[str, s.Channel, bool]] = [
-        (index_field(join_field(p, "inputs"), i), ch, False) for i, ch in enumerate(t.inputs)
+    chans: list[tuple[str, s.Channel, bool]] = [
+        (index_field(join_field(p, "inputs"), i), chan, False) for i, chan in enumerate(t.inputs)
     ]
-    chans += [(index_field(join_field(p, "outputs"), i), ch, True) for i, ch in enumerate(t.outputs)]
-    for i, (cf, ch, out) in enumerate(chans):
-        _check_channel_name(c, ch.name, join_field(cf, "name"))
+    chans += [(index_field(join_field(p, "outputs"), i), chan, True) for i, chan in enumerate(t.outputs)]
+    for i, (cf, chan, out) in enumerate(chans):
+        _check_channel_name(c, chan.name, join_field(cf, "name"))
         for pf, prev, pout in chans[:i]:
-            if pout == out and prev.name == ch.name and ch.name != "":
-                c.problem(join_field(cf, "name"), f"duplicate channel name {go_quote(ch.name)} (also {pf})")
+            if pout == out and prev.name == chan.name and chan.name != "":
+                c.problem(join_field(cf, "name"), f"duplicate channel name {go_quote(chan.name)} (also {pf})")
                 break
         mp = join_field(cf, "mounted_path")
-        if not _check_mounted_path(c, ch.mounted_path, mp):
+        if not _check_mounted_path(c, chan.mounted_path, mp):
             continue
         for pf, prev, _ in chans[:i]:
-            why = _overlap(ch.mounted_path, prev.mounted_path)
+            why = _overlap(chan.mounted_path, prev.mounted_path)
             if why:
                 c.problem(
                     mp,
-                    f"{go_quote(clip(ch.mounted_path))} {why} {join_field(pf, 'mounted_path')} "
+                    f"{go_quote(clip(chan.mounted_path))} {why} {join_field(pf, 'mounted_path')} "
                     f"({go_quote(clip(prev.mounted_path))}); channel mounts must not overlap",
                 )
-    for i, ch in enumerate(t.inputs):
-        if ch.scale_rule is not None:
-            validate_scale_rule(c, ch.scale_rule, join_field(index_field(join_field(p, "inputs"), i), "scale_rule"))
+    for i, chan in enumerate(t.inputs):
+        if chan.scale_rule is not None:
+            validate_scale_rule(c, chan.scale_rule, join_field(index_field(join_field(p, "inputs"), i), "scale_rule"))
     _check_command(c, t.command, join_field(p, "command"))
     check_resources(c, t.resources, join_field(p, "resources"))
     check_resource_bounds(c, t.resources, join_field(p, "resources"))
 
 
-def _check_command(c: Collector, cmd: List[str], f: str) -> None:
+def _check_command(c: Collector, cmd: list[str], f: str) -> None:
     _check_count(c, f, len(cmd), c.limits.max_command_args, "arguments", "max_command_args")
     if _too_many(len(cmd), c.limits.max_command_args):
         return
@@ -312,7 +314,9 @@ def validate_scale_rule(c: Collector, sr: s.ScaleRule, p: str) -> None:
     if sr.mode == "":
         c.problem(join_field(p, "mode"), "required")
     elif sr.mode not in ("sum", "max_file_size", "max_item_sum"):
-        c.problem(join_field(p, "mode"), f"unknown mode {go_quote(clip(sr.mode))} (one of sum, max_file_size, max_item_sum)")
+        c.problem(
+            join_field(p, "mode"), f"unknown mode {go_quote(clip(sr.mode))} (one of sum, max_file_size, max_item_sum)"
+        )
     if sr.type == "":
         c.problem(join_field(p, "type"), "required")
     elif sr.type not in ("limit", "request"):
@@ -324,7 +328,9 @@ def validate_scale_rule(c: Collector, sr: s.ScaleRule, p: str) -> None:
         c.problem(join_field(p, "target_regex"), why)
     most = c.limits.max_pattern_bytes
     if most > 0 and blen(sr.target_glob) > most:
-        c.problem(join_field(p, "target_glob"), f"is {blen(sr.target_glob)} bytes; at most {most} ([limits] max_regex_bytes)")
+        c.problem(
+            join_field(p, "target_glob"), f"is {blen(sr.target_glob)} bytes; at most {most} ([limits] max_regex_bytes)"
+        )
     else:
         why2 = glob_problem(sr.target_glob)
         if why2:
@@ -398,7 +404,7 @@ def validate_task(c: Collector, t: s.Task) -> None:
     elif t.template_identifier == "":
         c.problem("taskTemplate", "required: a template identifier or an inline template")
 
-    binds: List[Tuple[str, s.Binding, bool]] = [(index_field("inputs", i), b, False) for i, b in enumerate(t.inputs)]
+    binds: list[tuple[str, s.Binding, bool]] = [(index_field("inputs", i), b, False) for i, b in enumerate(t.inputs)]
     binds += [(index_field("outputs", i), b, True) for i, b in enumerate(t.outputs)]
     for i, (bf, b, out) in enumerate(binds):
         nf = join_field(bf, "name")
@@ -439,7 +445,8 @@ def validate_task(c: Collector, t: s.Task) -> None:
             if why:
                 c.problem(
                     of,
-                    f"output directory {go_quote(clip(a))} {why} {pf} ({go_quote(clip(b2))}); outputs are emptied before a run",
+                    f"output directory {go_quote(clip(a))} {why} {pf} ({go_quote(clip(b2))}); "
+                    "outputs are emptied before a run",
                 )
 
     names: dict[str, int] = {}
@@ -483,7 +490,7 @@ def _check_labels(c: Collector, labels: dict[str, str]) -> None:
 # --- merging ----------------------------------------------------------------
 
 
-def merge(c: Collector, pc: Optional[s.ProcessingContainer], t: s.Task) -> Optional[s.Instance]:
+def merge(c: Collector, pc: s.ProcessingContainer | None, t: s.Task) -> s.Instance | None:
     """Go's merge: validates the task, selects and validates its template, binds."""
     validate_task(c, t)
     tmpl = _select_template(c, pc, t)
@@ -503,7 +510,7 @@ def merge(c: Collector, pc: Optional[s.ProcessingContainer], t: s.Task) -> Optio
     return inst
 
 
-def _select_template(c: Collector, pc: Optional[s.ProcessingContainer], t: s.Task) -> Optional[s.TaskTemplate]:
+def _select_template(c: Collector, pc: s.ProcessingContainer | None, t: s.Task) -> s.TaskTemplate | None:
     if t.inline_template is not None and t.template_identifier != "":
         return None
     if t.inline_template is not None:
@@ -536,9 +543,9 @@ def _select_template(c: Collector, pc: Optional[s.ProcessingContainer], t: s.Tas
     return tmpl
 
 
-def _bind(
-    c: Collector, tmpl: s.TaskTemplate, chans: List[s.Channel], binds: List[s.Binding], lst: str, is_input: bool
-) -> List[s.Mount]:
+def _bind(  # noqa: PLR0917 - Go's bind
+    c: Collector, tmpl: s.TaskTemplate, chans: list[s.Channel], binds: list[s.Binding], lst: str, is_input: bool
+) -> list[s.Mount]:
     kind = lst[:-1]
     by_name: dict[str, int] = {}
     for i, b in enumerate(binds):
@@ -558,12 +565,13 @@ def _bind(
             f"template {go_quote(clip(tmpl.identifier))} has no {kind} channel {go_quote(clip(b.name))} "
             f"(its {lst}: {quote_list([ch.name for ch in chans])})",
         )
-    mounts: List[s.Mount] = []
+    mounts: list[s.Mount] = []
     for ch in chans:
         if ch.name not in by_name:
             c.problem(
                 lst,
-                f"{kind} channel {go_quote(clip(ch.name))} of template {go_quote(clip(tmpl.identifier))} is not bound to a host path",
+                f"{kind} channel {go_quote(clip(ch.name))} of template {go_quote(clip(tmpl.identifier))} "
+                "is not bound to a host path",
             )
             continue
         b = binds[by_name[ch.name]]
@@ -571,7 +579,7 @@ def _bind(
     return mounts
 
 
-def _merge_env(c: Collector, tmpl: s.TaskTemplate, t: s.Task) -> List[s.EnvVar]:
+def _merge_env(c: Collector, tmpl: s.TaskTemplate, t: s.Task) -> list[s.EnvVar]:
     env = [s.EnvVar(e.name, e.value) for e in tmpl.env]
     for i, o in enumerate(t.env):
         vf = join_field(index_field("env", i), "value")
@@ -590,7 +598,8 @@ def _merge_env(c: Collector, tmpl: s.TaskTemplate, t: s.Task) -> List[s.EnvVar]:
         elif not decl.is_adjustable() and o.value != decl.value:
             c.problem(
                 vf,
-                f"{o.name} is not adjustable in template {go_quote(clip(tmpl.identifier))}; it stays {go_quote(clip(decl.value))}",
+                f"{o.name} is not adjustable in template {go_quote(clip(tmpl.identifier))}; "
+                f"it stays {go_quote(clip(decl.value))}",
             )
             continue
         else:
@@ -614,7 +623,9 @@ def settle(r: s.Resources) -> None:
 
 def check_instance(c: Collector, inst: s.Instance) -> None:
     lim = c.limits
-    _check_count(c, "env", len(inst.env), lim.max_env_entries, "variables once merged with the template's", "max_env_entries")
+    _check_count(
+        c, "env", len(inst.env), lim.max_env_entries, "variables once merged with the template's", "max_env_entries"
+    )
     env = [e.name + "=" + e.value for e in inst.env]
     env_bytes = sum(blen(x) + 1 + 8 for x in env)
     total = sum(blen(x) + 1 + 8 for x in inst.command) + env_bytes
@@ -630,7 +641,7 @@ def check_instance(c: Collector, inst: s.Instance) -> None:
     check_resource_bounds(c, inst.resources, "resources")
 
 
-def merge_within(c: Collector, pc: Optional[s.ProcessingContainer], t: s.Task) -> Optional[s.Instance]:
+def merge_within(c: Collector, pc: s.ProcessingContainer | None, t: s.Task) -> s.Instance | None:
     """Go's mergeWithin: merge, settle requests, check the instance."""
     inst = merge(c, pc, t)
     if c.problems or inst is None:

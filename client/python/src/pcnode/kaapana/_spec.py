@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 # Resource names (daemon/spec/quantity.go).
 RESOURCE_MEMORY = "memory"
@@ -35,7 +34,7 @@ class ScaleRule:
     target_regex: str = ""
     target_glob: str = ""
 
-    def with_defaults(self) -> "ScaleRule":
+    def with_defaults(self) -> ScaleRule:
         return ScaleRule(
             self.scale_factor,
             self.type,
@@ -52,7 +51,7 @@ class ResourceList:
     cpu_millis: int = 0
     gpus: int = 0
 
-    def override(self, o: "ResourceList") -> "ResourceList":
+    def override(self, o: ResourceList) -> ResourceList:
         return ResourceList(
             o.memory_bytes or self.memory_bytes,
             o.cpu_millis or self.cpu_millis,
@@ -72,8 +71,8 @@ class EnvVarTemplate:
     value: str = ""
     description: str = ""
     type: str = ""
-    choices: Optional[List[str]] = None
-    adjustable: Optional[bool] = None
+    choices: list[str] | None = None
+    adjustable: bool | None = None
 
     def is_adjustable(self) -> bool:
         return self.adjustable is None or self.adjustable
@@ -84,17 +83,17 @@ class Channel:
     name: str = ""
     mounted_path: str = ""
     description: str = ""
-    scale_rule: Optional[ScaleRule] = None
+    scale_rule: ScaleRule | None = None
 
 
 @dataclass
 class TaskTemplate:
     identifier: str = ""
     description: str = ""
-    env: List[EnvVarTemplate] = field(default_factory=list)
-    inputs: List[Channel] = field(default_factory=list)
-    outputs: List[Channel] = field(default_factory=list)
-    command: List[str] = field(default_factory=list)
+    env: list[EnvVarTemplate] = field(default_factory=list)
+    inputs: list[Channel] = field(default_factory=list)
+    outputs: list[Channel] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
 
 
@@ -103,9 +102,9 @@ class ProcessingContainer:
     name: str = ""
     description: str = ""
     api_version: int = 0
-    templates: List[TaskTemplate] = field(default_factory=list)
+    templates: list[TaskTemplate] = field(default_factory=list)
 
-    def template(self, identifier: str) -> Tuple[Optional[TaskTemplate], int]:
+    def template(self, identifier: str) -> tuple[TaskTemplate | None, int]:
         for i, t in enumerate(self.templates):
             if t.identifier == identifier:
                 return t, i
@@ -116,7 +115,7 @@ class ProcessingContainer:
 class Binding:
     name: str = ""
     host_path: str = ""
-    scale_rule: Optional[ScaleRule] = None
+    scale_rule: ScaleRule | None = None
 
 
 @dataclass
@@ -137,14 +136,14 @@ class Task:
     image: str = ""
     api_version: int = 0
     template_identifier: str = ""
-    inline_template: Optional[TaskTemplate] = None
-    inputs: List[Binding] = field(default_factory=list)
-    outputs: List[Binding] = field(default_factory=list)
-    env: List[EnvVar] = field(default_factory=list)
-    command: List[str] = field(default_factory=list)
+    inline_template: TaskTemplate | None = None
+    inputs: list[Binding] = field(default_factory=list)
+    outputs: list[Binding] = field(default_factory=list)
+    env: list[EnvVar] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
-    labels: Optional[Dict[str, str]] = None
-    placeholders: List[Placeholder] = field(default_factory=list)
+    labels: dict[str, str] | None = None
+    placeholders: list[Placeholder] = field(default_factory=list)
 
     def placeholder_at(self, f: str) -> bool:
         return any(p.field == f for p in self.placeholders)
@@ -162,10 +161,10 @@ class Mount:
 class Instance:
     image: str = ""
     template_identifier: str = ""
-    env: List[EnvVar] = field(default_factory=list)
-    command: List[str] = field(default_factory=list)
-    inputs: List[Mount] = field(default_factory=list)
-    outputs: List[Mount] = field(default_factory=list)
+    env: list[EnvVar] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)
+    inputs: list[Mount] = field(default_factory=list)
+    outputs: list[Mount] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
 
 
@@ -190,9 +189,9 @@ class Limits:
 class Collector:
     """Gathers problems and warnings while walking a specification."""
 
-    def __init__(self, limits: Optional[Limits] = None):
-        self.problems: List[Tuple[str, str]] = []
-        self.warnings: List[Tuple[str, str]] = []
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.problems: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
         self.limits = limits if limits is not None else Limits()
 
     def problem(self, f: str, description: str) -> None:
@@ -234,7 +233,7 @@ def clip(s: str) -> str:
     return s if len(s) <= 40 else s[:40] + "..."
 
 
-def quote_list(items: List[str]) -> str:
+def quote_list(items: list[str]) -> str:
     shown = [go_quote(clip(s)) for s in items[:10]]
     if len(items) > 10:
         shown.append(f"... {len(items) - 10} more")

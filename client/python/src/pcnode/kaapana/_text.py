@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
-from typing import Callable, List, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 from pcnode.kaapana._spec import clip
 
-LookupEnv = Optional[Callable[[str], Optional[str]]]
+LookupEnv = Callable[[str], str | None] | None
 
 
 def _is_bidi_control(cp: int) -> bool:
@@ -56,7 +59,7 @@ class PlaceholderError(ValueError):
     """A `{{` that does not open a well-formed `{{ env.NAME }}`."""
 
 
-def substitute(s: str, lookup: LookupEnv) -> Tuple[str, List[str], List[str]]:
+def substitute(s: str, lookup: LookupEnv) -> tuple[str, list[str], list[str]]:
     """Replaces `{{ env.NAME }}` placeholders as Go's substitute does.
 
     Returns the text, the variables named and those lookup lacks (each once,
@@ -64,9 +67,9 @@ def substitute(s: str, lookup: LookupEnv) -> Tuple[str, List[str], List[str]]:
     """
     if "{{" not in s:
         return s, [], []
-    out: List[str] = []
-    names: List[str] = []
-    missing: List[str] = []
+    out: list[str] = []
+    names: list[str] = []
+    missing: list[str] = []
     rest = s
     while True:
         i = rest.find("{{")
@@ -81,7 +84,9 @@ def substitute(s: str, lookup: LookupEnv) -> Tuple[str, List[str], List[str]]:
         stripped = inner.strip()
         name = stripped[len("env.") :] if stripped.startswith("env.") else None
         if name is None or not valid_env_name(name):
-            raise PlaceholderError(f"unsupported placeholder: {{{{{clip(inner)}}}}} (only {{{{ env.NAME }}}} is supported)")
+            raise PlaceholderError(
+                f"unsupported placeholder: {{{{{clip(inner)}}}}} (only {{{{ env.NAME }}}} is supported)"
+            )
         if name not in names:
             names.append(name)
         if lookup is None:
@@ -95,3 +100,18 @@ def substitute(s: str, lookup: LookupEnv) -> Tuple[str, List[str], List[str]]:
             out.append(v)
         rest = rest[j + 2 :]
     return "".join(out), names, missing
+
+
+def label_text(v: Any) -> str:
+    """A label or env value as text: strings as they are, booleans as true/false, numbers as JSON writes them."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{v} is not a value an environment variable or label can hold")
+        return json.dumps(v)
+    if isinstance(v, str):
+        return v
+    raise TypeError(f"a value is a string, number or boolean, not {type(v).__name__}")

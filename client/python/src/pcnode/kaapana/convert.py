@@ -9,15 +9,16 @@ and return the pydantic models, or raise :class:`~pcnode.kaapana.ValidationError
 from __future__ import annotations
 
 import json
-import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel
 
 from pcnode.kaapana import _json, _reader, _rules
 from pcnode.kaapana import _spec as s
+from pcnode.kaapana._text import label_text, substitute
 from pcnode.kaapana.pc_models import BaseEnv, ProcessingContainer, Resources, TaskTemplate
 from pcnode.kaapana.problems import Problem, ValidationError
 from pcnode.kaapana.task_models import IOVolume, Task
@@ -36,7 +37,7 @@ __all__ = [
     "to_task_spec",
 ]
 
-EnvLookup = Union[Mapping[str, str], Callable[[str], Union[str, None]], None]
+EnvLookup = Mapping[str, str] | Callable[[str], str | None] | None
 
 
 class SecretEnv(BaseModel):
@@ -52,27 +53,12 @@ class SecretEnv(BaseModel):
 
 
 #: One environment variable as :func:`to_task_spec` and :func:`merge_env` take it.
-EnvItem = Union[BaseEnv, SecretEnv, Mapping[str, Any]]
+EnvItem = BaseEnv | SecretEnv | Mapping[str, Any]
 #: Env as a list of variables, or a mapping of name to value.
-EnvLike = Union[Iterable[EnvItem], Mapping[str, Any], None]
+EnvLike = Iterable[EnvItem] | Mapping[str, Any] | None
 #: Channel bindings as a mapping of channel name to host path, or a list of
 #: IOVolume (or its dict form, ``{"name": ..., "volume_source": {"host_path": ...}}``).
-BindingsLike = Union[Mapping[str, Union[str, "os.PathLike[str]"]], Iterable[Union[IOVolume, Mapping[str, Any]]], None]
-
-
-def label_text(v: Any) -> str:
-    """A label or env value as text: strings as they are, booleans as true/false, numbers as JSON writes them."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"{v} is not a value an environment variable or label can hold")
-        return json.dumps(v)
-    if isinstance(v, str):
-        return v
-    raise TypeError(f"a value is a string, number or boolean, not {type(v).__name__}")
+BindingsLike = Mapping[str, str | os.PathLike[str]] | Iterable[IOVolume | Mapping[str, Any]] | None
 
 
 def _strip_nulls(v: Any) -> Any:
@@ -86,7 +72,6 @@ def _strip_nulls(v: Any) -> Any:
 
 def _substitute_doc(doc: dict[str, Any], lookup: Callable[[str], str | None]) -> dict[str, Any]:
     """Substitutes placeholders where Go's ParseTask does (not in ignored runner settings)."""
-    from pcnode.kaapana._text import substitute
 
     def walk(v: Any) -> Any:
         if isinstance(v, str):
@@ -184,7 +169,9 @@ def merge_env(*layers: EnvLike) -> list[BaseEnv | SecretEnv]:
     merged: dict[str, BaseEnv | SecretEnv] = {}
     for layer in layers:
         for name, value, secret in _env_items(layer):
-            merged[name] = SecretEnv(name=name, secret=secret) if secret is not None else BaseEnv(name=name, value=value or "")
+            merged[name] = (
+                SecretEnv(name=name, secret=secret) if secret is not None else BaseEnv(name=name, value=value or "")
+            )
     return list(merged.values())
 
 
@@ -328,9 +315,9 @@ def to_task_spec(
         pc_doc = pc_doc.to_json_dict()
     rep = _check_tree("task", root, pc_doc, None)
     problems: list[Problem] = list(rep.problems)
-    for i, e in enumerate(doc.get("env") or []):
-        if e["name"] in secrets:
-            why = _secret_name_problem(secrets[e["name"]])
+    for i, ev in enumerate(doc.get("env") or []):
+        if ev["name"] in secrets:
+            why = _secret_name_problem(secrets[ev["name"]])
             if why:
                 problems.append(Problem(f"env[{i}].secret", why))
     if problems:
@@ -348,8 +335,6 @@ def to_task_spec(
 
 
 def _secret_name_problem(name: str) -> str:
-    import re
-
     if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name, re.ASCII) is None:
         return f"{s.go_quote(s.clip(name))} is not a secret name ([A-Za-z0-9][A-Za-z0-9._-]{{0,62}})"
     return ""
@@ -456,9 +441,7 @@ def task_spec_from_file(
     return task_spec_from(t)
 
 
-def resolve_instance(
-    task: Document, processing_container: Document, *, env: EnvLookup = None
-) -> task_pb2.TaskInstance:
+def resolve_instance(task: Document, processing_container: Document, *, env: EnvLookup = None) -> task_pb2.TaskInstance:
     """Merges a task.json with its template offline, as Go's spec.Merge does: the
     instance that would run (env in template order then added variables, the
     mounts in template order, resources after overrides, unset requests taking
@@ -487,11 +470,10 @@ def resolve_instance(
         template_identifier=inst.template_identifier,
         command=list(inst.command),
     )
-    for e in inst.env:
-        out.env.add(name=e.name, value=e.value)
+    for var in inst.env:
+        out.env.add(name=var.name, value=var.value)
     for lst, mounts in ((out.inputs, inst.inputs), (out.outputs, inst.outputs)):
         for m in mounts:
             lst.add(name=m.name, host_path=m.host_path, mounted_path=m.mounted_path, read_only=m.read_only)
     out.resources.CopyFrom(_resources(inst.resources))
     return out
-

@@ -127,7 +127,9 @@ def parse_quantity(name: str, s: str) -> int:
     try:
         q = _parse_k8s(s)
     except ValueError:
-        raise QuantityError(f"invalid quantity: {s!r} is not a Kubernetes quantity (e.g. 500Mi, 1.5Gi, 2, 500m)") from None
+        raise QuantityError(
+            f"invalid quantity: {s!r} is not a Kubernetes quantity (e.g. 500Mi, 1.5Gi, 2, 500m)"
+        ) from None
     if q < 0:
         raise QuantityError(f"invalid quantity: {s!r} is negative")
     if name == RESOURCE_MEMORY:

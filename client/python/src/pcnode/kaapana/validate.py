@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 
 from pcnode.kaapana import _json, _reader, _rules
 from pcnode.kaapana import _spec as s
@@ -57,7 +57,7 @@ _SCHEMA_FILES = {
 
 def schema_bytes(kind: Kind) -> bytes:
     """The JSON Schema of a format, as the Go daemon embeds it."""
-    return resources.files("pcnode.kaapana").joinpath("schema", _SCHEMA_FILES[kind]).read_bytes()
+    return resources.files("pcnode.kaapana").joinpath("schema").joinpath(_SCHEMA_FILES[kind]).read_bytes()
 
 
 @cache
@@ -65,13 +65,13 @@ def _validator(kind: Kind) -> jsonschema.protocols.Validator:
     schema = json.loads(schema_bytes(kind))
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def _field_path(tokens: Any) -> str:
     out = ""
-    for t in tokens:
-        t = str(t)
+    for tok in tokens:
+        t = str(tok)
         if t != "" and t.isascii() and t.isdigit():
             out += f"[{t}]"
         elif s.plain_key(t):
@@ -158,7 +158,9 @@ def schema_problems(kind: Kind, doc: Any) -> list[Problem]:
 class Report:
     """The outcome of :func:`check`: problems, warnings and placeholders left as they are."""
 
-    def __init__(self, problems: list[Problem], warnings: list[SpecWarning], placeholders: list[tuple[str, str]]):
+    def __init__(
+        self, problems: list[Problem], warnings: list[SpecWarning], placeholders: list[tuple[str, str]]
+    ) -> None:
         self.problems = problems
         self.warnings = warnings
         #: ``(field, variable)`` of every ``{{ env.NAME }}`` left unsubstituted.
