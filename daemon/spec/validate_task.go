@@ -77,21 +77,23 @@ func validateTask(c *collector, t *Task) {
 	}
 
 	type bindRef struct {
-		field string
-		b     *Binding
+		field  string
+		b      *Binding
+		output bool
 	}
 	var binds []bindRef
 	for i := range t.Inputs {
-		binds = append(binds, bindRef{indexField("inputs", i), &t.Inputs[i]})
+		binds = append(binds, bindRef{indexField("inputs", i), &t.Inputs[i], false})
 	}
 	for i := range t.Outputs {
-		binds = append(binds, bindRef{indexField("outputs", i), &t.Outputs[i]})
+		binds = append(binds, bindRef{indexField("outputs", i), &t.Outputs[i], true})
 	}
 	for i, br := range binds {
 		nf := joinField(br.field, "name")
 		checkChannelName(c, br.b.Name, nf)
+		// An input and an output may share a name (see validateTemplate).
 		for _, prev := range binds[:i] {
-			if prev.b.Name == br.b.Name && br.b.Name != "" {
+			if prev.output == br.output && prev.b.Name == br.b.Name && br.b.Name != "" {
 				c.problem(nf, "channel %q is bound twice (also %s)", br.b.Name, prev.field)
 				break
 			}
@@ -149,6 +151,14 @@ func validateTask(c *collector, t *Task) {
 		}
 		if strings.ContainsRune(e.Value, 0) {
 			c.problem(joinField(ef, "value"), "contains a NUL byte")
+		}
+		if e.Secret != "" {
+			if why := CheckSecretName(e.Secret); why != "" {
+				c.problem(joinField(ef, "secret"), "%s", why)
+			}
+			if e.Value != "" {
+				c.problem(joinField(ef, "value"), "must be empty when secret is given (the value is the secret's content)")
+			}
 		}
 		checkExecString(c, joinField(ef, "value"), e.Name+"="+e.Value, e.Name+"=VALUE")
 	}

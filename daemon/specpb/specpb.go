@@ -77,7 +77,7 @@ func Task(s *pcnodev1.TaskSpec) *spec.Task {
 		t.InlineTemplate = TemplateFromProto(it)
 	}
 	for _, e := range s.GetEnv() {
-		t.Env = append(t.Env, spec.EnvVar{Name: e.GetName(), Value: e.GetValue()})
+		t.Env = append(t.Env, spec.EnvVar{Name: e.GetName(), Value: e.GetValue(), Secret: e.GetSecret()})
 	}
 	return t
 }
@@ -104,7 +104,7 @@ func Template(t *spec.TaskTemplate) *pcnodev1.TaskTemplate {
 	for _, e := range t.Env {
 		ev := &pcnodev1.EnvVarTemplate{
 			Name: e.Name, Value: e.Value, Description: e.Description,
-			Type: envTypes[e.Type], Choices: append([]string(nil), e.Choices...),
+			Type: envTypes[e.Type.Canonical()], Choices: append([]string(nil), e.Choices...),
 		}
 		if e.Adjustable != nil {
 			a := *e.Adjustable
@@ -239,7 +239,7 @@ func scaleRuleFromProto(r *pcnodev1.ScaleRule) *spec.ScaleRule {
 func envToProto(es []spec.EnvVar) []*pcnodev1.EnvVar {
 	var out []*pcnodev1.EnvVar
 	for _, e := range es {
-		out = append(out, &pcnodev1.EnvVar{Name: e.Name, Value: e.Value})
+		out = append(out, &pcnodev1.EnvVar{Name: e.Name, Value: e.Value, Secret: e.Secret})
 	}
 	return out
 }
