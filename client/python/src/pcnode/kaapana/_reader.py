@@ -326,14 +326,17 @@ class Reader(s.Collector):
         t.outputs = self.bindings(m.get("outputs", _MISSING), "outputs")
         for i, ev in enumerate(self.array(m.get("env", _MISSING), "env")):
             p = s.index_field("env", i)
-            em = self.object(ev, p, ["name", "value"], ["name", "value"])
+            em = self.object(ev, p, ["name", "value", "secret"], ["name"])
             if em is None:
                 t.env.append(s.EnvVar())
                 continue
+            if "value" not in em and "secret" not in em:
+                self.problem(s.join_field(p, "value"), "required")
             t.env.append(
                 s.EnvVar(
                     self.text(em.get("name", _MISSING), s.join_field(p, "name")),
                     self.text(em.get("value", _MISSING), s.join_field(p, "value")),
+                    self.string(em.get("secret", _MISSING), s.join_field(p, "secret")),
                 )
             )
         if "command" in m:

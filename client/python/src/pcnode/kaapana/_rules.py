@@ -21,8 +21,16 @@ MAX_LABEL_VALUE_LEN = 256
 MAX_ARG_STRLEN = 32 * 4096
 
 _RESERVED_MOUNT_ROOTS = ("/proc", "/sys", "/dev")
+_SECRET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", re.ASCII)
 _INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
+def check_secret_name(name: str) -> str:
+    """Says why name cannot name a node secret, or "" (Go's CheckSecretName)."""
+    if _SECRET_NAME.fullmatch(name) is None:
+        return f"{go_quote(clip(name))} is not a secret name ([A-Za-z0-9][A-Za-z0-9._-]{{0,62}})"
+    return ""
 
 
 def _too_many(n: int, most: int) -> bool:
@@ -459,6 +467,14 @@ def validate_task(c: Collector, t: s.Task) -> None:
             names[e.name] = i
         if "\x00" in e.value:
             c.problem(join_field(ef, "value"), "contains a NUL byte")
+        if e.secret != "":
+            why = check_secret_name(e.secret)
+            if why:
+                c.problem(join_field(ef, "secret"), why)
+            if e.value != "":
+                c.problem(
+                    join_field(ef, "value"), "must be empty when secret is given (the value is the secret's content)"
+                )
         _check_exec_string(c, join_field(ef, "value"), e.name + "=" + e.value, e.name + "=VALUE")
     _check_labels(c, labels)
     _check_command(c, t.command, "command")
@@ -590,9 +606,27 @@ def _merge_env(c: Collector, tmpl: s.TaskTemplate, t: s.Task) -> list[s.EnvVar]:
                     join_field(index_field("env", i), "name"),
                     f"{go_quote(o.name)} is not declared by template {go_quote(clip(tmpl.identifier))}; added",
                 )
-                env.append(s.EnvVar(o.name, o.value))
+                env.append(s.EnvVar(o.name, o.value, o.secret))
             continue
         decl = tmpl.env[j]
+        if o.secret != "":
+            sf = join_field(index_field("env", i), "secret")
+            canon = s.canonical_env_type(decl.type)
+            if not decl.is_adjustable():
+                c.problem(
+                    sf,
+                    f"{o.name} is not adjustable in template {go_quote(clip(tmpl.identifier))}; "
+                    f"it stays {go_quote(clip(decl.value))}",
+                )
+            elif decl.choices or canon not in ("", "string"):
+                c.problem(
+                    sf,
+                    f"{o.name} declares a type or choices in template {go_quote(clip(tmpl.identifier))}; a secret's "
+                    "content is not checked against them, so only a string variable without choices may be a secret",
+                )
+            else:
+                env[j] = s.EnvVar(o.name, "", o.secret)
+            continue
         if t.placeholder_at(vf):
             pass
         elif not decl.is_adjustable() and o.value != decl.value:

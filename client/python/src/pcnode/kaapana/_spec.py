@@ -122,6 +122,8 @@ class Binding:
 class EnvVar:
     name: str = ""
     value: str = ""
+    # secret names a node secret whose content is the value (Value is then empty).
+    secret: str = ""
 
 
 @dataclass

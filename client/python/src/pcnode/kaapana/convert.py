@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,8 +18,8 @@ from pydantic import BaseModel
 from pcnode.kaapana import _json, _reader, _rules
 from pcnode.kaapana import _spec as s
 from pcnode.kaapana._text import label_text, substitute
-from pcnode.kaapana.pc_models import BaseEnv, ProcessingContainer, Resources, TaskTemplate
-from pcnode.kaapana.problems import Problem, ValidationError
+from pcnode.kaapana.pc_models import BaseEnv, ProcessingContainer, Resources, SecretEnv, TaskTemplate
+from pcnode.kaapana.problems import ValidationError
 from pcnode.kaapana.task_models import IOVolume, Task
 from pcnode.kaapana.validate import Document, _check_tree, _lookup, _read
 from pcnode.v1 import task_pb2, template_pb2
@@ -38,18 +37,6 @@ __all__ = [
 ]
 
 EnvLookup = Mapping[str, str] | Callable[[str], str | None] | None
-
-
-class SecretEnv(BaseModel):
-    """An environment variable whose value is a node secret, named, never given.
-
-    The daemon reads the secret's content from its secret store when it
-    creates the container; the spec, the task record and logs carry only
-    ``secret``, the secret's name.
-    """
-
-    name: str
-    secret: str
 
 
 #: One environment variable as :func:`to_task_spec` and :func:`merge_env` take it.
@@ -256,8 +243,10 @@ def to_task_spec(
     Raises :class:`ValidationError` with every problem, fields spelled as in a
     task.json (``env[2].value``, ``inputs[0].volume_source.host_path``,
     ``resources.limits.memory``, ``taskTemplate``), and ``ValueError`` /
-    ``TypeError`` for values no task.json could hold. Secret env variables need
-    a ``pcnode.v1.EnvVar`` with a ``secret`` field (the node secret store).
+    ``TypeError`` for values no task.json could hold. A secret variable
+    (``SecretEnv``) becomes an ``EnvVar`` with ``secret`` set and no value:
+    the node reads the content from its secret store; a template variable
+    with a type or choices, or not adjustable, cannot be one.
     """
     doc: dict[str, Any]
     if isinstance(task, str):
@@ -279,17 +268,8 @@ def to_task_spec(
         doc["name"] = tt if isinstance(tt, str) else (tt or {}).get("identifier", "") if isinstance(tt, dict) else ""
     doc.setdefault("image", "")
 
-    secrets: dict[str, str] = {}
-    task_env = [e for e in doc.get("env") or [] if isinstance(e, dict)]
-    if env is not None or any("secret" in e for e in task_env):
-        merged = merge_env(doc.get("env") or [], env)
-        doc["env"] = []
-        for e in merged:
-            if isinstance(e, SecretEnv):
-                secrets[e.name] = e.secret
-                doc["env"].append({"name": e.name, "value": ""})
-            else:
-                doc["env"].append({"name": e.name, "value": e.value})
+    if env is not None:
+        doc["env"] = [e.to_json_dict() for e in merge_env(doc.get("env") or [], env)]
     if inputs is not None:
         doc["inputs"] = _merge_by_name(list(doc.get("inputs") or []), _binding_items(inputs))
     if outputs is not None:
@@ -314,30 +294,10 @@ def to_task_spec(
     if isinstance(pc_doc, ProcessingContainer):
         pc_doc = pc_doc.to_json_dict()
     rep = _check_tree("task", root, pc_doc, None)
-    problems: list[Problem] = list(rep.problems)
-    for i, ev in enumerate(doc.get("env") or []):
-        if ev["name"] in secrets:
-            why = _secret_name_problem(secrets[ev["name"]])
-            if why:
-                problems.append(Problem(f"env[{i}].secret", why))
-    if problems:
-        raise ValidationError("task", problems, rep.warnings)
+    if rep.problems:
+        raise ValidationError("task", rep.problems, rep.warnings)
     t, _ = _reader.parse_task(root, None)
-    spec = task_spec_from(t)
-    if secrets:
-        if "secret" not in task_pb2.EnvVar.DESCRIPTOR.fields_by_name:
-            raise ValueError("this pcnode.v1 has no EnvVar.secret: the node secret store is not available")
-        for ev in spec.env:
-            if ev.name in secrets:
-                ev.ClearField("value")
-                setattr(ev, "secret", secrets[ev.name])  # noqa: B010 - field added with the secret store
-    return spec
-
-
-def _secret_name_problem(name: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name, re.ASCII) is None:
-        return f"{s.go_quote(s.clip(name))} is not a secret name ([A-Za-z0-9][A-Za-z0-9._-]{{0,62}})"
-    return ""
+    return task_spec_from(t)
 
 
 # --- spec types to the v1 API (daemon/specpb in Python) ----------------------
@@ -418,7 +378,7 @@ def task_spec_from(t: s.Task) -> task_pb2.TaskSpec:
             if sr is not None:
                 cb.scale_rule.CopyFrom(sr)
     for e in t.env:
-        out.env.add(name=e.name, value=e.value)
+        out.env.add(name=e.name, value=e.value, secret=e.secret)
     return out
 
 
@@ -471,7 +431,7 @@ def resolve_instance(task: Document, processing_container: Document, *, env: Env
         command=list(inst.command),
     )
     for var in inst.env:
-        out.env.add(name=var.name, value=var.value)
+        out.env.add(name=var.name, value=var.value, secret=var.secret)
     for lst, mounts in ((out.inputs, inst.inputs), (out.outputs, inst.outputs)):
         for m in mounts:
             lst.add(name=m.name, host_path=m.host_path, mounted_path=m.mounted_path, read_only=m.read_only)

@@ -40,6 +40,7 @@ __all__ = [
     "ScaleRule",
     "ScaleRuleMode",
     "ScaleRuleType",
+    "SecretEnv",
     "TaskTemplate",
     "TaskTemplateEnv",
 ]
@@ -65,6 +66,18 @@ class BaseEnv(_Model):
 
     name: str
     value: str
+
+
+class SecretEnv(_Model):
+    """An environment variable whose value is a node secret: named, never given (pcnode extension).
+
+    A task.json spells it ``{"name": "PASSWORD", "secret": "project-password"}``.
+    The node reads the secret's content from its secret store when it creates
+    the container; specs, task records and logs carry only the name.
+    """
+
+    name: str
+    secret: str
 
 
 class EnvType(str, Enum):

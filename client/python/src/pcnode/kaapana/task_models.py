@@ -18,7 +18,7 @@ from pydantic import ConfigDict, Field
 
 from pcnode.kaapana import validate
 from pcnode.kaapana._text import label_text
-from pcnode.kaapana.pc_models import BaseEnv, BaseTask, IOBase, TaskTemplate, TaskTemplateEnv, _Model
+from pcnode.kaapana.pc_models import BaseEnv, BaseTask, IOBase, SecretEnv, TaskTemplate, TaskTemplateEnv, _Model
 
 if TYPE_CHECKING:
     from pcnode.kaapana.problems import Problem
@@ -94,7 +94,7 @@ class Task(BaseTask):
     config: K8sConfig | DockerConfig | BaseConfig | None = Field(default_factory=BaseConfig)
     inputs: list[IOVolume] = Field(default_factory=list)
     outputs: list[IOVolume] = Field(default_factory=list)
-    env: list[BaseEnv] | None = Field(default_factory=list)
+    env: list[BaseEnv | SecretEnv] | None = Field(default_factory=list)
 
     def problems(self) -> list[Problem]:
         """Every rule this task breaks on its own (without its template), as Go reports them."""
