@@ -60,6 +60,9 @@ def test_task_labels_and_secret_env() -> None:
         }
     )
     assert t.labels() == {"team": "a", "n": "1", "b": "false"}
+    assert isinstance(t.config, task_models.K8sConfig)
+    plain = task_models.Task(name="n", image="x:1", taskTemplate="t", config={"labels": {"a": "b"}})
+    assert type(plain.config) is task_models.BaseConfig
     assert isinstance(t.env[0], pc_models.SecretEnv)
     assert isinstance(t.env[1], pc_models.BaseEnv)
 

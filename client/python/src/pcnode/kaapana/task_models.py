@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from pcnode.kaapana import validate
 from pcnode.kaapana._text import label_text
@@ -95,6 +95,17 @@ class Task(BaseTask):
     inputs: list[IOVolume] = Field(default_factory=list)
     outputs: list[IOVolume] = Field(default_factory=list)
     env: list[BaseEnv | SecretEnv] | None = Field(default_factory=list)
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _config_by_type(cls, v: Any) -> Any:
+        # The runner type says which model: a config without one is a BaseConfig
+        # (pydantic's union would otherwise take any dict as K8sConfig).
+        if isinstance(v, dict):
+            typ = v.get("type")
+            model: type[BaseConfig] = K8sConfig if typ == "k8s" else DockerConfig if typ == "docker" else BaseConfig
+            return model.model_validate(v)
+        return v
 
     def problems(self) -> list[Problem]:
         """Every rule this task breaks on its own (without its template), as Go reports them."""
