@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Union
 
 #: The largest processing-container.json or task.json accepted (Go's MaxFileSize).
@@ -72,7 +73,27 @@ def decode(data: bytes | str) -> JValue:
     if depth(v) > MAX_DEPTH + 1:
         raise SyntaxProblem(f"malformed JSON: nested deeper than {MAX_DEPTH} levels")
     out: JValue = v
+    if "\\u" in text and _SURROGATE.search(text):
+        out = _replace_surrogates(out)
     return out
+
+
+# An escaped UTF-16 surrogate; json.loads keeps a lone one as is, Go's
+# decoder reads it as U+FFFD.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_LONE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_surrogates(v: Any) -> Any:
+    if isinstance(v, JNumber):
+        return v
+    if isinstance(v, str):
+        return _LONE.sub("\ufffd", v)
+    if isinstance(v, list):
+        return [_replace_surrogates(x) for x in v]
+    if isinstance(v, JObject):
+        return JObject([(_replace_surrogates(k), _replace_surrogates(x)) for k, x in v.members])
+    return v
 
 
 def depth(v: Any) -> int:
@@ -96,7 +117,8 @@ def from_plain(v: Any) -> JValue:
     if isinstance(v, JObject):
         return v
     if isinstance(v, str):
-        return v
+        # As if written to JSON and read by Go: a lone surrogate is U+FFFD.
+        return _LONE.sub("\ufffd", v)
     if isinstance(v, int):
         return JNumber(str(v))
     if isinstance(v, float):
@@ -107,7 +129,7 @@ def from_plain(v: Any) -> JValue:
         for k in v:
             if not isinstance(k, str):
                 raise SyntaxProblem(f"malformed JSON: object key {k!r} is not a string")
-        return JObject([(k, from_plain(x)) for k, x in v.items()])
+        return JObject([(_LONE.sub("\ufffd", k), from_plain(x)) for k, x in v.items()])
     if isinstance(v, (list, tuple)):
         return [from_plain(x) for x in v]
     raise SyntaxProblem(f"malformed JSON: {type(v).__name__} is not a JSON value")
