@@ -96,17 +96,23 @@ class SeveringProxy:
             conns, self._open = self._open, []
             self.severed += len(conns) // 2
         for s in conns:
+            # shutdown acts on the connection even while a pump thread is
+            # blocked in recv() on it (close alone would wait for that).
             with contextlib.suppress(OSError):
-                # RST instead of FIN: linger 0.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
+        # shutdown wakes the accept() of the other thread (close alone does
+        # not, and the kernel would go on accepting into the backlog).
+        with contextlib.suppress(OSError):
+            self._ls.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._ls.close()
+        self._thread.join(5)
         self.sever()
 
 

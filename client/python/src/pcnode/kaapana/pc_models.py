@@ -19,9 +19,11 @@ same checks on a model built in Python.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from pcnode.kaapana import validate
 
 if TYPE_CHECKING:
     from pcnode.kaapana.problems import Problem
@@ -45,7 +47,7 @@ __all__ = [
 #: A Kubernetes quantity as a processing-container.json or task.json writes
 #: it: a string such as ``"500Mi"``, ``"1.5Gi"``, ``"2"`` or ``"500m"``, or a
 #: plain number.
-Quantity = Union[str, int, float]
+Quantity = str | int | float
 
 
 class _Model(BaseModel):
@@ -53,7 +55,7 @@ class _Model(BaseModel):
     # report them as warnings, as the Go daemon does.
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    def to_json_dict(self) -> Dict[str, Any]:
+    def to_json_dict(self) -> dict[str, Any]:
         """Returns the model as the JSON object a file would hold (aliases, no nulls)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
@@ -79,7 +81,7 @@ class EnvType(str, Enum):
     boolean = "boolean"
 
     @classmethod
-    def canonical(cls, spelling: str) -> Optional["EnvType"]:
+    def canonical(cls, spelling: str) -> EnvType | None:
         """Returns the type a spelling (canonical or alias) names, or None."""
         name = ENV_TYPE_ALIASES.get(spelling, spelling)
         try:
@@ -89,7 +91,7 @@ class EnvType(str, Enum):
 
 
 #: Kaapana's Python spellings of the env types and the types they mean.
-ENV_TYPE_ALIASES: Dict[str, str] = {
+ENV_TYPE_ALIASES: dict[str, str] = {
     "str": "string",
     "int": "integer",
     "float": "number",
@@ -104,10 +106,10 @@ class TaskTemplateEnv(BaseEnv):
     true) are pcnode's additions; Kaapana's developer guide recommends them.
     """
 
-    choices: Optional[List[str]] = None
-    description: Optional[str] = None
-    type: Optional[str] = None
-    adjustable: Optional[bool] = None
+    choices: list[str] | None = None
+    description: str | None = None
+    type: str | None = None
+    adjustable: bool | None = None
 
     def is_adjustable(self) -> bool:
         """Whether a task may override the value."""
@@ -123,8 +125,8 @@ class Resources(_Model):
     A request left unset takes its limit's value.
     """
 
-    limits: Optional[Dict[str, Optional[Quantity]]] = None
-    requests: Optional[Dict[str, Optional[Quantity]]] = None
+    limits: dict[str, Quantity | None] | None = None
+    requests: dict[str, Quantity | None] | None = None
 
 
 class ScaleRuleType(str, Enum):
@@ -143,35 +145,35 @@ class ScaleRuleMode(str, Enum):
 
 
 class ScaleRule(_Model):
-    """Raises a memory value to scale_factor × the measured size of an input's data."""
+    """Raises a memory value to scale_factor x the measured size of an input's data."""
 
     scale_factor: int
     type: ScaleRuleType
     mode: ScaleRuleMode
-    target_dir: Optional[str] = ""
-    target_regex: Optional[str] = ".*"
-    target_glob: Optional[str] = "*"
+    target_dir: str | None = ""
+    target_regex: str | None = ".*"
+    target_glob: str | None = "*"
 
 
 class IOBase(_Model):
     """What every channel-related model has: a name and an optional scale rule."""
 
     name: str
-    scale_rule: Optional[ScaleRule] = None
+    scale_rule: ScaleRule | None = None
 
 
 class IOMount(IOBase):
     """An input or output channel: where its data is mounted in the container."""
 
     mounted_path: str
-    description: Optional[str] = None
+    description: str | None = None
 
 
 class BaseTask(_Model):
     """What templates and tasks share: an optional command and resources."""
 
-    command: Optional[List[str]] = None
-    resources: Optional[Resources] = None
+    command: list[str] | None = None
+    resources: Resources | None = None
 
 
 class TaskTemplate(BaseTask):
@@ -179,17 +181,15 @@ class TaskTemplate(BaseTask):
 
     identifier: str
     description: str
-    inputs: List[IOMount]
-    outputs: List[IOMount]
-    env: List[TaskTemplateEnv]
+    inputs: list[IOMount]
+    outputs: list[IOMount]
+    env: list[TaskTemplateEnv]
 
-    def problems(self) -> List["Problem"]:
+    def problems(self) -> list[Problem]:
         """Every rule this template breaks, with fields named from the template."""
-        from pcnode.kaapana import validate
-
         return validate.template_problems(self.to_json_dict())
 
-    def env_defaults(self) -> List[BaseEnv]:
+    def env_defaults(self) -> list[BaseEnv]:
         """The template's variables with their default values, in order."""
         return [BaseEnv(name=e.name, value=e.value) for e in self.env]
 
@@ -200,17 +200,15 @@ class ProcessingContainer(_Model):
     name: str
     description: str
     api_version: int = 1
-    templates: List[TaskTemplate] = Field(default_factory=list)
+    templates: list[TaskTemplate] = Field(default_factory=list)
 
-    def template(self, identifier: str) -> Optional[TaskTemplate]:
+    def template(self, identifier: str) -> TaskTemplate | None:
         """Returns the template with the given identifier, or None."""
         for t in self.templates:
             if t.identifier == identifier:
                 return t
         return None
 
-    def problems(self) -> List["Problem"]:
+    def problems(self) -> list[Problem]:
         """Every rule this processing-container breaks, as Go reports them."""
-        from pcnode.kaapana import validate
-
         return validate.processing_container_problems(self.to_json_dict())

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterable, List, NamedTuple, Tuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 __all__ = ["Problem", "SpecWarning", "ValidationError"]
 
@@ -40,9 +41,11 @@ class ValidationError(ValueError):
     tuples (:class:`Problem`); ``warnings`` what was ignored.
     """
 
-    def __init__(self, what: str, problems: Iterable[Tuple[str, str]], warnings: Iterable[Tuple[str, str]] = ()):
-        self.problems: List[Problem] = [Problem(*p) for p in problems]
-        self.warnings: List[SpecWarning] = [SpecWarning(*w) for w in warnings]
+    def __init__(
+        self, what: str, problems: Iterable[tuple[str, str]], warnings: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self.problems: list[Problem] = [Problem(*p) for p in problems]
+        self.warnings: list[SpecWarning] = [SpecWarning(*w) for w in warnings]
         shown = "; ".join(str(p) for p in self.problems[:20])
         more = f"; ... {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
         super().__init__(f"invalid {what}: {shown}{more}")

@@ -12,10 +12,12 @@ and :func:`pcnode.kaapana.to_task_spec` to turn one into a ``TaskSpec``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 
+from pcnode.kaapana import validate
+from pcnode.kaapana._text import label_text
 from pcnode.kaapana.pc_models import BaseEnv, BaseTask, IOBase, TaskTemplate, TaskTemplateEnv, _Model
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ __all__ = [
 
 #: A label value as a task.json may write it; pcnode turns numbers and
 #: booleans into their JSON text.
-LabelValue = Union[str, int, float, bool]
+LabelValue = str | int | float | bool
 
 
 class HostPathVolume(_Model):
@@ -54,14 +56,14 @@ class IOChannel(IOBase):
 
     volume_source: HostPathVolume
     mounted_path: str
-    description: Optional[str] = None
+    description: str | None = None
 
 
 class BaseConfig(_Model):
     """Runner settings; pcnode uses ``labels`` and ignores the rest."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    labels: Optional[Dict[str, LabelValue]] = Field(default_factory=dict)
+    labels: dict[str, LabelValue] | None = Field(default_factory=dict)
 
 
 class DockerConfig(BaseConfig):
@@ -74,12 +76,12 @@ class K8sConfig(BaseConfig):
     """Kaapana's Kubernetes runner settings (read, but not used, by pcnode)."""
 
     type: Literal["k8s"] = "k8s"
-    namespace: Optional[str] = None
-    registryUrl: Optional[str] = None
-    registryUsername: Optional[str] = None
-    registryPassword: Optional[str] = None
-    imagePullSecrets: Optional[List[str]] = None
-    annotations: Dict[str, Any] = Field(default_factory=dict)
+    namespace: str | None = None
+    registryUrl: str | None = None
+    registryUsername: str | None = None
+    registryPassword: str | None = None
+    imagePullSecrets: list[str] | None = None
+    annotations: dict[str, Any] = Field(default_factory=dict)
 
 
 class Task(BaseTask):
@@ -88,22 +90,18 @@ class Task(BaseTask):
     name: str
     image: str
     api_version: int = 1
-    taskTemplate: Union[str, TaskTemplate]
-    config: Optional[Union[K8sConfig, DockerConfig, BaseConfig]] = Field(default_factory=BaseConfig)
-    inputs: List[IOVolume] = Field(default_factory=list)
-    outputs: List[IOVolume] = Field(default_factory=list)
-    env: Optional[List[BaseEnv]] = Field(default_factory=list)
+    taskTemplate: str | TaskTemplate
+    config: K8sConfig | DockerConfig | BaseConfig | None = Field(default_factory=BaseConfig)
+    inputs: list[IOVolume] = Field(default_factory=list)
+    outputs: list[IOVolume] = Field(default_factory=list)
+    env: list[BaseEnv] | None = Field(default_factory=list)
 
-    def problems(self) -> List["Problem"]:
+    def problems(self) -> list[Problem]:
         """Every rule this task breaks on its own (without its template), as Go reports them."""
-        from pcnode.kaapana import validate
-
         return validate.task_problems(self.to_json_dict())
 
-    def labels(self) -> Dict[str, str]:
+    def labels(self) -> dict[str, str]:
         """The task's labels (config.labels) with values as strings."""
-        from pcnode.kaapana.convert import label_text
-
         if self.config is None or not self.config.labels:
             return {}
         return {k: label_text(v) for k, v in self.config.labels.items()}
@@ -116,7 +114,7 @@ class TaskInstance(BaseTask):
     description: str = ""
     name: str = ""
     image: str
-    taskTemplate: Union[str, TaskTemplate] = ""
-    inputs: List[IOChannel] = Field(default_factory=list)
-    outputs: List[IOChannel] = Field(default_factory=list)
-    env: List[TaskTemplateEnv] = Field(default_factory=list)
+    taskTemplate: str | TaskTemplate = ""
+    inputs: list[IOChannel] = Field(default_factory=list)
+    outputs: list[IOChannel] = Field(default_factory=list)
+    env: list[TaskTemplateEnv] = Field(default_factory=list)
