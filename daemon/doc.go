@@ -13,6 +13,20 @@
 // without following symlinks, checked for overlap on the opened objects and
 // handed to containerd as staging mounts of those objects (channels.go).
 //
+// # Submitting
+//
+// SubmitTask answers a repeated idempotency key first (submit.go): when the
+// caller's key already names a task with the same spec, that task comes
+// back (existing=true) before the spec is resolved, the fit, the drain or
+// the image is looked at, so a client that retries or re-attaches (an
+// Airflow worker that died) gets its task even from a drained or full node;
+// the same key with another spec is ALREADY_EXISTS naming the task. Then
+// the spec is checked (INVALID_ARGUMENT), its node secrets looked up
+// (FAILED_PRECONDITION at spec.env[N].secret), resolved, fitted and
+// admitted. A secret's content is read only in containerSpec, when the
+// container is created, and goes nowhere but the container's environment
+// (daemon/secrets).
+//
 // # Watching
 //
 // Every state change the store writes gets the next node-wide revision in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,6 +64,7 @@ type specFlags struct {
 	user       string
 	regUser    string
 	regPassEnv string
+	secretEnv  []string
 }
 
 func (f *specFlags) register(cmd *cobra.Command) {
@@ -78,6 +80,7 @@ func (f *specFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.user, "user", "", "run as uid[:gid]")
 	fl.StringVar(&f.regUser, "registry-username", "", "registry user for pulling the image")
 	fl.StringVar(&f.regPassEnv, "registry-password-env", "", "name of the environment variable holding the registry password")
+	fl.StringArrayVar(&f.secretEnv, "secret-env", nil, "set env var NAME from the node secret SECRET: NAME=SECRET (repeatable; the node reads the value, the task stores only the name)")
 }
 
 func (f *specFlags) request(cmd *cobra.Command, path string) (*pcnodev1.SubmitTaskRequest, error) {
@@ -94,6 +97,15 @@ func (f *specFlags) request(cmd *cobra.Command, path string) (*pcnodev1.SubmitTa
 			s.Labels = map[string]string{}
 		}
 		s.Labels[k] = v
+	}
+	for _, se := range f.secretEnv {
+		name, secret, ok := strings.Cut(se, "=")
+		if !ok || name == "" || secret == "" {
+			return nil, fmt.Errorf("--secret-env %q: want NAME=SECRET (a variable name and the name of a node secret)", se)
+		}
+		// Replaces the task file's entry of that name, or adds one.
+		s.Env = slices.DeleteFunc(s.Env, func(e *pcnodev1.EnvVar) bool { return e.GetName() == name })
+		s.Env = append(s.Env, &pcnodev1.EnvVar{Name: name, Secret: secret})
 	}
 	s.Priority, s.PreserveOutputs, s.User = f.priority, f.preserve, f.user
 	s.ExecutionTimeout, s.StartupTimeout, s.StopGracePeriod = durationOrNil(f.timeout), durationOrNil(f.startup), durationOrNil(f.grace)

@@ -149,6 +149,10 @@ func writeResolveText(w io.Writer, rep *resolveReport) {
 			fmt.Fprintf(w, "  (none)\n")
 		}
 		for _, e := range in.Env {
+			if e.Secret != "" {
+				fmt.Fprintf(w, "  %s=(node secret %s, read when the container is created)\n", e.Name, e.Secret)
+				continue
+			}
 			fmt.Fprintf(w, "  %s=%s\n", e.Name, e.Value)
 		}
 		for _, list := range []struct {

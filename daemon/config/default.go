@@ -278,9 +278,10 @@ max_compression_ratio = 100
 # name only, never its content.
 #
 # dir holds one regular file per secret, the file name being the secret's
-# name ([A-Za-z0-9][A-Za-z0-9._-]{0,62}). The directory and every file must be
-# owned by root with no group or other permission bits (mode 0700 and 0600 or
-# stricter); each file is opened beneath the directory without following
+# name ([A-Za-z0-9][A-Za-z0-9._-]{0,62}). The directory must be owned by root
+# and writable by no one else (0700 also keeps the names private), every file
+# owned by root with no group or other permission bits (0600 or 0400); each
+# file is opened beneath the directory without following
 # symlinks, and anything else (a symlink, a directory, a FIFO, a file of
 # another owner or readable by others) is refused with an error naming it.
 # The content is used as is, except that one trailing newline is dropped

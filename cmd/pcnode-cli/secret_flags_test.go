@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+// A task.json env entry may name a node secret, and --secret-env sets or
+// replaces a variable from one; the request carries names only.
+func TestSecretEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "task.json")
+	doc := `{"name": "n", "image": "img", "taskTemplate": "t", "inputs": [], "outputs": [],
+		"env": [{"name": "PASSWORD", "secret": "project-password"}, {"name": "CLIENT_SECRET", "value": "inline"}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var f specFlags
+	cmd := &cobra.Command{}
+	f.register(cmd)
+	if err := cmd.Flags().Set("secret-env", "CLIENT_SECRET=kaapana-client-secret"); err != nil {
+		t.Fatal(err)
+	}
+	req, err := f.request(cmd, path)
+	if err != nil {
+		t.Fatalf("request = %v", err)
+	}
+	var got []string
+	for _, e := range req.GetSpec().GetEnv() {
+		got = append(got, e.GetName()+"="+e.GetValue()+"|"+e.GetSecret())
+	}
+	if want := "PASSWORD=|project-password,CLIENT_SECRET=|kaapana-client-secret"; strings.Join(got, ",") != want {
+		t.Errorf("env = %s, want %s", strings.Join(got, ","), want)
+	}
+	bad := specFlags{secretEnv: []string{"NOEQUALS"}}
+	if _, err := bad.request(cmd, path); err == nil || !strings.Contains(err.Error(), "--secret-env") {
+		t.Errorf("request(--secret-env NOEQUALS) = %v, want an error naming the flag", err)
+	}
+}
