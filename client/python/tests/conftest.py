@@ -288,6 +288,9 @@ class Pcnoded:
         self.stop()
         pytest.fail(f"pcnoded did not answer within {START_TIMEOUT}s ({last}):\n{self.log_tail()}")
 
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         p, self._proc = self._proc, None
         if p is None or p.poll() is not None:
