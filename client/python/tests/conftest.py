@@ -242,7 +242,7 @@ class Pcnoded:
             pc_bytes = processing_container.encode()
         else:
             pc_bytes = bytes(processing_container)
-        key = (name, pc_bytes.hex())
+        key = (name, "default" if processing_container is None else "file:" + pc_bytes.hex())
         if key in self._images:
             return self._images[key]
         work = Path(tempfile.mkdtemp(prefix="image-", dir=self.dir))
