@@ -88,7 +88,12 @@
 // CancelTask and the other calls with effects are never retried by the
 // client: their outcome is unknown after Unavailable, so retry them
 // yourself with the same idempotency key (SubmitTask) or after reading the
-// task back.
+// task back. The daemon answers a known key before anything else, so the
+// retry gets the task even when the node has since drained or filled up.
+//
+// A value the caller must not hold (a password) is passed by naming a node
+// secret: &pcnodev1.EnvVar{Name: "PASSWORD", Secret: "project-password"}
+// (see the README's Secrets section); tasks read back carry the name only.
 //
 // gRPC retries a stream only until its first response; after that,
 // FollowLogs and WatchTasks reopen dropped streams themselves, with

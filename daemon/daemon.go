@@ -139,6 +139,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	d.streams.onDrop = new(memoryReclaimer).request
 	if cfg.Secrets.Dir != "" {
 		d.secrets = secrets.New(cfg.Secrets.Dir, cfg.Secrets.MaxSecretBytes.Bytes())
+		// Not fatal: the operator may create it after the start; every
+		// submit naming a secret checks it again and says why.
+		if err := d.secrets.CheckDir(); err != nil {
+			log.Warn("secret store unusable: tasks naming a secret are refused until it is fixed", "error", err)
+		}
 	}
 	d.roles = newRoleTable(cfg.API.Roles)
 	if cfg.API.TCPAddress != "" {

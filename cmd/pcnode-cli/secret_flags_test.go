@@ -40,3 +40,28 @@ func TestSecretEnv(t *testing.T) {
 		t.Errorf("request(--secret-env NOEQUALS) = %v, want an error naming the flag", err)
 	}
 }
+
+// pcnode-cli validate accepts a task.json env entry naming a secret, and
+// refuses one that also gives a value or names no valid secret.
+func TestValidateSecretEnv(t *testing.T) {
+	dir := t.TempDir()
+	for env, want := range map[string]string{
+		`{"name": "P", "secret": "project-password"}`:               "",
+		`{"name": "P", "secret": "project-password", "value": "x"}`: "env[0].value",
+		`{"name": "P", "secret": "../shadow"}`:                      "env[0].secret",
+		`{"name": "P"}`:                                             "env[0].value",
+	} {
+		f := filepath.Join(dir, "task.json")
+		doc := `{"name": "n", "image": "img", "taskTemplate": "t", "inputs": [], "outputs": [], "env": [` + env + `]}`
+		if err := os.WriteFile(f, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, code := runCLI(t, "validate", f)
+		switch {
+		case want == "" && code != exitOK:
+			t.Errorf("validate env %s = exit %d, want 0\n%s%s", env, code, stdout, stderr)
+		case want != "" && (code != exitInvalid || !strings.Contains(stdout+stderr, want+":")):
+			t.Errorf("validate env %s = exit %d, want %d naming %s\n%s%s", env, code, exitInvalid, want, stdout, stderr)
+		}
+	}
+}

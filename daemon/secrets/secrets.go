@@ -81,6 +81,39 @@ func (s *Store) Read(name string) (string, error) {
 
 func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
 
+// CheckDir reports whether the directory may hold secrets (the daemon
+// says so at start; every Check and Read checks it again).
+func (s *Store) CheckDir() error {
+	if s == nil {
+		return ErrNotConfigured
+	}
+	fd, err := s.openDir()
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
+// openDir opens the directory without following a symlink and checks its
+// owner and mode on the descriptor.
+func (s *Store) openDir() (int, error) {
+	fd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening the secret directory %s: %w: %w", s.dir, err, ErrRefused)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: %w", s.dir, err)
+	}
+	if st.Uid != s.owner || st.Mode&0o022 != 0 {
+		unix.Close(fd)
+		return -1, fmt.Errorf("the secret directory %s must be owned by uid %d and writable by no one else (it is uid %d, mode %04o): %w",
+			s.dir, s.owner, st.Uid, st.Mode&0o7777, ErrRefused)
+	}
+	return fd, nil
+}
+
 // open opens the secret's file beneath the directory, checked as the
 // package doc says, and returns it ready to read.
 func (s *Store) open(name string) (*os.File, error) {
@@ -90,19 +123,12 @@ func (s *Store) open(name string) (*os.File, error) {
 	if why := spec.CheckSecretName(name); why != "" {
 		return nil, fmt.Errorf("%s: %w", why, ErrRefused)
 	}
-	dfd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dfd, err := s.openDir()
 	if err != nil {
-		return nil, fmt.Errorf("secret %q: opening the secret directory %s: %w: %w", name, s.dir, err, ErrRefused)
+		return nil, fmt.Errorf("secret %q: %w", name, err)
 	}
 	defer unix.Close(dfd)
 	var st unix.Stat_t
-	if err := unix.Fstat(dfd, &st); err != nil {
-		return nil, fmt.Errorf("secret %q: %s: %w", name, s.dir, err)
-	}
-	if st.Uid != s.owner || st.Mode&0o022 != 0 {
-		return nil, fmt.Errorf("secret %q: the secret directory %s must be owned by uid %d and writable by no one else (it is uid %d, mode %04o): %w",
-			name, s.dir, s.owner, st.Uid, st.Mode&0o7777, ErrRefused)
-	}
 	fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, unix.ENOENT):

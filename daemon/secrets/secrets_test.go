@@ -116,8 +116,14 @@ func TestRefusals(t *testing.T) {
 func TestDirectoryRefusals(t *testing.T) {
 	s, dir := testStore(t, 16)
 	write(t, filepath.Join(dir, "ok"), "v", 0o600)
+	if err := s.CheckDir(); err != nil {
+		t.Errorf("CheckDir(0700) = %v, want nil", err)
+	}
 	if err := os.Chmod(dir, 0o722); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.CheckDir(); !errors.Is(err, ErrRefused) {
+		t.Errorf("CheckDir(0722) = %v, want %v", err, ErrRefused)
 	}
 	if err := s.Check("ok"); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "writable by no one else") {
 		t.Errorf("Check in a group/other-writable directory = %v, want refused", err)

@@ -64,6 +64,8 @@ func FuzzParseTask(f *testing.F) {
 	addJSONSeeds(f, "testdata/kaapana/*/tasks/*.json")
 	addJSONSeeds(f, "testdata/invalid/task-*.json")
 	f.Add([]byte(`{"name":"n","image":"{{ env.A }}","taskTemplate":{"identifier":"x","description":"d","env":[],"inputs":[],"outputs":[]},"config":{"labels":{"a":1}}}`))
+	f.Add([]byte(`{"name":"n","image":"i","taskTemplate":"t","inputs":[],"outputs":[],"env":[{"name":"P","secret":"s.1"},{"name":"Q","secret":"..","value":"v"},{"name":"R","secret":7}]}`))
+	addJSONSeeds(f, "testdata/kaapana/published/*/*/*/*/tasks/*.json")
 	lookup := MapEnv(map[string]string{"registryUrl": "r", "output_dir": "/o", "A": `{"x": "}}`})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, l := range []LookupEnv{nil, lookup} {

@@ -209,8 +209,10 @@ integration=$(awk '
   /^--- (PASS|FAIL|SKIP): TestIntegration/ { sub(/:$/, "", $2); t[n++] = $2 " " $3 " " $4 }
   /^(ok|FAIL)[ \t]+[a-z]/ { for (i = 0; i < n; i++) { split(t[i], f, " "); printf "  %-4s %s.%s %s\n", f[1], $2, f[2], f[3] } n = 0 }
 ' "$log")
-echo "--- integration tests (containerd $server_version at $sock) ---"
-if [ -n "$integration" ]; then echo "$integration"; else echo "  (none ran)"; fi
+if [ "${GOTEST_PKGS:-}" != none ]; then
+  echo "--- integration tests (containerd $server_version at $sock) ---"
+  if [ -n "$integration" ]; then echo "$integration"; else echo "  (none ran)"; fi
+fi
 
 passed=$(grep -cE '^[[:space:]]*--- PASS:' "$log" || true)
 failed=$(grep -cE '^[[:space:]]*--- FAIL:' "$log" || true)

@@ -242,7 +242,7 @@ class Pcnoded:
             pc_bytes = processing_container.encode()
         else:
             pc_bytes = bytes(processing_container)
-        key = (name, pc_bytes.hex())
+        key = (name, "default" if processing_container is None else "file:" + pc_bytes.hex())
         if key in self._images:
             return self._images[key]
         work = Path(tempfile.mkdtemp(prefix="image-", dir=self.dir))
@@ -287,6 +287,9 @@ class Pcnoded:
                 time.sleep(0.05)
         self.stop()
         pytest.fail(f"pcnoded did not answer within {START_TIMEOUT}s ({last}):\n{self.log_tail()}")
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
 
     def stop(self) -> None:
         p, self._proc = self._proc, None

@@ -109,6 +109,9 @@ def channel_config(
         # stream is idle (a follow of a quiet task).
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
+        # A restarted daemon is reached again within seconds, not after
+        # gRPC's default backoff of up to two minutes.
+        ("grpc.max_reconnect_backoff_ms", 5_000),
     ]
     if (cert_file is None) != (key_file is None):
         raise ValueError("cert_file and key_file must be given together")

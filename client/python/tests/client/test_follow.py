@@ -134,3 +134,25 @@ def test_aio_follow_logs_survives_a_severed_connection(pcnoded, image):
         assert proxy.severed >= 2
         assert proxy.accepted >= 3
     assert b"".join(e.data for e in got).decode().splitlines() == want
+
+
+def test_follow_logs_across_a_daemon_restart(pcnoded, image):
+    """The session daemon is stopped (SIGTERM) and started again while a task
+    prints; the task survives in containerd, the daemon re-attaches it, and
+    follow_logs on the unix socket resumes after the last sequence it yielded."""
+    steps, want = echo_lines(50, prefix="restart", pause="0.1")
+    with pcnoded.connect() as c:
+        task, _ = c.submit(steps_spec(image, steps))
+        got: list[task_pb2.LogEntry] = []
+        try:
+            for entry in c.follow_logs(task.id):
+                got.append(entry)
+                if len(got) == 5:
+                    pcnoded.stop()
+                    pcnoded.start()
+        finally:
+            if not pcnoded.running():
+                pcnoded.start()
+        final = c.wait(task.id, timeout=60)
+    assert b"".join(e.data for e in got).decode().splitlines() == want
+    assert final.state == task_pb2.TASK_STATE_SUCCEEDED, final.message
