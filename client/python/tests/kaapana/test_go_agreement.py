@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kaapanatest import KAAPANA, PUBLISHED, PUBLISHED_ENV, REPO
+from kaapanatest import KAAPANA, PUBLISHED, PUBLISHED_ENV
 
 from pcnode.kaapana import resolve_instance, task_spec_from_file
 
@@ -38,15 +37,6 @@ def _task_files() -> list[tuple[Path, Path]]:
 
 
 TASKS = _task_files()
-
-
-@pytest.fixture(scope="session")
-def pcnode_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = shutil.which("go")
-    assert go is not None, "go is needed to build cmd/pcnode-cli (the Go side of this comparison)"
-    out = tmp_path_factory.mktemp("bin") / "pcnode-cli"
-    subprocess.run([go, "build", "-o", str(out), "./cmd/pcnode-cli"], cwd=REPO, check=True)
-    return out
 
 
 @pytest.fixture(scope="session")
