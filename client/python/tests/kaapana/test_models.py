@@ -114,3 +114,18 @@ def test_placeholders() -> None:
     assert "image" in [p.field for p in ei.value.problems]  # registryUrl is not set
     t = load_task(task, env={"output_dir": "/data", "registryUrl": "r.example.org"})
     assert t.inputs[0].volume_source.host_path == "/data/dummy/channel1"
+
+
+def test_placeholders_in_ignored_fields_stay() -> None:
+    t = load_task(
+        {
+            "name": "n",
+            "image": "{{ env.R }}/x:1",
+            "taskTemplate": "t",
+            "unknown": "{{ not a placeholder }}",
+            "config": {"namespace": "{{ custom }}", "labels": {"registry": "{{ env.R }}"}},
+        },
+        env={"R": "r.example.org"},
+    )
+    assert t.image == "r.example.org/x:1"
+    assert t.labels() == {"registry": "r.example.org"}

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from pcnode.kaapana import _json, _reader, _rules
 from pcnode.kaapana import _spec as s
-from pcnode.kaapana._text import label_text, substitute
+from pcnode.kaapana._text import PlaceholderError, label_text, substitute
 from pcnode.kaapana.pc_models import BaseEnv, ProcessingContainer, Resources, SecretEnv, TaskTemplate
 from pcnode.kaapana.problems import ValidationError
 from pcnode.kaapana.task_models import IOVolume, Task
@@ -62,7 +62,10 @@ def _substitute_doc(doc: dict[str, Any], lookup: Callable[[str], str | None]) ->
 
     def walk(v: Any) -> Any:
         if isinstance(v, str):
-            return substitute(v, lookup)[0]
+            try:
+                return substitute(v, lookup)[0]
+            except PlaceholderError:
+                return v  # a field Go ignores (it checked every one it reads)
         if isinstance(v, dict):
             return {k: walk(x) for k, x in v.items()}
         if isinstance(v, list):
@@ -265,7 +268,9 @@ def to_task_spec(
         doc["name"] = name
     if "name" not in doc:
         tt = doc.get("taskTemplate")
-        doc["name"] = tt if isinstance(tt, str) else (tt or {}).get("identifier", "") if isinstance(tt, dict) else ""
+        if isinstance(tt, dict):
+            tt = tt.get("identifier", "")
+        doc["name"] = tt if isinstance(tt, str) else ""
     doc.setdefault("image", "")
 
     if env is not None:
