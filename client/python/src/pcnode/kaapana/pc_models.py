@@ -213,7 +213,7 @@ class ProcessingContainer(_Model):
     name: str
     description: str
     api_version: int = 1
-    templates: list[TaskTemplate] = Field(default_factory=list)
+    templates: list[TaskTemplate]
 
     def template(self, identifier: str) -> TaskTemplate | None:
         """Returns the template with the given identifier, or None."""
