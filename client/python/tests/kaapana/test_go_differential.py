@@ -1,7 +1,8 @@
 """Python against Go on every conformance case and on documents neither side has
 seen: the cases mutated at random (seeded: the same documents every run), through
 ``pcnode-cli validate -o json`` and through pcnode.kaapana.validate.check.
-Both must report exactly the same set of field paths.
+Both must report exactly the same set of field paths, for problems and for
+warnings.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def _cases() -> list[dict[str, Any]]:
     return out
 
 
-def _go_fields(cli: Path, tmp: Path, i: int, case: dict[str, Any]) -> set[str]:
+def _go_fields(cli: Path, tmp: Path, i: int, case: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """The fields of the problems and of the warnings pcnode-cli validate reports."""
     doc = tmp / f"{i}.json"
     doc.write_text(json.dumps(case["doc"]))
     kind = "pc" if case["kind"] == "processing-container" else "task"
@@ -89,14 +91,16 @@ def _go_fields(cli: Path, tmp: Path, i: int, case: dict[str, Any]) -> set[str]:
         args[2:2] = ["--pc", str(pc)]
     res = subprocess.run(args, capture_output=True, text=True, check=False)
     assert res.returncode in (0, 1), res.stderr
-    return {p["field"] for p in json.loads(res.stdout)["problems"]}
+    rep = json.loads(res.stdout)
+    return {p["field"] for p in rep["problems"]}, {w["field"] for w in rep["warnings"]}
 
 
 def test_python_and_go_report_the_same_fields(pcnode_cli: Path, tmp_path: Path) -> None:
     disagree = []
     for i, case in enumerate(_cases()):
         want = _go_fields(pcnode_cli, tmp_path, i, case)
-        got = {p.field for p in check(case["kind"], case["doc"], processing_container=case.get("pc")).problems}
+        rep = check(case["kind"], case["doc"], processing_container=case.get("pc"))
+        got = {p.field for p in rep.problems}, {w.field for w in rep.warnings}
         if got != want:
             disagree.append((i, sorted(want), sorted(got)))
     assert not disagree, f"{len(disagree)} documents differ (case, Go, Python): {disagree[:5]}"

@@ -213,9 +213,28 @@ def plain_key(k: str) -> bool:
     return all(c.isascii() and (c.isalnum() or c in "_-") for c in k)
 
 
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
 def go_quote(s: str) -> str:
-    """Go's strconv.Quote, close enough for field paths (JSON-style escapes)."""
-    return json.dumps(s, ensure_ascii=False)
+    """Go's strconv.Quote: printable runes as they are, the rest escaped."""
+    out = ['"']
+    for ch in s:
+        cp = ord(ch)
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif cp < 0x20 or cp == 0x7F:
+            out.append(f"\\x{cp:02x}")
+        elif cp < 0x10000:
+            out.append(f"\\u{cp:04x}")
+        else:
+            out.append(f"\\U{cp:08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def join_field(path: str, name: str) -> str:

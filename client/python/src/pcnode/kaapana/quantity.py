@@ -13,7 +13,7 @@ from __future__ import annotations
 from fractions import Fraction
 from math import ceil
 
-from pcnode.kaapana._spec import RESOURCE_CPU, RESOURCE_GPU, RESOURCE_MEMORY
+from pcnode.kaapana._spec import RESOURCE_CPU, RESOURCE_GPU, RESOURCE_MEMORY, go_quote
 
 __all__ = [
     "MAX_CPU_MILLIS",
@@ -47,7 +47,7 @@ class QuantityError(ValueError):
 
 def _screen(s: str) -> None:
     if len(s.encode()) > _MAX_QUANTITY_LEN:
-        raise QuantityError(f"invalid quantity: {s[:20]!r}… is longer than {_MAX_QUANTITY_LEN} characters")
+        raise QuantityError(f"invalid quantity: {go_quote(s[:20])}… is longer than {_MAX_QUANTITY_LEN} characters")
     i = min((s.find(c) for c in "eE" if c in s), default=-1)
     if i < 0 or i + 1 >= len(s):
         return
@@ -56,7 +56,7 @@ def _screen(s: str) -> None:
     except ValueError:
         return
     if exp > _MAX_EXPONENT or exp < -_MAX_EXPONENT:
-        raise QuantityError(f"invalid quantity: {s!r}: exponent {exp} is out of range (at most ±{_MAX_EXPONENT})")
+        raise QuantityError(f"invalid quantity: {go_quote(s)}: exponent {exp} is out of range (at most ±{_MAX_EXPONENT})")
 
 
 def _go_atoi(s: str) -> int:
@@ -128,25 +128,25 @@ def parse_quantity(name: str, s: str) -> int:
         q = _parse_k8s(s)
     except ValueError:
         raise QuantityError(
-            f"invalid quantity: {s!r} is not a Kubernetes quantity (e.g. 500Mi, 1.5Gi, 2, 500m)"
+            f"invalid quantity: {go_quote(s)} is not a Kubernetes quantity (e.g. 500Mi, 1.5Gi, 2, 500m)"
         ) from None
     if q < 0:
-        raise QuantityError(f"invalid quantity: {s!r} is negative")
+        raise QuantityError(f"invalid quantity: {go_quote(s)} is negative")
     if name == RESOURCE_MEMORY:
         if q > MAX_MEMORY_BYTES:
-            raise QuantityError(f"invalid quantity: {s!r} is more than 4Ei")
+            raise QuantityError(f"invalid quantity: {go_quote(s)} is more than 4Ei")
         return ceil(q)
     if name == RESOURCE_CPU:
         if q * 1000 > MAX_CPU_MILLIS:
-            raise QuantityError(f"invalid quantity: {s!r} is more CPU than any node has")
+            raise QuantityError(f"invalid quantity: {go_quote(s)} is more CPU than any node has")
         return ceil(q * 1000)
     if name == RESOURCE_GPU:
         if q > MAX_GPUS:
-            raise QuantityError(f"invalid quantity: {s!r} is more GPUs than any node has")
+            raise QuantityError(f"invalid quantity: {go_quote(s)} is more GPUs than any node has")
         if q.denominator != 1:
-            raise QuantityError(f"invalid quantity: {s!r} is not a whole number of GPUs")
+            raise QuantityError(f"invalid quantity: {go_quote(s)} is not a whole number of GPUs")
         return int(q)
-    raise QuantityError(f"invalid quantity: unknown resource {name!r}")
+    raise QuantityError(f"invalid quantity: unknown resource {go_quote(name)}")
 
 
 def format_bytes(n: int) -> str:

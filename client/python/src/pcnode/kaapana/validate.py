@@ -144,6 +144,10 @@ def _collect(e: jsonschema.ValidationError, out: list[Problem]) -> None:
         for c in e.context:
             _collect(c, out)
         return
+    if e.validator == "type":
+        want = e.validator_value if isinstance(e.validator_value, list) else [e.validator_value]
+        out.append(Problem(_field_path(loc), f"got {_json_type(e.instance)}, want {' or '.join(want)}"))
+        return
     out.append(Problem(_field_path(loc), e.message))
 
 
