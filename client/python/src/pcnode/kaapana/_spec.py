@@ -7,7 +7,6 @@ in pc_models and task_models.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 # Resource names (daemon/spec/quantity.go).

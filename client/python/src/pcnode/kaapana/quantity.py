@@ -56,7 +56,9 @@ def _screen(s: str) -> None:
     except ValueError:
         return
     if exp > _MAX_EXPONENT or exp < -_MAX_EXPONENT:
-        raise QuantityError(f"invalid quantity: {go_quote(s)}: exponent {exp} is out of range (at most ±{_MAX_EXPONENT})")
+        raise QuantityError(
+            f"invalid quantity: {go_quote(s)}: exponent {exp} is out of range (at most ±{_MAX_EXPONENT})"
+        )
 
 
 def _go_atoi(s: str) -> int:
