@@ -8,7 +8,7 @@
 #
 # Environment:
 #   PYTEST_ARGS   what to run, relative to client/python (default: tests),
-#                 e.g. "tests/client -k follow" or "tests/airflow/test_x.py"
+#                 split with shell quoting, e.g. "tests/client -k 'wait or cancel'"
 #   PYTEST_TIMEOUT  per-test timeout in seconds (default 120)
 # Writes the JUnit report to .tmp/pytest.xml and prints one summary line
 # "pytest: P passed, F failed, S skipped" for test.sh. AIRFLOW_HOME is a
@@ -31,9 +31,11 @@ export PYTHONDONTWRITEBYTECODE=1
 
 cd "$repo/client/python"
 rc=0
-# shellcheck disable=SC2086 # PYTEST_ARGS is a list of arguments
+# PYTEST_ARGS is split as the shell would (shlex), so -k "a or b" works.
+mapfile -t args < <(PYTEST_ARGS=${PYTEST_ARGS:-tests} "$venv/bin/python" -c \
+  'import os, shlex; print("\n".join(shlex.split(os.environ["PYTEST_ARGS"])))')
 "$venv/bin/python" -m pytest -p no:cacheprovider --timeout "${PYTEST_TIMEOUT:-120}" \
-  --junitxml "$junit" -o junit_family=xunit2 ${PYTEST_ARGS:-tests} || rc=$?
+  --junitxml "$junit" -o junit_family=xunit2 "${args[@]}" || rc=$?
 
 # A second guard besides the conftest hook: the JUnit report must exist,
 # hold at least one test and no skip.

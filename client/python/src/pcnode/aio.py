@@ -137,24 +137,32 @@ class AsyncClient:
             await asyncio.sleep(delay)
 
     async def _wait_run_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
-        call = self.tasks.RunTask(
-            task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False), timeout=remaining
-        )
-        try:
+        """One RunTask attach; None when it ended (or remaining ran out)
+        before the task finished. The deadline is kept here, not given to
+        gRPC: the server's copy could end the stream first as CANCELLED."""
+        call = self.tasks.RunTask(task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False))
+
+        async def consume() -> task_pb2.Task | None:
             async for resp in call:
                 if resp.event.HasField("state_change") and _resume.is_final(resp.event.state_change.state):
                     final: task_pb2.Task = resp.event.state_change
                     return final
+            return None
+
+        try:
+            return await asyncio.wait_for(consume(), remaining)
+        except asyncio.TimeoutError:
+            return None
         except grpc.RpcError as e:
             raise from_rpc_error(e) from None
         finally:
             call.cancel()
-        return None
 
     async def _wait_watch_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
         cycle = WAIT_POLL if remaining is None else min(WAIT_POLL, remaining)
-        call = self.tasks.WatchTasks(task_service_pb2.WatchTasksRequest(), timeout=cycle)
-        try:
+        call = self.tasks.WatchTasks(task_service_pb2.WatchTasksRequest())
+
+        async def consume() -> task_pb2.Task | None:
             task = await self.get_task(task_id)
             if _resume.is_final(task.state):
                 return task
@@ -163,12 +171,16 @@ class AsyncClient:
                 if ev.task_id == task_id and _resume.is_final(ev.state_change.state):
                     final: task_pb2.Task = ev.state_change
                     return final
+            return None
+
+        try:
+            return await asyncio.wait_for(consume(), cycle)
+        except asyncio.TimeoutError:
+            return None
         except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise from_rpc_error(e) from None
+            raise from_rpc_error(e) from None
         finally:
             call.cancel()
-        return None
 
     async def follow_logs(
         self,

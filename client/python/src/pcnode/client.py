@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -416,42 +417,43 @@ class Client:
             time.sleep(delay)
 
     def _wait_run_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
-        call = self.tasks.RunTask(
-            task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False), timeout=remaining
-        )
-        try:
-            for resp in call:
-                if resp.event.HasField("state_change") and _resume.is_final(resp.event.state_change.state):
-                    final: task_pb2.Task = resp.event.state_change
-                    return final
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from None
-        finally:
-            call.cancel()
+        """One RunTask attach; None when it ended (or remaining ran out)
+        before the task finished."""
+        call = self.tasks.RunTask(task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False))
+        with _CancelAfter(call, remaining) as timer:
+            try:
+                for resp in call:
+                    if resp.event.HasField("state_change") and _resume.is_final(resp.event.state_change.state):
+                        final: task_pb2.Task = resp.event.state_change
+                        return final
+            except grpc.RpcError as e:
+                if timer.fired:
+                    return None
+                raise from_rpc_error(e) from None
         return None
 
     def _wait_watch_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
         """One watch cycle of at most WAIT_POLL seconds; None when the task
         has not finished yet."""
         cycle = WAIT_POLL if remaining is None else min(WAIT_POLL, remaining)
-        call = self.tasks.WatchTasks(task_service_pb2.WatchTasksRequest(), timeout=cycle)
-        try:
-            # The watch was started before the task is read, so a change
-            # after the read is on the stream; one in the moment before the
-            # daemon registered the watch is seen by the next cycle's read.
-            task = self.get_task(task_id)
-            if _resume.is_final(task.state):
-                return task
-            for resp in call:
-                ev = resp.event
-                if ev.task_id == task_id and _resume.is_final(ev.state_change.state):
-                    final: task_pb2.Task = ev.state_change
-                    return final
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+        call = self.tasks.WatchTasks(task_service_pb2.WatchTasksRequest())
+        with _CancelAfter(call, cycle) as timer:
+            try:
+                # The watch was started before the task is read, so a change
+                # after the read is on the stream; one in the moment before
+                # the daemon registered the watch is seen by the next cycle's read.
+                task = self.get_task(task_id)
+                if _resume.is_final(task.state):
+                    return task
+                for resp in call:
+                    ev = resp.event
+                    if ev.task_id == task_id and _resume.is_final(ev.state_change.state):
+                        final: task_pb2.Task = ev.state_change
+                        return final
+            except grpc.RpcError as e:
+                if timer.fired:
+                    return None
                 raise from_rpc_error(e) from None
-        finally:
-            call.cancel()
         return None
 
     # -- node --------------------------------------------------------------------
@@ -561,3 +563,32 @@ def _report_gap(task_id: str, gap: task_pb2.LogGap, on_gap: Callable[[task_pb2.L
         gap.first_missed_sequence,
         gap.last_missed_sequence,
     )
+
+
+class _CancelAfter:
+    """Cancels a streaming call after seconds (None: never) and says whether
+    it did. The deadline is kept on the client: given to gRPC as the call's
+    timeout, the server's copy may end the stream first, as CANCELLED, and
+    that could not be told from a cancel by someone else."""
+
+    def __init__(self, call: Any, seconds: float | None) -> None:
+        self._call = call
+        self.fired = False
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+            self._timer = threading.Timer(max(0.0, seconds), self._fire)
+            self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        self._call.cancel()
+
+    def __enter__(self) -> _CancelAfter:
+        if self._timer is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._call.cancel()
