@@ -1,0 +1,92 @@
+"""PcnodeTaskTrigger: wait in the triggerer, with grpc.aio, until a pcnode task has finished."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from pcnode.airflow.hook import PcnodeHook
+
+# How long one wait lasts before the trigger asks again; a dropped
+# connection or a restarted daemon costs at most this much.
+_WAIT_SLICE_SECONDS = 60.0
+_RETRY_SECONDS = 2.0
+
+
+class PcnodeTaskTrigger(BaseTrigger):
+    """PcnodeTaskTrigger fires once its pcnode task has reached a final state.
+
+    Its serialized form carries only the connection id, the node name, the
+    task id and the last log sequence the worker printed, so a triggerer that
+    restarts builds an equal trigger from it and picks up the same task, even
+    one that finished in the meantime (the wait returns at once then). The
+    event carries the same four values and the final state; the operator's
+    execute_complete prints the logs after that sequence and decides.
+    """
+
+    def __init__(self, *, pcnode_conn_id: str, node: str, task_id: str, after_sequence: int = 0) -> None:
+        super().__init__()
+        self.pcnode_conn_id = pcnode_conn_id
+        self.node = node
+        self.task_id = task_id
+        self.after_sequence = int(after_sequence)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """serialize is the trigger's class path and the four values it needs."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "pcnode_conn_id": self.pcnode_conn_id,
+                "node": self.node,
+                "task_id": self.task_id,
+                "after_sequence": self.after_sequence,
+            },
+        )
+
+    def _event(self, **extra: Any) -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "node": self.node,
+                "task_id": self.task_id,
+                "after_sequence": self.after_sequence,
+                **extra,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """run waits for the task to finish; transient errors (node unreachable) are retried."""
+        from pcnode.errors import NotFound, PcnodeError, Unavailable
+
+        from pcnode.v1 import task_pb2
+
+        hook = PcnodeHook(self.pcnode_conn_id)
+        try:
+            client = await hook.aconnect(self.node)
+        except Exception as e:  # a bad connection is final: tell the worker
+            yield self._event(status="error", message=f"connecting to node {self.node}: {e}")
+            return
+        try:
+            while True:
+                try:
+                    task = await client.wait(self.task_id, timeout=_WAIT_SLICE_SECONDS)
+                except NotFound as e:
+                    yield self._event(status="error", message=f"pcnode task {self.task_id} on node {self.node}: {e}")
+                    return
+                except (Unavailable, TimeoutError, asyncio.TimeoutError) as e:
+                    self.log.info("pcnode task %s on node %s: still waiting (%s)", self.task_id, self.node, e)
+                    await asyncio.sleep(_RETRY_SECONDS)
+                    continue
+                except PcnodeError as e:
+                    if e.code.name == "DEADLINE_EXCEEDED":
+                        continue
+                    yield self._event(status="error", message=f"pcnode task {self.task_id} on node {self.node}: {e}")
+                    return
+                state = task_pb2.TaskState.Name(task.state).removeprefix("TASK_STATE_")
+                self.log.info("pcnode task %s on node %s finished: %s", self.task_id, self.node, state)
+                yield self._event(status="done", state=state)
+                return
+        finally:
+            await client.close()
