@@ -218,12 +218,12 @@ def path_component(name: str) -> str:
     """path_component makes name safe as one directory name.
 
     Letters, digits, ".", "_" and "-" are kept, anything else becomes "_",
-    a leading "." becomes "_" (so never "." or ".."), and a name that was
+    a leading "." or "-" becomes "_" (so never "." or ".."), and a name that was
     changed or cut gets "-" and 8 hex digits of its hash, so two different
     names never share a directory.
     """
     safe = "".join(c if _SAFE_COMPONENT.match(c) else "_" for c in name)
-    if safe.startswith("."):
+    if safe[:1] in ("", ".", "-"):
         safe = "_" + safe[1:]
     if safe == name and 0 < len(safe) <= _MAX_COMPONENT:
         return safe
