@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,10 +9,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from pcnode.airflow.hook import PcnodeHook
 
-# How long one wait lasts before the trigger asks again; a dropped
-# connection or a restarted daemon costs at most this much.
-_WAIT_SLICE_SECONDS = 60.0
-_RETRY_SECONDS = 2.0
+# How long one wait call lasts before the trigger starts another (each call
+# already rides out dropped streams and daemon restarts).
+_WAIT_SLICE_SECONDS = 300.0
 
 
 class PcnodeTaskTrigger(BaseTrigger):
@@ -58,8 +56,7 @@ class PcnodeTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """run waits for the task to finish; transient errors (node unreachable) are retried."""
-        from pcnode.errors import NotFound, PcnodeError, Unavailable
-
+        from pcnode.errors import DeadlineExceeded, PcnodeError
         from pcnode.v1 import task_pb2
 
         hook = PcnodeHook(self.pcnode_conn_id)
@@ -71,17 +68,11 @@ class PcnodeTaskTrigger(BaseTrigger):
         try:
             while True:
                 try:
+                    # wait() itself retries dropped streams and an unreachable node.
                     task = await client.wait(self.task_id, timeout=_WAIT_SLICE_SECONDS)
-                except NotFound as e:
-                    yield self._event(status="error", message=f"pcnode task {self.task_id} on node {self.node}: {e}")
-                    return
-                except (Unavailable, TimeoutError, asyncio.TimeoutError) as e:
-                    self.log.info("pcnode task %s on node %s: still waiting (%s)", self.task_id, self.node, e)
-                    await asyncio.sleep(_RETRY_SECONDS)
+                except DeadlineExceeded:
                     continue
-                except PcnodeError as e:
-                    if e.code.name == "DEADLINE_EXCEEDED":
-                        continue
+                except PcnodeError as e:  # NotFound, PermissionDenied, ...: final
                     yield self._event(status="error", message=f"pcnode task {self.task_id} on node {self.node}: {e}")
                     return
                 state = task_pb2.TaskState.Name(task.state).removeprefix("TASK_STATE_")
