@@ -142,7 +142,8 @@ class PcnodeTaskOperator(BaseOperator):
         self.taskTemplate = taskTemplate
         self.env = list(env) if isinstance(env, (list, tuple)) else env
         self.command = list(command) if command is not None else None
-        self.resources = resources
+        # BaseOperator.resources is Airflow's executor resources: keep Kaapana's apart.
+        self.task_resources = resources
         self.registryUrl = registryUrl
         self.registryUsername = registryUsername
         if registryUsername or registryPassword:
@@ -200,7 +201,7 @@ class PcnodeTaskOperator(BaseOperator):
         return out
 
     def _resources(self) -> template_pb2.ResourceRequirements | None:
-        r = self.resources
+        r = self.task_resources
         if r is None:
             return None
         raw = r.model_dump() if hasattr(r, "model_dump") else r
