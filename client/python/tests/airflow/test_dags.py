@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets as pysecrets
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -109,8 +114,7 @@ def test_task_form_env_reaches_container(
         "pcnode_default",
         pcnoded.unix_address,
         data_root=pcnoded.data_root,
-        env=[{"name": "SITE", "value": "from-the-connection"}, {"name": "LEVEL", "value": "connection"},
-             {"name": "SECRET_SIZE", "value": "1"}],
+        env=[{"name": "SITE", "value": "from-the-connection"}, {"name": "LEVEL", "value": "connection"}],
     )
     conf = {"task_form": {"print_env": {"env": [{"name": "GREETING", "value": "from-task-form"}]}}}
     result = run_dag("pcnode_env", conf)
@@ -177,13 +181,68 @@ def test_bad_connection_fails_with_field(
     assert "pcnode_default.extra.dataroot: unknown key" in result.log("broken")
 
 
-@pytest.fixture
-def secret(pcnoded: Any) -> Any:
-    import secrets as pysecrets
-
+def test_secret_env_reaches_container_not_logs_or_records(
+    pcnoded: Any, images: dict[str, str], set_connection: Callable[..., None], run_dag: Callable[..., Any],
+    client: Any,
+) -> None:
+    # A random 7-digit size: it cannot appear by chance in a timestamp or id of the log.
     value = str(1_000_000 + pysecrets.randbelow(1_000_000))
     path = Path(pcnoded.secrets_dir) / "pytest-secret-size"
     path.write_text(value)
     path.chmod(0o600)
-    yield value
-    path.unlink()
+    try:
+        set_connection(
+            "pcnode_default", pcnoded.unix_address, data_root=pcnoded.data_root,
+            secret_env={"SECRET_SIZE": "pytest-secret-size"},
+        )
+        result = run_dag("pcnode_secret")
+    finally:
+        path.unlink()
+    assert result.states == {"use_secret": "success"}, result.log("use_secret")
+    out = result.xcoms["use_secret"]["outputs"]["out"]
+    assert out["bytes"] == int(value)
+    assert (Path(out["path"]) / "secret.bin").stat().st_size == int(value)
+    assert "writing the secret-sized file" in result.log("use_secret")
+    assert value not in result.output
+    task = client.get_task(result.xcoms["use_secret"]["task_id"])
+    env = {e.name: e for e in task.spec.env}
+    assert env["SECRET_SIZE"].secret == "pytest-secret-size" and env["SECRET_SIZE"].value == ""
+    assert value.encode() not in task.SerializeToString()
+    for t in client.list_tasks(labels=_labels_of(result, "pcnode_secret", "use_secret")):
+        assert value.encode() not in t.SerializeToString()
+
+
+def test_on_kill_cancels_and_fails(
+    default_connection: None, run_dag: Callable[..., Any], client: Any
+) -> None:
+    # Airflow 3 calls on_kill from its SIGTERM handler without raising: send the
+    # signal once the container runs and check that execute fails the task itself.
+    from pcnode.v1 import task_pb2
+
+    want = {_logic.LABEL_DAG: "pcnode_kill", _logic.LABEL_TASK: "long_running"}
+    before = {t.id for t in client.list_tasks(labels=want)}
+    stop = threading.Event()
+
+    def killer() -> None:
+        while not stop.is_set():
+            running = [t for t in client.list_tasks(labels=want, states=[task_pb2.TASK_STATE_RUNNING]) if t.id not in before]
+            if running:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.1)
+
+    th = threading.Thread(target=killer, daemon=True)
+    previous = signal.getsignal(signal.SIGTERM)
+    th.start()
+    try:
+        result = run_dag("pcnode_kill")
+    finally:
+        stop.set()
+        th.join(10)
+        signal.signal(signal.SIGTERM, previous)  # the task runner's handler stays installed otherwise
+    assert result.states == {"long_running": "failed"}
+    (task,) = [t for t in client.list_tasks(labels=want) if t.id not in before]
+    assert task.state == task_pb2.TASK_STATE_CANCELLED
+    log = result.log("long_running")
+    assert f"on_kill: cancelled pcnode task {task.id}" in log
+    assert "the Airflow task was killed" in log

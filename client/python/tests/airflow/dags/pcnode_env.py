@@ -1,5 +1,5 @@
 # Env layers: the template's defaults, the connection's env, the operator's
-# env, then dag_run.conf["task_form"][task_id]["env"]; plus a node secret.
+# env, then dag_run.conf["task_form"][task_id]["env"].
 from airflow.models import DAG
 from kaapana.blueprints.kaapana_global_variables import (
     DEFAULT_REGISTRY,
@@ -18,12 +18,4 @@ with DAG("pcnode_env", default_args={"owner": "kaapana"}) as dag:
             pc_models.BaseEnv(name="GREETING", value="from-the-dag"),
             pc_models.BaseEnv(name="LEVEL", value="operator"),
         ],
-    )
-    # Writes SECRET_SIZE bytes: the file's size shows the secret reached the
-    # container, and nothing prints it.
-    use_secret = KaapanaTaskOperator(
-        task_id="use_secret",
-        image=f"{DEFAULT_REGISTRY}/pctest:{KAAPANA_BUILD_VERSION}",
-        taskTemplate="write-output",
-        command=["/pctest", "echo", "writing the secret-sized file", "--", "write-file", "/data/out/secret.bin", "${SECRET_SIZE}"],
     )
