@@ -171,7 +171,7 @@ class PcnodeTaskOperator(BaseOperator):
         # An input needs its upstream to have run: wire it as Kaapana's DAGs do by hand.
         for m in self.iochannel_maps:
             up = m.upstream_operator
-            if up.task_id not in self.upstream_task_ids and getattr(up, "dag", None) is not None and self.has_dag():
+            if up.task_id not in self.upstream_task_ids and up.has_dag() and self.has_dag():
                 self.set_upstream(up)
 
     # ---- building the spec -------------------------------------------------
