@@ -360,6 +360,10 @@ func newPCCmd() *cobra.Command {
 					}
 					for _, e := range t.GetEnv() {
 						fmt.Fprintf(w, "  env %s=%q", e.GetName(), e.GetValue())
+						if e.GetType() != pcnodev1.EnvVarType_ENV_VAR_TYPE_UNSPECIFIED {
+							// The canonical name: Kaapana's "int" shows as integer.
+							fmt.Fprintf(w, " %s", strings.ToLower(strings.TrimPrefix(e.GetType().String(), "ENV_VAR_TYPE_")))
+						}
 						if len(e.GetChoices()) > 0 {
 							fmt.Fprintf(w, " choices %v", e.GetChoices())
 						}

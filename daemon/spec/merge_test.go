@@ -73,7 +73,6 @@ func TestMergeProblems(t *testing.T) {
 			name:   "output bound as input",
 			mutate: func(t *Task) { t.Inputs[0] = Binding{Name: "out", HostPath: "/srv/o2"} },
 			want: Problems{
-				{"outputs[0].name", `channel "out" is bound twice (also inputs[0])`},
 				{"inputs[0].name", `"out" is not an input channel of template "main" (it is an output)`},
 				{"inputs", `input channel "aux" of template "main" is not bound to a host path`},
 			},

@@ -70,7 +70,7 @@ func (r *reader) envTemplate(v *jvalue, path string) EnvVarTemplate {
 	e.Name = r.text(m["name"], joinField(path, "name"))
 	e.Value = r.text(m["value"], joinField(path, "value"))
 	e.Description = r.text(m["description"], joinField(path, "description"))
-	e.Type = EnvType(r.text(m["type"], joinField(path, "type")))
+	e.Type = EnvType(r.text(m["type"], joinField(path, "type"))).Canonical()
 	if cv, ok := m["choices"]; ok {
 		e.Choices = r.texts(cv, joinField(path, "choices"))
 		if e.Choices == nil {

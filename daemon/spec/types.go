@@ -55,6 +55,28 @@ const (
 	EnvTypeBoolean     EnvType = "boolean"
 )
 
+// envTypeAliases are the Python spellings Kaapana's published
+// processing-container.json files use ("type": "int"), each the same type as
+// its JSON Schema name.
+var envTypeAliases = map[EnvType]EnvType{
+	"str":   EnvTypeString,
+	"int":   EnvTypeInteger,
+	"float": EnvTypeNumber,
+	"bool":  EnvTypeBoolean,
+}
+
+// Canonical returns the type's JSON Schema name: Kaapana's Python spellings
+// "str", "int", "float" and "bool" become "string", "integer", "number" and
+// "boolean"; every other value, known or not, is returned unchanged. The
+// parsers store canonical names, so only a type set directly in Go can be an
+// alias; validation treats both alike.
+func (t EnvType) Canonical() EnvType {
+	if c, ok := envTypeAliases[t]; ok {
+		return c
+	}
+	return t
+}
+
 // EnvVarTemplate declares one environment variable of a template. It mirrors
 // pcnode.v1.EnvVarTemplate.
 type EnvVarTemplate struct {

@@ -82,10 +82,10 @@ func validateTemplate(c *collector, t *TaskTemplate, p string) {
 		} else {
 			names[e.Name] = i
 		}
-		switch e.Type {
+		switch e.Type.Canonical() {
 		case EnvTypeUnspecified, EnvTypeString, EnvTypeInteger, EnvTypeNumber, EnvTypeBoolean:
 		default:
-			c.problem(joinField(ep, "type"), "unknown type %q (one of string, integer, number, boolean)", clip(string(e.Type)))
+			c.problem(joinField(ep, "type"), "unknown type %q (one of string, integer, number, boolean, or Kaapana's str, int, float, bool)", clip(string(e.Type)))
 		}
 		for k, ch := range e.Choices {
 			if why := typeMismatch(e.Type, ch); why != "" {
@@ -98,20 +98,24 @@ func validateTemplate(c *collector, t *TaskTemplate, p string) {
 	}
 
 	type chanRef struct {
-		field string
-		ch    *Channel
+		field  string
+		ch     *Channel
+		output bool
 	}
 	var chans []chanRef
 	for i := range t.Inputs {
-		chans = append(chans, chanRef{indexField(joinField(p, "inputs"), i), &t.Inputs[i]})
+		chans = append(chans, chanRef{indexField(joinField(p, "inputs"), i), &t.Inputs[i], false})
 	}
 	for i := range t.Outputs {
-		chans = append(chans, chanRef{indexField(joinField(p, "outputs"), i), &t.Outputs[i]})
+		chans = append(chans, chanRef{indexField(joinField(p, "outputs"), i), &t.Outputs[i], true})
 	}
 	for i, cr := range chans {
 		checkChannelName(c, cr.ch.Name, joinField(cr.field, "name"))
+		// Names are unique within inputs and within outputs; an input and an
+		// output may share one, as in Kaapana, which merges the two lists
+		// apart (its head-replacement workflow reads and writes "nrrd").
 		for _, prev := range chans[:i] {
-			if prev.ch.Name == cr.ch.Name && cr.ch.Name != "" {
+			if prev.output == cr.output && prev.ch.Name == cr.ch.Name && cr.ch.Name != "" {
 				c.problem(joinField(cr.field, "name"), "duplicate channel name %q (also %s)", cr.ch.Name, prev.field)
 				break
 			}
@@ -175,7 +179,7 @@ var (
 
 // typeMismatch says why v does not parse as typ, or "".
 func typeMismatch(typ EnvType, v string) string {
-	switch typ {
+	switch typ.Canonical() {
 	case EnvTypeInteger:
 		if !integerRE.MatchString(v) {
 			return fmt.Sprintf("%q is not an integer", clip(v))

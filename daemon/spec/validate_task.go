@@ -77,21 +77,23 @@ func validateTask(c *collector, t *Task) {
 	}
 
 	type bindRef struct {
-		field string
-		b     *Binding
+		field  string
+		b      *Binding
+		output bool
 	}
 	var binds []bindRef
 	for i := range t.Inputs {
-		binds = append(binds, bindRef{indexField("inputs", i), &t.Inputs[i]})
+		binds = append(binds, bindRef{indexField("inputs", i), &t.Inputs[i], false})
 	}
 	for i := range t.Outputs {
-		binds = append(binds, bindRef{indexField("outputs", i), &t.Outputs[i]})
+		binds = append(binds, bindRef{indexField("outputs", i), &t.Outputs[i], true})
 	}
 	for i, br := range binds {
 		nf := joinField(br.field, "name")
 		checkChannelName(c, br.b.Name, nf)
+		// An input and an output may share a name (see validateTemplate).
 		for _, prev := range binds[:i] {
-			if prev.b.Name == br.b.Name && br.b.Name != "" {
+			if prev.output == br.output && prev.b.Name == br.b.Name && br.b.Name != "" {
 				c.problem(nf, "channel %q is bound twice (also %s)", br.b.Name, prev.field)
 				break
 			}

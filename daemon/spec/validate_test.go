@@ -58,12 +58,22 @@ func TestProcessingContainerValidate(t *testing.T) {
 		{
 			name: "channel names",
 			mutate: func(pc *ProcessingContainer) {
-				pc.Templates[0].Outputs[0].Name = "in"
+				pc.Templates[0].Outputs[0].Name = "in" // an input and an output may share a name
 				pc.Templates[0].Inputs[1].Name = ""
 			},
 			want: Problems{
 				{"templates[0].inputs[1].name", "required"},
-				{"templates[0].outputs[0].name", `duplicate channel name "in" (also templates[0].inputs[0])`},
+			},
+		},
+		{
+			name: "duplicate channel names within a list",
+			mutate: func(pc *ProcessingContainer) {
+				pc.Templates[0].Inputs[1].Name = pc.Templates[0].Inputs[0].Name
+				pc.Templates[0].Outputs = append(pc.Templates[0].Outputs, Channel{Name: pc.Templates[0].Outputs[0].Name, MountedPath: "/data/out2"})
+			},
+			want: Problems{
+				{"templates[0].inputs[1].name", `duplicate channel name "in" (also templates[0].inputs[0])`},
+				{"templates[0].outputs[1].name", `duplicate channel name "out" (also templates[0].outputs[0])`},
 			},
 		},
 		{
@@ -117,7 +127,7 @@ func TestProcessingContainerValidate(t *testing.T) {
 			mutate: func(pc *ProcessingContainer) {
 				pc.Templates[0].Env[0].Value = "medium"
 				pc.Templates[0].Env[1].Value = "3.5"
-				pc.Templates[0].Env[2].Type = "float"
+				pc.Templates[0].Env[2].Type = "double"
 				pc.Templates[1].Env = []EnvVarTemplate{
 					{Name: "B", Value: "yes", Type: EnvTypeBoolean},
 					{Name: "F", Value: "1e3", Type: EnvTypeNumber, Choices: []string{"1e3", "x"}},
@@ -127,7 +137,7 @@ func TestProcessingContainerValidate(t *testing.T) {
 			want: Problems{
 				{"templates[0].env[0].value", `"medium" is not one of the choices ["fast", "slow"] of MODE`},
 				{"templates[0].env[1].value", `"3.5" is not an integer`},
-				{"templates[0].env[2].type", `unknown type "float" (one of string, integer, number, boolean)`},
+				{"templates[0].env[2].type", `unknown type "double" (one of string, integer, number, boolean, or Kaapana's str, int, float, bool)`},
 				{"templates[1].env[0].value", `"yes" is not a boolean (true or false)`},
 				{"templates[1].env[1].choices[1]", `"x" is not a number`},
 				{"templates[1].env[2].value", `".5" is not a number`},

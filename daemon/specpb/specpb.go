@@ -104,7 +104,7 @@ func Template(t *spec.TaskTemplate) *pcnodev1.TaskTemplate {
 	for _, e := range t.Env {
 		ev := &pcnodev1.EnvVarTemplate{
 			Name: e.Name, Value: e.Value, Description: e.Description,
-			Type: envTypes[e.Type], Choices: append([]string(nil), e.Choices...),
+			Type: envTypes[e.Type.Canonical()], Choices: append([]string(nil), e.Choices...),
 		}
 		if e.Adjustable != nil {
 			a := *e.Adjustable

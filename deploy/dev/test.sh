@@ -25,6 +25,13 @@
 # GOTEST_PKGS (packages to test, default ./...; FUZZTIME=0 skips the fuzz
 # targets of every package),
 # PCNODE_TEST_KEEP=1 keeps the temporary directory for inspection.
+#
+# After the Go tests, while the same containerd runs, it runs client/python's
+# pytest suite (deploy/dev/pytest.sh, in the venv of deploy/dev/pyenv.sh;
+# JUnit report .tmp/pytest.xml): PYTEST_ARGS narrows it (default "tests",
+# relative to client/python, e.g. PYTEST_ARGS='tests/client -k follow'),
+# PYTEST=0 skips it, GOTEST_PKGS=none skips the Go tests but keeps
+# containerd and pytest. A skipped Python test fails the run.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -153,8 +160,13 @@ fi
 log=$repo/.tmp/test.log
 say "go test -race -count=1 ./... (verbose log: .tmp/test.log)"
 test_rc=0
-# shellcheck disable=SC2086 # GOTEST_FLAGS is a list of flags
-go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -v ${GOTEST_FLAGS:-} ${GOTEST_PKGS:-./...} >"$log" 2>&1 || test_rc=$?
+if [ "${GOTEST_PKGS:-}" = none ]; then
+  say "GOTEST_PKGS=none: no Go tests"
+  : >"$log"
+else
+  # shellcheck disable=SC2086 # GOTEST_FLAGS is a list of flags
+  go test -race -count=1 -timeout "$GOTEST_TIMEOUT" -v ${GOTEST_FLAGS:-} ${GOTEST_PKGS:-./...} >"$log" 2>&1 || test_rc=$?
+fi
 
 # failures prints, from a go test -v log, the output of every failing
 # top-level test (100 lines at most each), the last 40 lines of a package
@@ -221,6 +233,23 @@ fi
 if [ -z "$integration" ] && [ -z "${GOTEST_FLAGS:-}" ] && [ -z "${GOTEST_PKGS:-}" ]; then
   echo "test.sh: no TestIntegration* test ran"
   status=1
+fi
+
+# --- 4b. the Python client's tests, on the same containerd ---------------------
+if [ "${PYTEST:-1}" != 0 ]; then
+  say "pytest ${PYTEST_ARGS:-tests} (client/python; report .tmp/pytest.xml)"
+  py_rc=0
+  ./deploy/dev/pytest.sh 2>&1 | tee "$repo/.tmp/pytest.log" || py_rc=${PIPESTATUS[0]}
+  summary=$(grep -E '^pytest: [0-9]+ passed' "$repo/.tmp/pytest.log" | tail -1 || true)
+  if [ -n "$summary" ]; then
+    read -r py_pass py_fail py_skip < <(awk '{print $2, $4, $6}' <<<"$summary")
+    passed=$((passed + py_pass)); failed=$((failed + py_fail)); skipped=$((skipped + py_skip))
+  fi
+  if [ "$py_rc" -ne 0 ]; then
+    echo "test.sh: pytest failed (exit $py_rc; log .tmp/pytest.log)"
+    [ "$failed" -gt 0 ] || failed=1
+    status=1
+  fi
 fi
 
 # --- 5. fuzz targets -------------------------------------------------------------
