@@ -9,6 +9,7 @@ Airflow, so that Airflow reads this home, this DAG folder and this database.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -39,10 +40,15 @@ os.environ.update(
 if str(DAGS) not in sys.path:
     sys.path.insert(0, str(DAGS))
 
+# Airflow reads its configuration on import: only now may it be imported.
+from airflow.models.taskinstance import TaskInstance  # noqa: E402
+from airflow.models.xcom import XComModel  # noqa: E402
+from airflow.utils.session import create_session  # noqa: E402
 from kaapana.blueprints.kaapana_global_variables import (  # noqa: E402  (needs sys.path above)
     DEFAULT_REGISTRY,
     KAAPANA_BUILD_VERSION,
 )
+from sqlalchemy import select  # noqa: E402
 
 # The processing-containers the DAGs run, named as Kaapana's images; every
 # command is pctest (internal/testimage/testprog).
@@ -60,9 +66,15 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
                 "outputs": [{"name": "downloads", "mounted_path": "/kaapana/mounted/downloads", **_CHANNEL}],
                 "command": [
                     "/pctest",
-                    "echo", "download: fetching series ${SERIES}", "--",
-                    "write-file", "/kaapana/mounted/downloads/${SERIES}/image.dcm", "4k", "--",
-                    "ls", "/kaapana/mounted/downloads",
+                    "echo",
+                    "download: fetching series ${SERIES}",
+                    "--",
+                    "write-file",
+                    "/kaapana/mounted/downloads/${SERIES}/image.dcm",
+                    "4k",
+                    "--",
+                    "ls",
+                    "/kaapana/mounted/downloads",
                 ],
             }
         ],
@@ -73,7 +85,7 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
         "templates": [
             {
                 "identifier": "register",
-                "description": "Read fixed and moving; write registered/fixed (copy) and registered/moving (transform).",
+                "description": "Copy fixed to registered/fixed; upper-case moving into registered/moving.",
                 "env": [],
                 "inputs": [
                     {"name": "fixed", "mounted_path": "/kaapana/mounted/fixed", **_CHANNEL},
@@ -82,11 +94,22 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
                 "outputs": [{"name": "registered", "mounted_path": "/kaapana/mounted/registered", **_CHANNEL}],
                 "command": [
                     "/pctest",
-                    "echo", "register: reading fixed and moving", "--",
-                    "ls", "/kaapana/mounted/fixed", "--",
-                    "ls", "/kaapana/mounted/moving", "--",
-                    "copy", "/kaapana/mounted/fixed", "/kaapana/mounted/registered/fixed", "--",
-                    "transform", "/kaapana/mounted/moving", "/kaapana/mounted/registered/moving",
+                    "echo",
+                    "register: reading fixed and moving",
+                    "--",
+                    "ls",
+                    "/kaapana/mounted/fixed",
+                    "--",
+                    "ls",
+                    "/kaapana/mounted/moving",
+                    "--",
+                    "copy",
+                    "/kaapana/mounted/fixed",
+                    "/kaapana/mounted/registered/fixed",
+                    "--",
+                    "transform",
+                    "/kaapana/mounted/moving",
+                    "/kaapana/mounted/registered/moving",
                 ],
             }
         ],
@@ -106,10 +129,18 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
                 "outputs": [{"name": "dicom", "mounted_path": "/kaapana/mounted/dicom", **_CHANNEL}],
                 "command": [
                     "/pctest",
-                    "echo", "nrrd-to-dicom: converting", "--",
-                    "ls", "/kaapana/mounted/nrrd", "--",
-                    "ls", "/kaapana/mounted/reference", "--",
-                    "copy", "/kaapana/mounted/nrrd", "/kaapana/mounted/dicom",
+                    "echo",
+                    "nrrd-to-dicom: converting",
+                    "--",
+                    "ls",
+                    "/kaapana/mounted/nrrd",
+                    "--",
+                    "ls",
+                    "/kaapana/mounted/reference",
+                    "--",
+                    "copy",
+                    "/kaapana/mounted/nrrd",
+                    "/kaapana/mounted/dicom",
                 ],
             }
         ],
@@ -233,14 +264,8 @@ class _MarkerHandler(logging.Handler):
 @pytest.fixture
 def run_dag(airflow_db: str, capfd: pytest.CaptureFixture[str]) -> Callable[..., DagResult]:
     """run_dag(dag_id, conf=None) imports dags/<dag_id>.py, runs it with dag.test() and returns a DagResult."""
-    import importlib
 
     def run(dag_id: str, conf: dict[str, Any] | None = None) -> DagResult:
-        from airflow.models.taskinstance import TaskInstance
-        from airflow.models.xcom import XComModel
-        from airflow.utils.session import create_session
-        from sqlalchemy import select
-
         module = importlib.import_module(dag_id)
         dag = module.dag
         # A distinct logical date per run: distinct run ids, data directories and keys.

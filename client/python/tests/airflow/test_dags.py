@@ -8,13 +8,12 @@ import secrets as pysecrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
-
-import pytest
+from typing import Any
 
 from pcnode.airflow import _logic
-
+from pcnode.v1 import task_pb2
 
 
 def _files(root: str) -> dict[str, bytes]:
@@ -35,9 +34,12 @@ def check_fanin(result: Any, pcnoded: Any, client: Any) -> None:
     run_dir = _logic.task_dir(pcnoded.data_root, "pcnode_register", result.run_id, "x", -1).rsplit("/", 1)[0]
     fixed = result.xcoms["download_fixed_image"]
     assert fixed["node"] == pcnoded.unix_address
-    assert fixed["exit_code"] == 0 and fixed["state"] == "SUCCEEDED" and fixed["reason"] == "COMPLETED"
+    assert fixed["exit_code"] == 0
+    assert fixed["state"] == "SUCCEEDED"
+    assert fixed["reason"] == "COMPLETED"
     assert fixed["outputs"]["downloads"]["path"] == f"{run_dir}/download_fixed_image/downloads"
-    assert fixed["outputs"]["downloads"]["files"] == 1 and fixed["outputs"]["downloads"]["bytes"] == 4000
+    assert fixed["outputs"]["downloads"]["files"] == 1
+    assert fixed["outputs"]["downloads"]["bytes"] == 4000
 
     # register read both downloads: a copy of fixed, moving upper-cased.
     reg = result.xcoms["register_images"]
@@ -76,15 +78,16 @@ def check_fanin(result: Any, pcnoded: Any, client: Any) -> None:
         assert len(list(client.list_tasks(labels=_labels_of(result, "pcnode_register", task)))) == 1
 
 
-def test_fanin_dag(
-    pcnoded: Any, default_connection: None, run_dag: Callable[..., Any], client: Any
-) -> None:
+def test_fanin_dag(pcnoded: Any, default_connection: None, run_dag: Callable[..., Any], client: Any) -> None:
     result = run_dag("pcnode_register")
     check_fanin(result, pcnoded, client)
 
 
 def test_fanin_dag_deferrable(
-    pcnoded: Any, images: dict[str, str], set_connection: Callable[..., None], run_dag: Callable[..., Any],
+    pcnoded: Any,
+    images: dict[str, str],
+    set_connection: Callable[..., None],
+    run_dag: Callable[..., Any],
     client: Any,
 ) -> None:
     set_connection("pcnode_default", pcnoded.unix_address, data_root=pcnoded.data_root, deferrable=True)
@@ -95,9 +98,7 @@ def test_fanin_dag_deferrable(
         assert f"pcnode task {result.xcoms[task]['task_id']} on node" in result.output
 
 
-def test_exit_126_skips_and_exit_1_fails(
-    default_connection: None, run_dag: Callable[..., Any], client: Any
-) -> None:
+def test_exit_126_skips_and_exit_1_fails(default_connection: None, run_dag: Callable[..., Any], client: Any) -> None:
     result = run_dag("pcnode_outcomes")
     assert result.states == {"nothing_to_do": "skipped", "broken": "failed"}
     assert result.state == "failed"
@@ -128,9 +129,7 @@ def test_task_form_env_reaches_container(
     assert "GREETING=from-the-dag" not in log
 
 
-def test_retry_reattaches(
-    default_connection: None, run_dag: Callable[..., Any], client: Any
-) -> None:
+def test_retry_reattaches(default_connection: None, run_dag: Callable[..., Any], client: Any) -> None:
     result = run_dag("pcnode_retry")
     assert result.states == {"slow": "success"}, result.output[-4000:]
     tasks = list(client.list_tasks(labels=_labels_of(result, "pcnode_retry", "slow")))
@@ -144,7 +143,11 @@ def test_retry_reattaches(
 
 
 def test_multi_node_placement(
-    pcnoded: Any, tcp_node: Callable[[str], dict[str, Any]], images: dict[str, str], set_connection: Callable[..., None], run_dag: Callable[..., Any]
+    pcnoded: Any,
+    tcp_node: Callable[[str], dict[str, Any]],
+    images: dict[str, str],
+    set_connection: Callable[..., None],
+    run_dag: Callable[..., Any],
 ) -> None:
     # One daemon reached two ways, as two nodes: "unix" (socket) and "tcp" (mutual TLS).
     unix = {"name": "unix", "host": pcnoded.unix_address}
@@ -166,7 +169,8 @@ def test_multi_node_placement(
     # Upstreams on two nodes without a shared data root: a clear error naming both.
     assert result.states["split_inputs"] == "failed"
     log = result.log("split_inputs")
-    assert "node 'tcp' (upstream on_tcp)" in log and "node 'unix' (upstream on_unix)" in log, log
+    assert "node 'tcp' (upstream on_tcp)" in log, log
+    assert "node 'unix' (upstream on_unix)" in log
     assert "shared_data_root" in log
     assert result.states["split_inputs_shared"] == "success"
     assert result.xcoms["split_inputs_shared"]["node"] == "tcp"
@@ -182,7 +186,10 @@ def test_bad_connection_fails_with_field(
 
 
 def test_secret_env_reaches_container_not_logs_or_records(
-    pcnoded: Any, images: dict[str, str], set_connection: Callable[..., None], run_dag: Callable[..., Any],
+    pcnoded: Any,
+    images: dict[str, str],
+    set_connection: Callable[..., None],
+    run_dag: Callable[..., Any],
     client: Any,
 ) -> None:
     # A random 7-digit size: it cannot appear by chance in a timestamp or id of the log.
@@ -192,7 +199,9 @@ def test_secret_env_reaches_container_not_logs_or_records(
     path.chmod(0o600)
     try:
         set_connection(
-            "pcnode_default", pcnoded.unix_address, data_root=pcnoded.data_root,
+            "pcnode_default",
+            pcnoded.unix_address,
+            data_root=pcnoded.data_root,
             secret_env={"SECRET_SIZE": "pytest-secret-size"},
         )
         result = run_dag("pcnode_secret")
@@ -206,26 +215,25 @@ def test_secret_env_reaches_container_not_logs_or_records(
     assert value not in result.output
     task = client.get_task(result.xcoms["use_secret"]["task_id"])
     env = {e.name: e for e in task.spec.env}
-    assert env["SECRET_SIZE"].secret == "pytest-secret-size" and env["SECRET_SIZE"].value == ""
+    assert env["SECRET_SIZE"].secret == "pytest-secret-size"
+    assert env["SECRET_SIZE"].value == ""
     assert value.encode() not in task.SerializeToString()
     for t in client.list_tasks(labels=_labels_of(result, "pcnode_secret", "use_secret")):
         assert value.encode() not in t.SerializeToString()
 
 
-def test_on_kill_cancels_and_fails(
-    default_connection: None, run_dag: Callable[..., Any], client: Any
-) -> None:
+def test_on_kill_cancels_and_fails(default_connection: None, run_dag: Callable[..., Any], client: Any) -> None:
     # Airflow 3 calls on_kill from its SIGTERM handler without raising: send the
     # signal once the container runs and check that execute fails the task itself.
-    from pcnode.v1 import task_pb2
-
     want = {_logic.LABEL_DAG: "pcnode_kill", _logic.LABEL_TASK: "long_running"}
     before = {t.id for t in client.list_tasks(labels=want)}
     stop = threading.Event()
 
     def killer() -> None:
         while not stop.is_set():
-            running = [t for t in client.list_tasks(labels=want, states=[task_pb2.TASK_STATE_RUNNING]) if t.id not in before]
+            running = [
+                t for t in client.list_tasks(labels=want, states=[task_pb2.TASK_STATE_RUNNING]) if t.id not in before
+            ]
             if running:
                 os.kill(os.getpid(), signal.SIGTERM)
                 return

@@ -85,7 +85,7 @@ def test_idempotency_key_deterministic_and_distinct() -> None:
 
 
 def test_task_labels() -> None:
-    labels = _logic.task_labels("dag", "run", "t", 3, 2, {"network-access-ctp": "true", "n": 1})
+    labels = _logic.task_labels("dag", "run", "t", 3, 2, user={"network-access-ctp": "true", "n": 1})
     assert labels["kaapana.ai/type"] == "processing-container"
     assert labels["network-access-ctp"] == "true"
     assert labels["n"] == "1"
@@ -98,10 +98,11 @@ def test_task_labels() -> None:
     assert labels[_logic.LABEL_INSTANCE] == _logic.task_labels("dag", "run", "t", 3, 5)[_logic.LABEL_INSTANCE]
     assert labels[_logic.LABEL_INSTANCE] != _logic.task_labels("dag", "run", "t", 4, 2)[_logic.LABEL_INSTANCE]
     for k in labels:
-        assert len(k) <= 63 and re.fullmatch(r"[A-Za-z0-9._/-]+", k)
+        assert len(k) <= 63
+        assert re.fullmatch(r"[A-Za-z0-9._/-]+", k)
     assert len(_logic.task_labels("d" * 400, "r", "t", -1, 1)[_logic.LABEL_DAG].encode()) == 256
     with pytest.raises(ConfigError) as e:
-        _logic.task_labels("dag", "run", "t", -1, 1, {_logic.LABEL_TRY: "9"})
+        _logic.task_labels("dag", "run", "t", -1, 1, user={_logic.LABEL_TRY: "9"})
     assert e.value.field == f"labels.{_logic.LABEL_TRY}"
 
 
@@ -126,7 +127,8 @@ def test_path_component(name: str, want: str | None) -> None:
         assert got != name
         assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*-[0-9a-f]{8}", got), got
         assert len(got) <= 255
-    assert "/" not in got and got not in (".", "..")
+    assert "/" not in got
+    assert got not in (".", "..")
 
 
 def test_path_component_no_collisions() -> None:
@@ -136,12 +138,13 @@ def test_path_component_no_collisions() -> None:
 
 def test_output_dir_layout() -> None:
     run = "manual__2026-12-01T12:00:00+00:00"
-    got = _logic.output_dir("/data/airflow", "dag", run, "download", -1, "downloads")
+    got = _logic.output_dir("/data/airflow", "dag", run, "download", -1, channel="downloads")
     assert got == f"/data/airflow/dag/{_logic.path_component(run)}/download/downloads"
-    assert _logic.output_dir("/data", "dag", "r", "t", 2, "out") == "/data/dag/r/t.2/out"
+    assert _logic.output_dir("/data", "dag", "r", "t", 2, channel="out") == "/data/dag/r/t.2/out"
     # hostile names stay below the data root
-    hostile = _logic.output_dir("/data", "..", "../..", "../x", -1, "..")
-    assert hostile.startswith("/data/") and "/../" not in hostile + "/"
+    hostile = _logic.output_dir("/data", "..", "../..", "../x", -1, channel="..")
+    assert hostile.startswith("/data/")
+    assert "/../" not in hostile + "/"
 
 
 def test_check_data_root() -> None:
@@ -182,7 +185,9 @@ def test_upstream_node() -> None:
     assert _logic.upstream_node({"a": "n1", "b": "n2"}, True) is None
     with pytest.raises(ConfigError) as e:
         _logic.upstream_node({"a": "n1", "b": "n2"}, False)
-    assert "'n1'" in str(e.value) and "'n2'" in str(e.value) and "shared_data_root" in str(e.value)
+    assert "'n1'" in str(e.value)
+    assert "'n2'" in str(e.value)
+    assert "shared_data_root" in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -203,14 +208,19 @@ def test_outcome(state: str, reason: str, code: int, kind: str) -> None:
     out = _logic.outcome("T1", state, reason, code, "msg")
     assert out.kind == kind
     if kind == "fail":
-        assert reason in out.message and f"exit code {code}" in out.message and "msg" in out.message
+        assert reason in out.message
+        assert f"exit code {code}" in out.message
+        assert "msg" in out.message
 
 
 def test_output_summary_truncates_listing() -> None:
     files = [(f"f{i}", i, "0" * 64) for i in range(150)]
     s = _logic.output_summary("/d/out", files, 150, sum(range(150)))
-    assert s["path"] == "/d/out" and s["files"] == 150 and s["bytes"] == sum(range(150))
-    assert len(s["listing"]) == 100 and s["listing_truncated"] is True
+    assert s["path"] == "/d/out"
+    assert s["files"] == 150
+    assert s["bytes"] == sum(range(150))
+    assert len(s["listing"]) == 100
+    assert s["listing_truncated"] is True
     assert _logic.output_summary("/d", [("a", 1, "x")], 1, 1)["listing_truncated"] is False
 
 
@@ -241,8 +251,11 @@ def test_connection_unix() -> None:
     cfg = parse_connection("pcnode_default", "unix:///run/pcnode/pcnoded.sock", {"data_root": "/data/airflow"})
     assert len(cfg.nodes) == 1
     n = cfg.nodes[0]
-    assert n.address == "unix:///run/pcnode/pcnoded.sock" and n.data_root == "/data/airflow" and n.ca_file is None
-    assert cfg.shared_data_root is False and cfg.deferrable is False
+    assert n.address == "unix:///run/pcnode/pcnoded.sock"
+    assert n.data_root == "/data/airflow"
+    assert n.ca_file is None
+    assert cfg.shared_data_root is False
+    assert cfg.deferrable is False
 
 
 def test_connection_tcp_and_extras() -> None:
@@ -282,7 +295,8 @@ def test_connection_nodes() -> None:
         },
     )
     assert [n.name for n in cfg.nodes] == ["n1", "n2"]
-    assert cfg.node("n2").data_root == "/other" and cfg.node("n1").data_root == "/data"
+    assert cfg.node("n2").data_root == "/other"
+    assert cfg.node("n1").data_root == "/data"
     assert cfg.shared_data_root is True
     with pytest.raises(ConfigError) as e:
         cfg.node("n3")
@@ -308,8 +322,11 @@ def test_connection_nodes() -> None:
         ("unix:///s", {"data_root": "/d", "env": {"A": "1"}, "secret_env": {"A": "x"}}, "c.extra.secret_env.A"),
         ("unix:///s", {"data_root": "/d", "nodes": []}, "c.extra.nodes"),
         ("unix:///s", {"data_root": "/d", "nodes": [{"name": "a", "host": "unix:///a"}]}, "c.host"),
-        (None, {"data_root": "/d", "nodes": [{"name": "a", "host": "x:1"}, {"name": "a", "host": "y:1"}]},
-         "c.extra.nodes[1].name"),
+        (
+            None,
+            {"data_root": "/d", "nodes": [{"name": "a", "host": "x:1"}, {"name": "a", "host": "y:1"}]},
+            "c.extra.nodes[1].name",
+        ),
         (None, {"data_root": "/d", "nodes": [{"name": "../a", "host": "x:1"}]}, "c.extra.nodes[0].name"),
         (None, {"data_root": "/d", "nodes": [{"name": "a"}]}, "c.extra.nodes[0].host"),
         (None, {"data_root": "/d", "nodes": [{"name": "a", "host": "x:1", "port": 1}]}, "c.extra.nodes[0].port"),

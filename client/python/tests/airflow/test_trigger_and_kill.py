@@ -4,14 +4,15 @@ the same try, against the real test daemon (no DAG run needed)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from airflow.exceptions import AirflowException
 from airflow.sdk.module_loading import import_string
 
-from pcnode.airflow import PcnodeTaskOperator, PcnodeTaskTrigger, _logic
+from pcnode.airflow import IOMapping, PcnodeTaskOperator, PcnodeTaskTrigger, _logic
 from pcnode.airflow.operator import _Remote
 from pcnode.v1 import task_pb2
 
@@ -25,20 +26,27 @@ def _steps_spec(image: str, steps: str) -> task_pb2.TaskSpec:
 def _context(dag_id: str, run_id: str, task_id: str, try_number: int) -> dict[str, Any]:
     """_context is the part of an Airflow context the operator reads (a hand-written stand-in)."""
     ti = SimpleNamespace(
-        dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=-1, try_number=try_number,
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        map_index=-1,
+        try_number=try_number,
         xcom_pull=lambda task_ids: None,
     )
     return {"ti": ti, "dag_run": SimpleNamespace(conf={}), "run_id": run_id}
 
 
-def test_trigger_survives_restart(
-    pcnoded: Any, default_connection: None, images: dict[str, str], client: Any
-) -> None:
+def test_trigger_survives_restart(pcnoded: Any, default_connection: None, images: dict[str, str], client: Any) -> None:
     task, _ = client.submit(_steps_spec(images["pctest"], "echo before -- sleep 1 -- echo after"))
-    first = PcnodeTaskTrigger(pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, task_id=task.id, after_sequence=1)
+    first = PcnodeTaskTrigger(
+        pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, task_id=task.id, after_sequence=1
+    )
     classpath, kwargs = first.serialize()
     assert kwargs == {
-        "pcnode_conn_id": "pcnode_default", "node": pcnoded.unix_address, "task_id": task.id, "after_sequence": 1,
+        "pcnode_conn_id": "pcnode_default",
+        "node": pcnoded.unix_address,
+        "task_id": task.id,
+        "after_sequence": 1,
     }
 
     async def triggerer_dies() -> None:
@@ -57,25 +65,35 @@ def test_trigger_survives_restart(
 
     event = asyncio.run(new_triggerer())
     assert event.payload == {
-        "node": pcnoded.unix_address, "task_id": task.id, "after_sequence": 1, "status": "done", "state": "SUCCEEDED",
+        "node": pcnoded.unix_address,
+        "task_id": task.id,
+        "after_sequence": 1,
+        "status": "done",
+        "state": "SUCCEEDED",
     }
     # execute_complete prints only what the worker had not printed and returns the XCom.
     op = PcnodeTaskOperator(task_id="t", image=images["pctest"], taskTemplate="steps")
     lines: list[str] = []
     op.log.info = lambda fmt, *a: lines.append(fmt % a if a else fmt)  # type: ignore[method-assign]
     result = op.execute_complete({}, event.payload)
-    assert result["task_id"] == task.id and result["state"] == "SUCCEEDED" and result["exit_code"] == 0
-    assert "after" in lines and "before" not in lines
+    assert result["task_id"] == task.id
+    assert result["state"] == "SUCCEEDED"
+    assert result["exit_code"] == 0
+    assert "after" in lines
+    assert "before" not in lines
 
 
 def test_trigger_reports_unknown_task(pcnoded: Any, default_connection: None) -> None:
-    trig = PcnodeTaskTrigger(pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, task_id="01NOSUCHTASK000000000000")
+    trig = PcnodeTaskTrigger(
+        pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, task_id="01NOSUCHTASK000000000000"
+    )
 
     async def run() -> Any:
         return await asyncio.wait_for(trig.run().__anext__(), 30)
 
     event = asyncio.run(run())
-    assert event.payload["status"] == "error" and "01NOSUCHTASK000000000000" in event.payload["message"]
+    assert event.payload["status"] == "error"
+    assert "01NOSUCHTASK000000000000" in event.payload["message"]
     op = PcnodeTaskOperator(task_id="t", image="x", taskTemplate="steps")
     with pytest.raises(AirflowException, match="pcnode trigger failed"):
         op.execute_complete({}, event.payload)
@@ -101,19 +119,21 @@ def test_on_kill_idempotent_never_raises(
     gone.on_kill()
 
 
-def test_same_try_rerun_reattaches(
-    pcnoded: Any, default_connection: None, images: dict[str, str], client: Any
-) -> None:
+def test_same_try_rerun_reattaches(pcnoded: Any, default_connection: None, images: dict[str, str], client: Any) -> None:
     # A worker died after submitting try 1; the same try runs again and must
     # find that task, finished or not, and not submit a second one.
     ctx = _context("pcnode_direct", "manual__same-try", "same_try", 1)
     op = PcnodeTaskOperator(
-        task_id="same_try", image=images["pctest"], taskTemplate="steps",
+        task_id="same_try",
+        image=images["pctest"],
+        taskTemplate="steps",
         env={"PCTEST_STEPS": "echo only once -- sleep 1"},
     )
     first = op.execute(ctx)
     again = PcnodeTaskOperator(
-        task_id="same_try", image=images["pctest"], taskTemplate="steps",
+        task_id="same_try",
+        image=images["pctest"],
+        taskTemplate="steps",
         env={"PCTEST_STEPS": "echo only once -- sleep 1"},
     )
     second = again.execute(ctx)
@@ -129,26 +149,24 @@ def test_same_try_rerun_reattaches(
     assert existing is True
 
 
-def test_missing_upstream_xcom_is_clear(
-    pcnoded: Any, default_connection: None, images: dict[str, str]
-) -> None:
-    from pcnode.airflow import IOMapping
-
+def test_missing_upstream_xcom_is_clear(pcnoded: Any, default_connection: None, images: dict[str, str]) -> None:
     up = PcnodeTaskOperator(task_id="up", image=images["get-input-task"], taskTemplate="dicom-download")
     down = PcnodeTaskOperator(
-        task_id="down", image=images["mitk-tools"], taskTemplate="register",
+        task_id="down",
+        image=images["mitk-tools"],
+        taskTemplate="register",
         iochannel_maps=[IOMapping(upstream_operator=up, upstream_output_channel="downloads", input_channel="fixed")],
     )
     with pytest.raises(AirflowException, match=r"iochannel_maps\[0\]: upstream task 'up' left no pcnode result"):
         down.execute(_context("pcnode_direct", "manual__missing", "down", 1))
 
 
-def test_bad_env_and_template_are_clear(
-    pcnoded: Any, default_connection: None, images: dict[str, str]
-) -> None:
+def test_bad_env_and_template_are_clear(pcnoded: Any, default_connection: None, images: dict[str, str]) -> None:
     op = PcnodeTaskOperator(task_id="t", image=images["pctest"], taskTemplate="no-such-template")
-    with pytest.raises(AirflowException, match="taskTemplate: image .* has no template 'no-such-template'"):
+    with pytest.raises(AirflowException, match=r"taskTemplate: image .* has no template 'no-such-template'"):
         op.execute(_context("pcnode_direct", "manual__bad", "t", 1))
-    op = PcnodeTaskOperator(task_id="t2", image=images["pctest"], taskTemplate="steps", env=[{"name": "1X", "value": "v"}])
+    op = PcnodeTaskOperator(
+        task_id="t2", image=images["pctest"], taskTemplate="steps", env=[{"name": "1X", "value": "v"}]
+    )
     with pytest.raises(AirflowException, match=r"env\[0\]\.name: env name '1X'"):
         op.execute(_context("pcnode_direct", "manual__bad", "t2", 1))

@@ -125,7 +125,9 @@ def _node(raw: Mapping[str, Any], field: str, *, name: str | None, default_root:
     if (tls["cert_file"] is None) != (tls["key_file"] is None):
         raise ConfigError(f"{field}.cert_file", "cert_file and key_file go together (mutual TLS needs both)")
     if tls["cert_file"] is not None and tls["ca_file"] is None:
-        raise ConfigError(f"{field}.ca_file", "is required with cert_file and key_file (the CA of the node's certificate)")
+        raise ConfigError(
+            f"{field}.ca_file", "is required with cert_file and key_file (the CA of the node's certificate)"
+        )
     is_unix = address.startswith("unix://") or address.startswith("/")
     if is_unix and tls["ca_file"] is not None:
         raise ConfigError(f"{field}.ca_file", "TLS material is for TCP addresses; a unix socket takes none")
@@ -183,7 +185,9 @@ def parse_connection(conn_id: str, host: str | None, extra: Any) -> ConnectionCo
             name = _str(raw.get("name"), f"{f}.name", required=True)
             assert name is not None
             if not _NODE_NAME.match(name):
-                raise ConfigError(f"{f}.name", f"{name!r} must be 1-63 of [A-Za-z0-9._-], starting with a letter or digit")
+                raise ConfigError(
+                    f"{f}.name", f"{name!r} must be 1-63 of [A-Za-z0-9._-], starting with a letter or digit"
+                )
             if any(n.name == name for n in nodes):
                 raise ConfigError(f"{f}.name", f"node name {name!r} appears twice")
             nodes.append(_node(raw, f, name=name, default_root=default_root))
@@ -194,7 +198,9 @@ def parse_connection(conn_id: str, host: str | None, extra: Any) -> ConnectionCo
                 raise ConfigError(f"{base}.{k}", "with extra.nodes, TLS material goes in each node's object")
     else:
         if not host:
-            raise ConfigError(f"{conn_id}.host", "is required: the node address (unix:///path or host:port), or list extra.nodes")
+            raise ConfigError(
+                f"{conn_id}.host", "is required: the node address (unix:///path or host:port), or list extra.nodes"
+            )
         nodes.append(_node({**x, "host": host}, base, name=None, default_root=default_root))
 
     env = tuple(env_pairs(x.get("env"), f"{base}.env"))
@@ -207,7 +213,9 @@ def parse_connection(conn_id: str, host: str | None, extra: Any) -> ConnectionCo
             f = f"{base}.secret_env.{k}"
             check_env_name(k, f)
             if not isinstance(v, str) or not _SECRET_NAME.match(v):
-                raise ConfigError(f, f"node secret name {v!r} must be 1-128 of [A-Za-z0-9._-], starting with a letter or digit")
+                raise ConfigError(
+                    f, f"node secret name {v!r} must be 1-128 of [A-Za-z0-9._-], starting with a letter or digit"
+                )
             if any(n == k for n, _ in env):
                 raise ConfigError(f, "is also set in env; a variable is either plain or secret")
             secret_env.append((k, v))

@@ -90,9 +90,7 @@ def env_pairs(value: Any, field: str) -> list[tuple[str, str]]:
     if value is None:
         return []
     if isinstance(value, Mapping):
-        return [
-            (check_env_name(k, f"{field}.{k}"), _env_value(v, f"{field}.{k}")) for k, v in value.items()
-        ]
+        return [(check_env_name(k, f"{field}.{k}"), _env_value(v, f"{field}.{k}")) for k, v in value.items()]
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ConfigError(field, f"env must be a list of name/value entries or a mapping, not {type(value).__name__}")
     out: list[tuple[str, str]] = []
@@ -165,7 +163,8 @@ def idempotency_key(dag_id: str, run_id: str, task_id: str, map_index: int, try_
     daemon's charset and length.
     """
     key = "airflow:" + _digest("try", dag_id, run_id, task_id, map_index, try_number)
-    assert len(key) <= MAX_IDEMPOTENCY_KEY and _IDEM_KEY.match(key)
+    assert len(key) <= MAX_IDEMPOTENCY_KEY
+    assert _IDEM_KEY.match(key)
     return key
 
 
@@ -187,6 +186,7 @@ def task_labels(
     task_id: str,
     map_index: int,
     try_number: int,
+    *,
     user: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """task_labels are the labels of one try: Kaapana's default, the DAG's, then pcnode's own.
@@ -247,7 +247,7 @@ def task_dir(data_root: str, dag_id: str, run_id: str, task_id: str, map_index: 
     return posixpath.join(data_root, path_component(dag_id), path_component(run_id), path_component(leaf))
 
 
-def output_dir(data_root: str, dag_id: str, run_id: str, task_id: str, map_index: int, channel: str) -> str:
+def output_dir(data_root: str, dag_id: str, run_id: str, task_id: str, map_index: int, *, channel: str) -> str:
     """output_dir is where one output channel of one task instance lives on the node."""
     return posixpath.join(task_dir(data_root, dag_id, run_id, task_id, map_index), path_component(channel))
 
@@ -296,7 +296,9 @@ def choose_node(candidates: Sequence[Candidate]) -> str:
             fit.append((i, c))
     if not fit:
         raise NoNodeError(reasons)
-    fit.sort(key=lambda ic: (not ic[1].fits_now, -ic[1].free_gpus, -ic[1].free_memory_bytes, -ic[1].free_cpu_millis, ic[0]))
+    fit.sort(
+        key=lambda ic: (not ic[1].fits_now, -ic[1].free_gpus, -ic[1].free_memory_bytes, -ic[1].free_cpu_millis, ic[0])
+    )
     return fit[0][1].name
 
 
@@ -344,7 +346,9 @@ def outcome(task_id: str, state: str, reason: str, exit_code: int, message: str)
     return Outcome("fail", detail)
 
 
-def output_summary(host_path: str, files: Sequence[tuple[str, int, str]], file_count: int, total_bytes: int) -> dict[str, Any]:
+def output_summary(
+    host_path: str, files: Sequence[tuple[str, int, str]], file_count: int, total_bytes: int
+) -> dict[str, Any]:
     """output_summary is one channel in the XCom: path, file and byte counts, and a short listing.
 
     files are (path, size, sha256); the listing holds at most the first 100,
@@ -390,7 +394,7 @@ def quantity(value: Any, field: str) -> float:
     if not m:
         raise ConfigError(field, f"{value!r} is not a quantity such as '512Mi', '2Gi', '1.5' or '500m'")
     number = float(m.group(1)) * 10 ** int(m.group(2) or 0)
-    return number * _SUFFIX[m.group(3)]
+    return float(number * _SUFFIX[m.group(3)])
 
 
 def resource_list(raw: Mapping[str, Any] | None, field: str) -> tuple[int, int, int, list[str]]:

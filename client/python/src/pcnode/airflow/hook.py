@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.sdk import BaseHook
 
+import pcnode
+import pcnode.aio
 from pcnode.airflow._config import ConnectionConfig, NodeConfig, parse_connection, registry_host
 from pcnode.airflow._logic import ConfigError
-
-if TYPE_CHECKING:
-    import pcnode
-    import pcnode.aio
 
 
 class PcnodeHook(BaseHook):
@@ -76,15 +74,11 @@ class PcnodeHook(BaseHook):
 
     def connect(self, node: str | None = None) -> pcnode.Client:
         """connect returns a client for a node of the connection (a context manager)."""
-        import pcnode
-
         n = self.node(node)
         return pcnode.connect(n.address, **n.connect_kwargs())
 
     async def aconnect(self, node: str | None = None) -> pcnode.aio.AsyncClient:
         """aconnect returns an asyncio client (grpc.aio) for a node of the connection."""
-        import pcnode.aio
-
         cfg = await self.aconfig()
         n = cfg.nodes[0] if node is None else cfg.node(node)
         return pcnode.aio.connect(n.address, **n.connect_kwargs())

@@ -16,11 +16,14 @@ from pcnode.airflow import _logic
 from pcnode.airflow._config import ConnectionConfig, NodeConfig
 from pcnode.airflow._logic import Candidate, ConfigError, NoNodeError
 from pcnode.airflow.hook import PcnodeHook
+from pcnode.airflow.trigger import PcnodeTaskTrigger
+from pcnode.errors import NotFound
 from pcnode.v1 import task_pb2, template_pb2
 
 if TYPE_CHECKING:
-    import pcnode
     from airflow.sdk import Context
+
+    import pcnode
 
 _TERMINAL = (
     task_pb2.TASK_STATE_SUCCEEDED,
@@ -112,6 +115,7 @@ class PcnodeTaskOperator(BaseOperator):
 
     def __init__(
         self,
+        *,
         image: str,
         taskTemplate: str,
         env: Any = None,
@@ -127,7 +131,6 @@ class PcnodeTaskOperator(BaseOperator):
         annotations: Mapping[str, str] | None = None,
         dev_server: bool = False,
         display_name: str = "-",
-        *,
         pcnode_conn_id: str = PcnodeHook.default_conn_name,
         deferrable: bool | None = None,
         stop_grace_period: float = 0,
@@ -171,7 +174,7 @@ class PcnodeTaskOperator(BaseOperator):
         # An input needs its upstream to have run: wire it as Kaapana's DAGs do by hand.
         for m in self.iochannel_maps:
             up = m.upstream_operator
-            if up.task_id not in self.upstream_task_ids and up.has_dag() and self.has_dag():
+            if up.task_id not in self.upstream_task_ids and up.has_dag() and self.has_dag():  # type: ignore[no-untyped-call]
                 self.set_upstream(up)
 
     # ---- building the spec -------------------------------------------------
@@ -187,14 +190,17 @@ class PcnodeTaskOperator(BaseOperator):
         form_env, ignored = _logic.task_form(conf, self.task_id)
         if ignored:
             self.log.warning(
-                "dag_run.conf.task_form.%s: ignoring %s (only env is applied on pcnode)", self.task_id, ", ".join(ignored)
+                "dag_run.conf.task_form.%s: ignoring %s (only env is applied on pcnode)",
+                self.task_id,
+                ", ".join(ignored),
             )
         plain = _logic.merge_env(list(cfg.env), _logic.env_pairs(self.env, "env"), form_env)
         secret_names = {n for n, _ in cfg.secret_env}
         for name, _ in plain:
             if name in secret_names:
                 raise ConfigError(
-                    f"env.{name}", f"is a secret of connection {cfg.conn_id} (extra.secret_env); it cannot be set in plain"
+                    f"env.{name}",
+                    f"is a secret of connection {cfg.conn_id} (extra.secret_env); it cannot be set in plain",
                 )
         out = [task_pb2.EnvVar(name=n, value=v) for n, v in plain]
         out.extend(task_pb2.EnvVar(name=n, secret=s) for n, s in cfg.secret_env)
@@ -233,7 +239,9 @@ class PcnodeTaskOperator(BaseOperator):
             seen.add(m.input_channel)
             result = ti.xcom_pull(task_ids=up)
             if not isinstance(result, Mapping) or not isinstance(result.get("outputs"), Mapping):
-                raise ConfigError(f, f"upstream task {up!r} left no pcnode result in XCom (did it run with this operator?)")
+                raise ConfigError(
+                    f, f"upstream task {up!r} left no pcnode result in XCom (did it run with this operator?)"
+                )
             channel = result["outputs"].get(m.upstream_output_channel)
             if not isinstance(channel, Mapping) or not isinstance(channel.get("path"), str):
                 have = ", ".join(sorted(result["outputs"])) or "none"
@@ -252,11 +260,14 @@ class PcnodeTaskOperator(BaseOperator):
         cfg: ConnectionConfig,
         hook: PcnodeHook,
         node: NodeConfig,
+        *,
         inputs: list[task_pb2.ChannelBinding],
         outputs: Sequence[str],
     ) -> task_pb2.TaskSpec:
         dag_id, run_id, task_id, map_index, try_number = self._ident(context)
-        labels = _logic.task_labels(dag_id, run_id, task_id, map_index, try_number, {**self.annotations, **self.labels})
+        labels = _logic.task_labels(
+            dag_id, run_id, task_id, map_index, try_number, user={**self.annotations, **self.labels}
+        )
         spec = task_pb2.TaskSpec(
             name=_logic._clip(f"{dag_id}/{run_id}/{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")),
             image=self.image,
@@ -264,7 +275,7 @@ class PcnodeTaskOperator(BaseOperator):
             inputs=inputs,
             outputs=[
                 task_pb2.ChannelBinding(
-                    name=ch, host_path=_logic.output_dir(node.data_root, dag_id, run_id, task_id, map_index, ch)
+                    name=ch, host_path=_logic.output_dir(node.data_root, dag_id, run_id, task_id, map_index, channel=ch)
                 )
                 for ch in outputs
             ],
@@ -292,7 +303,9 @@ class PcnodeTaskOperator(BaseOperator):
 
     # ---- finding, placing, submitting --------------------------------------
 
-    def _find_existing(self, hook: PcnodeHook, cfg: ConnectionConfig, context: Context) -> tuple[str, task_pb2.Task] | None:
+    def _find_existing(
+        self, hook: PcnodeHook, cfg: ConnectionConfig, context: Context
+    ) -> tuple[str, task_pb2.Task] | None:
         """_find_existing looks on every node for this task instance's task that a retry must re-attach to.
 
         That is an unfinished task of any try (a retry after a worker died),
@@ -315,8 +328,6 @@ class PcnodeTaskOperator(BaseOperator):
         An image the node does not have yet is pulled first (with the
         registry credentials of the connection).
         """
-        from pcnode.errors import NotFound
-
         try:
             pc = client.get_processing_container(self.image)
         except NotFound:
@@ -328,7 +339,9 @@ class PcnodeTaskOperator(BaseOperator):
             if t.identifier == self.taskTemplate:
                 return [o.name for o in t.outputs]
         names = ", ".join(t.identifier for t in pc.processing_container.templates)
-        raise ConfigError("taskTemplate", f"image {self.image!r} has no template {self.taskTemplate!r} (it has: {names})")
+        raise ConfigError(
+            "taskTemplate", f"image {self.image!r} has no template {self.taskTemplate!r} (it has: {names})"
+        )
 
     def _place(
         self,
@@ -339,15 +352,12 @@ class PcnodeTaskOperator(BaseOperator):
         upstream_nodes: dict[str, str],
     ) -> tuple[str, task_pb2.TaskSpec]:
         forced = _logic.upstream_node(upstream_nodes, cfg.shared_data_root)
-        if forced is not None:
-            names = [cfg.node(forced).name]
-        else:
-            names = [n.name for n in cfg.nodes]
+        names = [cfg.node(forced).name] if forced is not None else [n.name for n in cfg.nodes]
         if len(names) == 1:
             node = cfg.node(names[0])
             with hook.connect(node.name) as client:
                 outputs = self._template_outputs(client, hook)
-            return node.name, self._spec(context, cfg, hook, node, inputs, outputs)
+            return node.name, self._spec(context, cfg, hook, node, inputs=inputs, outputs=outputs)
         candidates: list[Candidate] = []
         specs: dict[str, task_pb2.TaskSpec] = {}
         for name in names:
@@ -355,7 +365,7 @@ class PcnodeTaskOperator(BaseOperator):
             try:
                 with hook.connect(name) as client:
                     outputs = self._template_outputs(client, hook)
-                    spec = self._spec(context, cfg, hook, node, inputs, outputs)
+                    spec = self._spec(context, cfg, hook, node, inputs=inputs, outputs=outputs)
                     res = client.resolve(spec)
                     info = client.get_node()
             except ConfigError:
@@ -364,8 +374,11 @@ class PcnodeTaskOperator(BaseOperator):
                 candidates.append(Candidate(name=name, fits_now=False, fits_node=False, error=str(e)))
                 continue
             specs[name] = spec
-            free = (info.allocatable.gpus - info.allocated.gpus, info.allocatable.memory_bytes - info.allocated.memory_bytes,
-                    info.allocatable.cpu_millis - info.allocated.cpu_millis)
+            free = (
+                info.allocatable.gpus - info.allocated.gpus,
+                info.allocatable.memory_bytes - info.allocated.memory_bytes,
+                info.allocatable.cpu_millis - info.allocated.cpu_millis,
+            )
             candidates.append(
                 Candidate(
                     name=name,
@@ -383,7 +396,9 @@ class PcnodeTaskOperator(BaseOperator):
 
     def _start(self, context: Context) -> tuple[PcnodeHook, ConnectionConfig, _Remote]:
         if self.dev_server:
-            raise AirflowException("dev_server: Kaapana's dev-server chart has no pcnode equivalent; run the task without it")
+            raise AirflowException(
+                "dev_server: Kaapana's dev-server chart has no pcnode equivalent; run the task without it"
+            )
         hook = PcnodeHook(self.pcnode_conn_id)
         try:
             cfg = hook.config()
@@ -393,7 +408,10 @@ class PcnodeTaskOperator(BaseOperator):
                 node, task = found
                 self.log.info(
                     "re-attaching to pcnode task %s on node %s (try %s, %s) instead of starting another",
-                    task.id, node, task.spec.labels.get(_logic.LABEL_TRY, "?"), _state_name(task.state),
+                    task.id,
+                    node,
+                    task.spec.labels.get(_logic.LABEL_TRY, "?"),
+                    _state_name(task.state),
                 )
                 return hook, cfg, _Remote(node=node, task_id=task.id)
             inputs, upstream_nodes = self._inputs(context)
@@ -406,7 +424,13 @@ class PcnodeTaskOperator(BaseOperator):
         if existing:
             self.log.info("pcnode task %s on node %s already existed for this try; re-attaching", task.id, node)
         else:
-            self.log.info("submitted pcnode task %s on node %s (image %s, template %s)", task.id, node, self.image, self.taskTemplate)
+            self.log.info(
+                "submitted pcnode task %s on node %s (image %s, template %s)",
+                task.id,
+                node,
+                self.image,
+                self.taskTemplate,
+            )
         for w in task.warnings:
             self.log.warning("pcnode: %s", w)
         return hook, cfg, _Remote(node=node, task_id=task.id)
@@ -454,11 +478,12 @@ class PcnodeTaskOperator(BaseOperator):
         self._remote = remote
         deferrable = cfg.deferrable if self.deferrable is None else self.deferrable
         if deferrable:
-            from pcnode.airflow.trigger import PcnodeTaskTrigger
-
             self.defer(
                 trigger=PcnodeTaskTrigger(
-                    pcnode_conn_id=self.pcnode_conn_id, node=remote.node, task_id=remote.task_id, after_sequence=remote.printed
+                    pcnode_conn_id=self.pcnode_conn_id,
+                    node=remote.node,
+                    task_id=remote.task_id,
+                    after_sequence=remote.printed,
                 ),
                 method_name="execute_complete",
             )
@@ -473,7 +498,9 @@ class PcnodeTaskOperator(BaseOperator):
         """execute_complete runs on the worker after the trigger fired: prints the logs and returns the result."""
         if event.get("status") == "error":
             raise AirflowException(f"pcnode trigger failed: {event.get('message')}")
-        remote = _Remote(node=str(event["node"]), task_id=str(event["task_id"]), printed=int(event.get("after_sequence", 0)))
+        remote = _Remote(
+            node=str(event["node"]), task_id=str(event["task_id"]), printed=int(event.get("after_sequence", 0))
+        )
         self._remote = remote
         hook = PcnodeHook(self.pcnode_conn_id)
         with hook.connect(remote.node) as client:
@@ -490,8 +517,13 @@ class PcnodeTaskOperator(BaseOperator):
         try:
             with PcnodeHook(self.pcnode_conn_id).connect(remote.node) as client:
                 task = client.cancel(remote.task_id)
-            self.log.info("on_kill: cancelled pcnode task %s on node %s (%s)", remote.task_id, remote.node, _state_name(task.state))
-        except Exception as e:  # noqa: BLE001 - on_kill must never raise
+            self.log.info(
+                "on_kill: cancelled pcnode task %s on node %s (%s)",
+                remote.task_id,
+                remote.node,
+                _state_name(task.state),
+            )
+        except Exception as e:
             self.log.warning("on_kill: cancelling pcnode task %s on node %s failed: %s", remote.task_id, remote.node, e)
 
 

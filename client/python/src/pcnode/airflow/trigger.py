@@ -8,6 +8,8 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from pcnode.airflow.hook import PcnodeHook
+from pcnode.errors import DeadlineExceeded, PcnodeError
+from pcnode.v1 import task_pb2
 
 # How long one wait call lasts before the trigger starts another (each call
 # already rides out dropped streams and daemon restarts).
@@ -26,7 +28,7 @@ class PcnodeTaskTrigger(BaseTrigger):
     """
 
     def __init__(self, *, pcnode_conn_id: str, node: str, task_id: str, after_sequence: int = 0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.pcnode_conn_id = pcnode_conn_id
         self.node = node
         self.task_id = task_id
@@ -45,7 +47,7 @@ class PcnodeTaskTrigger(BaseTrigger):
         )
 
     def _event(self, **extra: Any) -> TriggerEvent:
-        return TriggerEvent(
+        return TriggerEvent(  # type: ignore[no-untyped-call]
             {
                 "node": self.node,
                 "task_id": self.task_id,
@@ -56,9 +58,6 @@ class PcnodeTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """run waits for the task to finish; transient errors (node unreachable) are retried."""
-        from pcnode.errors import DeadlineExceeded, PcnodeError
-        from pcnode.v1 import task_pb2
-
         hook = PcnodeHook(self.pcnode_conn_id)
         try:
             client = await hook.aconnect(self.node)

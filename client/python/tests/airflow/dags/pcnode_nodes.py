@@ -7,8 +7,9 @@ from kaapana.blueprints.kaapana_global_variables import (
     DEFAULT_REGISTRY,
     KAAPANA_BUILD_VERSION,
 )
-from pcnode.kaapana import pc_models
+
 from pcnode.airflow import IOMapping, KaapanaTaskOperator
+from pcnode.kaapana import pc_models
 
 IMAGE = f"{DEFAULT_REGISTRY}/get-input-task:{KAAPANA_BUILD_VERSION}"
 

@@ -4,8 +4,9 @@ from kaapana.blueprints.kaapana_global_variables import (
     DEFAULT_REGISTRY,
     KAAPANA_BUILD_VERSION,
 )
-from pcnode.kaapana import pc_models
+
 from pcnode.airflow import KaapanaTaskOperator
+from pcnode.kaapana import pc_models
 
 with DAG("pcnode_outcomes", default_args={"owner": "kaapana"}) as dag:
     nothing_to_do = KaapanaTaskOperator(

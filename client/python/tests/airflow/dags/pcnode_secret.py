@@ -6,6 +6,7 @@ from kaapana.blueprints.kaapana_global_variables import (
     DEFAULT_REGISTRY,
     KAAPANA_BUILD_VERSION,
 )
+
 from pcnode.airflow import KaapanaTaskOperator
 
 with DAG("pcnode_secret", default_args={"owner": "kaapana"}) as dag:
@@ -13,5 +14,13 @@ with DAG("pcnode_secret", default_args={"owner": "kaapana"}) as dag:
         task_id="use_secret",
         image=f"{DEFAULT_REGISTRY}/pctest:{KAAPANA_BUILD_VERSION}",
         taskTemplate="write-output",
-        command=["/pctest", "echo", "writing the secret-sized file", "--", "write-file", "/data/out/secret.bin", "${SECRET_SIZE}"],
+        command=[
+            "/pctest",
+            "echo",
+            "writing the secret-sized file",
+            "--",
+            "write-file",
+            "/data/out/secret.bin",
+            "${SECRET_SIZE}",
+        ],
     )
