@@ -270,7 +270,7 @@ def run_dag(airflow_db: str, capfd: pytest.CaptureFixture[str]) -> Callable[...,
         dag = module.dag
         # A distinct logical date per run: distinct run ids, data directories and keys.
         _run_counter[0] += 1
-        logical = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=_run_counter[0])
+        logical = datetime.now(timezone.utc) - timedelta(seconds=_run_counter[0])
         capfd.readouterr()
         # dag.test() announces each task through stdlib logging, the task's
         # own log goes to stdout: put the announcements into the same stream.

@@ -154,7 +154,6 @@ def test_multi_node_placement(
     tcp = tcp_node("tcp")
     root = pcnoded.data_root
     set_connection("pcnode_nodes", None, data_root=root, nodes=[unix, tcp])
-    set_connection("pcnode_shared", None, data_root=root, nodes=[tcp, unix], shared_data_root=True)
     set_connection("pcnode_unix_only", None, data_root=root, nodes=[unix])
     set_connection("pcnode_tcp_only", None, data_root=root, nodes=[tcp])
     result = run_dag("pcnode_nodes")
@@ -172,17 +171,6 @@ def test_multi_node_placement(
     assert "node 'tcp' (upstream on_tcp)" in log, log
     assert "node 'unix' (upstream on_unix)" in log
     assert "shared_data_root" in log
-    assert result.states["split_inputs_shared"] == "success"
-    assert result.xcoms["split_inputs_shared"]["node"] == "tcp"
-
-
-def test_bad_connection_fails_with_field(
-    images: dict[str, str], set_connection: Callable[..., None], run_dag: Callable[..., Any]
-) -> None:
-    set_connection("pcnode_default", "unix:///nonexistent.sock", dataroot="/data")
-    result = run_dag("pcnode_outcomes")
-    assert result.states == {"nothing_to_do": "failed", "broken": "failed"}
-    assert "pcnode_default.extra.dataroot: unknown key" in result.log("broken")
 
 
 def test_secret_env_reaches_container_not_logs_or_records(

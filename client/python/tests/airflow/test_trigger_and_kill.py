@@ -170,3 +170,10 @@ def test_bad_env_and_template_are_clear(pcnoded: Any, default_connection: None, 
     )
     with pytest.raises(AirflowException, match=r"env\[0\]\.name: env name '1X'"):
         op.execute(_context("pcnode_direct", "manual__bad", "t2", 1))
+
+
+def test_bad_connection_names_the_field(set_connection: Callable[..., None]) -> None:
+    set_connection("pcnode_default", "unix:///nonexistent.sock", dataroot="/data")
+    op = PcnodeTaskOperator(task_id="t", image="x", taskTemplate="steps")
+    with pytest.raises(AirflowException, match=r"pcnode_default\.extra\.dataroot: unknown key"):
+        op.execute(_context("pcnode_direct", "manual__badconn", "t", 1))

@@ -1,7 +1,7 @@
 # Several nodes in one connection (pcnode_nodes: the test daemon as "unix"
 # and as "tcp"). Two downloads are pinned to one node each through their own
 # one-node connections; register needs both: without a shared data root that
-# is an error naming both nodes (pcnode_nodes), with one it runs (pcnode_shared).
+# is an error naming both nodes (with one it would run: test_logic.py).
 from airflow.models import DAG
 from kaapana.blueprints.kaapana_global_variables import (
     DEFAULT_REGISTRY,
@@ -54,14 +54,4 @@ with DAG("pcnode_nodes", default_args={"owner": "kaapana"}) as dag:
             IOMapping(upstream_operator=on_tcp, upstream_output_channel="downloads", input_channel="moving"),
         ],
         pcnode_conn_id="pcnode_nodes",
-    )
-    split_inputs_shared = KaapanaTaskOperator(
-        task_id="split_inputs_shared",
-        image=f"{DEFAULT_REGISTRY}/mitk-tools:{KAAPANA_BUILD_VERSION}",
-        taskTemplate="register",
-        iochannel_maps=[
-            IOMapping(upstream_operator=on_unix, upstream_output_channel="downloads", input_channel="fixed"),
-            IOMapping(upstream_operator=on_tcp, upstream_output_channel="downloads", input_channel="moving"),
-        ],
-        pcnode_conn_id="pcnode_shared",
     )
