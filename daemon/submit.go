@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -164,6 +165,23 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		return nil, false, invalid(p)
 	}
 	s := req.GetSpec()
+	// A repeated key is answered first, before resolution, the fit, the
+	// drain and the image are looked at: a retried or re-attaching client
+	// (an Airflow worker that died) gets its task back even when the node
+	// has since drained, filled up or lost the image. The same key with a
+	// different spec is the conflict CreateTask would report.
+	c, _ := callerFrom(ctx)
+	if key := req.GetIdempotencyKey(); key != "" && s != nil {
+		prev, hash, err := d.store.FindIdempotencyKey(ctx, c.id.name, key)
+		switch {
+		case err == nil && bytes.Equal(hash, specHash(s)):
+			return prev, true, nil
+		case err == nil:
+			return nil, false, fmt.Errorf("idempotency key %q belongs to task %s: %w", key, prev.GetId(), store.ErrKeyConflict)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, false, err
+		}
+	}
 	res, err := d.resolve(ctx, s)
 	if err != nil {
 		return nil, false, err
@@ -178,8 +196,7 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
 	// The submitter is the identity the caller's connection proved (the
-	// auth interceptor's); no request field can name it.
-	c, _ := callerFrom(ctx)
+	// auth interceptor's, c above); no request field can name it.
 	now := time.Now()
 	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
 	stored.RegistryAuth = nil

@@ -63,6 +63,34 @@ func (db *DB) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKe
 	return t, false, nil
 }
 
+// FindIdempotencyKey implements Store.
+func (db *DB) FindIdempotencyKey(ctx context.Context, submitter, idempotencyKey string) (*pcnodev1.Task, []byte, error) {
+	var t *pcnodev1.Task
+	var hash []byte
+	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		v := bk.idempotency.Get([]byte(idempotencyIndexKey(submitter, idempotencyKey)))
+		if v == nil || idempotencyKey == "" {
+			return nil
+		}
+		id, h, err := decodeIdempotency(v)
+		if err != nil {
+			return err
+		}
+		if t, err = bk.getTask(id); err == nil && t == nil {
+			err = fmt.Errorf("idempotency key %q names missing task %s: %w", idempotencyKey, id, ErrCorrupt)
+		}
+		hash = bytes.Clone(h)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("find idempotency key: %w", err)
+	case t == nil:
+		return nil, nil, fmt.Errorf("find idempotency key %q: %w", idempotencyKey, ErrNotFound)
+	}
+	return t, hash, nil
+}
+
 // GetTask implements Store.
 func (db *DB) GetTask(ctx context.Context, id string) (*pcnodev1.Task, error) {
 	var t *pcnodev1.Task

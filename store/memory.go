@@ -158,6 +158,20 @@ func (m *Memory) lock(ctx context.Context, write bool) (unlock func(), err error
 	return unlock, nil
 }
 
+// FindIdempotencyKey implements Store.
+func (m *Memory) FindIdempotencyKey(ctx context.Context, submitter, idempotencyKey string) (*pcnodev1.Task, []byte, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find idempotency key: %w", err)
+	}
+	defer unlock()
+	k, ok := m.keys[idempotencyIndexKey(submitter, idempotencyKey)]
+	if !ok || idempotencyKey == "" {
+		return nil, nil, fmt.Errorf("find idempotency key %q: %w", idempotencyKey, ErrNotFound)
+	}
+	return proto.CloneOf(m.tasks[k.id]), bytes.Clone(k.hash), nil
+}
+
 // CreateTask implements Store.
 func (m *Memory) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKey string, specHash []byte) (*pcnodev1.Task, bool, error) {
 	t, err := prepareNew(task, idempotencyKey)

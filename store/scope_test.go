@@ -70,3 +70,44 @@ func TestIdempotencyKeysScopedBySubmitter(t *testing.T) {
 		})
 	}
 }
+
+// TestFindIdempotencyKey checks, on both stores, that FindIdempotencyKey
+// returns the task and spec hash CreateTask recorded for the submitter's
+// key, ErrNotFound for another submitter, an unknown or an empty key, and
+// ErrNotFound again once the task is deleted.
+func TestFindIdempotencyKey(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "pcnode.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Check(ctx); err != nil {
+			t.Errorf("Check: %v", err)
+		}
+		db.Close()
+	})
+	for name, s := range map[string]Store{"bolt": db, "memory": NewMemory()} {
+		t.Run(name, func(t *testing.T) {
+			task := &pcnodev1.Task{Id: NewID(time.Now()), State: pcnodev1.TaskState_TASK_STATE_QUEUED, SubmittedBy: "uid:1000"}
+			if _, _, err := s.CreateTask(ctx, task, "key-f", []byte("hash-f")); err != nil {
+				t.Fatal(err)
+			}
+			got, hash, err := s.FindIdempotencyKey(ctx, "uid:1000", "key-f")
+			if err != nil || got.GetId() != task.GetId() || string(hash) != "hash-f" {
+				t.Errorf("FindIdempotencyKey(uid:1000, key-f) = %s, %q, %v; want %s, %q", got.GetId(), hash, err, task.GetId(), "hash-f")
+			}
+			for _, c := range [][2]string{{"uid:0", "key-f"}, {"uid:1000", "other"}, {"uid:1000", ""}} {
+				if _, _, err := s.FindIdempotencyKey(ctx, c[0], c[1]); !errors.Is(err, ErrNotFound) {
+					t.Errorf("FindIdempotencyKey(%q, %q) = %v, want %v", c[0], c[1], err, ErrNotFound)
+				}
+			}
+			if err := s.DeleteTask(ctx, task.GetId()); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.FindIdempotencyKey(ctx, "uid:1000", "key-f"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("FindIdempotencyKey after DeleteTask = %v, want %v", err, ErrNotFound)
+			}
+		})
+	}
+}

@@ -29,6 +29,11 @@ type Store interface {
 	// the existing task and existing=true; otherwise ErrKeyConflict. A task
 	// whose id is already stored gives ErrExists. The id must satisfy ValidID.
 	CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKey string, specHash []byte) (stored *pcnodev1.Task, existing bool, err error)
+	// FindIdempotencyKey returns the task that submitter's idempotencyKey
+	// names and the specHash recorded with it, or ErrNotFound. It lets a
+	// caller answer a repeated submission before doing CreateTask's work;
+	// CreateTask still decides.
+	FindIdempotencyKey(ctx context.Context, submitter, idempotencyKey string) (task *pcnodev1.Task, specHash []byte, err error)
 	// GetTask returns the task with id, or ErrNotFound.
 	GetTask(ctx context.Context, id string) (*pcnodev1.Task, error)
 	// UpdateTask replaces a stored task with task (matched by id), or

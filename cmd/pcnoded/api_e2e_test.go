@@ -114,6 +114,32 @@ func TestIntegrationIdempotencyKey(t *testing.T) {
 	if err != nil || late.GetTask().GetId() != id || late.GetTask().GetState() != pcnodev1.TaskState_TASK_STATE_SUCCEEDED {
 		t.Errorf("SubmitTask(same key) after the end = %v, %v; want the finished task %s", late.GetTask().GetId(), client.FromError(err), id)
 	}
+	idempotencyWhileDrained(t, d, spec, key, id)
+}
+
+// idempotencyWhileDrained: the key is looked up before the node's state
+// is: a draining node, which admits nothing, still returns the task a
+// repeated key names (a retried Airflow task re-attaches), refuses the same
+// key with another spec as before (AlreadyExists), and refuses a new key.
+func idempotencyWhileDrained(t *testing.T, d *daemontest.Daemon, spec func(string) *pcnodev1.TaskSpec, key, id string) {
+	t.Helper()
+	if _, err := d.Client.Nodes.DrainNode(t.Context(), &pcnodev1.DrainNodeRequest{}); err != nil {
+		t.Fatalf("DrainNode() = %v", client.FromError(err))
+	}
+	drained, err := d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: spec("1s"), IdempotencyKey: key})
+	if err != nil || !drained.GetExisting() || drained.GetTask().GetId() != id {
+		t.Errorf("SubmitTask(same key) on a draining node = task %s existing %v, %v; want task %s existing true",
+			drained.GetTask().GetId(), drained.GetExisting(), client.FromError(err), id)
+	}
+	_, err = d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: spec("2s"), IdempotencyKey: key})
+	if msg := e2eWantCode(t, "SubmitTask(same key, different spec) on a draining node", err, codes.AlreadyExists); !strings.Contains(msg, id) {
+		t.Errorf("SubmitTask(same key, different spec) = %q, want it to name task %s", msg, id)
+	}
+	_, err = d.Client.Tasks.SubmitTask(t.Context(), &pcnodev1.SubmitTaskRequest{Spec: spec("1s"), IdempotencyKey: key + "-new"})
+	e2eWantCode(t, "SubmitTask(new key) on a draining node", err, codes.FailedPrecondition)
+	if _, err := d.Client.Nodes.ResumeNode(t.Context(), &pcnodev1.ResumeNodeRequest{}); err != nil {
+		t.Fatalf("ResumeNode() = %v", client.FromError(err))
+	}
 }
 
 // TestIntegrationNeverFits: a task that can never fit the node is refused
