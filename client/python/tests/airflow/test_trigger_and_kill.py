@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException
 from airflow.sdk.module_loading import import_string
 
 from pcnode.airflow import IOMapping, PcnodeTaskOperator, PcnodeTaskTrigger, _logic
@@ -39,15 +39,17 @@ def _context(dag_id: str, run_id: str, task_id: str, try_number: int) -> dict[st
 def test_trigger_survives_restart(pcnoded: Any, default_connection: None, images: dict[str, str], client: Any) -> None:
     task, _ = client.submit(_steps_spec(images["pctest"], "echo before -- sleep 1 -- echo after"))
     first = PcnodeTaskTrigger(
-        pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, task_id=task.id, after_sequence=1
+        pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, pcnode_task_id=task.id, after_sequence=1
     )
     classpath, kwargs = first.serialize()
     assert kwargs == {
         "pcnode_conn_id": "pcnode_default",
         "node": pcnoded.unix_address,
-        "task_id": task.id,
+        "pcnode_task_id": task.id,
         "after_sequence": 1,
     }
+    # A triggerer binding the trigger to its task instance sets task_id: the pcnode id stays.
+    first.task_id = "airflow_task"
 
     async def triggerer_dies() -> None:
         gen = first.run()
@@ -85,7 +87,7 @@ def test_trigger_survives_restart(pcnoded: Any, default_connection: None, images
 
 def test_trigger_reports_unknown_task(pcnoded: Any, default_connection: None) -> None:
     trig = PcnodeTaskTrigger(
-        pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, task_id="01NOSUCHTASK000000000000"
+        pcnode_conn_id="pcnode_default", node=pcnoded.unix_address, pcnode_task_id="01NOSUCHTASK000000000000"
     )
 
     async def run() -> Any:

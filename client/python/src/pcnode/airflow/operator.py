@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.exceptions import AirflowException, AirflowSkipException
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from google.protobuf import duration_pb2
 
 from pcnode.airflow import _logic
@@ -482,7 +482,7 @@ class PcnodeTaskOperator(BaseOperator):
                 trigger=PcnodeTaskTrigger(
                     pcnode_conn_id=self.pcnode_conn_id,
                     node=remote.node,
-                    task_id=remote.task_id,
+                    pcnode_task_id=remote.task_id,
                     after_sequence=remote.printed,
                 ),
                 method_name="execute_complete",

@@ -27,11 +27,13 @@ class PcnodeTaskTrigger(BaseTrigger):
     execute_complete prints the logs after that sequence and decides.
     """
 
-    def __init__(self, *, pcnode_conn_id: str, node: str, task_id: str, after_sequence: int = 0) -> None:
+    # pcnode_task_id, not task_id: BaseTrigger sets task_id to the Airflow
+    # task's id once the triggerer binds it to a task instance.
+    def __init__(self, *, pcnode_conn_id: str, node: str, pcnode_task_id: str, after_sequence: int = 0) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.pcnode_conn_id = pcnode_conn_id
         self.node = node
-        self.task_id = task_id
+        self.pcnode_task_id = pcnode_task_id
         self.after_sequence = int(after_sequence)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -41,7 +43,7 @@ class PcnodeTaskTrigger(BaseTrigger):
             {
                 "pcnode_conn_id": self.pcnode_conn_id,
                 "node": self.node,
-                "task_id": self.task_id,
+                "pcnode_task_id": self.pcnode_task_id,
                 "after_sequence": self.after_sequence,
             },
         )
@@ -50,7 +52,7 @@ class PcnodeTaskTrigger(BaseTrigger):
         return TriggerEvent(  # type: ignore[no-untyped-call]
             {
                 "node": self.node,
-                "task_id": self.task_id,
+                "task_id": self.pcnode_task_id,
                 "after_sequence": self.after_sequence,
                 **extra,
             }
@@ -68,14 +70,16 @@ class PcnodeTaskTrigger(BaseTrigger):
             while True:
                 try:
                     # wait() itself retries dropped streams and an unreachable node.
-                    task = await client.wait(self.task_id, timeout=_WAIT_SLICE_SECONDS)
+                    task = await client.wait(self.pcnode_task_id, timeout=_WAIT_SLICE_SECONDS)
                 except DeadlineExceeded:
                     continue
                 except PcnodeError as e:  # NotFound, PermissionDenied, ...: final
-                    yield self._event(status="error", message=f"pcnode task {self.task_id} on node {self.node}: {e}")
+                    yield self._event(
+                        status="error", message=f"pcnode task {self.pcnode_task_id} on node {self.node}: {e}"
+                    )
                     return
                 state = task_pb2.TaskState.Name(task.state).removeprefix("TASK_STATE_")
-                self.log.info("pcnode task %s on node %s finished: %s", self.task_id, self.node, state)
+                self.log.info("pcnode task %s on node %s finished: %s", self.pcnode_task_id, self.node, state)
                 yield self._event(status="done", state=state)
                 return
         finally:
