@@ -173,7 +173,8 @@ def instance_label(dag_id: str, run_id: str, task_id: str, map_index: int) -> st
     return _digest("ti", dag_id, run_id, task_id, map_index)[:40]
 
 
-def _clip(value: str, most: int = MAX_LABEL_VALUE) -> str:
+def clip_label(value: str, most: int = MAX_LABEL_VALUE) -> str:
+    """clip_label cuts value to most bytes of UTF-8, at a character boundary."""
     raw = value.encode()
     if len(raw) <= most:
         return value
@@ -204,9 +205,9 @@ def task_labels(
     labels.update(
         {
             LABEL_INSTANCE: instance_label(dag_id, run_id, task_id, map_index),
-            LABEL_DAG: _clip(dag_id),
-            LABEL_RUN: _clip(run_id),
-            LABEL_TASK: _clip(task_id),
+            LABEL_DAG: clip_label(dag_id),
+            LABEL_RUN: clip_label(run_id),
+            LABEL_TASK: clip_label(task_id),
             LABEL_MAP: str(map_index),
             LABEL_TRY: str(try_number),
         }

@@ -269,7 +269,7 @@ class PcnodeTaskOperator(BaseOperator):
             dag_id, run_id, task_id, map_index, try_number, user={**self.annotations, **self.labels}
         )
         spec = task_pb2.TaskSpec(
-            name=_logic._clip(f"{dag_id}/{run_id}/{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")),
+            name=_logic.clip_label(f"{dag_id}/{run_id}/{task_id}" + (f"[{map_index}]" if map_index >= 0 else "")),
             image=self.image,
             template_identifier=self.taskTemplate,
             inputs=inputs,
