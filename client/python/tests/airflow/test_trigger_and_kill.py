@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -179,3 +180,31 @@ def test_bad_connection_names_the_field(set_connection: Callable[..., None]) -> 
     op = PcnodeTaskOperator(task_id="t", image="x", taskTemplate="steps")
     with pytest.raises(AirflowException, match=r"pcnode_default\.extra\.dataroot: unknown key"):
         op.execute(_context("pcnode_direct", "manual__badconn", "t", 1))
+
+
+@pytest.mark.parametrize(
+    ("template", "env", "timeout", "reason"),
+    [
+        ("sleep", {"DURATION": "30s"}, timedelta(seconds=1), "reason TIMEOUT"),
+        ("alloc", {"BYTES": "256Mi"}, None, "reason OOM_KILLED"),
+    ],
+)
+def test_timeout_and_oom_fail_with_reason(
+    pcnoded: Any,
+    default_connection: None,
+    images: dict[str, str],
+    template: str,
+    env: dict[str, str],
+    timeout: timedelta | None,
+    reason: str,
+) -> None:
+    op = PcnodeTaskOperator(
+        task_id=f"fails_{template}",
+        image=images["pctest"],
+        taskTemplate=template,
+        env=env,
+        execution_timeout=timeout,
+        stop_grace_period=1,
+    )
+    with pytest.raises(AirflowException, match=reason):
+        op.execute(_context("pcnode_direct", "manual__fails", f"fails_{template}", 1))
