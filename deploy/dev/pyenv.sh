@@ -39,6 +39,13 @@ command -v "$py" >/dev/null || die "$py is not on PATH (install python3 3.10 or 
 [ -f "$req" ] || die "missing $req"
 [ "$relock" = 1 ] || [ -f "$lock" ] || die "missing $lock (run PCNODE_PYENV_RELOCK=1 $0)"
 
+# One build at a time (make check and test.sh may call this together).
+mkdir -p "$(dirname "$venv")"
+if command -v flock >/dev/null; then
+  exec 9>"$venv.lock"
+  flock 9
+fi
+
 want=$(cat "$req" $([ "$relock" = 1 ] || echo "$lock") | sha256sum | cut -c1-32)
 want_pkg=$(sha256sum <"$pyproject" | cut -c1-32)
 stamp=$venv/.pcnode-pyenv

@@ -28,6 +28,8 @@ __all__ = ["AsyncClient", "connect"]
 log = logging.getLogger("pcnode.aio")
 
 DEFAULT_RECONNECT_TIMEOUT = 300.0
+# Longest a wait() on WatchTasks goes without reading the task itself.
+WAIT_POLL = 5.0
 
 
 def connect(
@@ -100,35 +102,73 @@ class AsyncClient:
 
     async def wait(self, task_id: str, timeout: float | None = None) -> task_pb2.Task:
         """Waits until the task has finished and returns it; DeadlineExceeded
-        (a TimeoutError) after timeout seconds. Dropped streams are retried."""
+        (a TimeoutError) after timeout seconds. Dropped streams are retried;
+        a caller that may not attach (a viewer) waits on WatchTasks, as
+        :meth:`pcnode.Client.wait` does."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bo = _resume.Backoff()
+        watch = False
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"task {task_id} did not finish in {timeout}s"
                 )
-            call = self.tasks.RunTask(
-                task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False), timeout=remaining
-            )
             try:
-                async for resp in call:
-                    if resp.event.HasField("state_change") and _resume.is_final(resp.event.state_change.state):
-                        final: task_pb2.Task = resp.event.state_change
+                if watch:
+                    final = await self._wait_watch_once(task_id, remaining)
+                    if final is not None:
                         return final
-            except grpc.RpcError as e:
-                pe = from_rpc_error(e)
+                    continue
+                final = await self._wait_run_once(task_id, remaining)
+                if final is not None:
+                    return final
+            except PcnodeError as pe:
                 if pe.code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise DeadlineExceeded(pe.code, f"task {task_id} did not finish in {timeout}s") from None
+                if pe.code == grpc.StatusCode.PERMISSION_DENIED and not watch:
+                    watch = True
+                    continue
                 if not _resume.resumable(pe.code, pe.message):
-                    raise pe from None
-            finally:
-                call.cancel()
+                    raise
             delay = bo.next_delay()
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - time.monotonic()))
             await asyncio.sleep(delay)
+
+    async def _wait_run_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
+        call = self.tasks.RunTask(
+            task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False), timeout=remaining
+        )
+        try:
+            async for resp in call:
+                if resp.event.HasField("state_change") and _resume.is_final(resp.event.state_change.state):
+                    final: task_pb2.Task = resp.event.state_change
+                    return final
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
+        return None
+
+    async def _wait_watch_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
+        cycle = WAIT_POLL if remaining is None else min(WAIT_POLL, remaining)
+        call = self.tasks.WatchTasks(task_service_pb2.WatchTasksRequest(), timeout=cycle)
+        try:
+            task = await self.get_task(task_id)
+            if _resume.is_final(task.state):
+                return task
+            async for resp in call:
+                ev = resp.event
+                if ev.task_id == task_id and _resume.is_final(ev.state_change.state):
+                    final: task_pb2.Task = ev.state_change
+                    return final
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
+        return None
 
     async def follow_logs(
         self,

@@ -40,6 +40,8 @@ IMPORT_CHUNK_BYTES = 1 << 20
 # How long a resuming stream keeps trying to reach the daemon, from its last
 # delivery, before the last error is raised. None: forever.
 DEFAULT_RECONNECT_TIMEOUT = 300.0
+# Longest a wait() on WatchTasks goes without reading the task itself.
+WAIT_POLL = 5.0
 
 
 def connect(
@@ -377,37 +379,80 @@ class Client:
     def wait(self, task_id: str, timeout: float | None = None) -> task_pb2.Task:
         """Blocks until the task has finished and returns it; raises
         DeadlineExceeded (also a TimeoutError) after timeout seconds.
-        A dropped connection is retried until then."""
+        A dropped connection is retried until then.
+
+        It attaches with RunTask; a caller whose role may not (a viewer)
+        waits on WatchTasks instead, checking the task at least every
+        WAIT_POLL seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bo = _resume.Backoff()
+        watch = False
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise DeadlineExceeded(
                     grpc.StatusCode.DEADLINE_EXCEEDED, f"task {task_id} did not finish in {timeout}s"
                 )
-            call = self.tasks.RunTask(
-                task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False), timeout=remaining
-            )
-            last: task_pb2.Task | None = None
             try:
-                for resp in call:
-                    if resp.event.HasField("state_change"):
-                        last = resp.event.state_change
-                        if _resume.is_final(last.state):
-                            return last
-            except grpc.RpcError as e:
-                pe = from_rpc_error(e)
+                if watch:
+                    final = self._wait_watch_once(task_id, remaining)
+                    if final is not None:
+                        return final
+                    continue
+                final = self._wait_run_once(task_id, remaining)
+                if final is not None:
+                    return final
+            except PcnodeError as pe:
                 if pe.code == grpc.StatusCode.DEADLINE_EXCEEDED:
                     raise DeadlineExceeded(pe.code, f"task {task_id} did not finish in {timeout}s") from None
+                if pe.code == grpc.StatusCode.PERMISSION_DENIED and not watch:
+                    watch = True
+                    continue
                 if not _resume.resumable(pe.code, pe.message):
-                    raise pe from None
-            finally:
-                call.cancel()
+                    raise
             delay = bo.next_delay()
             if deadline is not None:
                 delay = min(delay, max(0.0, deadline - time.monotonic()))
             time.sleep(delay)
+
+    def _wait_run_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
+        call = self.tasks.RunTask(
+            task_service_pb2.RunTaskRequest(task_id=task_id, include_logs=False), timeout=remaining
+        )
+        try:
+            for resp in call:
+                if resp.event.HasField("state_change") and _resume.is_final(resp.event.state_change.state):
+                    final: task_pb2.Task = resp.event.state_change
+                    return final
+        except grpc.RpcError as e:
+            raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
+        return None
+
+    def _wait_watch_once(self, task_id: str, remaining: float | None) -> task_pb2.Task | None:
+        """One watch cycle of at most WAIT_POLL seconds; None when the task
+        has not finished yet."""
+        cycle = WAIT_POLL if remaining is None else min(WAIT_POLL, remaining)
+        call = self.tasks.WatchTasks(task_service_pb2.WatchTasksRequest(), timeout=cycle)
+        try:
+            # The watch was started before the task is read, so a change
+            # after the read is on the stream; one in the moment before the
+            # daemon registered the watch is seen by the next cycle's read.
+            task = self.get_task(task_id)
+            if _resume.is_final(task.state):
+                return task
+            for resp in call:
+                ev = resp.event
+                if ev.task_id == task_id and _resume.is_final(ev.state_change.state):
+                    final: task_pb2.Task = ev.state_change
+                    return final
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise from_rpc_error(e) from None
+        finally:
+            call.cancel()
+        return None
 
     # -- node --------------------------------------------------------------------
 

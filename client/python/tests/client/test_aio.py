@@ -51,3 +51,21 @@ def test_aio_cancel_and_errors(pcnoded, image):
             return await ac.wait(task.id, timeout=30)
 
     assert asyncio.run(main()).state == task_pb2.TASK_STATE_CANCELLED
+
+
+def test_aio_viewer_waits_on_the_watch(pcnoded, image):
+    with pcnoded.connect() as c:
+        task, _ = c.submit(steps_spec(image, "sleep 1"))
+
+    async def main() -> task_pb2.Task:
+        async with pcnode.aio.connect(
+            pcnoded.tcp_address,
+            ca_file=pcnoded.ca_file,
+            cert_file=pcnoded.viewer_cert_file,
+            key_file=pcnoded.viewer_key_file,
+        ) as ac:
+            with pytest.raises(errors.PermissionDenied):
+                await ac.cancel(task.id)
+            return await ac.wait(task.id, timeout=60)
+
+    assert asyncio.run(main()).state == task_pb2.TASK_STATE_SUCCEEDED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import grpc
@@ -9,6 +11,7 @@ import pytest
 from clienttest import echo_lines, severing_proxy, steps_spec
 
 import pcnode
+import pcnode.aio
 from pcnode.v1 import task_pb2
 
 
@@ -88,3 +91,46 @@ def test_follow_logs_gives_up_when_the_daemon_stays_away(pcnoded, image):
     with pcnoded.connect() as admin:
         admin.cancel(task.id, grace_period=0.1)
         admin.wait(task.id, timeout=30)
+
+
+def test_wait_survives_a_severed_connection(pcnoded, image):
+    with pcnoded.connect() as admin:
+        task, _ = admin.submit(steps_spec(image, "echo w -- sleep 1.5 -- exit 4"))
+    with severing_proxy(pcnoded.tcp_address) as proxy, _tls_client(pcnoded, proxy.address) as c:
+        cutter = threading.Timer(0.7, proxy.sever)
+        cutter.start()
+        try:
+            done = c.wait(task.id, timeout=60)
+        finally:
+            cutter.cancel()
+        assert proxy.severed >= 1
+        assert proxy.accepted >= 2
+    assert done.state == task_pb2.TASK_STATE_FAILED
+    assert done.exit_code == 4
+
+
+def test_aio_follow_logs_survives_a_severed_connection(pcnoded, image):
+    steps, want = echo_lines(40, prefix="aiocut", pause="0.03")
+    with pcnoded.connect() as admin:
+        task, _ = admin.submit(steps_spec(image, steps))
+
+    async def follow(address: str, proxy) -> list[task_pb2.LogEntry]:
+        got: list[task_pb2.LogEntry] = []
+        async with pcnode.aio.connect(
+            address,
+            ca_file=pcnoded.ca_file,
+            cert_file=pcnoded.cert_file,
+            key_file=pcnoded.key_file,
+            server_name="localhost",
+        ) as ac:
+            async for entry in ac.follow_logs(task.id):
+                got.append(entry)
+                if len(got) in (8, 20):
+                    proxy.sever()
+        return got
+
+    with severing_proxy(pcnoded.tcp_address) as proxy:
+        got = asyncio.run(follow(proxy.address, proxy))
+        assert proxy.severed >= 2
+        assert proxy.accepted >= 3
+    assert b"".join(e.data for e in got).decode().splitlines() == want

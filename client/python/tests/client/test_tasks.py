@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
+from pathlib import Path
 
 import grpc
 import pytest
@@ -182,3 +185,33 @@ def test_unknown_task_is_not_found(pcnoded):
 def test_no_daemon_is_unavailable(tmp_path):
     with pcnode.connect(f"unix://{tmp_path}/none.sock", timeout=2) as c, pytest.raises(errors.Unavailable):
         c.get_node()
+
+
+def test_outputs_joins_pages_of_one_channel(pcnoded, image):
+    root = Path(pcnoded.data_root) / f"outputs-{uuid.uuid4().hex[:8]}"
+    src = root / "in"
+    src.mkdir(parents=True)
+    files = {"a.txt": b"alpha\n", "b/c.txt": b"charlie\n" * 100, "d.bin": bytes(range(256))}
+    for rel, data in files.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(data)
+    spec = task_pb2.TaskSpec(
+        image=image,
+        template_identifier="copy",
+        inputs=[task_pb2.ChannelBinding(name="in", host_path=str(src))],
+        outputs=[task_pb2.ChannelBinding(name="out", host_path=str(root / "out"))],
+    )
+    with pcnoded.connect() as c:
+        task, _ = c.submit(spec)
+        done = c.wait(task.id, timeout=60)
+        assert done.state == task_pb2.TASK_STATE_SUCCEEDED, done.message
+        manifests = c.outputs(task.id, page_size=1)
+    assert [m.name for m in manifests] == ["out"]
+    m = manifests[0]
+    assert m.file_count == 3
+    assert m.total_bytes == sum(len(d) for d in files.values())
+    got = {f.path: (f.size_bytes, f.sha256) for f in m.files}
+    want = {rel: (len(d), hashlib.sha256(d).hexdigest()) for rel, d in files.items()}
+    assert got == want
+    assert [(s.name, s.file_count) for s in done.outputs] == [("out", 3)]
+    assert (root / "out" / "b" / "c.txt").read_bytes() == files["b/c.txt"]

@@ -43,6 +43,24 @@ def test_viewer_reads_but_may_not_submit(pcnoded, image):
             c.drain()
 
 
+def test_viewer_waits_on_the_watch(pcnoded, image):
+    """RunTask needs the submitter role; wait() of a viewer falls back to
+    WatchTasks and still returns the final task."""
+    with pcnoded.connect() as admin:
+        task, _ = admin.submit(steps_spec(image, "sleep 1 -- exit 5"))
+    with pcnode.connect(
+        pcnoded.tcp_address,
+        ca_file=pcnoded.ca_file,
+        cert_file=pcnoded.viewer_cert_file,
+        key_file=pcnoded.viewer_key_file,
+    ) as c:
+        with pytest.raises(errors.PermissionDenied):
+            list(c.run(task_id=task.id, include_logs=False))
+        done = c.wait(task.id, timeout=60)
+    assert done.state == task_pb2.TASK_STATE_FAILED
+    assert done.exit_code == 5
+
+
 def test_no_client_certificate_is_refused(pcnoded):
     with (
         pcnode.connect(pcnoded.tcp_address, ca_file=pcnoded.ca_file, timeout=5) as c,
