@@ -224,14 +224,6 @@ def test_output_summary_truncates_listing() -> None:
     assert _logic.output_summary("/d", [("a", 1, "x")], 1, 1)["listing_truncated"] is False
 
 
-@pytest.mark.parametrize(
-    ("value", "want"),
-    [("512Mi", 512 * 2**20), ("1.5Gi", 1.5 * 2**30), ("2", 2), ("500m", 0.5), (3, 3), ("1e3", 1000), ("1k", 1000)],
-)
-def test_quantity(value: object, want: float) -> None:
-    assert _logic.quantity(value, "f") == pytest.approx(want)
-
-
 def test_resource_list() -> None:
     assert _logic.resource_list({"memory": "1Gi", "cpu": "500m", "nvidia.com/gpu": 1, "ephemeral": "1"}, "r") == (
         2**30,
@@ -239,7 +231,8 @@ def test_resource_list() -> None:
         1,
         ["r.ephemeral"],
     )
-    for bad in ({"memory": "lots"}, {"cpu": -1}, {"nvidia.com/gpu": "1.5"}, {"memory": True}):
+    assert _logic.resource_list({"memory": "1.5Gi", "cpu": 2}, "r")[:2] == (3 * 2**29, 2000)
+    for bad in ({"memory": "lots"}, {"cpu": -1}, {"nvidia.com/gpu": "1.5"}, {"memory": True}, {"memory": [1]}):
         with pytest.raises(ConfigError):
             _logic.resource_list(bad, "r")
 

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pcnode.kaapana.quantity import QuantityError, parse_quantity
+
 # Kaapana's convention: a processing-container that exits with this code asks
 # for its Airflow task to be skipped.
 SKIP_EXIT_CODE = 126
@@ -364,42 +366,20 @@ def output_summary(
     }
 
 
-_QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?\Z")
-_SUFFIX = {
-    None: 1,
-    "m": 0.001,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-
-
-def quantity(value: Any, field: str) -> float:
-    """quantity reads a Kubernetes quantity ("500Mi", "1.5", "250m", 2) as a number of units."""
+def _quantity(name: str, value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ConfigError(field, f"must be a quantity such as '512Mi' or '500m', not {value!r}")
-    if isinstance(value, (int, float)):
-        if value < 0:
-            raise ConfigError(field, f"must not be negative: {value!r}")
-        return float(value)
-    m = _QUANTITY.match(value.strip())
-    if not m:
-        raise ConfigError(field, f"{value!r} is not a quantity such as '512Mi', '2Gi', '1.5' or '500m'")
-    number = float(m.group(1)) * 10 ** int(m.group(2) or 0)
-    return float(number * _SUFFIX[m.group(3)])
+    try:
+        return parse_quantity(name, str(value))
+    except QuantityError as e:
+        raise ConfigError(field, str(e)) from None
 
 
 def resource_list(raw: Mapping[str, Any] | None, field: str) -> tuple[int, int, int, list[str]]:
-    """resource_list reads Kaapana's {memory, cpu, nvidia.com/gpu} as (bytes, milli-CPU, GPUs) and ignored names."""
+    """resource_list reads Kaapana's {memory, cpu, nvidia.com/gpu} as (bytes, milli-CPU, GPUs) and ignored names.
+
+    Quantities are read by pcnode.kaapana.quantity, the daemon's rules.
+    """
     mem = cpu = gpus = 0
     ignored: list[str] = []
     for name, value in (raw or {}).items():
@@ -407,14 +387,11 @@ def resource_list(raw: Mapping[str, Any] | None, field: str) -> tuple[int, int, 
         if value is None:
             continue
         if name == "memory":
-            mem = int(-(-quantity(value, f) // 1))
+            mem = _quantity(name, value, f)
         elif name == "cpu":
-            cpu = int(-(-(quantity(value, f) * 1000) // 1))
+            cpu = _quantity(name, value, f)
         elif name == "nvidia.com/gpu":
-            q = quantity(value, f)
-            if q != int(q):
-                raise ConfigError(f, f"must be a whole number of GPUs, not {value!r}")
-            gpus = int(q)
+            gpus = _quantity(name, value, f)
         else:
             ignored.append(f)
     return mem, cpu, gpus, ignored
