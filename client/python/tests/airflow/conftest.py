@@ -9,11 +9,13 @@ Airflow, so that Airflow reads this home, this DAG folder and this database.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +28,9 @@ from typing import Any
 import pytest
 
 DAGS = Path(__file__).resolve().parent / "dags"
+# Always a fresh home of our own (never a user's real AIRFLOW_HOME), removed at exit.
 _HOME = tempfile.mkdtemp(prefix="pcnode-airflow-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": _HOME,

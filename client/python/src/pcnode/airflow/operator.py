@@ -17,7 +17,7 @@ from pcnode.airflow._config import ConnectionConfig, NodeConfig
 from pcnode.airflow._logic import Candidate, ConfigError, NoNodeError
 from pcnode.airflow.hook import PcnodeHook
 from pcnode.airflow.trigger import PcnodeTaskTrigger
-from pcnode.errors import NotFound
+from pcnode.errors import NotFound, PcnodeError
 from pcnode.v1 import task_pb2, template_pb2
 
 if TYPE_CHECKING:
@@ -314,8 +314,15 @@ class PcnodeTaskOperator(BaseOperator):
         dag_id, run_id, task_id, map_index, try_number = self._ident(context)
         want = {_logic.LABEL_INSTANCE: _logic.instance_label(dag_id, run_id, task_id, map_index)}
         for n in cfg.nodes:
-            with hook.connect(n.name) as client:
-                tasks = list(client.list_tasks(labels=want))
+            # Fail closed: a node that cannot be asked might hold the earlier
+            # try, and guessing would start a second container.
+            try:
+                with hook.connect(n.name) as client:
+                    tasks = list(client.list_tasks(labels=want))
+            except PcnodeError as e:
+                raise AirflowException(
+                    f"cannot ask node {n.name} for an earlier try of this task (so none is started twice): {e}"
+                ) from e
             for t in tasks:  # newest first
                 same_try = t.spec.labels.get(_logic.LABEL_TRY) == str(try_number)
                 if t.state in _ACTIVE or same_try:
