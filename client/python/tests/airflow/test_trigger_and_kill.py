@@ -208,3 +208,17 @@ def test_timeout_and_oom_fail_with_reason(
     )
     with pytest.raises(AirflowException, match=reason):
         op.execute(_context("pcnode_direct", "manual__fails", f"fails_{template}", 1))
+
+
+def test_unreachable_node_fails_closed(
+    pcnoded: Any, images: dict[str, str], set_connection: Callable[..., None]
+) -> None:
+    set_connection(
+        "pcnode_default",
+        None,
+        data_root=pcnoded.data_root,
+        nodes=[{"name": "up", "host": pcnoded.unix_address}, {"name": "gone", "host": "unix:///nonexistent/x.sock"}],
+    )
+    op = PcnodeTaskOperator(task_id="t", image=images["pctest"], taskTemplate="steps")
+    with pytest.raises(AirflowException, match="cannot ask node gone for an earlier try"):
+        op.execute(_context("pcnode_direct", "manual__gone", "t", 1))
