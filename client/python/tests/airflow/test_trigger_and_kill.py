@@ -173,6 +173,9 @@ def test_bad_env_and_template_are_clear(pcnoded: Any, default_connection: None, 
     )
     with pytest.raises(AirflowException, match=r"env\[0\]\.name: env name '1X'"):
         op.execute(_context("pcnode_direct", "manual__bad", "t2", 1))
+    op = PcnodeTaskOperator(task_id="t3", image=images["pctest"], taskTemplate="steps", labels={"bad key!": "x"})
+    with pytest.raises(AirflowException, match=r"refused the task: INVALID_ARGUMENT.*labels.*bad key!"):
+        op.execute(_context("pcnode_direct", "manual__bad", "t3", 1))
 
 
 def test_bad_connection_names_the_field(set_connection: Callable[..., None]) -> None:

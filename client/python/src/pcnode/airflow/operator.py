@@ -425,7 +425,10 @@ class PcnodeTaskOperator(BaseOperator):
             node, spec = self._place(context, hook, cfg, inputs, upstream_nodes)
             key = _logic.idempotency_key(dag_id, run_id, task_id, map_index, try_number)
             with hook.connect(node) as client:
-                task, existing = client.submit(spec, idempotency_key=key)
+                try:
+                    task, existing = client.submit(spec, idempotency_key=key)
+                except PcnodeError as e:  # field violations are in its text
+                    raise AirflowException(f"node {node} refused the task: {e}") from e
         except (ConfigError, NoNodeError) as e:
             raise AirflowException(str(e)) from None
         if existing:
