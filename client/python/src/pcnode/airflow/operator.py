@@ -238,6 +238,10 @@ class PcnodeTaskOperator(BaseOperator):
                 raise ConfigError(f"{f}.input_channel", f"channel {m.input_channel!r} is bound twice")
             seen.add(m.input_channel)
             result = ti.xcom_pull(task_ids=up)
+            if isinstance(result, (list, tuple)):
+                raise ConfigError(
+                    f, f"upstream task {up!r} is mapped; a mapped task's outputs cannot be an input channel"
+                )
             if not isinstance(result, Mapping) or not isinstance(result.get("outputs"), Mapping):
                 raise ConfigError(
                     f, f"upstream task {up!r} left no pcnode result in XCom (did it run with this operator?)"
