@@ -20,6 +20,7 @@ import (
 	"github.com/pcnode/pcnode/daemon/hostpath"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
+	"github.com/pcnode/pcnode/daemon/secrets"
 	"github.com/pcnode/pcnode/daemon/spec"
 	"github.com/pcnode/pcnode/gpu/cdi"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -64,8 +65,9 @@ type Daemon struct {
 	gpus        *gpuNode
 	events      *broker
 	streams     *streamLimiter
-	roles       roleTable    // [[api.roles]]
-	tls         *tlsMaterial // nil without api.tcp_address
+	roles       roleTable      // [[api.roles]]
+	tls         *tlsMaterial   // nil without api.tcp_address
+	secrets     *secrets.Store // nil without [secrets] dir
 	node        *nodeWatch
 	startTime   time.Time
 	exe         string // this binary, started by the shim as the log driver
@@ -135,6 +137,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		wake:      make(chan struct{}, 1),
 	}
 	d.streams.onDrop = new(memoryReclaimer).request
+	if cfg.Secrets.Dir != "" {
+		d.secrets = secrets.New(cfg.Secrets.Dir, cfg.Secrets.MaxSecretBytes.Bytes())
+	}
 	d.roles = newRoleTable(cfg.API.Roles)
 	if cfg.API.TCPAddress != "" {
 		if d.tls, err = newTLSMaterial(cfg.API, log); err != nil {

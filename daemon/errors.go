@@ -21,8 +21,13 @@ import (
 )
 
 // invalidError is a refused spec or request: every problem found, each with
-// its field. It becomes INVALID_ARGUMENT with google.rpc.BadRequest details.
-type invalidError struct{ problems problems }
+// its field. It becomes INVALID_ARGUMENT (or code, when set: a spec that is
+// well formed but names what the node lacks, such as a secret, is
+// FAILED_PRECONDITION) with google.rpc.BadRequest details.
+type invalidError struct {
+	problems problems
+	code     codes.Code
+}
 
 func (e *invalidError) Error() string {
 	if len(e.problems) == 0 {
@@ -38,6 +43,13 @@ func (e *invalidError) Error() string {
 func invalid(p problems) error {
 	sort.SliceStable(p, func(i, j int) bool { return p[i].GetField() < p[j].GetField() })
 	return &invalidError{problems: p}
+}
+
+// preconditionFailed is invalid with FAILED_PRECONDITION: each problem
+// names a field whose value the node cannot honour now.
+func preconditionFailed(p problems) error {
+	sort.SliceStable(p, func(i, j int) bool { return p[i].GetField() < p[j].GetField() })
+	return &invalidError{problems: p, code: codes.FailedPrecondition}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -64,7 +76,11 @@ func toStatus(err error) error {
 	}
 	var inv *invalidError
 	if errors.As(err, &inv) {
-		st := status.New(codes.InvalidArgument, inv.Error())
+		code := codes.InvalidArgument
+		if inv.code != codes.OK {
+			code = inv.code
+		}
+		st := status.New(code, inv.Error())
 		br := &errdetails.BadRequest{}
 		for _, p := range inv.problems {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{

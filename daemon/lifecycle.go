@@ -550,7 +550,16 @@ func (d *Daemon) containerSpec(task *pcnodev1.Task, a sched.Assignment) (runtime
 		if e.GetName() == "NVIDIA_VISIBLE_DEVICES" {
 			continue // set below from the allocation only
 		}
-		cs.Env = append(cs.Env, e.GetName()+"="+e.GetValue())
+		v := e.GetValue()
+		if name := e.GetSecret(); name != "" {
+			// Read now, not at submit: a replaced file is a rotation. The
+			// value goes to the container's spec only, never to the task
+			// record or a log line.
+			if v, err = d.secrets.Read(name); err != nil {
+				return runtime.ContainerSpec{}, fmt.Errorf("environment variable %s: %w", e.GetName(), err)
+			}
+		}
+		cs.Env = append(cs.Env, e.GetName()+"="+v)
 	}
 	uuids := a.UUIDs()
 	if len(uuids) > 0 {

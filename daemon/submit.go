@@ -34,6 +34,9 @@ func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution
 	if p := validateSpecFields(s, d.cfg.Tasks.AllowHostNetwork, d.cfg.Limits); len(p) > 0 {
 		return nil, invalid(p)
 	}
+	if err := d.checkSecrets(s); err != nil {
+		return nil, err
+	}
 	t, err := d.specTask(s)
 	if err != nil {
 		return nil, err
@@ -339,4 +342,29 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, grace time.Duration)
 		time.Sleep(20 * time.Millisecond) // between admission and runner start
 	}
 	return nil, fmt.Errorf("task %s: could not be cancelled (no runner and not queued)", id)
+}
+
+// checkSecrets refuses a spec naming a secret the node cannot give:
+// FAILED_PRECONDITION with a violation at spec.env[N].secret for each, saying
+// why (no store: [secrets] dir is empty; no such file; a file the store
+// refuses). Only the name and the store's reason are said, never content.
+func (d *Daemon) checkSecrets(s *pcnodev1.TaskSpec) error {
+	var p problems
+	for i, e := range s.GetEnv() {
+		if e.GetSecret() == "" {
+			continue
+		}
+		f := fmt.Sprintf("spec.env[%d].secret", i)
+		if d.secrets == nil {
+			p.add(f, "secret %q: this node has no secret store ([secrets] dir is empty in its configuration)", e.GetSecret())
+			continue
+		}
+		if err := d.secrets.Check(e.GetSecret()); err != nil {
+			p.add(f, "%v", err)
+		}
+	}
+	if len(p) > 0 {
+		return preconditionFailed(p)
+	}
+	return nil
 }

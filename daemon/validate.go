@@ -159,6 +159,14 @@ func validateSpecFields(ts *pcnodev1.TaskSpec, allowHostNetwork bool, lim config
 		if strings.ContainsRune(e.GetValue(), 0) {
 			p.add(f+".value", "contains a NUL byte")
 		}
+		if sec := e.GetSecret(); sec != "" {
+			if why := spec.CheckSecretName(sec); why != "" {
+				p.add(f+".secret", "%s", why)
+			}
+			if e.GetValue() != "" {
+				p.add(f+".value", "must be empty when secret is given (the value is the secret's content)")
+			}
+		}
 	}
 	if len(ts.GetCommand()) > maxArgs {
 		p.add("spec.command", "more than %d arguments ([limits] max_command_args)", maxArgs)

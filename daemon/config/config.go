@@ -36,6 +36,7 @@ type Config struct {
 	GPU        GPU        `toml:"gpu"`
 	Limits     Limits     `toml:"limits"`
 	Images     Images     `toml:"images"`
+	Secrets    Secrets    `toml:"secrets"`
 }
 
 // Node identifies the node and where it keeps state.
@@ -254,6 +255,21 @@ const (
 	MaxStreams = 100000
 )
 
+// Secrets is the node's secret store: values a task spec names
+// (EnvVar.secret) instead of carrying, read by the daemon when it creates
+// the container (package daemon/secrets).
+type Secrets struct {
+	// Dir holds one regular file per secret, named after it, owned by root
+	// with no group or other permission bits. Empty: no store.
+	Dir string `toml:"dir"`
+	// MaxSecretBytes is the largest secret file read.
+	MaxSecretBytes Quantity `toml:"max_secret_bytes"`
+}
+
+// MaxSecretBytes is the ceiling of secrets.max_secret_bytes: an env var
+// ("NAME=content") must stay under the kernel's 128Ki per string.
+const MaxSecretBytes = 120 << 10
+
 // Images bounds what one ImportImage may put on the node. Every cap is
 // checked while the archive streams in, and the import stops as soon as one
 // is passed.
@@ -424,6 +440,7 @@ func DefaultConfig() Config {
 
 			MaxCompressionRatio: 100,
 		},
+		Secrets: Secrets{MaxSecretBytes: MustQuantity("64Ki")},
 	}
 }
 
@@ -536,6 +553,12 @@ func (c *Config) Validate() error {
 		seen[g.UUID] = true
 	}
 	c.validateImages(bad)
+	if c.Secrets.Dir != "" {
+		abs("secrets.dir", c.Secrets.Dir)
+	}
+	if b := c.Secrets.MaxSecretBytes.Bytes(); b < 1 || b > MaxSecretBytes {
+		bad("secrets.max_secret_bytes", "must be from 1 to 120Ki, got %s", c.Secrets.MaxSecretBytes.String())
+	}
 	return errors.Join(errs...)
 }
 

@@ -267,6 +267,33 @@ max_unpacked_entries = 2000000
 # above.
 max_compression_ratio = 100
 
+[secrets]
+# The node's secret store, for values a task must get but no one may read
+# back: a project password, a client secret. A spec names a secret instead of
+# giving a value (task.json env entry {"name": "PASSWORD", "secret":
+# "project-password"}, EnvVar.secret in the API); the daemon reads the file
+# when it creates the container, so a rotated file takes effect for every
+# container created after the change. Task records, GetTask/ListTasks/
+# WatchTasks, ResolveTask, the CLI and the daemon's logs carry the secret's
+# name only, never its content.
+#
+# dir holds one regular file per secret, the file name being the secret's
+# name ([A-Za-z0-9][A-Za-z0-9._-]{0,62}). The directory and every file must be
+# owned by root with no group or other permission bits (mode 0700 and 0600 or
+# stricter); each file is opened beneath the directory without following
+# symlinks, and anything else (a symlink, a directory, a FIFO, a file of
+# another owner or readable by others) is refused with an error naming it.
+# The content is used as is, except that one trailing newline is dropped
+# (echo secret > file); it may not contain a NUL byte.
+# Submitting a spec that names a secret checks the name and that the file
+# exists (FAILED_PRECONDITION naming spec.env[N].secret when it does not);
+# a secret missing when the container is created fails the task, saying so.
+# Empty: no store; a spec naming a secret is FAILED_PRECONDITION.
+dir = ""
+# Largest secret file read (at most 120Ki: NAME=content is one string of the
+# container's environment, which the kernel caps at 128Ki).
+max_secret_bytes = "64Ki"
+
 # Registries: one table per host. Credentials are used for pulls that bring
 # none of their own; insecure = true allows plain HTTP to that host.
 # [[registries]]

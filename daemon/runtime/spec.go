@@ -106,7 +106,8 @@ func (s *ContainerSpec) validate() error {
 	for i, e := range s.Env {
 		k, _, ok := strings.Cut(e, "=")
 		if !ok || k == "" || strings.ContainsRune(e, 0) {
-			return bad(fmt.Sprintf("Env[%d]", i), "%q is not NAME=value", truncate(e, 80))
+			// Name only: the value may be a secret's content.
+			return bad(fmt.Sprintf("Env[%d]", i), "variable %q is not NAME=value without NUL bytes", truncate(k, 80))
 		}
 	}
 	dests := map[string]bool{}

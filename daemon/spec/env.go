@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -100,4 +101,16 @@ func validEnvName(s string) bool {
 		}
 	}
 	return true
+}
+
+// secretNameRE is the shape of a node secret's name: a file name in the
+// daemon's [secrets] dir, never "." or "..", never hidden.
+var secretNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// CheckSecretName says why name cannot name a node secret, or "".
+func CheckSecretName(name string) string {
+	if !secretNameRE.MatchString(name) {
+		return fmt.Sprintf("%q is not a secret name ([A-Za-z0-9][A-Za-z0-9._-]{0,62})", clip(name))
+	}
+	return ""
 }

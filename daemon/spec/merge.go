@@ -265,6 +265,20 @@ func mergeEnv(c *collector, tmpl *TaskTemplate, t *Task) []EnvVar {
 			continue
 		}
 		decl := &tmpl.Env[j]
+		if o.Secret != "" {
+			sf := joinField(indexField("env", i), "secret")
+			switch {
+			case !decl.IsAdjustable():
+				c.problem(sf, "%s is not adjustable in template %q; it stays %q", o.Name, clip(tmpl.Identifier), clip(decl.Value))
+			case len(decl.Choices) > 0 || (decl.Type.Canonical() != EnvTypeUnspecified && decl.Type.Canonical() != EnvTypeString):
+				// Checking would need the content, which only the
+				// daemon reads, when it creates the container.
+				c.problem(sf, "%s declares a type or choices in template %q; a secret's content is not checked against them, so only a string variable without choices may be a secret", o.Name, clip(tmpl.Identifier))
+			default:
+				env[j] = EnvVar{Name: o.Name, Secret: o.Secret}
+			}
+			continue
+		}
 		switch {
 		case t.placeholderAt(vf):
 		case !decl.IsAdjustable() && o.Value != decl.Value:

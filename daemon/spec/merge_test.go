@@ -31,7 +31,7 @@ func TestMergeValid(t *testing.T) {
 	}
 	want := &Instance{
 		Image: "registry.example.org/tool:1.0", TemplateIdentifier: "main",
-		Env:     []EnvVar{{"MODE", "fast"}, {"N", "-7"}, {"LOCKED", "x"}, {"EXTRA", "e"}},
+		Env:     []EnvVar{{Name: "MODE", Value: "fast"}, {Name: "N", Value: "-7"}, {Name: "LOCKED", Value: "x"}, {Name: "EXTRA", Value: "e"}},
 		Command: []string{"other", "cmd"},
 		Inputs: []Mount{
 			{Name: "in", HostPath: "/srv/in", MountedPath: "/data/in", ReadOnly: true},
@@ -88,7 +88,7 @@ func TestMergeProblems(t *testing.T) {
 		{
 			name: "env overrides",
 			mutate: func(t *Task) {
-				t.Env = []EnvVar{{"MODE", "medium"}, {"N", "three"}, {"LOCKED", "y"}, {"OK", "v"}}
+				t.Env = []EnvVar{{Name: "MODE", Value: "medium"}, {Name: "N", Value: "three"}, {Name: "LOCKED", Value: "y"}, {Name: "OK", Value: "v"}}
 			},
 			want: Problems{
 				{"env[0].value", `"medium" is not one of the choices ["fast", "slow"] of MODE`},
@@ -121,7 +121,7 @@ func TestMergeProblems(t *testing.T) {
 			mutate: func(t *Task) {
 				t.Image = "Not A Reference"
 				t.Outputs[0].HostPath = "/srv/in/out"
-				t.Env = []EnvVar{{"1X", "v"}}
+				t.Env = []EnvVar{{Name: "1X", Value: "v"}}
 			},
 			want: Problems{
 				{"image", `"Not A Reference" is not an image reference: invalid reference format: repository name (library/Not A Reference) must be lowercase`},
@@ -246,7 +246,7 @@ func TestTaskValidate(t *testing.T) {
 				t.APIVersion = 3
 				t.Name = string(make([]byte, MaxNameLen+1))
 				t.Labels = map[string]string{"": "x", "has space": "v", "ok": "a\x00"}
-				t.Env = []EnvVar{{"A", "1"}, {"A", "2"}}
+				t.Env = []EnvVar{{Name: "A", Value: "1"}, {Name: "A", Value: "2"}}
 				t.Resources.Limits.GPUs = -2
 			},
 			want: Problems{

@@ -53,14 +53,20 @@ func (r *reader) task(v *jvalue) *Task {
 	t.Outputs = r.bindings(m["outputs"], "outputs")
 	for i, ev := range r.array(m["env"], "env") {
 		p := indexField("env", i)
-		em, ok := r.object(ev, p, []string{"name", "value"}, []string{"name", "value"})
+		em, ok := r.object(ev, p, []string{"name", "value", "secret"}, []string{"name"})
 		if !ok {
 			t.Env = append(t.Env, EnvVar{})
 			continue
 		}
+		_, hasValue := em["value"]
+		_, hasSecret := em["secret"]
+		if !hasValue && !hasSecret {
+			r.problem(joinField(p, "value"), "required")
+		}
 		t.Env = append(t.Env, EnvVar{
-			Name:  r.text(em["name"], joinField(p, "name")),
-			Value: r.text(em["value"], joinField(p, "value")),
+			Name:   r.text(em["name"], joinField(p, "name")),
+			Value:  r.text(em["value"], joinField(p, "value")),
+			Secret: r.str(em["secret"], joinField(p, "secret")),
 		})
 	}
 	if cv, ok := m["command"]; ok {

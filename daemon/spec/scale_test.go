@@ -399,7 +399,7 @@ func TestResolveKaapanaDownstream(t *testing.T) {
 			if diff := cmp.Diff(wantInputs, inst.Inputs); diff != "" {
 				t.Errorf("Inputs mismatch (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff([]EnvVar{{"TIME_SLEEP", "5"}}, inst.Env); diff != "" {
+			if diff := cmp.Diff([]EnvVar{{Name: "TIME_SLEEP", Value: "5"}}, inst.Env); diff != "" {
 				t.Errorf("Env mismatch (-want +got):\n%s", diff)
 			}
 		})

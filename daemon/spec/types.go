@@ -251,6 +251,10 @@ type Binding struct {
 type EnvVar struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// Secret names a node secret whose content is the value, read by the
+	// daemon when it creates the container; Value is then empty. A task.json
+	// spells it {"name": "PASSWORD", "secret": "project-password"}.
+	Secret string `json:"secret,omitempty"`
 }
 
 // Placeholder is an unsubstituted `{{ env.NAME }}` in a task field.

@@ -152,6 +152,14 @@ func validateTask(c *collector, t *Task) {
 		if strings.ContainsRune(e.Value, 0) {
 			c.problem(joinField(ef, "value"), "contains a NUL byte")
 		}
+		if e.Secret != "" {
+			if why := CheckSecretName(e.Secret); why != "" {
+				c.problem(joinField(ef, "secret"), "%s", why)
+			}
+			if e.Value != "" {
+				c.problem(joinField(ef, "value"), "must be empty when secret is given (the value is the secret's content)")
+			}
+		}
 		checkExecString(c, joinField(ef, "value"), e.Name+"="+e.Value, e.Name+"=VALUE")
 	}
 	checkLabels(c, t.Labels)

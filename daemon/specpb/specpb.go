@@ -77,7 +77,7 @@ func Task(s *pcnodev1.TaskSpec) *spec.Task {
 		t.InlineTemplate = TemplateFromProto(it)
 	}
 	for _, e := range s.GetEnv() {
-		t.Env = append(t.Env, spec.EnvVar{Name: e.GetName(), Value: e.GetValue()})
+		t.Env = append(t.Env, spec.EnvVar{Name: e.GetName(), Value: e.GetValue(), Secret: e.GetSecret()})
 	}
 	return t
 }
@@ -239,7 +239,7 @@ func scaleRuleFromProto(r *pcnodev1.ScaleRule) *spec.ScaleRule {
 func envToProto(es []spec.EnvVar) []*pcnodev1.EnvVar {
 	var out []*pcnodev1.EnvVar
 	for _, e := range es {
-		out = append(out, &pcnodev1.EnvVar{Name: e.Name, Value: e.Value})
+		out = append(out, &pcnodev1.EnvVar{Name: e.Name, Value: e.Value, Secret: e.Secret})
 	}
 	return out
 }

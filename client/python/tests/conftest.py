@@ -213,6 +213,16 @@ class Pcnoded:
         """A Client on the unix socket (as root: admin)."""
         return pcnode.connect(self.unix_address, **kwargs)
 
+    def write_secret(self, name: str, value: str | bytes) -> None:
+        """Stores a node secret (a 0600 file in secrets_dir, replaced atomically)."""
+        if "/" in name or name in {"", ".", ".."}:
+            raise ValueError(f"secret name {name!r} is not a file name")
+        data = value.encode() if isinstance(value, str) else value
+        tmp = Path(self.secrets_dir) / f".{name}.tmp"
+        _write(tmp, data, 0o600)
+        tmp.chmod(0o600)
+        os.replace(tmp, Path(self.secrets_dir) / name)
+
     def log_tail(self, n: int = 64 << 10) -> str:
         try:
             data = Path(self.log_path).read_bytes()
@@ -318,8 +328,10 @@ def pcnoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcnoded]:
     data_root = base / "data"
     data_root.mkdir()
     data_root.chmod(0o755)
+    # The daemon wants a root-owned store no one else may read or write.
     secrets_dir = base / "secrets"
     secrets_dir.mkdir(mode=0o700)
+    secrets_dir.chmod(0o700)
     state_dir = base / "state"
     namespace = "pytest-" + pysecrets.token_hex(4)
     port = _free_port()
@@ -371,6 +383,9 @@ max_files = 5
 
 [gpu]
 backend = "none"
+
+[secrets]
+dir = {_toml_str(str(secrets_dir))}
 """
     config_path = _write(base / "pcnoded.toml", cfg.encode())
     d = Pcnoded(

@@ -655,8 +655,13 @@ type EnvVar struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// POSIX variable name: [A-Za-z_][A-Za-z0-9_]*.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Value; no NUL bytes.
-	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Value; no NUL bytes. Empty when secret is set.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// Name of a node secret ([A-Za-z0-9][A-Za-z0-9._-]{0,62}) whose content is
+	// the variable's value: the daemon reads the file of that name in its
+	// [secrets] dir when it creates the container. Tasks, instances and logs
+	// carry only this name, never the content. Empty: value is the value.
+	Secret        string `protobuf:"bytes,3,opt,name=secret,proto3" json:"secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,6 +706,13 @@ func (x *EnvVar) GetName() string {
 func (x *EnvVar) GetValue() string {
 	if x != nil {
 		return x.Value
+	}
+	return ""
+}
+
+func (x *EnvVar) GetSecret() string {
+	if x != nil {
+		return x.Secret
 	}
 	return ""
 }
@@ -2132,10 +2144,11 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\thost_path\x18\x02 \x01(\tR\bhostPath\x123\n" +
 	"\n" +
-	"scale_rule\x18\x03 \x01(\v2\x14.pcnode.v1.ScaleRuleR\tscaleRule\"2\n" +
+	"scale_rule\x18\x03 \x01(\v2\x14.pcnode.v1.ScaleRuleR\tscaleRule\"J\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe6\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x16\n" +
+	"\x06secret\x18\x03 \x01(\tR\x06secret\"\xe6\x02\n" +
 	"\fTaskInstance\x12\x14\n" +
 	"\x05image\x18\x01 \x01(\tR\x05image\x12/\n" +
 	"\x13template_identifier\x18\x02 \x01(\tR\x12templateIdentifier\x12#\n" +

@@ -138,12 +138,14 @@ class ChannelBinding(_message.Message):
     def __init__(self, name: _Optional[str] = ..., host_path: _Optional[str] = ..., scale_rule: _Optional[_Union[_template_pb2.ScaleRule, _Mapping]] = ...) -> None: ...
 
 class EnvVar(_message.Message):
-    __slots__ = ("name", "value")
+    __slots__ = ("name", "value", "secret")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
     name: str
     value: str
-    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    secret: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...
 
 class TaskInstance(_message.Message):
     __slots__ = ("image", "template_identifier", "env", "command", "inputs", "outputs", "resources", "scale_results")
