@@ -182,9 +182,7 @@ def test_secret_env_reaches_container_not_logs_or_records(
 ) -> None:
     # A random 7-digit size: it cannot appear by chance in a timestamp or id of the log.
     value = str(1_000_000 + pysecrets.randbelow(1_000_000))
-    path = Path(pcnoded.secrets_dir) / "pytest-secret-size"
-    path.write_text(value)
-    path.chmod(0o600)
+    pcnoded.write_secret("pytest-secret-size", value)
     try:
         set_connection(
             "pcnode_default",
@@ -194,7 +192,7 @@ def test_secret_env_reaches_container_not_logs_or_records(
         )
         result = run_dag("pcnode_secret")
     finally:
-        path.unlink()
+        (Path(pcnoded.secrets_dir) / "pytest-secret-size").unlink()
     assert result.states == {"use_secret": "success"}, result.log("use_secret")
     out = result.xcoms["use_secret"]["outputs"]["out"]
     assert out["bytes"] == int(value)
