@@ -298,12 +298,17 @@ class PcnodeTaskOperator(BaseOperator):
             d = _duration(secs)
             if d is not None:
                 getattr(spec, name).CopyFrom(d)
-        creds = hook.registry_credentials(self.image, self.registryUrl)
-        if creds is None and self.registryUsername and self._registry_password:
-            creds = (self.registryUsername, self._registry_password)
+        creds = self._registry_auth(hook)
         if creds is not None:
             spec.registry_auth.username, spec.registry_auth.password = creds
         return spec
+
+    def _registry_auth(self, hook: PcnodeHook) -> tuple[str, str] | None:
+        """_registry_auth is the registry connection's login/password, else the DAG's (deprecated) ones."""
+        creds = hook.registry_credentials(self.image, self.registryUrl)
+        if creds is None and self.registryUsername and self._registry_password:
+            creds = (self.registryUsername, self._registry_password)
+        return creds
 
     # ---- finding, placing, submitting --------------------------------------
 
@@ -342,7 +347,7 @@ class PcnodeTaskOperator(BaseOperator):
         try:
             pc = client.get_processing_container(self.image)
         except NotFound:
-            creds = hook.registry_credentials(self.image, self.registryUrl) or ("", "")
+            creds = self._registry_auth(hook) or ("", "")
             self.log.info("pulling image %s", self.image)
             client.pull_image(self.image, username=creds[0], password=creds[1])
             pc = client.get_processing_container(self.image)
