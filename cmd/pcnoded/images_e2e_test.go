@@ -338,8 +338,12 @@ func TestIntegrationImportImageInterrupted(t *testing.T) {
 			t.Fatalf("mid-import: %+v, want one import lease and a partial ingest", s)
 		}
 		d.Kill(t)
-		if s := e2eStoreState(t, ctx, cd); !inFlight(s) {
-			t.Fatalf("after SIGKILL: %+v, want the import's lease and ingest left behind", s)
+		// The lease is pcnoded's and must survive the kill. The partial
+		// ingest is containerd's: when the killed client's Write stream
+		// breaks, containerd may already have dropped it (seen in CI), so
+		// only the lease is required here; the restart must clean both.
+		if s := e2eStoreState(t, ctx, cd); len(s.ImportLeases) != 1 {
+			t.Fatalf("after SIGKILL: %+v, want the import's lease left behind", s)
 		}
 		d.Restart(t)
 		// The sweep runs before the API serves: no waiting.
