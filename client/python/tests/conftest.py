@@ -303,20 +303,13 @@ class Pcnoded:
             p.wait()
 
 
-@pytest.fixture(scope="session")
-def pcnoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcnoded]:
-    """A real pcnoded (see the module doc)."""
-    containerd = os.environ.get("PCNODE_TEST_CONTAINERD_ADDRESS", "")
-    if not containerd:
-        pytest.fail(
-            "PCNODE_TEST_CONTAINERD_ADDRESS is not set: run the Python tests through deploy/dev/test.sh "
-            "(PYTEST_ARGS='tests/client' GOTEST_PKGS=none FUZZTIME=0 ./deploy/dev/test.sh), which starts containerd"
-        )
-    base = tmp_path_factory.mktemp("pcnoded")
-    bindir = base / "bin"
-    bindir.mkdir()
-    _go_build(bindir / "pcnoded", "./cmd/pcnoded")
-    _go_build(bindir / "pctestimage", "./internal/testimage/cmd/pctestimage")
+@contextlib.contextmanager
+def _launch(
+    base: Path, containerd: str, bindir: Path, *, node_name: str, reserved_memory: str
+) -> Iterator[Pcnoded]:
+    """Configures and starts a pcnoded under base (binaries from bindir), and
+    stops it on exit. Each daemon has its own namespace, socket, TLS material,
+    data root, secrets and state; all share the session's containerd."""
 
     # Unix socket paths are limited to 108 bytes: keep the socket short.
     sockdir = Path(tempfile.mkdtemp(prefix="pcd-"))
@@ -341,7 +334,7 @@ def pcnoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcnoded]:
 
     cfg = f"""
 [node]
-name = "pytest"
+name = {_toml_str(node_name)}
 state_dir = {_toml_str(str(state_dir))}
 
 [api]
@@ -372,7 +365,7 @@ data_roots = [{_toml_str(str(data_root))}]
 
 [resources]
 reserved_cpu = "100m"
-reserved_memory = "256Mi"
+reserved_memory = {_toml_str(reserved_memory)}
 default_cpu = "100m"
 default_memory = "128Mi"
 
@@ -421,3 +414,49 @@ dir = {_toml_str(str(secrets_dir))}
         if log_dir:
             with contextlib.suppress(OSError):
                 shutil.copy(d.log_path, Path(log_dir) / f"{namespace}.log")
+
+
+def _containerd_address() -> str:
+    containerd = os.environ.get("PCNODE_TEST_CONTAINERD_ADDRESS", "")
+    if not containerd:
+        pytest.fail(
+            "PCNODE_TEST_CONTAINERD_ADDRESS is not set: run the Python tests through deploy/dev/test.sh "
+            "(PYTEST_ARGS='tests/client' GOTEST_PKGS=none FUZZTIME=0 ./deploy/dev/test.sh), which starts containerd"
+        )
+    return containerd
+
+
+@pytest.fixture(scope="session")
+def pcnoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcnoded]:
+    """A real pcnoded (see the module doc)."""
+    containerd = _containerd_address()
+    base = tmp_path_factory.mktemp("pcnoded")
+    bindir = base / "bin"
+    bindir.mkdir()
+    _go_build(bindir / "pcnoded", "./cmd/pcnoded")
+    _go_build(bindir / "pctestimage", "./internal/testimage/cmd/pctestimage")
+    with _launch(base, containerd, bindir, node_name="pytest", reserved_memory="256Mi") as d:
+        yield d
+
+
+SMALL_NODE_ALLOCATABLE = 512 << 20
+
+
+@pytest.fixture(scope="session")
+def pcnoded_small(pcnoded: Pcnoded, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcnoded]:
+    """A second real pcnoded on the same containerd (its own namespace), named
+    "pytest-small", whose reserved memory leaves it SMALL_NODE_ALLOCATABLE bytes
+    allocatable: a task asking more fits only on ``pcnoded``. For placement tests."""
+    with pcnoded.connect() as c:
+        capacity = c.get_node().capacity.memory_bytes
+    if capacity <= SMALL_NODE_ALLOCATABLE + (256 << 20):
+        pytest.fail(f"this machine's memory ({capacity} bytes) is too small for a second, small test node")
+    base = tmp_path_factory.mktemp("pcnoded-small")
+    reserved = str(capacity - SMALL_NODE_ALLOCATABLE)
+    bindir = Path(pcnoded._bin).parent
+    with _launch(base, pcnoded.containerd_address, bindir, node_name="pytest-small", reserved_memory=reserved) as d:
+        with d.connect() as c:
+            got = c.get_node().allocatable.memory_bytes
+        # The daemon may round or lower what it reports; it must be small.
+        assert 0 < got <= SMALL_NODE_ALLOCATABLE, got
+        yield d

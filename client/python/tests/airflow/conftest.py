@@ -178,6 +178,12 @@ def images(pcnoded: Any) -> dict[str, str]:
     return refs
 
 
+@pytest.fixture(scope="session")
+def small_node_images(pcnoded_small: Any) -> dict[str, str]:
+    """small_node_images imports the same images into the second, small test daemon."""
+    return {name: pcnoded_small.image(image_ref(name), pc) for name, pc in PROCESSING_CONTAINERS.items()}
+
+
 def connection_json(host: str | None, **extra: Any) -> str:
     """connection_json is an AIRFLOW_CONN_* value of type pcnode, as the issue spells it."""
     conn: dict[str, Any] = {"conn_type": "pcnode", "extra": extra}

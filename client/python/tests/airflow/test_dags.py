@@ -173,6 +173,50 @@ def test_multi_node_placement(
     assert "shared_data_root" in log
 
 
+def test_placement_by_capacity_on_two_daemons(
+    pcnoded: Any,
+    pcnoded_small: Any,
+    images: dict[str, str],
+    small_node_images: dict[str, str],
+    set_connection: Callable[..., None],
+    run_dag: Callable[..., Any],
+) -> None:
+    # Two real daemons on the same containerd: "small" (listed first, about
+    # 512Mi allocatable) and "big" (the session daemon).
+    small = {"name": "small", "host": pcnoded_small.unix_address, "data_root": pcnoded_small.data_root}
+    big = {"name": "big", "host": pcnoded.unix_address, "data_root": pcnoded.data_root}
+    set_connection("pcnode_capacity", None, data_root=pcnoded.data_root, nodes=[small, big])
+
+    result = run_dag("pcnode_capacity")
+    # 1Gi fits only the big node, whichever is listed first.
+    assert result.states["big_job"] == "success"
+    assert result.xcoms["big_job"]["node"] == "big"
+    # 64Mi fits both now: the node with more free memory takes it.
+    assert result.xcoms["small_job"]["node"] == "big"
+    assert "placing on node big (of small, big)" in result.log("small_job")
+    # 64Ti fits neither: the error names both nodes and why.
+    assert result.states["too_big"] == "failed"
+    log = result.log("too_big")
+    assert "no node can take the task" in log, log
+    assert "small: " in log and "big: " in log, log
+
+    # With the big node drained, what fits the small one goes there; the rest fails.
+    with pcnoded.connect() as c:
+        c.drain()
+        try:
+            result = run_dag("pcnode_capacity")
+        finally:
+            c.resume()
+    assert result.states["small_job"] == "success"
+    assert result.xcoms["small_job"]["node"] == "small"
+    assert result.xcoms["small_job"]["outputs"]["downloads"]["path"].startswith(pcnoded_small.data_root + "/")
+    assert result.states["big_job"] == "failed"
+    assert "no node can take the task" in result.log("big_job")
+    with pcnoded_small.connect() as c:
+        on_small = list(c.list_tasks(labels={_logic.LABEL_DAG: "pcnode_capacity"}))
+    assert [t.spec.labels[_logic.LABEL_TASK] for t in on_small] == ["small_job"]
+
+
 def test_secret_env_reaches_container_not_logs_or_records(
     pcnoded: Any,
     images: dict[str, str],
