@@ -198,7 +198,8 @@ def test_placement_by_capacity_on_two_daemons(
     assert result.states["too_big"] == "failed"
     log = result.log("too_big")
     assert "no node can take the task" in log, log
-    assert "small: " in log and "big: " in log, log
+    assert "small: " in log, log
+    assert "big: " in log, log
 
     # With the big node drained, what fits the small one goes there; the rest fails.
     with pcnoded.connect() as c:
