@@ -304,9 +304,7 @@ class Pcnoded:
 
 
 @contextlib.contextmanager
-def _launch(
-    base: Path, containerd: str, bindir: Path, *, node_name: str, reserved_memory: str
-) -> Iterator[Pcnoded]:
+def _launch(base: Path, containerd: str, bindir: Path, *, node_name: str, reserved_memory: str) -> Iterator[Pcnoded]:
     """Configures and starts a pcnoded under base (binaries from bindir), and
     stops it on exit. Each daemon has its own namespace, socket, TLS material,
     data root, secrets and state; all share the session's containerd."""
