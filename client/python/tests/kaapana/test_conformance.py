@@ -51,7 +51,8 @@ def _python_fields(case: dict[str, Any]) -> set[str]:
 def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 30, [p.name for p in CASES]
     node_only = sorted(p.stem for p in CASES if _node_only(json.loads(p.read_text())))
-    assert len(node_only) >= 6 and all(n.startswith("pc-regex-") for n in node_only), node_only
+    assert len(node_only) >= 6, node_only
+    assert all(n.startswith("pc-regex-") for n in node_only), node_only
     kinds = [json.loads(p.read_text())["kind"] for p in CASES]
     assert kinds.count("processing-container") >= 10
     assert kinds.count("task") >= 10

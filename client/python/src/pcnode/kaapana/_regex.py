@@ -43,17 +43,21 @@ INVALID_NAMED_CAPTURE = "invalid named capture"
 
 MAX_REPEAT = 1000  # the most a counted repetition, or nested ones multiplied, may count
 
-_POSIX = frozenset("alnum alpha ascii blank cntrl digit graph lower print punct space upper word xdigit".split())
+_POSIX = frozenset(
+    {
+        "alnum", "alpha", "ascii", "blank", "cntrl", "digit", "graph",
+        "lower", "print", "punct", "space", "upper", "word", "xdigit",
+    }
+)  # fmt: skip
 
 # The names \p{...} accepts, as Go 1.26 looks them up: case-insensitively,
 # ignoring spaces, underscores and hyphens, among unicode.Categories,
 # unicode.CategoryAliases, unicode.Scripts and Any, ASCII, Assigned, Cn, LC.
 # A script whose name is not spelled as Go canonicalizes (Old_Italic,
-# SignWriting) is not found that way by Go 1.26, so it is not here either. Made by
-# a program that printed those
-# tables' keys; tests/kaapana/test_regex.py checks every one against Go.
-_UNICODE = frozenset(
-    """
+# SignWriting) is not found that way by Go 1.26, so it is not here either.
+# Made by a program that printed those tables' keys; tests/kaapana/test_regex.py
+# checks every one against Go.
+_UNICODE_NAMES = """
     adlam ahom any arabic armenian ascii assigned avestan balinese bamum batak bengali bhaiksuki
     bopomofo brahmi braille buginese buhid c carian casedletter cc cf chakma cham cherokee
     chorasmian closepunctuation cn cntrl co combiningmark common connectorpunctuation control coptic
@@ -71,8 +75,8 @@ _UNICODE = frozenset(
     sogdian soyombo spaceseparator spacingmark sundanese surrogate symbol syriac tagalog tagbanwa
     takri tamil tangsa tangut telugu thaana thai tibetan tifinagh tirhuta titlecaseletter toto
     ugaritic unassigned uppercaseletter vai vithkuqi wancho yezidi yi z zl zp zs
-    """.split()
-)
+"""
+_UNICODE = frozenset(_UNICODE_NAMES.split())
 
 _ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HEX = frozenset("0123456789abcdefABCDEF")
