@@ -12,6 +12,7 @@ from Go. The problem texts are compared too.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ TABLE: list[tuple[str, str]] = [
     ("(?P<n>a)", OK), ("(?<n>a)", OK), ("(?P<n_1>a)", OK), ("(?P<1>a)", OK), ("(?P<_>a)", OK),
     ("(?P<x>a)|(?P<x>b)", OK), ("(?P<x>a)(?P<x>b)", OK),
     ("(?P<>a)", NAMED), ("(?<>a)", NAMED), ("(?P<a-b>a)", NAMED), ("(?P<é>a)", NAMED), ("(?P<n", NAMED),
-    ("(?<n", NAMED), ("(?<=a)", NAMED), ("(?<!a)", NAMED), ("(?P<a b>x)", NAMED), ("(?P<n>", MP),
+    ("(?<", PERL), ("(?P<", PERL), ("(?P", PERL), ("a(?<", PERL), ("(?<n", NAMED), ("(?<=a)", NAMED), ("(?<!a)", NAMED), ("(?P<a b>x)", NAMED), ("(?P<n>", MP),
     ("(?P<n>a", MP),
     # escapes
     (r"\a\f\t\n\r\v", OK), (r"\*\+\?\(\)\[\]\{\}\|\^\$\.\\", OK), (r"\ ", OK), (r"\_", OK), (r"\-", OK),
@@ -120,6 +121,16 @@ TABLE += [
     ("((){1000}){2}", SIZE), ("(()){1000}", OK), ("((?:){1000}){2}", SIZE), ("((a{500}){0,}){3}", SIZE),
     ("(a{1000}){0,}", OK), ("(ab{500}){3}", SIZE), ("((?i)a{500}){2}", OK), ("(a{500}(?i)){3}", SIZE),
 ]  # fmt: skip
+
+# Pieces random expressions are made of: every construct, whole and broken.
+_PIECES = [
+    "a", "b", "é", ".", "^", "$", "|", "(", ")", "(?:", "(?i)", "(?i:", "(?P<n>", "(?<m>", "(?", "[", "]", "[^",
+    "-", "*", "+", "?", "{", "}", "{2}", "{2,}", "{2,3}", "{0}", "{1001}", "{,2}", ",", "\\", "\\Q", "\\E",
+    "\\p", "\\pL", "\\p{", "\\p{Greek}", "\\P{^L}", "\\d", "\\1", "\\0", "\\x", "\\x{", "\\x41", "[:",
+    ":]", "[:alpha:]", "[[:digit:]]", "\\b", "\\z", "\\A", "\\-", "\\]", "0", "1", "9", "{500}", "{3}", "s",
+    "U", ":", "<", ">", "P", "=", "!", " ", "_", "\\a", "\\v",
+]  # fmt: skip
+_RANDOM = 1500
 
 _SYNTAX = "does not compile (Go RE2 syntax): "
 _CHANNELS = 64  # [limits] max_channels: the most inputs of one template
@@ -215,6 +226,18 @@ def test_go_verdict_and_text(pcnode_cli: Path, tmp_path: Path) -> None:
         if _go_verdict(g) != OK and target_regex_problem(e, Limits()) != g
     ]
     assert not texts, f"problem texts differ (expr, Go, Python): {texts}"
+
+
+def test_random_expressions_as_go(pcnode_cli: Path, tmp_path: Path) -> None:
+    """Seeded random expressions (the same every run) of whole and broken constructs: Python gives Go's verdict and text."""
+    rng = random.Random(20261201)
+    exprs = sorted({"".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 8))) for _ in range(_RANDOM)})
+    got = _go_problems(pcnode_cli, tmp_path, exprs)
+    wrong = [(e, g, target_regex_problem(e, Limits())) for e, g in zip(exprs, got, strict=True)]
+    wrong = [w for w in wrong if _go_verdict(w[1]) != _verdict(w[0]) or (_go_verdict(w[1]) != OK and w[1] != w[2])]
+    assert not wrong, f"{len(wrong)} of {len(exprs)} differ (expr, Go, Python): {wrong[:10]}"
+    verdicts = {_verdict(e) for e in exprs}
+    assert len(verdicts) >= 10, verdicts  # the mix reaches most of the grammar
 
 
 def test_every_unicode_name_as_go_reads_it(pcnode_cli: Path, tmp_path: Path) -> None:

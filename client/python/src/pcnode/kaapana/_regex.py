@@ -263,7 +263,8 @@ class _Checker:
             self.i += 1
             return True
         rest = t[start:]
-        if rest.startswith("(?P<") or rest.startswith("(?<"):
+        # A name needs something after "<": a bare "(?<" at the end is read as flags.
+        if (rest.startswith("(?P<") and len(rest) > 4) or (rest.startswith("(?<") and len(rest) > 3):
             begin = start + (4 if rest.startswith("(?P<") else 3)
             end = t.find(">", begin)
             if end < 0:
