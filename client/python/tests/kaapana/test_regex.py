@@ -273,3 +273,19 @@ def test_program_size_is_left_to_the_node() -> None:
     """Python checks syntax only: what compiles to more than max_regex_insts instructions passes here."""
     assert target_regex_problem("(abc){700}", Limits()) is None
     assert target_regex_problem("x{1000}y{1000}z{1000}", Limits(max_regex_insts=10)) is None
+
+
+def test_hostile_expressions_without_a_byte_cap() -> None:
+    """No recursion and no huge int conversion: deep nesting and long counts are read in one pass."""
+    uncapped = Limits(max_pattern_bytes=0)
+    assert target_regex_problem("a{" + "9" * 10000 + "}", uncapped) == (
+        "does not compile (Go RE2 syntax): invalid repeat count: " + '"{' + "9" * 39 + '..."'
+    )
+    assert target_regex_problem("a{12345678}", uncapped) == (
+        'does not compile (Go RE2 syntax): invalid repeat count: "{12345678}"'
+    )
+    # Go's nesting-depth limit is the node's (unreachable under the default byte cap): Python reads it through.
+    assert target_regex_problem("(" * 50000 + ")" * 50000, uncapped) is None
+    assert target_regex_problem("(" * 50000, uncapped) == (
+        'does not compile (Go RE2 syntax): missing closing ): "' + "(" * 40 + '..."'
+    )

@@ -4,13 +4,15 @@ the match of the whole path (the daemon compiles ``^(?:EXPR)$``).
 
 Python's ``re`` accepts what RE2 refuses (look-around, back-references,
 possessive repeats) and refuses what RE2 accepts (``\\pL``, ``[[:alpha:]]``,
-``\\z``, ``(?U)``), so it cannot be asked. This module is a small recursive
-descent checker written from the documented grammar (the RE2 syntax
-reference and the package doc of Go's regexp/syntax): alternation of
-concatenations of atoms, each atom optionally repeated once; groups with
-flags and names; classes with ranges, Perl, POSIX and Unicode classes; the
-escapes. It builds no tree and no program: it only says whether Go accepts
-the expression and, if not, why, with Go's error code.
+``\\z``, ``(?U)``), so it cannot be asked. This module is a small checker
+written from the documented grammar (the RE2 syntax reference and the
+package doc of Go's regexp/syntax): alternation of concatenations of atoms,
+each atom optionally repeated once; groups with flags and names; classes
+with ranges, Perl, POSIX and Unicode classes; the escapes. It reads the
+expression once, left to right, keeping a stack of the open groups (no
+recursion: the nesting depth is the input's to choose), builds no tree and
+no program, and says whether Go accepts the expression and, if not, why,
+with Go's error code and the part at fault, as Go's message gives them.
 
 **Program size is not checked here.** The daemon also refuses an expression
 whose compiled program has more than ``[limits] max_regex_insts``
@@ -19,9 +21,10 @@ reimplementing Go's compiler; so Python checks syntax and the byte cap, and
 the instruction cap is left to the node, which reports it at submit and at
 ResolveTask on the same field (``...scale_rule.target_regex``).
 
-Neither does it check Go's nesting-depth limit (1000 levels) nor its
-"expression too large" limit: neither can be reached within the default
-1024-byte cap.
+Neither does it check Go's nesting-depth limit (a parse tree 1000 levels
+high) nor its "expression too large" limit: neither can be reached within the
+default 1024-byte cap (``[limits] max_regex_bytes``); a node configured with a
+larger cap reports them on the same field.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ _UNICODE = frozenset(_UNICODE_NAMES.split())
 _ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _OCTAL = frozenset("01234567")
+_DIGITS = frozenset("0123456789")
 
 
 class RegexError(Exception):
@@ -101,14 +105,15 @@ def _count(t: str, i: int) -> tuple[int, int] | None:
     """A repetition count at t[i:]: (value, end), or None when there is none.
 
     A count is decimal digits without a leading zero (``{01}`` is no count, so
-    the brace is a literal); a value too large to matter is returned as it is.
+    the brace is a literal); any value over MAX_REPEAT is refused alike, so a
+    long one is not converted (Python refuses ints of over 4300 digits).
     """
     j = i
-    while j < len(t) and t[j].isascii() and t[j].isdigit():
+    while j < len(t) and t[j] in _DIGITS:
         j += 1
     if j == i or (j - i >= 2 and t[i] == "0"):
         return None
-    return int(t[i:j]), j
+    return (int(t[i:j]) if j - i <= 8 else MAX_REPEAT + 1), j
 
 
 def _braces(t: str, i: int) -> tuple[int, int, int] | None:
