@@ -7,7 +7,7 @@ table's verdict, and so must the real Go side: every expression goes into one
 processing-container.json (inputs spread over templates to respect the
 channel cap) that ``pcnode-cli validate`` checks, so the table cannot drift
 from Go. The problem texts are compared too. So are seeded random expressions
-made of whole and broken constructs, and every \p{...} name Python keeps.
+made of whole and broken constructs, and every \\p{...} name Python keeps.
 """
 
 from __future__ import annotations
