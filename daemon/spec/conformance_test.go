@@ -25,6 +25,9 @@ type conformanceCase struct {
 	Valid    *bool           `json:"valid"`
 	Problems []string        `json:"problems"`
 	Note     string          `json:"note"`
+	// Python is "node-only" for a case that hinges on what only the node
+	// checks (a target_regex's program size); Go runs it as any other.
+	Python string `json:"python"`
 }
 
 // conformanceProblems checks a case the way pcnode-cli validate checks a
@@ -111,6 +114,8 @@ func TestConformance(t *testing.T) {
 				t.Fatal("an invalid case lists the field paths of its problems")
 			case len(c.PC) != 0 && c.Kind != "task":
 				t.Fatal(`only a task case may give "pc"`)
+			case c.Python != "" && c.Python != "node-only":
+				t.Fatalf(`"python" is %q; the one value is "node-only"`, c.Python)
 			}
 			ps := conformanceProblems(t, c)
 			if *c.Valid && len(ps) != 0 {

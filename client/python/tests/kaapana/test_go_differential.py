@@ -2,7 +2,9 @@
 seen: the cases mutated at random (seeded: the same documents every run), through
 ``pcnode-cli validate -o json`` and through pcnode.kaapana.validate.check.
 Both must report exactly the same set of field paths, for problems and for
-warnings.
+warnings, but for one thing only the node checks: a target_regex whose program
+has more instructions than [limits] max_regex_insts (Go's problem says so;
+Python checks the syntax and the byte cap only), left out of Go's side.
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ def _go_fields(cli: Path, tmp: Path, i: int, case: dict[str, Any]) -> tuple[set[
     res = subprocess.run(args, capture_output=True, text=True, check=False)
     assert res.returncode in (0, 1), res.stderr
     rep = json.loads(res.stdout)
-    return {p["field"] for p in rep["problems"]}, {w["field"] for w in rep["warnings"]}
+    problems = {p["field"] for p in rep["problems"] if not p["description"].endswith("([limits] max_regex_insts)")}
+    return problems, {w["field"] for w in rep["warnings"]}
 
 
 def test_python_and_go_report_the_same_fields(pcnode_cli: Path, tmp_path: Path) -> None:

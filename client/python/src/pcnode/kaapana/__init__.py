@@ -11,6 +11,11 @@
 - :func:`to_task_spec` builds a ``pcnode.v1`` ``TaskSpec`` from Kaapana-style
   values (BaseEnv lists or dicts, ``pc_models.Resources``, channel bindings).
 - :mod:`pcnode.kaapana.validate` has the checks without the models.
+
+A scale rule's ``target_regex`` is checked for Go's RE2 syntax and the byte
+cap (``[limits] max_regex_bytes``), not for the size of its compiled program
+(``[limits] max_regex_insts``): that is a per-node limit only Go's compiler can
+count, so the node reports it, at submit and ResolveTask, on the same field.
 """
 
 from __future__ import annotations

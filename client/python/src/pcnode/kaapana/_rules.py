@@ -10,7 +10,7 @@ import re
 from pcnode.kaapana import _spec as s
 from pcnode.kaapana._glob import glob_problem
 from pcnode.kaapana._imageref import image_problem
-from pcnode.kaapana._re2 import target_regex_problem
+from pcnode.kaapana._regex import target_regex_problem
 from pcnode.kaapana._spec import Collector, blen, clip, go_quote, index_field, join_field, quote_list
 from pcnode.kaapana._text import check_name, valid_env_name
 from pcnode.kaapana.quantity import MAX_CPU_MILLIS, MAX_GPUS, MAX_MEMORY_BYTES, format_bytes, format_millis
