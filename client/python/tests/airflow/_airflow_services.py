@@ -15,6 +15,7 @@ components' output and the task logs there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -87,36 +88,28 @@ class AirflowServices:
     def kill(self, proc: Proc, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
         """kill sends sig to proc's whole process group and waits for the process to end."""
         if proc.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.popen.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 proc.popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.popen.pid, signal.SIGKILL)
                 proc.popen.wait(timeout)
         # Children of a component (task runners) may outlive their leader: end the group.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.log_file.close()
 
     def stop(self) -> None:
         """stop ends every component, gently first (SIGTERM), then SIGKILL after a few seconds."""
         for proc in self.procs:
             if proc.popen.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.popen.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 5
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             self.kill(proc, signal.SIGKILL, timeout=5)
 
     def cli(self, *args: str, timeout: float = 60) -> str:

@@ -71,7 +71,10 @@ def _task_dir(home: str, run_id: str, task_id: str) -> Path:
 def _run_logs(home: str, run_id: str, tail: int = 4000) -> str:
     """_run_logs is the tail of every log file of the run's tasks, for a failure message."""
     root = Path(home) / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
-    parts = [f"----- {f.relative_to(root)} -----\n{f.read_text(errors='replace')[-tail:]}" for f in sorted(root.rglob("*.log"))]
+    parts = [
+        f"----- {f.relative_to(root)} -----\n{f.read_text(errors='replace')[-tail:]}"
+        for f in sorted(root.rglob("*.log"))
+    ]
     return "\n".join(parts)
 
 
@@ -95,7 +98,10 @@ def _triggerer_jobs(since: datetime) -> list[Job]:
 
 
 def test_deferrable_fanin_survives_triggerer_restart(
-    pcnoded: Any, images: dict[str, str], airflow_services: Callable[[str], AirflowServices], client: Any  # noqa: F811
+    pcnoded: Any,
+    images: dict[str, str],
+    airflow_services: Callable[[str], AirflowServices],  # noqa: F811  (the imported fixture)
+    client: Any,
 ) -> None:
     begin = datetime.now(timezone.utc)
     connection = json.dumps(
@@ -208,7 +214,8 @@ def test_deferrable_fanin_survives_triggerer_restart(
     assert [j.id for j in jobs][:1] == [first_job_id], [(j.id, j.start_date) for j in jobs]
     assert len(jobs) == 2, [(j.id, j.start_date) for j in jobs]
     second = jobs[1]
-    assert second.start_date is not None and second.start_date >= killed_at
+    assert second.start_date is not None
+    assert second.start_date >= killed_at
     for task, pcnode_id in download_ids.items():
         task_dir = _task_dir(home, run_id, task)
         done = f"pcnode task {pcnode_id} on node {pcnoded.unix_address} finished: SUCCEEDED"
