@@ -169,6 +169,12 @@ def services_env(home: str, connection: str) -> tuple[dict[str, str], int]:
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "3",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            # A task runner's supervisor notices that its task process ended at
+            # the latest after this many seconds. Kept short: a deferred task's
+            # "success" from the worker must reach the scheduler before its
+            # trigger fires, or Airflow 3.3 can fail the resumed task
+            # (apache/airflow#71580, #72716: a race in the scheduler).
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "600",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
