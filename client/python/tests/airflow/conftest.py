@@ -65,7 +65,11 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
             {
                 "identifier": "dicom-download",
                 "description": "Write SERIES/image.dcm into downloads.",
-                "env": [{"name": "SERIES", "value": "default", "type": "string", "adjustable": True}],
+                "env": [
+                    {"name": "SERIES", "value": "default", "type": "string", "adjustable": True},
+                    # test_triggerer.py keeps a download running for a while (task_form env).
+                    {"name": "DELAY", "value": "0", "type": "string", "adjustable": True},
+                ],
                 "inputs": [],
                 "outputs": [{"name": "downloads", "mounted_path": "/kaapana/mounted/downloads", **_CHANNEL}],
                 "command": [
@@ -76,6 +80,9 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
                     "write-file",
                     "/kaapana/mounted/downloads/${SERIES}/image.dcm",
                     "4k",
+                    "--",
+                    "sleep",
+                    "${DELAY}",
                     "--",
                     "ls",
                     "/kaapana/mounted/downloads",
