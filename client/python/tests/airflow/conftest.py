@@ -97,7 +97,10 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
             {
                 "identifier": "register",
                 "description": "Copy fixed to registered/fixed; upper-case moving into registered/moving.",
-                "env": [],
+                "env": [
+                    # test_triggerer.py: the trigger must not fire before the scheduler saw the task defer.
+                    {"name": "DELAY", "value": "0", "type": "string", "adjustable": True},
+                ],
                 "inputs": [
                     {"name": "fixed", "mounted_path": "/kaapana/mounted/fixed", **_CHANNEL},
                     {"name": "moving", "mounted_path": "/kaapana/mounted/moving", **_CHANNEL},
@@ -107,6 +110,9 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
                     "/pctest",
                     "echo",
                     "register: reading fixed and moving",
+                    "--",
+                    "sleep",
+                    "${DELAY}",
                     "--",
                     "ls",
                     "/kaapana/mounted/fixed",
@@ -132,7 +138,10 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
             {
                 "identifier": "nrrd-to-dicom",
                 "description": "List nrrd and reference; copy nrrd into dicom.",
-                "env": [],
+                "env": [
+                    # test_triggerer.py: the trigger must not fire before the scheduler saw the task defer.
+                    {"name": "DELAY", "value": "0", "type": "string", "adjustable": True},
+                ],
                 "inputs": [
                     {"name": "nrrd", "mounted_path": "/kaapana/mounted/nrrd", **_CHANNEL},
                     {"name": "reference", "mounted_path": "/kaapana/mounted/reference", **_CHANNEL},
@@ -142,6 +151,9 @@ PROCESSING_CONTAINERS: dict[str, dict[str, Any]] = {
                     "/pctest",
                     "echo",
                     "nrrd-to-dicom: converting",
+                    "--",
+                    "sleep",
+                    "${DELAY}",
                     "--",
                     "ls",
                     "/kaapana/mounted/nrrd",

@@ -34,6 +34,7 @@ TASKS = ["download_fixed_image", "download_moving_images", "register_images", "c
 # (task_form env): long enough to kill the triggerer and start a new one
 # while both are deferred.
 DELAY_SECONDS = 10
+LATER_DELAY_SECONDS = 4
 
 
 @dataclass
@@ -124,7 +125,18 @@ def test_deferrable_fanin_survives_triggerer_restart(
 
     run_id = f"manual__triggerer-{secrets.token_hex(4)}"
     delay = {"env": [{"name": "DELAY", "value": str(DELAY_SECONDS)}]}
-    conf = {"task_form": {"download_fixed_image": delay, "download_moving_images": delay}}
+    # The later tasks wait a few seconds too: a trigger that fires before the
+    # scheduler has seen the deferring task exit meets Airflow's scheduler race
+    # (apache/airflow#71580), which fails the resumed task.
+    later = {"env": [{"name": "DELAY", "value": str(LATER_DELAY_SECONDS)}]}
+    conf = {
+        "task_form": {
+            "download_fixed_image": delay,
+            "download_moving_images": delay,
+            "register_images": later,
+            "convert_registered_nrrd_to_dicom": later,
+        }
+    }
     svc.cli("dags", "trigger", DAG_ID, "--run-id", run_id, "--conf", json.dumps(conf))
 
     downloads = ["download_fixed_image", "download_moving_images"]
