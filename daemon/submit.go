@@ -6,6 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"path"
+	"slices"
+	"sort"
 	"time"
 	"unicode/utf8"
 
@@ -34,7 +37,7 @@ func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution
 	if p := validateSpecFields(s, d.cfg.Tasks.AllowHostNetwork, d.cfg.Limits); len(p) > 0 {
 		return nil, invalid(p)
 	}
-	if err := d.checkSecrets(s); err != nil {
+	if err := d.checkSecrets(ctx, s); err != nil {
 		return nil, err
 	}
 	t, err := d.specTask(s)
@@ -344,17 +347,24 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, grace time.Duration)
 	return nil, fmt.Errorf("task %s: could not be cancelled (no runner and not queued)", id)
 }
 
-// checkSecrets refuses a spec naming a secret the node cannot give:
-// FAILED_PRECONDITION with a violation at spec.env[N].secret for each, saying
-// why (no store: [secrets] dir is empty; no such file; a file the store
-// refuses). Only the name and the store's reason are said, never content.
-func (d *Daemon) checkSecrets(s *pcnodev1.TaskSpec) error {
-	var p problems
+// checkSecrets refuses a spec naming a secret its caller may not name
+// (PERMISSION_DENIED with a violation at spec.env[N].secret: no
+// [[secrets.grants]] entry of the caller's covers it; checked first, so that
+// a caller learns nothing of secrets it may not use), or one the node cannot
+// give: FAILED_PRECONDITION at spec.env[N].secret saying why (no store:
+// [secrets] dir is empty; no such file; a file the store refuses). Only the
+// name and the store's reason are said, never content.
+func (d *Daemon) checkSecrets(ctx context.Context, s *pcnodev1.TaskSpec) error {
+	var denied, p problems
 	for i, e := range s.GetEnv() {
 		if e.GetSecret() == "" {
 			continue
 		}
 		f := fmt.Sprintf("spec.env[%d].secret", i)
+		if who, ok := d.secretGranted(ctx, e.GetSecret()); !ok {
+			denied.add(f, "secret %q: %s has no [[secrets.grants]] entry for it", e.GetSecret(), who)
+			continue
+		}
 		if d.secrets == nil {
 			p.add(f, "secret %q: this node has no secret store ([secrets] dir is empty in its configuration)", e.GetSecret())
 			continue
@@ -363,8 +373,38 @@ func (d *Daemon) checkSecrets(s *pcnodev1.TaskSpec) error {
 			p.add(f, "%v", err)
 		}
 	}
+	if len(denied) > 0 {
+		sort.SliceStable(denied, func(i, j int) bool { return denied[i].GetField() < denied[j].GetField() })
+		return &invalidError{problems: denied, code: codes.PermissionDenied}
+	}
 	if len(p) > 0 {
 		return preconditionFailed(p)
 	}
 	return nil
+}
+
+// secretGranted reports whether the caller of ctx may name secret, and who
+// the caller is (for the error). A call that did not come through the API
+// (in-process) may; an API caller needs a [[secrets.grants]] entry for one
+// of its identities (its name or, on the unix socket, one of its gid:N)
+// with a pattern matching the name.
+func (d *Daemon) secretGranted(ctx context.Context, secret string) (string, bool) {
+	c, ok := callerFrom(ctx)
+	if !ok {
+		return "", true
+	}
+	for _, g := range d.cfg.Secrets.Grants {
+		if !slices.Contains(c.id.match, g.Identity) {
+			continue
+		}
+		for _, pat := range g.Secrets {
+			if m, err := path.Match(pat, secret); err == nil && m {
+				return c.id.name, true
+			}
+		}
+	}
+	if c.id.name == "" {
+		return "an unauthenticated caller", false
+	}
+	return "identity " + c.id.name, false
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -264,7 +265,20 @@ type Secrets struct {
 	Dir string `toml:"dir"`
 	// MaxSecretBytes is the largest secret file read.
 	MaxSecretBytes Quantity `toml:"max_secret_bytes"`
+	// Grants say which callers may name which secrets; a caller no grant
+	// covers may name none. It replaces the default (uid:0, every secret).
+	Grants []SecretGrant `toml:"grants"`
 }
+
+// SecretGrant lets one identity (as in [[api.roles]]) name the secrets its
+// patterns match (path.Match patterns over secret names, "*" for all).
+type SecretGrant struct {
+	Identity string   `toml:"identity"`
+	Secrets  []string `toml:"secrets"`
+}
+
+// MaxSecretGrants bounds [[secrets.grants]] and the patterns of one grant.
+const MaxSecretGrants = 1024
 
 // MaxSecretBytes is the ceiling of secrets.max_secret_bytes: an env var
 // ("NAME=content") must stay under the kernel's 128Ki per string.
@@ -440,7 +454,10 @@ func DefaultConfig() Config {
 
 			MaxCompressionRatio: 100,
 		},
-		Secrets: Secrets{MaxSecretBytes: MustQuantity("64Ki")},
+		Secrets: Secrets{
+			MaxSecretBytes: MustQuantity("64Ki"),
+			Grants:         []SecretGrant{{Identity: "uid:0", Secrets: []string{"*"}}},
+		},
 	}
 }
 
@@ -558,6 +575,23 @@ func (c *Config) Validate() error {
 	}
 	if b := c.Secrets.MaxSecretBytes.Bytes(); b < 1 || b > MaxSecretBytes {
 		bad("secrets.max_secret_bytes", "must be from 1 to 120Ki, got %s", c.Secrets.MaxSecretBytes.String())
+	}
+	if len(c.Secrets.Grants) > MaxSecretGrants {
+		bad("secrets.grants", "has %d entries, at most %d", len(c.Secrets.Grants), MaxSecretGrants)
+	}
+	for i, g := range c.Secrets.Grants {
+		f := fmt.Sprintf("secrets.grants[%d]", i)
+		if err := ValidIdentity(g.Identity); err != nil {
+			bad(f+".identity", "%v", err)
+		}
+		if len(g.Secrets) == 0 || len(g.Secrets) > MaxSecretGrants {
+			bad(f+".secrets", "must list 1 to %d secret names or patterns", MaxSecretGrants)
+		}
+		for j, pat := range g.Secrets {
+			if _, err := path.Match(pat, ""); err != nil || pat == "" || strings.Contains(pat, "/") || len(pat) > 256 {
+				bad(fmt.Sprintf("%s.secrets[%d]", f, j), "%q is not a secret name or a path.Match pattern without /", pat)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

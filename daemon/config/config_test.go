@@ -96,6 +96,10 @@ func TestLoadErrors(t *testing.T) {
 		{"tcp port zero", "[api]\ntcp_address = \":0\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/k.pem\"\nclient_ca_file = \"/ca.pem\"\n", "api.tcp_address"},
 		{"relative cert", "[api]\ntls_cert_file = \"c.pem\"\n", "api.tls_cert_file"},
 		{"reload too often", "[api]\ntls_reload_interval = \"1ms\"\n", "api.tls_reload_interval"},
+		{"secret grant bad identity", "[[secrets.grants]]\nidentity = \"airflow\"\nsecrets = [\"*\"]\n", "secrets.grants[0].identity"},
+		{"secret grant no secrets", "[[secrets.grants]]\nidentity = \"uid:0\"\nsecrets = []\n", "secrets.grants[0].secrets"},
+		{"secret grant bad pattern", "[[secrets.grants]]\nidentity = \"uid:0\"\nsecrets = [\"a[\"]\n", "secrets.grants[0].secrets[0]"},
+		{"secret grant slash", "[[secrets.grants]]\nidentity = \"uid:0\"\nsecrets = [\"x\", \"../*\"]\n", "secrets.grants[0].secrets[1]"},
 		{"role unknown", "[[api.roles]]\nidentity = \"uid:0\"\nrole = \"root\"\n", "api.roles[0].role"},
 		{"identity bare name", "[[api.roles]]\nidentity = \"scheduler\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
 		{"identity uid name", "[[api.roles]]\nidentity = \"uid:root\"\nrole = \"viewer\"\n", "api.roles[0].identity"},
@@ -196,5 +200,18 @@ func TestValidIdentity(t *testing.T) {
 		if err := ValidIdentity(s); err == nil {
 			t.Errorf("ValidIdentity(%q) = nil, want an error", s)
 		}
+	}
+}
+
+// TestSecretGrantsReplaceDefault: a file that sets [[secrets.grants]] gets
+// exactly its own grants, not the default uid:0 one besides.
+func TestSecretGrantsReplaceDefault(t *testing.T) {
+	c, err := Load(write(t, "[[secrets.grants]]\nidentity = \"spiffe://x/airflow\"\nsecrets = [\"kaapana-*\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SecretGrant{{Identity: "spiffe://x/airflow", Secrets: []string{"kaapana-*"}}}
+	if diff := cmp.Diff(want, c.Secrets.Grants); diff != "" {
+		t.Errorf("grants (-want +got):\n%s", diff)
 	}
 }

@@ -294,6 +294,20 @@ dir = ""
 # Largest secret file read (at most 120Ki: NAME=content is one string of the
 # container's environment, which the kernel caps at 128Ki).
 max_secret_bytes = "64Ki"
+# Who may name which secrets: each grant gives one identity (spelled as in
+# [[api.roles]]: "uid:N", "gid:N", a certificate's URI, "dns:NAME",
+# "cn:NAME") the secrets its patterns match (path.Match over secret names;
+# "*" is every secret, "kaapana-*" a prefix). A caller no grant covers may
+# name no secret, whatever its role: SubmitTask and ResolveTask answer
+# PERMISSION_DENIED naming spec.env[N].secret. A file that sets
+# [[secrets.grants]] replaces this list: keep the uid:0 entry if root should
+# still name every secret. For an Airflow worker with a client certificate:
+# [[secrets.grants]]
+# identity = "spiffe://example.org/airflow"
+# secrets = ["kaapana-client-secret", "project-*"]
+[[secrets.grants]]
+identity = "uid:0"
+secrets = ["*"]
 
 # Registries: one table per host. Credentials are used for pulls that bring
 # none of their own; insecure = true allows plain HTTP to that host.

@@ -380,6 +380,17 @@ backend = "none"
 
 [secrets]
 dir = {_toml_str(str(secrets_dir))}
+
+# The unix-socket caller (the test process) may name every secret; the
+# mutual-TLS admin certificate only those starting with "tls-"
+# (tests/client/test_secrets.py checks both sides).
+[[secrets.grants]]
+identity = "uid:{os.getuid()}"
+secrets = ["*"]
+
+[[secrets.grants]]
+identity = {_toml_str(ADMIN_IDENTITY)}
+secrets = ["tls-*"]
 """
     config_path = _write(base / "pcnoded.toml", cfg.encode())
     d = Pcnoded(
