@@ -511,6 +511,32 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 		return send(changeEvent(c))
 	}
 
+	// The subscription began before the submit, so it already holds the
+	// task's changes up to now, the submit's own QUEUED among them. Those
+	// older than current are sent first, in order, so that a caller sees
+	// the whole lifecycle even when the task moved on before current was
+	// read; every held event then goes through the loop below like any
+	// other (older state changes are skipped there by revision).
+	var held []*pcnodev1.TaskEvent
+drain:
+	for {
+		select {
+		case ev, ok := <-sub.C:
+			if !ok {
+				break drain // dropped: the loop below sees the closed channel again
+			}
+			held = append(held, ev)
+		default:
+			break drain
+		}
+	}
+	for _, ev := range held {
+		if t := ev.GetStateChange(); t != nil && ev.GetTaskId() == id && ev.GetRevision() < current.Revision && !isFinal(t.GetState()) {
+			if err := send(ev); err != nil {
+				return err
+			}
+		}
+	}
 	if isFinal(current.Task.GetState()) {
 		return finalize(current)
 	}
@@ -522,10 +548,18 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	// change once, in revision order.
 	lastRev := current.Revision
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev, ok := <-sub.C:
+		var ev *pcnodev1.TaskEvent
+		ok := true
+		if len(held) > 0 {
+			ev, held = held[0], held[1:]
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev, ok = <-sub.C:
+			}
+		}
+		{
 			if !ok {
 				// Dropped for falling behind: resubscribe and re-read.
 				sub = s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })

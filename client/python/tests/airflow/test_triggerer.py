@@ -98,6 +98,9 @@ def _triggerer_jobs(since: datetime) -> list[Job]:
         return list(jobs)
 
 
+# Airflow's four processes start slowly on a busy 2-core machine (a cold
+# dag-processor has been seen to take a minute): generous waits, each named.
+@pytest.mark.timeout(540)
 def test_deferrable_fanin_survives_triggerer_restart(
     pcnoded: Any,
     images: dict[str, str],
@@ -121,7 +124,7 @@ def test_deferrable_fanin_survives_triggerer_restart(
             dm = session.get(DagModel, DAG_ID)
             return dm is not None and dm.last_parsed_time is not None and dm.last_parsed_time >= begin
 
-    _until("the dag-processor to parse the DAG", parsed, 60, svc)
+    _until("the dag-processor to parse the DAG", parsed, 120, svc)
 
     run_id = f"manual__triggerer-{secrets.token_hex(4)}"
     delay = {"env": [{"name": "DELAY", "value": str(DELAY_SECONDS)}]}
@@ -171,7 +174,7 @@ def test_deferrable_fanin_survives_triggerer_restart(
         return triggerers.pop(), ids
 
     first_job_id, download_ids = _until(
-        "both downloads to defer to the first triggerer", deferred_on_one_triggerer, 60, svc
+        "both downloads to defer to the first triggerer", deferred_on_one_triggerer, 150, svc
     )
     # Their containers still run: the triggers are waiting on them right now.
     for task, pcnode_id in download_ids.items():
@@ -188,7 +191,7 @@ def test_deferrable_fanin_survives_triggerer_restart(
             state = str(getattr(dr.state, "value", dr.state))
             return state if state in ("success", "failed") else None
 
-    state = _until("the DAG run to finish", finished, 90, svc)
+    state = _until("the DAG run to finish", finished, 180, svc)
 
     with create_session() as session:
         tis = session.scalars(
