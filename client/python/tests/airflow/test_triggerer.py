@@ -125,6 +125,9 @@ def test_deferrable_fanin_survives_triggerer_restart(
             return dm is not None and dm.last_parsed_time is not None and dm.last_parsed_time >= begin
 
     _until("the dag-processor to parse the DAG", parsed, 120, svc)
+    # The session's dag.test() runs (test_dags.py) created the DAG's row
+    # paused; a paused DAG's triggered run is never scheduled.
+    svc.cli("dags", "unpause", DAG_ID)
 
     run_id = f"manual__triggerer-{secrets.token_hex(4)}"
     delay = {"env": [{"name": "DELAY", "value": str(DELAY_SECONDS)}]}
