@@ -559,49 +559,47 @@ drain:
 			case ev, ok = <-sub.C:
 			}
 		}
-		{
-			if !ok {
-				// Dropped for falling behind: resubscribe and re-read.
-				sub = s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
-				c, err := s.d.store.GetTaskChange(ctx, id)
-				if err != nil {
-					return err
-				}
-				if isFinal(c.Task.GetState()) {
-					return finalize(c)
-				}
-				if c.Revision > lastRev {
-					lastRev = c.Revision
-					if err := send(changeEvent(c)); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if ev.GetTaskId() != id {
-				continue
-			}
-			if t := ev.GetStateChange(); t != nil {
-				if ev.GetRevision() <= lastRev {
-					continue
-				}
-				lastRev = ev.GetRevision()
-				if isFinal(t.GetState()) {
-					return finalize(store.Change{Revision: ev.GetRevision(), Task: t})
-				}
-			}
-			if m := ev.GetOutputManifest(); m != nil {
-				// A large manifest goes in parts that fit any client.
-				for _, part := range splitManifest(m, eventManifestBytes) {
-					if err := send(&pcnodev1.TaskEvent{TaskId: ev.GetTaskId(), Time: ev.GetTime(), Event: &pcnodev1.TaskEvent_OutputManifest{OutputManifest: part}}); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if err := send(ev); err != nil {
+		if !ok {
+			// Dropped for falling behind: resubscribe and re-read.
+			sub = s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
+			c, err := s.d.store.GetTaskChange(ctx, id)
+			if err != nil {
 				return err
 			}
+			if isFinal(c.Task.GetState()) {
+				return finalize(c)
+			}
+			if c.Revision > lastRev {
+				lastRev = c.Revision
+				if err := send(changeEvent(c)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if ev.GetTaskId() != id {
+			continue
+		}
+		if t := ev.GetStateChange(); t != nil {
+			if ev.GetRevision() <= lastRev {
+				continue
+			}
+			lastRev = ev.GetRevision()
+			if isFinal(t.GetState()) {
+				return finalize(store.Change{Revision: ev.GetRevision(), Task: t})
+			}
+		}
+		if m := ev.GetOutputManifest(); m != nil {
+			// A large manifest goes in parts that fit any client.
+			for _, part := range splitManifest(m, eventManifestBytes) {
+				if err := send(&pcnodev1.TaskEvent{TaskId: ev.GetTaskId(), Time: ev.GetTime(), Event: &pcnodev1.TaskEvent_OutputManifest{OutputManifest: part}}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := send(ev); err != nil {
+			return err
 		}
 	}
 }
