@@ -39,4 +39,8 @@ var (
 	// ErrDeviceUnavailable is returned when a requested CDI device is not
 	// described by any spec in the configured CDI spec directories.
 	ErrDeviceUnavailable = errors.New("CDI device unavailable")
+	// ErrUnavailable is returned when containerd cannot be reached (its
+	// socket refuses or the connection broke): the call may succeed once
+	// containerd is back. It says nothing about whether a container exists.
+	ErrUnavailable = errors.New("containerd unavailable")
 )

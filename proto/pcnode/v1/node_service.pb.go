@@ -23,6 +23,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NodeConditionType names what a condition is about.
+type NodeConditionType int32
+
+const (
+	// Unused.
+	NodeConditionType_NODE_CONDITION_TYPE_UNSPECIFIED NodeConditionType = 0
+	// containerd answers. While it does not, the node admits no task, keeps
+	// queued tasks queued and running tasks' records as they are, and calls
+	// that need containerd fail with UNAVAILABLE.
+	NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY NodeConditionType = 1
+	// The GPU inventory and every GPU's health are known (always true on a
+	// node without GPUs). Until then no GPU task is admitted.
+	NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN NodeConditionType = 2
+)
+
+// Enum value maps for NodeConditionType.
+var (
+	NodeConditionType_name = map[int32]string{
+		0: "NODE_CONDITION_TYPE_UNSPECIFIED",
+		1: "NODE_CONDITION_TYPE_CONTAINERD_READY",
+		2: "NODE_CONDITION_TYPE_GPUS_KNOWN",
+	}
+	NodeConditionType_value = map[string]int32{
+		"NODE_CONDITION_TYPE_UNSPECIFIED":      0,
+		"NODE_CONDITION_TYPE_CONTAINERD_READY": 1,
+		"NODE_CONDITION_TYPE_GPUS_KNOWN":       2,
+	}
+)
+
+func (x NodeConditionType) Enum() *NodeConditionType {
+	p := new(NodeConditionType)
+	*p = x
+	return p
+}
+
+func (x NodeConditionType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeConditionType) Descriptor() protoreflect.EnumDescriptor {
+	return file_pcnode_v1_node_service_proto_enumTypes[0].Descriptor()
+}
+
+func (NodeConditionType) Type() protoreflect.EnumType {
+	return &file_pcnode_v1_node_service_proto_enumTypes[0]
+}
+
+func (x NodeConditionType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeConditionType.Descriptor instead.
+func (NodeConditionType) EnumDescriptor() ([]byte, []int) {
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{0}
+}
+
 // GpuHealth is a GPU's health as the daemon knows it.
 type GpuHealth int32
 
@@ -60,11 +116,11 @@ func (x GpuHealth) String() string {
 }
 
 func (GpuHealth) Descriptor() protoreflect.EnumDescriptor {
-	return file_pcnode_v1_node_service_proto_enumTypes[0].Descriptor()
+	return file_pcnode_v1_node_service_proto_enumTypes[1].Descriptor()
 }
 
 func (GpuHealth) Type() protoreflect.EnumType {
-	return &file_pcnode_v1_node_service_proto_enumTypes[0]
+	return &file_pcnode_v1_node_service_proto_enumTypes[1]
 }
 
 func (x GpuHealth) Number() protoreflect.EnumNumber {
@@ -73,7 +129,7 @@ func (x GpuHealth) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GpuHealth.Descriptor instead.
 func (GpuHealth) EnumDescriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{0}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{1}
 }
 
 // NodeChange says why a WatchNode message was sent.
@@ -94,6 +150,8 @@ const (
 	NodeChange_NODE_CHANGE_CAPACITY NodeChange = 5
 	// Draining started or ended.
 	NodeChange_NODE_CHANGE_DRAIN NodeChange = 6
+	// A condition (conditions) changed.
+	NodeChange_NODE_CHANGE_CONDITION NodeChange = 7
 )
 
 // Enum value maps for NodeChange.
@@ -106,6 +164,7 @@ var (
 		4: "NODE_CHANGE_ALLOCATION",
 		5: "NODE_CHANGE_CAPACITY",
 		6: "NODE_CHANGE_DRAIN",
+		7: "NODE_CHANGE_CONDITION",
 	}
 	NodeChange_value = map[string]int32{
 		"NODE_CHANGE_UNSPECIFIED": 0,
@@ -115,6 +174,7 @@ var (
 		"NODE_CHANGE_ALLOCATION":  4,
 		"NODE_CHANGE_CAPACITY":    5,
 		"NODE_CHANGE_DRAIN":       6,
+		"NODE_CHANGE_CONDITION":   7,
 	}
 )
 
@@ -129,11 +189,11 @@ func (x NodeChange) String() string {
 }
 
 func (NodeChange) Descriptor() protoreflect.EnumDescriptor {
-	return file_pcnode_v1_node_service_proto_enumTypes[1].Descriptor()
+	return file_pcnode_v1_node_service_proto_enumTypes[2].Descriptor()
 }
 
 func (NodeChange) Type() protoreflect.EnumType {
-	return &file_pcnode_v1_node_service_proto_enumTypes[1]
+	return &file_pcnode_v1_node_service_proto_enumTypes[2]
 }
 
 func (x NodeChange) Number() protoreflect.EnumNumber {
@@ -142,7 +202,7 @@ func (x NodeChange) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use NodeChange.Descriptor instead.
 func (NodeChange) EnumDescriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{1}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{2}
 }
 
 // Node is this node as the daemon sees it.
@@ -177,7 +237,10 @@ type Node struct {
 	// Tasks preparing or running.
 	RunningTasks int32 `protobuf:"varint,14,opt,name=running_tasks,json=runningTasks,proto3" json:"running_tasks,omitempty"`
 	// When the daemon started.
-	StartTime     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Conditions of what the node depends on (containerd, the GPU
+	// inventory), one per type, always all of them.
+	Conditions    []*NodeCondition `protobuf:"bytes,16,rep,name=conditions,proto3" json:"conditions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -317,6 +380,86 @@ func (x *Node) GetStartTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Node) GetConditions() []*NodeCondition {
+	if x != nil {
+		return x.Conditions
+	}
+	return nil
+}
+
+// NodeCondition is the state of one thing the node depends on.
+type NodeCondition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What the condition is about.
+	Type NodeConditionType `protobuf:"varint,1,opt,name=type,proto3,enum=pcnode.v1.NodeConditionType" json:"type,omitempty"`
+	// Whether it holds.
+	Ok bool `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// Why it does not hold (the last error), or "" when it does.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// When ok last changed (the daemon's start when it never did).
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeCondition) Reset() {
+	*x = NodeCondition{}
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeCondition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeCondition) ProtoMessage() {}
+
+func (x *NodeCondition) ProtoReflect() protoreflect.Message {
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeCondition.ProtoReflect.Descriptor instead.
+func (*NodeCondition) Descriptor() ([]byte, []int) {
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *NodeCondition) GetType() NodeConditionType {
+	if x != nil {
+		return x.Type
+	}
+	return NodeConditionType_NODE_CONDITION_TYPE_UNSPECIFIED
+}
+
+func (x *NodeCondition) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *NodeCondition) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *NodeCondition) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
 // Gpu is one GPU. Optional fields are absent when the driver does not support them.
 type Gpu struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -364,7 +507,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[1]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +519,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[1]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +532,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{1}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Gpu) GetIndex() int32 {
@@ -540,7 +683,7 @@ type Xid struct {
 
 func (x *Xid) Reset() {
 	*x = Xid{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[2]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +695,7 @@ func (x *Xid) String() string {
 func (*Xid) ProtoMessage() {}
 
 func (x *Xid) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[2]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +708,7 @@ func (x *Xid) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Xid.ProtoReflect.Descriptor instead.
 func (*Xid) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{2}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Xid) GetCode() int32 {
@@ -598,7 +741,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[3]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +753,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[3]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +766,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{3}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{4}
 }
 
 // GetNodeResponse returns the node.
@@ -637,7 +780,7 @@ type GetNodeResponse struct {
 
 func (x *GetNodeResponse) Reset() {
 	*x = GetNodeResponse{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[4]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +792,7 @@ func (x *GetNodeResponse) String() string {
 func (*GetNodeResponse) ProtoMessage() {}
 
 func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[4]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +805,7 @@ func (x *GetNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeResponse.ProtoReflect.Descriptor instead.
 func (*GetNodeResponse) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{4}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetNodeResponse) GetNode() *Node {
@@ -683,7 +826,7 @@ type WatchNodeRequest struct {
 
 func (x *WatchNodeRequest) Reset() {
 	*x = WatchNodeRequest{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[5]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +838,7 @@ func (x *WatchNodeRequest) String() string {
 func (*WatchNodeRequest) ProtoMessage() {}
 
 func (x *WatchNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[5]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +851,7 @@ func (x *WatchNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchNodeRequest.ProtoReflect.Descriptor instead.
 func (*WatchNodeRequest) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{5}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *WatchNodeRequest) GetHeartbeatInterval() *durationpb.Duration {
@@ -733,7 +876,7 @@ type WatchNodeResponse struct {
 
 func (x *WatchNodeResponse) Reset() {
 	*x = WatchNodeResponse{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[6]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +888,7 @@ func (x *WatchNodeResponse) String() string {
 func (*WatchNodeResponse) ProtoMessage() {}
 
 func (x *WatchNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[6]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +901,7 @@ func (x *WatchNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchNodeResponse.ProtoReflect.Descriptor instead.
 func (*WatchNodeResponse) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{6}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WatchNodeResponse) GetChange() NodeChange {
@@ -791,7 +934,7 @@ type DrainNodeRequest struct {
 
 func (x *DrainNodeRequest) Reset() {
 	*x = DrainNodeRequest{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[7]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +946,7 @@ func (x *DrainNodeRequest) String() string {
 func (*DrainNodeRequest) ProtoMessage() {}
 
 func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[7]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +959,7 @@ func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
 func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{7}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{8}
 }
 
 // DrainNodeResponse returns the node.
@@ -830,7 +973,7 @@ type DrainNodeResponse struct {
 
 func (x *DrainNodeResponse) Reset() {
 	*x = DrainNodeResponse{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[8]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +985,7 @@ func (x *DrainNodeResponse) String() string {
 func (*DrainNodeResponse) ProtoMessage() {}
 
 func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[8]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +998,7 @@ func (x *DrainNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainNodeResponse.ProtoReflect.Descriptor instead.
 func (*DrainNodeResponse) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{8}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DrainNodeResponse) GetNode() *Node {
@@ -874,7 +1017,7 @@ type ResumeNodeRequest struct {
 
 func (x *ResumeNodeRequest) Reset() {
 	*x = ResumeNodeRequest{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[9]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -886,7 +1029,7 @@ func (x *ResumeNodeRequest) String() string {
 func (*ResumeNodeRequest) ProtoMessage() {}
 
 func (x *ResumeNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[9]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -899,7 +1042,7 @@ func (x *ResumeNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeNodeRequest.ProtoReflect.Descriptor instead.
 func (*ResumeNodeRequest) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{9}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{10}
 }
 
 // ResumeNodeResponse returns the node.
@@ -913,7 +1056,7 @@ type ResumeNodeResponse struct {
 
 func (x *ResumeNodeResponse) Reset() {
 	*x = ResumeNodeResponse{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[10]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1068,7 @@ func (x *ResumeNodeResponse) String() string {
 func (*ResumeNodeResponse) ProtoMessage() {}
 
 func (x *ResumeNodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[10]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1081,7 @@ func (x *ResumeNodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeNodeResponse.ProtoReflect.Descriptor instead.
 func (*ResumeNodeResponse) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{10}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ResumeNodeResponse) GetNode() *Node {
@@ -959,7 +1102,7 @@ type ClearGpuHealthRequest struct {
 
 func (x *ClearGpuHealthRequest) Reset() {
 	*x = ClearGpuHealthRequest{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[11]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1114,7 @@ func (x *ClearGpuHealthRequest) String() string {
 func (*ClearGpuHealthRequest) ProtoMessage() {}
 
 func (x *ClearGpuHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[11]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1127,7 @@ func (x *ClearGpuHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearGpuHealthRequest.ProtoReflect.Descriptor instead.
 func (*ClearGpuHealthRequest) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{11}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClearGpuHealthRequest) GetUuid() string {
@@ -1005,7 +1148,7 @@ type ClearGpuHealthResponse struct {
 
 func (x *ClearGpuHealthResponse) Reset() {
 	*x = ClearGpuHealthResponse{}
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[12]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1160,7 @@ func (x *ClearGpuHealthResponse) String() string {
 func (*ClearGpuHealthResponse) ProtoMessage() {}
 
 func (x *ClearGpuHealthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_node_service_proto_msgTypes[12]
+	mi := &file_pcnode_v1_node_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1173,7 @@ func (x *ClearGpuHealthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearGpuHealthResponse.ProtoReflect.Descriptor instead.
 func (*ClearGpuHealthResponse) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{12}
+	return file_pcnode_v1_node_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClearGpuHealthResponse) GetGpu() *Gpu {
@@ -1044,7 +1187,7 @@ var File_pcnode_v1_node_service_proto protoreflect.FileDescriptor
 
 const file_pcnode_v1_node_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1cpcnode/v1/node_service.proto\x12\tpcnode.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pcnode/v1/template.proto\"\xa8\x05\n" +
+	"\x1cpcnode/v1/node_service.proto\x12\tpcnode.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pcnode/v1/template.proto\"\xe2\x05\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1b.pcnode.v1.Node.LabelsEntryR\x06labels\x12\x18\n" +
@@ -1063,10 +1206,18 @@ const file_pcnode_v1_node_service_proto_rawDesc = "" +
 	"\fqueued_tasks\x18\r \x01(\x05R\vqueuedTasks\x12#\n" +
 	"\rrunning_tasks\x18\x0e \x01(\x05R\frunningTasks\x129\n" +
 	"\n" +
-	"start_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x1a9\n" +
+	"start_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x128\n" +
+	"\n" +
+	"conditions\x18\x10 \x03(\v2\x18.pcnode.v1.NodeConditionR\n" +
+	"conditions\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\b\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9d\x01\n" +
+	"\rNodeCondition\x120\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1c.pcnode.v1.NodeConditionTypeR\x04type\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"\x98\b\n" +
 	"\x03Gpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
@@ -1123,11 +1274,15 @@ const file_pcnode_v1_node_service_proto_rawDesc = "" +
 	"\x15ClearGpuHealthRequest\x12\x12\n" +
 	"\x04uuid\x18\x01 \x01(\tR\x04uuid\":\n" +
 	"\x16ClearGpuHealthResponse\x12 \n" +
-	"\x03gpu\x18\x01 \x01(\v2\x0e.pcnode.v1.GpuR\x03gpu*Y\n" +
+	"\x03gpu\x18\x01 \x01(\v2\x0e.pcnode.v1.GpuR\x03gpu*\x86\x01\n" +
+	"\x11NodeConditionType\x12#\n" +
+	"\x1fNODE_CONDITION_TYPE_UNSPECIFIED\x10\x00\x12(\n" +
+	"$NODE_CONDITION_TYPE_CONTAINERD_READY\x10\x01\x12\"\n" +
+	"\x1eNODE_CONDITION_TYPE_GPUS_KNOWN\x10\x02*Y\n" +
 	"\tGpuHealth\x12\x1a\n" +
 	"\x16GPU_HEALTH_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12GPU_HEALTH_HEALTHY\x10\x01\x12\x18\n" +
-	"\x14GPU_HEALTH_UNHEALTHY\x10\x02*\xc6\x01\n" +
+	"\x14GPU_HEALTH_UNHEALTHY\x10\x02*\xe1\x01\n" +
 	"\n" +
 	"NodeChange\x12\x1b\n" +
 	"\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -1136,7 +1291,8 @@ const file_pcnode_v1_node_service_proto_rawDesc = "" +
 	"\x16NODE_CHANGE_GPU_HEALTH\x10\x03\x12\x1a\n" +
 	"\x16NODE_CHANGE_ALLOCATION\x10\x04\x12\x18\n" +
 	"\x14NODE_CHANGE_CAPACITY\x10\x05\x12\x15\n" +
-	"\x11NODE_CHANGE_DRAIN\x10\x062\x8d\x03\n" +
+	"\x11NODE_CHANGE_DRAIN\x10\x06\x12\x19\n" +
+	"\x15NODE_CHANGE_CONDITION\x10\a2\x8d\x03\n" +
 	"\vNodeService\x12E\n" +
 	"\aGetNode\x12\x19.pcnode.v1.GetNodeRequest\x1a\x1a.pcnode.v1.GetNodeResponse\"\x03\x90\x02\x01\x12M\n" +
 	"\tWatchNode\x12\x1b.pcnode.v1.WatchNodeRequest\x1a\x1c.pcnode.v1.WatchNodeResponse\"\x03\x90\x02\x010\x01\x12F\n" +
@@ -1157,62 +1313,67 @@ func file_pcnode_v1_node_service_proto_rawDescGZIP() []byte {
 	return file_pcnode_v1_node_service_proto_rawDescData
 }
 
-var file_pcnode_v1_node_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pcnode_v1_node_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_pcnode_v1_node_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_pcnode_v1_node_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_pcnode_v1_node_service_proto_goTypes = []any{
-	(GpuHealth)(0),                 // 0: pcnode.v1.GpuHealth
-	(NodeChange)(0),                // 1: pcnode.v1.NodeChange
-	(*Node)(nil),                   // 2: pcnode.v1.Node
-	(*Gpu)(nil),                    // 3: pcnode.v1.Gpu
-	(*Xid)(nil),                    // 4: pcnode.v1.Xid
-	(*GetNodeRequest)(nil),         // 5: pcnode.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),        // 6: pcnode.v1.GetNodeResponse
-	(*WatchNodeRequest)(nil),       // 7: pcnode.v1.WatchNodeRequest
-	(*WatchNodeResponse)(nil),      // 8: pcnode.v1.WatchNodeResponse
-	(*DrainNodeRequest)(nil),       // 9: pcnode.v1.DrainNodeRequest
-	(*DrainNodeResponse)(nil),      // 10: pcnode.v1.DrainNodeResponse
-	(*ResumeNodeRequest)(nil),      // 11: pcnode.v1.ResumeNodeRequest
-	(*ResumeNodeResponse)(nil),     // 12: pcnode.v1.ResumeNodeResponse
-	(*ClearGpuHealthRequest)(nil),  // 13: pcnode.v1.ClearGpuHealthRequest
-	(*ClearGpuHealthResponse)(nil), // 14: pcnode.v1.ClearGpuHealthResponse
-	nil,                            // 15: pcnode.v1.Node.LabelsEntry
-	(*ResourceList)(nil),           // 16: pcnode.v1.ResourceList
-	(*timestamppb.Timestamp)(nil),  // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
+	(NodeConditionType)(0),         // 0: pcnode.v1.NodeConditionType
+	(GpuHealth)(0),                 // 1: pcnode.v1.GpuHealth
+	(NodeChange)(0),                // 2: pcnode.v1.NodeChange
+	(*Node)(nil),                   // 3: pcnode.v1.Node
+	(*NodeCondition)(nil),          // 4: pcnode.v1.NodeCondition
+	(*Gpu)(nil),                    // 5: pcnode.v1.Gpu
+	(*Xid)(nil),                    // 6: pcnode.v1.Xid
+	(*GetNodeRequest)(nil),         // 7: pcnode.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),        // 8: pcnode.v1.GetNodeResponse
+	(*WatchNodeRequest)(nil),       // 9: pcnode.v1.WatchNodeRequest
+	(*WatchNodeResponse)(nil),      // 10: pcnode.v1.WatchNodeResponse
+	(*DrainNodeRequest)(nil),       // 11: pcnode.v1.DrainNodeRequest
+	(*DrainNodeResponse)(nil),      // 12: pcnode.v1.DrainNodeResponse
+	(*ResumeNodeRequest)(nil),      // 13: pcnode.v1.ResumeNodeRequest
+	(*ResumeNodeResponse)(nil),     // 14: pcnode.v1.ResumeNodeResponse
+	(*ClearGpuHealthRequest)(nil),  // 15: pcnode.v1.ClearGpuHealthRequest
+	(*ClearGpuHealthResponse)(nil), // 16: pcnode.v1.ClearGpuHealthResponse
+	nil,                            // 17: pcnode.v1.Node.LabelsEntry
+	(*ResourceList)(nil),           // 18: pcnode.v1.ResourceList
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 20: google.protobuf.Duration
 }
 var file_pcnode_v1_node_service_proto_depIdxs = []int32{
-	15, // 0: pcnode.v1.Node.labels:type_name -> pcnode.v1.Node.LabelsEntry
-	16, // 1: pcnode.v1.Node.capacity:type_name -> pcnode.v1.ResourceList
-	16, // 2: pcnode.v1.Node.allocatable:type_name -> pcnode.v1.ResourceList
-	16, // 3: pcnode.v1.Node.allocated:type_name -> pcnode.v1.ResourceList
-	3,  // 4: pcnode.v1.Node.gpus:type_name -> pcnode.v1.Gpu
-	17, // 5: pcnode.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	0,  // 6: pcnode.v1.Gpu.health:type_name -> pcnode.v1.GpuHealth
-	4,  // 7: pcnode.v1.Gpu.last_xid:type_name -> pcnode.v1.Xid
-	17, // 8: pcnode.v1.Xid.time:type_name -> google.protobuf.Timestamp
-	2,  // 9: pcnode.v1.GetNodeResponse.node:type_name -> pcnode.v1.Node
-	18, // 10: pcnode.v1.WatchNodeRequest.heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 11: pcnode.v1.WatchNodeResponse.change:type_name -> pcnode.v1.NodeChange
-	2,  // 12: pcnode.v1.WatchNodeResponse.node:type_name -> pcnode.v1.Node
-	17, // 13: pcnode.v1.WatchNodeResponse.time:type_name -> google.protobuf.Timestamp
-	2,  // 14: pcnode.v1.DrainNodeResponse.node:type_name -> pcnode.v1.Node
-	2,  // 15: pcnode.v1.ResumeNodeResponse.node:type_name -> pcnode.v1.Node
-	3,  // 16: pcnode.v1.ClearGpuHealthResponse.gpu:type_name -> pcnode.v1.Gpu
-	5,  // 17: pcnode.v1.NodeService.GetNode:input_type -> pcnode.v1.GetNodeRequest
-	7,  // 18: pcnode.v1.NodeService.WatchNode:input_type -> pcnode.v1.WatchNodeRequest
-	9,  // 19: pcnode.v1.NodeService.DrainNode:input_type -> pcnode.v1.DrainNodeRequest
-	11, // 20: pcnode.v1.NodeService.ResumeNode:input_type -> pcnode.v1.ResumeNodeRequest
-	13, // 21: pcnode.v1.NodeService.ClearGpuHealth:input_type -> pcnode.v1.ClearGpuHealthRequest
-	6,  // 22: pcnode.v1.NodeService.GetNode:output_type -> pcnode.v1.GetNodeResponse
-	8,  // 23: pcnode.v1.NodeService.WatchNode:output_type -> pcnode.v1.WatchNodeResponse
-	10, // 24: pcnode.v1.NodeService.DrainNode:output_type -> pcnode.v1.DrainNodeResponse
-	12, // 25: pcnode.v1.NodeService.ResumeNode:output_type -> pcnode.v1.ResumeNodeResponse
-	14, // 26: pcnode.v1.NodeService.ClearGpuHealth:output_type -> pcnode.v1.ClearGpuHealthResponse
-	22, // [22:27] is the sub-list for method output_type
-	17, // [17:22] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 0: pcnode.v1.Node.labels:type_name -> pcnode.v1.Node.LabelsEntry
+	18, // 1: pcnode.v1.Node.capacity:type_name -> pcnode.v1.ResourceList
+	18, // 2: pcnode.v1.Node.allocatable:type_name -> pcnode.v1.ResourceList
+	18, // 3: pcnode.v1.Node.allocated:type_name -> pcnode.v1.ResourceList
+	5,  // 4: pcnode.v1.Node.gpus:type_name -> pcnode.v1.Gpu
+	19, // 5: pcnode.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	4,  // 6: pcnode.v1.Node.conditions:type_name -> pcnode.v1.NodeCondition
+	0,  // 7: pcnode.v1.NodeCondition.type:type_name -> pcnode.v1.NodeConditionType
+	19, // 8: pcnode.v1.NodeCondition.since:type_name -> google.protobuf.Timestamp
+	1,  // 9: pcnode.v1.Gpu.health:type_name -> pcnode.v1.GpuHealth
+	6,  // 10: pcnode.v1.Gpu.last_xid:type_name -> pcnode.v1.Xid
+	19, // 11: pcnode.v1.Xid.time:type_name -> google.protobuf.Timestamp
+	3,  // 12: pcnode.v1.GetNodeResponse.node:type_name -> pcnode.v1.Node
+	20, // 13: pcnode.v1.WatchNodeRequest.heartbeat_interval:type_name -> google.protobuf.Duration
+	2,  // 14: pcnode.v1.WatchNodeResponse.change:type_name -> pcnode.v1.NodeChange
+	3,  // 15: pcnode.v1.WatchNodeResponse.node:type_name -> pcnode.v1.Node
+	19, // 16: pcnode.v1.WatchNodeResponse.time:type_name -> google.protobuf.Timestamp
+	3,  // 17: pcnode.v1.DrainNodeResponse.node:type_name -> pcnode.v1.Node
+	3,  // 18: pcnode.v1.ResumeNodeResponse.node:type_name -> pcnode.v1.Node
+	5,  // 19: pcnode.v1.ClearGpuHealthResponse.gpu:type_name -> pcnode.v1.Gpu
+	7,  // 20: pcnode.v1.NodeService.GetNode:input_type -> pcnode.v1.GetNodeRequest
+	9,  // 21: pcnode.v1.NodeService.WatchNode:input_type -> pcnode.v1.WatchNodeRequest
+	11, // 22: pcnode.v1.NodeService.DrainNode:input_type -> pcnode.v1.DrainNodeRequest
+	13, // 23: pcnode.v1.NodeService.ResumeNode:input_type -> pcnode.v1.ResumeNodeRequest
+	15, // 24: pcnode.v1.NodeService.ClearGpuHealth:input_type -> pcnode.v1.ClearGpuHealthRequest
+	8,  // 25: pcnode.v1.NodeService.GetNode:output_type -> pcnode.v1.GetNodeResponse
+	10, // 26: pcnode.v1.NodeService.WatchNode:output_type -> pcnode.v1.WatchNodeResponse
+	12, // 27: pcnode.v1.NodeService.DrainNode:output_type -> pcnode.v1.DrainNodeResponse
+	14, // 28: pcnode.v1.NodeService.ResumeNode:output_type -> pcnode.v1.ResumeNodeResponse
+	16, // 29: pcnode.v1.NodeService.ClearGpuHealth:output_type -> pcnode.v1.ClearGpuHealthResponse
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_pcnode_v1_node_service_proto_init() }
@@ -1221,14 +1382,14 @@ func file_pcnode_v1_node_service_proto_init() {
 		return
 	}
 	file_pcnode_v1_template_proto_init()
-	file_pcnode_v1_node_service_proto_msgTypes[1].OneofWrappers = []any{}
+	file_pcnode_v1_node_service_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pcnode_v1_node_service_proto_rawDesc), len(file_pcnode_v1_node_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   14,
+			NumEnums:      3,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

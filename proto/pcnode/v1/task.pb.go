@@ -1024,9 +1024,14 @@ type Task struct {
 	// The identity that submitted the task, as the daemon authenticated it:
 	// "uid:N" for a unix-socket peer, or a TLS client certificate's URI SAN,
 	// DNS SAN or CN. Set by the daemon; a caller cannot choose it.
-	SubmittedBy   string `protobuf:"bytes,19,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SubmittedBy string `protobuf:"bytes,19,opt,name=submitted_by,json=submittedBy,proto3" json:"submitted_by,omitempty"`
+	// The submit carried registry credentials (spec.registry_auth). They are
+	// kept in the daemon's memory only, never written to disk: a daemon
+	// restart before the image was pulled loses them, and the task then says
+	// so if the pull fails without them.
+	RegistryAuthInMemory bool `protobuf:"varint,20,opt,name=registry_auth_in_memory,json=registryAuthInMemory,proto3" json:"registry_auth_in_memory,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1190,6 +1195,13 @@ func (x *Task) GetSubmittedBy() string {
 		return x.SubmittedBy
 	}
 	return ""
+}
+
+func (x *Task) GetRegistryAuthInMemory() bool {
+	if x != nil {
+		return x.RegistryAuthInMemory
+	}
+	return false
 }
 
 // Allocation is what the scheduler reserved for a task.
@@ -2168,7 +2180,7 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\x04rule\x18\x02 \x01(\v2\x14.pcnode.v1.ScaleRuleR\x04rule\x12%\n" +
 	"\x0emeasured_bytes\x18\x03 \x01(\x03R\rmeasuredBytes\x12%\n" +
 	"\x0ecomputed_bytes\x18\x04 \x01(\x03R\rcomputedBytes\x12\x18\n" +
-	"\aapplied\x18\x05 \x01(\bR\aapplied\"\xca\x06\n" +
+	"\aapplied\x18\x05 \x01(\bR\aapplied\"\x81\a\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.pcnode.v1.TaskSpecR\x04spec\x123\n" +
@@ -2196,7 +2208,8 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"gpu_faults\x18\x11 \x03(\v2\x13.pcnode.v1.GpuFaultR\tgpuFaults\x12;\n" +
 	"\vupdate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
-	"\fsubmitted_by\x18\x13 \x01(\tR\vsubmittedBy\"|\n" +
+	"\fsubmitted_by\x18\x13 \x01(\tR\vsubmittedBy\x125\n" +
+	"\x17registry_auth_in_memory\x18\x14 \x01(\bR\x14registryAuthInMemory\"|\n" +
 	"\n" +
 	"Allocation\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x03R\vmemoryBytes\x12\x1d\n" +

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pcnode.v1 import template_pb2 as pcnode_dot_v1_dot_template__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpcnode/v1/node_service.proto\x12\tpcnode.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pcnode/v1/template.proto\"\xf2\x03\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06labels\x18\x02 \x03(\x0b\x32\x1b.pcnode.v1.Node.LabelsEntry\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1a\n\x12\x63ontainerd_version\x18\x04 \x01(\t\x12\x16\n\x0e\x64river_version\x18\x05 \x01(\t\x12\x14\n\x0c\x63uda_version\x18\x06 \x01(\t\x12\x13\n\x0bgpu_backend\x18\x07 \x01(\t\x12)\n\x08\x63\x61pacity\x18\x08 \x01(\x0b\x32\x17.pcnode.v1.ResourceList\x12,\n\x0b\x61llocatable\x18\t \x01(\x0b\x32\x17.pcnode.v1.ResourceList\x12*\n\tallocated\x18\n \x01(\x0b\x32\x17.pcnode.v1.ResourceList\x12\x1c\n\x04gpus\x18\x0b \x03(\x0b\x32\x0e.pcnode.v1.Gpu\x12\x10\n\x08\x64raining\x18\x0c \x01(\x08\x12\x14\n\x0cqueued_tasks\x18\r \x01(\x05\x12\x15\n\rrunning_tasks\x18\x0e \x01(\x05\x12.\n\nstart_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x06\n\x03Gpu\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\npci_bus_id\x18\x04 \x01(\t\x12\x16\n\tnuma_node\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x1f\n\x12memory_total_bytes\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x1e\n\x11memory_used_bytes\x18\x07 \x01(\x03H\x02\x88\x01\x01\x12\x1a\n\x12\x63ompute_capability\x18\x08 \x01(\t\x12\x18\n\x0bmig_enabled\x18\t \x01(\x08H\x03\x88\x01\x01\x12\"\n\x15power_draw_milliwatts\x18\n \x01(\x03H\x04\x88\x01\x01\x12#\n\x16power_limit_milliwatts\x18\x0b \x01(\x03H\x05\x88\x01\x01\x12 \n\x13temperature_celsius\x18\x0c \x01(\x05H\x06\x88\x01\x01\x12 \n\x13utilization_percent\x18\r \x01(\x05H\x07\x88\x01\x01\x12\"\n\x15\x65\x63\x63_single_bit_errors\x18\x0e \x01(\x03H\x08\x88\x01\x01\x12\"\n\x15\x65\x63\x63_double_bit_errors\x18\x0f \x01(\x03H\t\x88\x01\x01\x12$\n\x06health\x18\x10 \x01(\x0e\x32\x14.pcnode.v1.GpuHealth\x12\x16\n\x0ehealth_message\x18\x11 \x01(\t\x12 \n\x08last_xid\x18\x12 \x01(\x0b\x32\x0e.pcnode.v1.Xid\x12\x16\n\x0eholder_task_id\x18\x13 \x01(\tB\x0c\n\n_numa_nodeB\x15\n\x13_memory_total_bytesB\x14\n\x12_memory_used_bytesB\x0e\n\x0c_mig_enabledB\x18\n\x16_power_draw_milliwattsB\x19\n\x17_power_limit_milliwattsB\x16\n\x14_temperature_celsiusB\x16\n\x14_utilization_percentB\x18\n\x16_ecc_single_bit_errorsB\x18\n\x16_ecc_double_bit_errors\"N\n\x03Xid\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x10\n\x0eGetNodeRequest\"0\n\x0fGetNodeResponse\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.pcnode.v1.Node\"I\n\x10WatchNodeRequest\x12\x35\n\x12heartbeat_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x83\x01\n\x11WatchNodeResponse\x12%\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x15.pcnode.v1.NodeChange\x12\x1d\n\x04node\x18\x02 \x01(\x0b\x32\x0f.pcnode.v1.Node\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10\x44rainNodeRequest\"2\n\x11\x44rainNodeResponse\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.pcnode.v1.Node\"\x13\n\x11ResumeNodeRequest\"3\n\x12ResumeNodeResponse\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.pcnode.v1.Node\"%\n\x15\x43learGpuHealthRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"5\n\x16\x43learGpuHealthResponse\x12\x1b\n\x03gpu\x18\x01 \x01(\x0b\x32\x0e.pcnode.v1.Gpu*Y\n\tGpuHealth\x12\x1a\n\x16GPU_HEALTH_UNSPECIFIED\x10\x00\x12\x16\n\x12GPU_HEALTH_HEALTHY\x10\x01\x12\x18\n\x14GPU_HEALTH_UNHEALTHY\x10\x02*\xc6\x01\n\nNodeChange\x12\x1b\n\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_CHANGE_INITIAL\x10\x01\x12\x19\n\x15NODE_CHANGE_HEARTBEAT\x10\x02\x12\x1a\n\x16NODE_CHANGE_GPU_HEALTH\x10\x03\x12\x1a\n\x16NODE_CHANGE_ALLOCATION\x10\x04\x12\x18\n\x14NODE_CHANGE_CAPACITY\x10\x05\x12\x15\n\x11NODE_CHANGE_DRAIN\x10\x06\x32\x8d\x03\n\x0bNodeService\x12\x45\n\x07GetNode\x12\x19.pcnode.v1.GetNodeRequest\x1a\x1a.pcnode.v1.GetNodeResponse\"\x03\x90\x02\x01\x12M\n\tWatchNode\x12\x1b.pcnode.v1.WatchNodeRequest\x1a\x1c.pcnode.v1.WatchNodeResponse\"\x03\x90\x02\x01\x30\x01\x12\x46\n\tDrainNode\x12\x1b.pcnode.v1.DrainNodeRequest\x1a\x1c.pcnode.v1.DrainNodeResponse\x12I\n\nResumeNode\x12\x1c.pcnode.v1.ResumeNodeRequest\x1a\x1d.pcnode.v1.ResumeNodeResponse\x12U\n\x0e\x43learGpuHealth\x12 .pcnode.v1.ClearGpuHealthRequest\x1a!.pcnode.v1.ClearGpuHealthResponseB3Z1github.com/pcnode/pcnode/proto/pcnode/v1;pcnodev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cpcnode/v1/node_service.proto\x12\tpcnode.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18pcnode/v1/template.proto\"\xa0\x04\n\x04Node\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06labels\x18\x02 \x03(\x0b\x32\x1b.pcnode.v1.Node.LabelsEntry\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x1a\n\x12\x63ontainerd_version\x18\x04 \x01(\t\x12\x16\n\x0e\x64river_version\x18\x05 \x01(\t\x12\x14\n\x0c\x63uda_version\x18\x06 \x01(\t\x12\x13\n\x0bgpu_backend\x18\x07 \x01(\t\x12)\n\x08\x63\x61pacity\x18\x08 \x01(\x0b\x32\x17.pcnode.v1.ResourceList\x12,\n\x0b\x61llocatable\x18\t \x01(\x0b\x32\x17.pcnode.v1.ResourceList\x12*\n\tallocated\x18\n \x01(\x0b\x32\x17.pcnode.v1.ResourceList\x12\x1c\n\x04gpus\x18\x0b \x03(\x0b\x32\x0e.pcnode.v1.Gpu\x12\x10\n\x08\x64raining\x18\x0c \x01(\x08\x12\x14\n\x0cqueued_tasks\x18\r \x01(\x05\x12\x15\n\rrunning_tasks\x18\x0e \x01(\x05\x12.\n\nstart_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\nconditions\x18\x10 \x03(\x0b\x32\x18.pcnode.v1.NodeCondition\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x83\x01\n\rNodeCondition\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.pcnode.v1.NodeConditionType\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x06\n\x03Gpu\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04uuid\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\npci_bus_id\x18\x04 \x01(\t\x12\x16\n\tnuma_node\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x1f\n\x12memory_total_bytes\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x1e\n\x11memory_used_bytes\x18\x07 \x01(\x03H\x02\x88\x01\x01\x12\x1a\n\x12\x63ompute_capability\x18\x08 \x01(\t\x12\x18\n\x0bmig_enabled\x18\t \x01(\x08H\x03\x88\x01\x01\x12\"\n\x15power_draw_milliwatts\x18\n \x01(\x03H\x04\x88\x01\x01\x12#\n\x16power_limit_milliwatts\x18\x0b \x01(\x03H\x05\x88\x01\x01\x12 \n\x13temperature_celsius\x18\x0c \x01(\x05H\x06\x88\x01\x01\x12 \n\x13utilization_percent\x18\r \x01(\x05H\x07\x88\x01\x01\x12\"\n\x15\x65\x63\x63_single_bit_errors\x18\x0e \x01(\x03H\x08\x88\x01\x01\x12\"\n\x15\x65\x63\x63_double_bit_errors\x18\x0f \x01(\x03H\t\x88\x01\x01\x12$\n\x06health\x18\x10 \x01(\x0e\x32\x14.pcnode.v1.GpuHealth\x12\x16\n\x0ehealth_message\x18\x11 \x01(\t\x12 \n\x08last_xid\x18\x12 \x01(\x0b\x32\x0e.pcnode.v1.Xid\x12\x16\n\x0eholder_task_id\x18\x13 \x01(\tB\x0c\n\n_numa_nodeB\x15\n\x13_memory_total_bytesB\x14\n\x12_memory_used_bytesB\x0e\n\x0c_mig_enabledB\x18\n\x16_power_draw_milliwattsB\x19\n\x17_power_limit_milliwattsB\x16\n\x14_temperature_celsiusB\x16\n\x14_utilization_percentB\x18\n\x16_ecc_single_bit_errorsB\x18\n\x16_ecc_double_bit_errors\"N\n\x03Xid\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x10\n\x0eGetNodeRequest\"0\n\x0fGetNodeResponse\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.pcnode.v1.Node\"I\n\x10WatchNodeRequest\x12\x35\n\x12heartbeat_interval\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x83\x01\n\x11WatchNodeResponse\x12%\n\x06\x63hange\x18\x01 \x01(\x0e\x32\x15.pcnode.v1.NodeChange\x12\x1d\n\x04node\x18\x02 \x01(\x0b\x32\x0f.pcnode.v1.Node\x12(\n\x04time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x12\n\x10\x44rainNodeRequest\"2\n\x11\x44rainNodeResponse\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.pcnode.v1.Node\"\x13\n\x11ResumeNodeRequest\"3\n\x12ResumeNodeResponse\x12\x1d\n\x04node\x18\x01 \x01(\x0b\x32\x0f.pcnode.v1.Node\"%\n\x15\x43learGpuHealthRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"5\n\x16\x43learGpuHealthResponse\x12\x1b\n\x03gpu\x18\x01 \x01(\x0b\x32\x0e.pcnode.v1.Gpu*\x86\x01\n\x11NodeConditionType\x12#\n\x1fNODE_CONDITION_TYPE_UNSPECIFIED\x10\x00\x12(\n$NODE_CONDITION_TYPE_CONTAINERD_READY\x10\x01\x12\"\n\x1eNODE_CONDITION_TYPE_GPUS_KNOWN\x10\x02*Y\n\tGpuHealth\x12\x1a\n\x16GPU_HEALTH_UNSPECIFIED\x10\x00\x12\x16\n\x12GPU_HEALTH_HEALTHY\x10\x01\x12\x18\n\x14GPU_HEALTH_UNHEALTHY\x10\x02*\xe1\x01\n\nNodeChange\x12\x1b\n\x17NODE_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13NODE_CHANGE_INITIAL\x10\x01\x12\x19\n\x15NODE_CHANGE_HEARTBEAT\x10\x02\x12\x1a\n\x16NODE_CHANGE_GPU_HEALTH\x10\x03\x12\x1a\n\x16NODE_CHANGE_ALLOCATION\x10\x04\x12\x18\n\x14NODE_CHANGE_CAPACITY\x10\x05\x12\x15\n\x11NODE_CHANGE_DRAIN\x10\x06\x12\x19\n\x15NODE_CHANGE_CONDITION\x10\x07\x32\x8d\x03\n\x0bNodeService\x12\x45\n\x07GetNode\x12\x19.pcnode.v1.GetNodeRequest\x1a\x1a.pcnode.v1.GetNodeResponse\"\x03\x90\x02\x01\x12M\n\tWatchNode\x12\x1b.pcnode.v1.WatchNodeRequest\x1a\x1c.pcnode.v1.WatchNodeResponse\"\x03\x90\x02\x01\x30\x01\x12\x46\n\tDrainNode\x12\x1b.pcnode.v1.DrainNodeRequest\x1a\x1c.pcnode.v1.DrainNodeResponse\x12I\n\nResumeNode\x12\x1c.pcnode.v1.ResumeNodeRequest\x1a\x1d.pcnode.v1.ResumeNodeResponse\x12U\n\x0e\x43learGpuHealth\x12 .pcnode.v1.ClearGpuHealthRequest\x1a!.pcnode.v1.ClearGpuHealthResponseB3Z1github.com/pcnode/pcnode/proto/pcnode/v1;pcnodev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,38 +41,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODESERVICE'].methods_by_name['GetNode']._serialized_options = b'\220\002\001'
   _globals['_NODESERVICE'].methods_by_name['WatchNode']._loaded_options = None
   _globals['_NODESERVICE'].methods_by_name['WatchNode']._serialized_options = b'\220\002\001'
-  _globals['_GPUHEALTH']._serialized_start=2008
-  _globals['_GPUHEALTH']._serialized_end=2097
-  _globals['_NODECHANGE']._serialized_start=2100
-  _globals['_NODECHANGE']._serialized_end=2298
+  _globals['_NODECONDITIONTYPE']._serialized_start=2189
+  _globals['_NODECONDITIONTYPE']._serialized_end=2323
+  _globals['_GPUHEALTH']._serialized_start=2325
+  _globals['_GPUHEALTH']._serialized_end=2414
+  _globals['_NODECHANGE']._serialized_start=2417
+  _globals['_NODECHANGE']._serialized_end=2642
   _globals['_NODE']._serialized_start=135
-  _globals['_NODE']._serialized_end=633
-  _globals['_NODE_LABELSENTRY']._serialized_start=588
-  _globals['_NODE_LABELSENTRY']._serialized_end=633
-  _globals['_GPU']._serialized_start=636
-  _globals['_GPU']._serialized_end=1409
-  _globals['_XID']._serialized_start=1411
-  _globals['_XID']._serialized_end=1489
-  _globals['_GETNODEREQUEST']._serialized_start=1491
-  _globals['_GETNODEREQUEST']._serialized_end=1507
-  _globals['_GETNODERESPONSE']._serialized_start=1509
-  _globals['_GETNODERESPONSE']._serialized_end=1557
-  _globals['_WATCHNODEREQUEST']._serialized_start=1559
-  _globals['_WATCHNODEREQUEST']._serialized_end=1632
-  _globals['_WATCHNODERESPONSE']._serialized_start=1635
-  _globals['_WATCHNODERESPONSE']._serialized_end=1766
-  _globals['_DRAINNODEREQUEST']._serialized_start=1768
-  _globals['_DRAINNODEREQUEST']._serialized_end=1786
-  _globals['_DRAINNODERESPONSE']._serialized_start=1788
-  _globals['_DRAINNODERESPONSE']._serialized_end=1838
-  _globals['_RESUMENODEREQUEST']._serialized_start=1840
-  _globals['_RESUMENODEREQUEST']._serialized_end=1859
-  _globals['_RESUMENODERESPONSE']._serialized_start=1861
-  _globals['_RESUMENODERESPONSE']._serialized_end=1912
-  _globals['_CLEARGPUHEALTHREQUEST']._serialized_start=1914
-  _globals['_CLEARGPUHEALTHREQUEST']._serialized_end=1951
-  _globals['_CLEARGPUHEALTHRESPONSE']._serialized_start=1953
-  _globals['_CLEARGPUHEALTHRESPONSE']._serialized_end=2006
-  _globals['_NODESERVICE']._serialized_start=2301
-  _globals['_NODESERVICE']._serialized_end=2698
+  _globals['_NODE']._serialized_end=679
+  _globals['_NODE_LABELSENTRY']._serialized_start=634
+  _globals['_NODE_LABELSENTRY']._serialized_end=679
+  _globals['_NODECONDITION']._serialized_start=682
+  _globals['_NODECONDITION']._serialized_end=813
+  _globals['_GPU']._serialized_start=816
+  _globals['_GPU']._serialized_end=1589
+  _globals['_XID']._serialized_start=1591
+  _globals['_XID']._serialized_end=1669
+  _globals['_GETNODEREQUEST']._serialized_start=1671
+  _globals['_GETNODEREQUEST']._serialized_end=1687
+  _globals['_GETNODERESPONSE']._serialized_start=1689
+  _globals['_GETNODERESPONSE']._serialized_end=1737
+  _globals['_WATCHNODEREQUEST']._serialized_start=1739
+  _globals['_WATCHNODEREQUEST']._serialized_end=1812
+  _globals['_WATCHNODERESPONSE']._serialized_start=1815
+  _globals['_WATCHNODERESPONSE']._serialized_end=1946
+  _globals['_DRAINNODEREQUEST']._serialized_start=1948
+  _globals['_DRAINNODEREQUEST']._serialized_end=1966
+  _globals['_DRAINNODERESPONSE']._serialized_start=1968
+  _globals['_DRAINNODERESPONSE']._serialized_end=2018
+  _globals['_RESUMENODEREQUEST']._serialized_start=2020
+  _globals['_RESUMENODEREQUEST']._serialized_end=2039
+  _globals['_RESUMENODERESPONSE']._serialized_start=2041
+  _globals['_RESUMENODERESPONSE']._serialized_end=2092
+  _globals['_CLEARGPUHEALTHREQUEST']._serialized_start=2094
+  _globals['_CLEARGPUHEALTHREQUEST']._serialized_end=2131
+  _globals['_CLEARGPUHEALTHRESPONSE']._serialized_start=2133
+  _globals['_CLEARGPUHEALTHRESPONSE']._serialized_end=2186
+  _globals['_NODESERVICE']._serialized_start=2645
+  _globals['_NODESERVICE']._serialized_end=3042
 # @@protoc_insertion_point(module_scope)

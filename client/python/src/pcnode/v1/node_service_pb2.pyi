@@ -12,6 +12,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class NodeConditionType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NODE_CONDITION_TYPE_UNSPECIFIED: _ClassVar[NodeConditionType]
+    NODE_CONDITION_TYPE_CONTAINERD_READY: _ClassVar[NodeConditionType]
+    NODE_CONDITION_TYPE_GPUS_KNOWN: _ClassVar[NodeConditionType]
+
 class GpuHealth(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     GPU_HEALTH_UNSPECIFIED: _ClassVar[GpuHealth]
@@ -27,6 +33,10 @@ class NodeChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_CHANGE_ALLOCATION: _ClassVar[NodeChange]
     NODE_CHANGE_CAPACITY: _ClassVar[NodeChange]
     NODE_CHANGE_DRAIN: _ClassVar[NodeChange]
+    NODE_CHANGE_CONDITION: _ClassVar[NodeChange]
+NODE_CONDITION_TYPE_UNSPECIFIED: NodeConditionType
+NODE_CONDITION_TYPE_CONTAINERD_READY: NodeConditionType
+NODE_CONDITION_TYPE_GPUS_KNOWN: NodeConditionType
 GPU_HEALTH_UNSPECIFIED: GpuHealth
 GPU_HEALTH_HEALTHY: GpuHealth
 GPU_HEALTH_UNHEALTHY: GpuHealth
@@ -37,9 +47,10 @@ NODE_CHANGE_GPU_HEALTH: NodeChange
 NODE_CHANGE_ALLOCATION: NodeChange
 NODE_CHANGE_CAPACITY: NodeChange
 NODE_CHANGE_DRAIN: NodeChange
+NODE_CHANGE_CONDITION: NodeChange
 
 class Node(_message.Message):
-    __slots__ = ("name", "labels", "version", "containerd_version", "driver_version", "cuda_version", "gpu_backend", "capacity", "allocatable", "allocated", "gpus", "draining", "queued_tasks", "running_tasks", "start_time")
+    __slots__ = ("name", "labels", "version", "containerd_version", "driver_version", "cuda_version", "gpu_backend", "capacity", "allocatable", "allocated", "gpus", "draining", "queued_tasks", "running_tasks", "start_time", "conditions")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +73,7 @@ class Node(_message.Message):
     QUEUED_TASKS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASKS_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.ScalarMap[str, str]
     version: str
@@ -77,7 +89,20 @@ class Node(_message.Message):
     queued_tasks: int
     running_tasks: int
     start_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., containerd_version: _Optional[str] = ..., driver_version: _Optional[str] = ..., cuda_version: _Optional[str] = ..., gpu_backend: _Optional[str] = ..., capacity: _Optional[_Union[_template_pb2.ResourceList, _Mapping]] = ..., allocatable: _Optional[_Union[_template_pb2.ResourceList, _Mapping]] = ..., allocated: _Optional[_Union[_template_pb2.ResourceList, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., draining: _Optional[bool] = ..., queued_tasks: _Optional[int] = ..., running_tasks: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    conditions: _containers.RepeatedCompositeFieldContainer[NodeCondition]
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., version: _Optional[str] = ..., containerd_version: _Optional[str] = ..., driver_version: _Optional[str] = ..., cuda_version: _Optional[str] = ..., gpu_backend: _Optional[str] = ..., capacity: _Optional[_Union[_template_pb2.ResourceList, _Mapping]] = ..., allocatable: _Optional[_Union[_template_pb2.ResourceList, _Mapping]] = ..., allocated: _Optional[_Union[_template_pb2.ResourceList, _Mapping]] = ..., gpus: _Optional[_Iterable[_Union[Gpu, _Mapping]]] = ..., draining: _Optional[bool] = ..., queued_tasks: _Optional[int] = ..., running_tasks: _Optional[int] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., conditions: _Optional[_Iterable[_Union[NodeCondition, _Mapping]]] = ...) -> None: ...
+
+class NodeCondition(_message.Message):
+    __slots__ = ("type", "ok", "message", "since")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    type: NodeConditionType
+    ok: bool
+    message: str
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, type: _Optional[_Union[NodeConditionType, str]] = ..., ok: _Optional[bool] = ..., message: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Gpu(_message.Message):
     __slots__ = ("index", "uuid", "model", "pci_bus_id", "numa_node", "memory_total_bytes", "memory_used_bytes", "compute_capability", "mig_enabled", "power_draw_milliwatts", "power_limit_milliwatts", "temperature_celsius", "utilization_percent", "ecc_single_bit_errors", "ecc_double_bit_errors", "health", "health_message", "last_xid", "holder_task_id")

@@ -194,7 +194,7 @@ class ScaleResult(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., rule: _Optional[_Union[_template_pb2.ScaleRule, _Mapping]] = ..., measured_bytes: _Optional[int] = ..., computed_bytes: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "spec", "instance", "state", "reason", "message", "exit_code", "idempotency_key", "image_digest", "create_time", "start_time", "finish_time", "allocation", "usage", "outputs", "warnings", "gpu_faults", "update_time", "submitted_by")
+    __slots__ = ("id", "spec", "instance", "state", "reason", "message", "exit_code", "idempotency_key", "image_digest", "create_time", "start_time", "finish_time", "allocation", "usage", "outputs", "warnings", "gpu_faults", "update_time", "submitted_by", "registry_auth_in_memory")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +214,7 @@ class Task(_message.Message):
     GPU_FAULTS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
+    REGISTRY_AUTH_IN_MEMORY_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: TaskSpec
     instance: TaskInstance
@@ -233,7 +234,8 @@ class Task(_message.Message):
     gpu_faults: _containers.RepeatedCompositeFieldContainer[GpuFault]
     update_time: _timestamp_pb2.Timestamp
     submitted_by: str
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., instance: _Optional[_Union[TaskInstance, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[_Union[TaskReason, str]] = ..., message: _Optional[str] = ..., exit_code: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., image_digest: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., gpu_faults: _Optional[_Iterable[_Union[GpuFault, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_by: _Optional[str] = ...) -> None: ...
+    registry_auth_in_memory: bool
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., instance: _Optional[_Union[TaskInstance, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[_Union[TaskReason, str]] = ..., message: _Optional[str] = ..., exit_code: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., image_digest: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., gpu_faults: _Optional[_Iterable[_Union[GpuFault, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_by: _Optional[str] = ..., registry_auth_in_memory: _Optional[bool] = ...) -> None: ...
 
 class Allocation(_message.Message):
     __slots__ = ("memory_bytes", "cpu_millis", "gpus")
