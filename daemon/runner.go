@@ -1,0 +1,206 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// A task's life, one goroutine per task once the scheduler admits it:
+//
+//	prepare:  PREPARING; image present or pulled; template resolved if it
+//	          could not be at submit; host directories opened without
+//	          following symlinks, checked for overlap, outputs created and
+//	          emptied (channels.go)
+//	start:    staging mounts of the opened directories; container created
+//	          and started with them as mount sources; RUNNING
+//	supervise: wait for exit, enforcing the execution timeout and cancels
+//	collect:  exit status and usage from the cgroup; output manifests
+//	finish:   final state written; container deleted; log sealed;
+//	          resources released
+//
+// Each step is a method of runner in its own file (step_*.go). A runner that is detached (daemon
+// shutdown) returns without touching the container; the next daemon start
+// re-attaches it (recover.go).
+
+// stopReason says why the daemon stopped a container.
+type stopReason int
+
+const (
+	stopNone stopReason = iota
+	stopCancel
+	stopTimeout
+)
+
+type runner struct {
+	d     *Daemon
+	id    string
+	log   *slog.Logger
+	alloc sched.Assignment
+	auth  *runtime.Auth
+
+	ctx    context.Context // cancelled on detach
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	peakGPUMemory int64 // highest sampled GPU memory of the task's processes; supervise's goroutine only
+
+	mu        sync.Mutex
+	stopWhy   stopReason
+	stopGrace time.Duration
+	stopCh    chan struct{} // closed when a stop is requested
+}
+
+func (d *Daemon) newRunner(id string, a sched.Assignment, auth *runtime.Auth) *runner {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &runner{
+		d: d, id: id, alloc: a, auth: auth,
+		log: d.log.With("task", id),
+		ctx: ctx, cancel: cancel,
+		done:   make(chan struct{}),
+		stopCh: make(chan struct{}),
+	}
+}
+
+// detach stops the runner without touching its container.
+func (r *runner) detach() {
+	r.cancel()
+	<-r.done
+}
+
+// requestStop asks the runner to stop the container for why, with grace.
+// The first request wins.
+func (r *runner) requestStop(why stopReason, grace time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopWhy != stopNone {
+		return
+	}
+	r.stopWhy, r.stopGrace = why, grace
+	close(r.stopCh)
+}
+
+func (r *runner) stopRequest() (stopReason, time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopWhy, r.stopGrace
+}
+
+// stepError is a failed step: the final state to record.
+type stepError struct {
+	reason pcnodev1.TaskReason
+	msg    string
+}
+
+func (e *stepError) Error() string { return e.msg }
+
+func failStep(reason pcnodev1.TaskReason, format string, args ...any) error {
+	return &stepError{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// release frees what the runner holds once it has ended.
+func (r *runner) release() {
+	r.d.mu.Lock()
+	delete(r.d.runners, r.id)
+	r.d.mu.Unlock()
+	r.d.dropChannels(r.id)
+	r.d.sched.Release(r.id)
+	// The final state was announced before the resources were free: tell
+	// node watchers again now that the allocation is gone.
+	r.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_ALLOCATION)
+	r.d.kick()
+	close(r.done)
+}
+
+// run is the whole life of a freshly admitted task.
+func (r *runner) run() {
+	defer r.release()
+	task, err := r.prepare()
+	if err == nil {
+		task, err = r.start(task)
+	}
+	if err != nil {
+		r.fail(task, err)
+		return
+	}
+	r.superviseAndCollect(task)
+}
+
+// resume follows a task whose container was started by an earlier daemon.
+func (r *runner) resume(task *pcnodev1.Task) {
+	defer r.release()
+	r.superviseAndCollect(task)
+}
+
+func (r *runner) superviseAndCollect(task *pcnodev1.Task) {
+	exit, err := r.supervise(task)
+	if r.ctx.Err() != nil {
+		return // detached: the next daemon start picks the task up
+	}
+	if err != nil {
+		r.fail(task, failStep(pcnodev1.TaskReason_TASK_REASON_LOST, "waiting for the container: %v", err))
+		return
+	}
+	r.collect(task, exit)
+}
+
+// stepCtx is the context for prepare and start: cancelled on detach, on a
+// stop request and at the startup deadline.
+func (r *runner) stepCtx(task *pcnodev1.Task) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	if dl := r.d.startupDeadline(task); !dl.IsZero() {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithDeadline(ctx, dl)
+		prev := cancel
+		cancel = func() { c2(); prev() }
+	}
+	go func() {
+		select {
+		case <-r.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func (d *Daemon) startupTimeout(task *pcnodev1.Task) time.Duration {
+	if t := task.GetSpec().GetStartupTimeout(); t != nil && t.AsDuration() > 0 {
+		return t.AsDuration()
+	}
+	return d.cfg.Tasks.StartupTimeout.Duration
+}
+
+func (d *Daemon) startupDeadline(task *pcnodev1.Task) time.Time {
+	t := d.startupTimeout(task)
+	if t <= 0 {
+		return time.Time{}
+	}
+	return task.GetCreateTime().AsTime().Add(t)
+}
+
+func (d *Daemon) executionTimeout(task *pcnodev1.Task) time.Duration {
+	if t := task.GetSpec().GetExecutionTimeout(); t != nil && t.AsDuration() > 0 {
+		return t.AsDuration()
+	}
+	return d.cfg.Tasks.ExecutionTimeout.Duration
+}
+
+// gracePeriod is the request's grace, else the spec's, else the node's.
+func (d *Daemon) gracePeriod(task *pcnodev1.Task, req *durationpb.Duration) time.Duration {
+	if req != nil && req.AsDuration() > 0 {
+		return req.AsDuration()
+	}
+	if g := task.GetSpec().GetStopGracePeriod(); g != nil && g.AsDuration() > 0 {
+		return g.AsDuration()
+	}
+	return d.cfg.Tasks.StopGracePeriod.Duration
+}

@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"time"
+
+	"github.com/pcnode/pcnode/daemon/runtime"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// supervise waits for the container to exit, stopping it on cancel or at
+// the execution deadline, and sampling usage meanwhile.
+func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
+	d := r.d
+	type result struct {
+		exit runtime.ExitStatus
+		err  error
+	}
+	waitc := make(chan result, 1)
+	go func() {
+		exit, err := d.rt.Wait(r.ctx, r.id)
+		waitc <- result{exit, err}
+	}()
+	var deadline <-chan time.Time
+	if t := d.executionTimeout(task); t > 0 {
+		started := task.GetStartTime().AsTime()
+		timer := time.NewTimer(time.Until(started.Add(t)))
+		defer timer.Stop()
+		deadline = timer.C
+	}
+	interval := 5 * time.Second
+	if len(r.alloc.GPUs) > 0 {
+		interval = 2 * time.Second
+	}
+	sample := time.NewTicker(interval)
+	defer sample.Stop()
+	stopCh := r.stopCh
+	for {
+		select {
+		case res := <-waitc:
+			return res.exit, res.err
+		case <-deadline:
+			deadline = nil
+			r.requestStop(stopTimeout, d.gracePeriod(task, nil))
+		case <-stopCh:
+			stopCh = nil
+			_, grace := r.stopRequest()
+			go func() {
+				if err := d.rt.Stop(r.ctx, r.id, grace); err != nil && r.ctx.Err() == nil {
+					r.log.Warn("stopping container", "err", err)
+				}
+			}()
+		case <-sample.C:
+			r.sampleGPUMemory()
+			if u, err := d.rt.Usage(r.ctx, r.id); err == nil {
+				pu := usageToProto(u)
+				pu.PeakGpuMemoryBytes = r.peakGPUMemory
+				d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_Usage{Usage: pu}})
+			}
+		}
+	}
+}
+
+// sampleGPUMemory records the GPU memory used by the task's processes on
+// its GPUs (NVML process info), keeping the peak.
+func (r *runner) sampleGPUMemory() {
+	pm := r.d.gpus.procMem
+	uuids := r.alloc.UUIDs()
+	if pm == nil || len(uuids) == 0 {
+		return
+	}
+	pids, err := r.d.rt.Pids(r.ctx, r.id)
+	if err != nil {
+		return
+	}
+	m, err := pm(r.ctx, uuids, pids)
+	if err != nil {
+		r.log.Debug("sampling GPU memory", "err", err)
+		return
+	}
+	r.peakGPUMemory = max(r.peakGPUMemory, m.TotalBytes)
+}
