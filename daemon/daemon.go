@@ -102,8 +102,9 @@ type cachedPC struct {
 
 // queuedTask is what the daemon keeps in memory about a queued task.
 type queuedTask struct {
-	auth     *runtime.Auth // from the spec; never stored
-	deadline time.Time     // startup deadline; zero: none
+	auth      *runtime.Auth // from the spec; never stored
+	deadline  time.Time     // startup deadline; zero: none
+	cancelled bool          // cancelled before the scheduler let go of it (cancelTask); under d.mu
 }
 
 // New opens the store, connects to containerd, builds the scheduler from the

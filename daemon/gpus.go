@@ -130,7 +130,12 @@ func (d *Daemon) watchGPUHealth(ctx context.Context) {
 		return
 	}
 	changes := m.Subscribe(ctx)
+	// The monitor's source calls into the inventory (NVML): it must have
+	// returned before Close closes the inventory, so this waits for it.
+	ran := make(chan struct{})
+	defer func() { <-ran }()
 	go func() {
+		defer close(ran)
 		if err := m.Run(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("GPU health monitor stopped; GPUs report unknown health", "err", err)
 		}

@@ -17,17 +17,26 @@ const pcFile = "/processing-container.json"
 // errNoProcessingContainer is returned when an image has no pcFile.
 var errNoProcessingContainer = errors.New("image has no " + pcFile)
 
-// ensureImage returns the image, pulling it when it is not on the node.
-func (d *Daemon) ensureImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(*pcnodev1.ImageProgress)) (runtime.Image, error) {
+// ensureImage returns task's image, pulling it when it is not on the node,
+// with auth (the credentials of its submit, held in memory), else the
+// node's configured ones or none. When the submit had credentials that a
+// daemon restart lost (the task's registry_auth_in_memory without auth) and
+// the pull fails, the error says so: they are never stored.
+func (d *Daemon) ensureImage(ctx context.Context, task *pcnodev1.Task, auth *runtime.Auth, progress func(*pcnodev1.ImageProgress)) (runtime.Image, error) {
+	ref := task.GetSpec().GetImage()
 	img, err := d.rt.GetImage(ctx, ref)
 	if err == nil || !errors.Is(err, runtime.ErrImageNotFound) {
 		return img, err
 	}
-	return d.rt.Pull(ctx, ref, auth, func(p runtime.Progress) {
+	img, err = d.rt.Pull(ctx, ref, auth, func(p runtime.Progress) {
 		if progress != nil {
 			progress(&pcnodev1.ImageProgress{Reference: p.Ref, Status: p.Status, DoneBytes: p.Offset, TotalBytes: p.Total})
 		}
 	})
+	if err != nil && auth == nil && task.GetRegistryAuthInMemory() && ctx.Err() == nil && !errors.Is(err, runtime.ErrUnavailable) {
+		return img, fmt.Errorf("%w; pulled without the registry credentials given at submit: those are kept in memory only, never stored, and were lost when the daemon restarted before the image was pulled; resubmit the task with them", err)
+	}
+	return img, err
 }
 
 // processingContainer reads and parses an image's pcFile, cached per digest.

@@ -55,8 +55,10 @@ type runner struct {
 
 	mu        sync.Mutex
 	stopWhy   stopReason
-	stopGrace time.Duration
-	stopCh    chan struct{} // closed when a stop is requested
+	stopGrace time.Duration // grace in force: the first request's, or the shorter one of an escalation
+	stopBy    time.Time     // when SIGKILL is due
+	stopCh    chan struct{} // closed when a stop is first requested
+	escalate  chan struct{} // (buffered 1) signalled when a later request shortens the grace
 }
 
 func (d *Daemon) newRunner(id string, a sched.Assignment, auth *runtime.Auth) *runner {
@@ -65,8 +67,9 @@ func (d *Daemon) newRunner(id string, a sched.Assignment, auth *runtime.Auth) *r
 		d: d, id: id, alloc: a, auth: auth,
 		log: d.log.With("task", id),
 		ctx: ctx, cancel: cancel,
-		done:   make(chan struct{}),
-		stopCh: make(chan struct{}),
+		done:     make(chan struct{}),
+		stopCh:   make(chan struct{}),
+		escalate: make(chan struct{}, 1),
 	}
 }
 
@@ -76,22 +79,66 @@ func (r *runner) detach() {
 	<-r.done
 }
 
-// requestStop asks the runner to stop the container for why, with grace.
-// The first request wins.
-func (r *runner) requestStop(why stopReason, grace time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopWhy != stopNone {
-		return
-	}
-	r.stopWhy, r.stopGrace = why, grace
-	close(r.stopCh)
+// stopOutcome is what a stop request did.
+type stopOutcome struct {
+	first     bool          // this request started the stop
+	escalated bool          // this request shortened the grace of an earlier one
+	why       stopReason    // the reason in force (the first request's)
+	left      time.Duration // from now until SIGKILL is due
 }
 
+// requestStop asks the runner to stop the container for why, with grace.
+// The first request sets the reason and closes stopCh. A later one cannot
+// change the reason, but when its grace ends before what is left of the
+// grace in force, it replaces it (0: SIGKILL now) and signals escalate, on
+// which supervise signals the container again; a longer grace never
+// extends a stop.
+func (r *runner) requestStop(why stopReason, grace time.Duration) stopOutcome {
+	grace = max(grace, 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	if r.stopWhy == stopNone {
+		r.stopWhy, r.stopGrace, r.stopBy = why, grace, now.Add(grace)
+		close(r.stopCh)
+		return stopOutcome{first: true, why: why, left: grace}
+	}
+	left := max(r.stopBy.Sub(now), 0)
+	if grace >= left {
+		return stopOutcome{why: r.stopWhy, left: left}
+	}
+	r.stopGrace, r.stopBy = grace, now.Add(grace)
+	select {
+	case r.escalate <- struct{}{}:
+	default: // one is pending: supervise reads the new grace when it takes it
+	}
+	return stopOutcome{escalated: true, why: r.stopWhy, left: grace}
+}
+
+// stopRequest returns the reason of the stop and the grace in force.
 func (r *runner) stopRequest() (stopReason, time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.stopWhy, r.stopGrace
+}
+
+// stopLeft is how long from now until SIGKILL is due (0: now).
+func (r *runner) stopLeft() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return max(time.Until(r.stopBy), 0)
+}
+
+// signalStop sends SIGTERM to the container and SIGKILL after grace unless
+// it exits first (the runtime's Stop), in the background. supervise calls it
+// on the first stop request and again on every escalation: each call sends
+// SIGTERM again and brings SIGKILL forward to its own grace.
+func (r *runner) signalStop(grace time.Duration) {
+	go func() {
+		if err := r.d.rt.Stop(r.ctx, r.id, grace); err != nil && r.ctx.Err() == nil {
+			r.log.Warn("stopping container", "grace", grace, "err", err)
+		}
+	}()
 }
 
 // stepError is a failed step: the final state to record.

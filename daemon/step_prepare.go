@@ -27,7 +27,7 @@ func (r *runner) prepare() (*pcnodev1.Task, error) {
 		return err
 	}
 
-	img, err := d.ensureImage(ctx, task.GetSpec().GetImage(), r.auth, func(p *pcnodev1.ImageProgress) {
+	img, err := d.ensureImage(ctx, task, r.auth, func(p *pcnodev1.ImageProgress) {
 		d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_ImageProgress{ImageProgress: p}})
 	})
 	if err != nil {

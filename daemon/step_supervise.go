@@ -43,12 +43,9 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 			r.requestStop(stopTimeout, d.gracePeriod(task, nil))
 		case <-stopCh:
 			stopCh = nil
-			_, grace := r.stopRequest()
-			go func() {
-				if err := d.rt.Stop(r.ctx, r.id, grace); err != nil && r.ctx.Err() == nil {
-					r.log.Warn("stopping container", "err", err)
-				}
-			}()
+			r.signalStop(r.stopLeft())
+		case <-r.escalate: // a later request shortened the grace
+			r.signalStop(r.stopLeft())
 		case <-sample.C:
 			r.sampleGPUMemory()
 			if u, err := d.rt.Usage(r.ctx, r.id); err == nil {

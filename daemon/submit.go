@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/runtime"
@@ -203,6 +204,13 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	}
 	// The submitter is the identity the caller's connection proved (the
 	// auth interceptor's, c above); no request field can name it.
+	// Per-spec registry credentials stay in memory (queuedTask.auth) until
+	// the image is pulled, and are never written: the stored spec has none,
+	// and the task only says that it had some.
+	var auth *runtime.Auth
+	if a := s.GetRegistryAuth(); a != nil && (a.GetUsername() != "" || a.GetPassword() != "") {
+		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
+	}
 	now := time.Now()
 	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
 	stored.RegistryAuth = nil
@@ -217,6 +225,8 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		UpdateTime:     timestamppb.New(now),
 		Warnings:       res.warnings,
 		SubmittedBy:    c.id.name,
+
+		RegistryAuthInMemory: auth != nil,
 	}
 	// The store scopes idempotency keys by submitted_by: another
 	// identity's key never returns this task.
@@ -227,10 +237,6 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if existing {
 		return got, true, nil
 	}
-	var auth *runtime.Auth
-	if a := s.GetRegistryAuth(); a != nil && (a.GetUsername() != "" || a.GetPassword() != "") {
-		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
-	}
 	// Announce QUEUED before the scheduler may start the task, so that
 	// watchers see the states in order.
 	d.announce(got)
@@ -239,12 +245,25 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	return got, false, nil
 }
 
-// enqueue hands a stored QUEUED task to the scheduler.
+// authLostWarning is the warning a task gets when the daemon restarted
+// while it held the task's per-spec registry credentials in memory.
+const authLostWarning = "registry credentials lost in daemon restart: those given at submit are kept in memory only, never stored; " +
+	"the image is pulled with the node's configured credentials, or anonymously, if it is not on the node"
+
+// enqueue hands a stored QUEUED task to the scheduler, with the registry
+// credentials of its submit (nil after a restart: they were never stored,
+// and the task is told so when it had some).
 func (d *Daemon) enqueue(ctx context.Context, task *pcnodev1.Task, req sched.Request, auth *runtime.Auth) {
 	req.ID = task.GetId()
 	req.Submitted = task.GetCreateTime().AsTime()
+	if auth == nil && task.GetRegistryAuthInMemory() && !slices.Contains(task.GetWarnings(), authLostWarning) {
+		if _, err := d.update(ctx, req.ID, func(t *pcnodev1.Task) { t.Warnings = append(t.Warnings, authLostWarning) }); err != nil {
+			d.log.Warn("recording lost registry credentials", "task", req.ID, "err", err)
+		}
+	}
+	qt := &queuedTask{auth: auth, deadline: d.startupDeadline(task)}
 	d.mu.Lock()
-	d.queued[req.ID] = &queuedTask{auth: auth, deadline: d.startupDeadline(task)}
+	d.queued[req.ID] = qt
 	d.mu.Unlock()
 	if err := d.sched.Enqueue(req); err != nil {
 		d.mu.Lock()
@@ -253,6 +272,18 @@ func (d *Daemon) enqueue(ctx context.Context, task *pcnodev1.Task, req sched.Req
 		d.sealLog(ctx, req.ID)
 		d.finish(ctx, req.ID, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_START_ERROR,
 			fmt.Sprintf("not admitted: %v", err), nil)
+		return
+	}
+	// A cancel that came before the scheduler had it was recorded (cancelTask).
+	d.mu.Lock()
+	cancelled := qt.cancelled && d.sched.Remove(req.ID)
+	if cancelled {
+		delete(d.queued, req.ID)
+	}
+	d.mu.Unlock()
+	if cancelled {
+		d.sealLog(ctx, req.ID)
+		d.finish(ctx, req.ID, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
 		return
 	}
 	d.kick()
@@ -291,6 +322,11 @@ func (d *Daemon) launch(a sched.Assignment) {
 	}
 	r := d.newRunner(a.ID, a, auth)
 	d.runners[a.ID] = r
+	if qt != nil && qt.cancelled { // cancelled between admission and now (cancelTask)
+		r.requestStop(stopCancel, 0)
+		go r.endBeforeStart()
+		return
+	}
 	go r.run()
 }
 
@@ -317,34 +353,117 @@ func (d *Daemon) expireQueued(ctx context.Context) {
 	}
 }
 
-// cancelTask stops a task: a queued one ends at once, a running one is stopped
-// with grace. A finished task is returned unchanged.
-func (d *Daemon) cancelTask(ctx context.Context, id string, grace time.Duration) (*pcnodev1.Task, error) {
-	for range 50 {
-		task, err := d.store.GetTask(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if isFinal(task.GetState()) {
-			return task, nil
-		}
-		d.mu.Lock()
-		r := d.runners[id]
-		d.mu.Unlock()
-		if r != nil {
-			r.requestStop(stopCancel, grace)
-			return task, nil
-		}
-		if d.sched.Remove(id) {
-			d.mu.Lock()
-			delete(d.queued, id)
-			d.mu.Unlock()
-			d.sealLog(ctx, id) // the task never ran: followers of its log end now
-			return d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
-		}
-		time.Sleep(20 * time.Millisecond) // between admission and runner start
+// cancelTask stops a task and returns it as it is then, never waiting for
+// the container:
+//   - a queued task ends CANCELLED at once;
+//   - one the scheduler has just admitted, before its runner started, has
+//     the cancel recorded (queuedTask.cancelled): launch ends it CANCELLED
+//     before anything starts;
+//   - a preparing or running one is asked to stop (runner.requestStop):
+//     SIGTERM, then SIGKILL after its grace. The first cancel's grace is
+//     requested's, else the spec's or the node's (gracePeriod). A later
+//     cancel escalates: its grace (none or 0: SIGKILL now) replaces what is
+//     left of the grace in force when it is shorter.
+//
+// The task's message says what was done ("stopping: SIGTERM sent, SIGKILL
+// in 30s", "escalated: SIGKILL sent"). A finished task is returned
+// unchanged. A task this daemon has not taken up (it is starting or
+// recovering) is UNAVAILABLE, to be retried.
+func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationpb.Duration) (*pcnodev1.Task, error) {
+	task, err := d.store.GetTask(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("task %s: could not be cancelled (no runner and not queued)", id)
+	if isFinal(task.GetState()) {
+		return task, nil
+	}
+	// One look under d.mu: launch moves a task from queued to runners
+	// under it, so the task is found in exactly one of the three places
+	// (or none: it ended, or is not taken up yet).
+	d.mu.Lock()
+	r := d.runners[id]
+	qt := d.queued[id]
+	removed := r == nil && d.sched.Remove(id)
+	switch {
+	case removed:
+		delete(d.queued, id)
+	case r == nil && qt != nil:
+		qt.cancelled = true
+	}
+	d.mu.Unlock()
+	switch {
+	case r != nil:
+		grace := d.gracePeriod(task, requested)
+		if why, _ := r.stopRequest(); why != stopNone {
+			grace = requested.AsDuration() // escalation: none is 0, SIGKILL now
+		}
+		out := r.requestStop(stopCancel, grace)
+		return d.setMessage(ctx, id, func(state pcnodev1.TaskState) string { return stopMessage(out, state) })
+	case removed:
+		d.sealLog(ctx, id) // the task never ran: followers of its log end now
+		return d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
+	case qt != nil:
+		return d.setMessage(ctx, id, func(pcnodev1.TaskState) string {
+			return "cancelling: admitted just now; it ends CANCELLED before its container starts"
+		})
+	}
+	// A runner writes the final state before it lets go of the task:
+	// read again.
+	task, err = d.store.GetTask(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if isFinal(task.GetState()) {
+		return task, nil
+	}
+	return nil, withCode(codes.Unavailable, fmt.Errorf("task %s is %s but not yet taken up by this daemon (it is starting or recovering tasks): try again", id, task.GetState()))
+}
+
+// setMessage sets an unfinished task's message to msg(its state) and
+// returns the task; a finished task is returned unchanged.
+func (d *Daemon) setMessage(ctx context.Context, id string, msg func(pcnodev1.TaskState) string) (*pcnodev1.Task, error) {
+	return d.update(ctx, id, func(t *pcnodev1.Task) {
+		if !isFinal(t.GetState()) {
+			t.Message = msg(t.GetState())
+		}
+	})
+}
+
+// stopMessage says what a stop request did to a task in state.
+func stopMessage(out stopOutcome, state pcnodev1.TaskState) string {
+	prefix := "stopping"
+	if out.why == stopTimeout {
+		prefix = "stopping (execution timeout)"
+	}
+	switch {
+	case state != pcnodev1.TaskState_TASK_STATE_RUNNING:
+		return prefix + ": cancelled while preparing; preparation is interrupted"
+	case out.escalated && out.left == 0:
+		return "escalated: SIGKILL sent"
+	case out.escalated:
+		return fmt.Sprintf("escalated: SIGTERM sent again, SIGKILL in %s", roundGrace(out.left))
+	case out.first && out.left == 0:
+		return prefix + ": SIGTERM sent, SIGKILL now (grace 0s)"
+	case out.first:
+		return fmt.Sprintf("%s: SIGTERM sent, SIGKILL in %s", prefix, roundGrace(out.left))
+	}
+	return fmt.Sprintf("%s: already requested, SIGKILL in %s (a longer grace does not extend a stop)", prefix, roundGrace(out.left))
+}
+
+// roundGrace rounds a duration for a message: whole seconds from 1s up.
+func roundGrace(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// endBeforeStart ends a runner whose task was cancelled after the scheduler
+// admitted it but before it started: CANCELLED, nothing prepared or
+// started.
+func (r *runner) endBeforeStart() {
+	defer r.release()
+	r.fail(nil, errors.New("cancelled before it started"))
 }
 
 // checkSecrets refuses a spec naming a secret its caller may not name

@@ -112,14 +112,27 @@ func pageTokenInvalid(err error) error {
 	return err
 }
 
+// maxCancelGrace is the longest grace_period a CancelTask may ask for: a
+// longer one is a mistake (a unit or a sign), never a wait anyone means.
+const maxCancelGrace = 24 * time.Hour
+
 func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRequest) (*pcnodev1.CancelTaskResponse, error) {
 	if err := requireID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	if g := req.GetGracePeriod(); g != nil && (g.CheckValid() != nil || g.AsDuration() < 0) {
+	if g := req.GetGracePeriod(); g != nil {
 		var p problems
-		p.add("grace_period", "must be a non-negative duration")
-		return nil, invalid(p)
+		switch err := g.CheckValid(); {
+		case err != nil:
+			p.add("grace_period", "%v", err)
+		case g.AsDuration() < 0:
+			p.add("grace_period", "must not be negative, got %s", g.AsDuration())
+		case g.AsDuration() > maxCancelGrace:
+			p.add("grace_period", "must be at most %s, got %s", maxCancelGrace, g.AsDuration())
+		}
+		if len(p) > 0 {
+			return nil, invalid(p)
+		}
 	}
 	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
 	if err != nil {
@@ -128,7 +141,7 @@ func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRe
 	if err := ownTask(ctx, t, "cancel"); err != nil {
 		return nil, err
 	}
-	t, err = s.d.cancelTask(ctx, t.GetId(), s.d.gracePeriod(t, req.GetGracePeriod()))
+	t, err = s.d.cancelTask(ctx, t.GetId(), req.GetGracePeriod())
 	if err != nil {
 		return nil, err
 	}
