@@ -248,21 +248,3 @@ func TestStartupDeadline(t *testing.T) {
 		})
 	}
 }
-
-func TestRequestStopFirstWins(t *testing.T) {
-	d := &Daemon{}
-	r := &runner{d: d, stopCh: make(chan struct{})}
-	if why, grace := r.stopRequest(); why != stopNone || grace != 0 {
-		t.Fatalf("stopRequest() = %v, %v before any request, want none", why, grace)
-	}
-	r.requestStop(stopTimeout, 5*time.Second)
-	r.requestStop(stopCancel, time.Second) // ignored: the first request wins
-	select {
-	case <-r.stopCh:
-	default:
-		t.Fatal("requestStop did not close stopCh")
-	}
-	if why, grace := r.stopRequest(); why != stopTimeout || grace != 5*time.Second {
-		t.Errorf("stopRequest() = %v, %v, want %v, %v", why, grace, stopTimeout, 5*time.Second)
-	}
-}
