@@ -713,7 +713,10 @@ type CancelTaskRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Task id.
 	TaskId string `protobuf:"bytes,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	// SIGTERM to SIGKILL wait. 0: the spec's stop_grace_period or the node default.
+	// SIGTERM to SIGKILL wait, at most 24h. 0: the spec's stop_grace_period or
+	// the node default. A later cancel of a task being stopped escalates: its
+	// grace (0: SIGKILL now) replaces what is left of the grace in force when
+	// shorter; a longer one never extends a stop.
 	GracePeriod   *durationpb.Duration `protobuf:"bytes,2,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -763,7 +766,10 @@ func (x *CancelTaskRequest) GetGracePeriod() *durationpb.Duration {
 	return nil
 }
 
-// CancelTaskResponse returns the task as it is after the request was accepted.
+// CancelTaskResponse returns the task as it is after the request was
+// accepted, at once (never waiting for the container), its message saying
+// what was done ("stopping: SIGTERM sent, SIGKILL in 30s", "escalated:
+// SIGKILL sent").
 type CancelTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task.
