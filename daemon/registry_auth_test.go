@@ -49,7 +49,7 @@ func TestSubmitKeepsRegistryAuthInMemory(t *testing.T) {
 		Template:     &pcnodev1.TaskSpec_TemplateIdentifier{TemplateIdentifier: "seg"},
 		RegistryAuth: &pcnodev1.RegistryAuth{Username: "airflow", Password: testPassword},
 	}
-	task, existing, err := d.submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec})
+	task, existing, err := d.submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "dag/run/ti"})
 	if err != nil || existing {
 		t.Fatalf("submit() = %v, %v", existing, err)
 	}
@@ -105,6 +105,17 @@ func TestSubmitKeepsRegistryAuthInMemory(t *testing.T) {
 	}
 	if n != 1 || after.GetState() != pcnodev1.TaskState_TASK_STATE_QUEUED {
 		t.Errorf("after two restarts: %v, warnings %q; want QUEUED with one %q", after.GetState(), after.GetWarnings(), authLostWarning)
+	}
+	if qt := d.queued[task.GetId()]; qt == nil || qt.auth != nil {
+		t.Fatalf("queued[%s] after the restart = %+v, want no credentials", task.GetId(), qt)
+	}
+	// A retried submit (same key, same spec) gives them back.
+	again, existing, err := d.submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "dag/run/ti"})
+	if err != nil || !existing || again.GetId() != task.GetId() {
+		t.Fatalf("retried submit() = %s, %v, %v; want the existing task %s", again.GetId(), existing, err, task.GetId())
+	}
+	if qt := d.queued[task.GetId()]; qt == nil || qt.auth == nil || qt.auth.Password != testPassword {
+		t.Errorf("queued[%s] after a retried submit = %+v, want its credentials again", task.GetId(), qt)
 	}
 }
 

@@ -182,6 +182,7 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		prev, hash, err := d.store.FindIdempotencyKey(ctx, c.id.name, key)
 		switch {
 		case err == nil && bytes.Equal(hash, specHash(s)):
+			d.reattachAuth(prev, s)
 			return prev, true, nil
 		case err == nil:
 			return nil, false, fmt.Errorf("idempotency key %q belongs to task %s: %w", key, prev.GetId(), store.ErrKeyConflict)
@@ -207,10 +208,7 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	// Per-spec registry credentials stay in memory (queuedTask.auth) until
 	// the image is pulled, and are never written: the stored spec has none,
 	// and the task only says that it had some.
-	var auth *runtime.Auth
-	if a := s.GetRegistryAuth(); a != nil && (a.GetUsername() != "" || a.GetPassword() != "") {
-		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
-	}
+	auth := specAuth(s)
 	now := time.Now()
 	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
 	stored.RegistryAuth = nil
@@ -235,6 +233,7 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		return nil, false, err
 	}
 	if existing {
+		d.reattachAuth(got, s)
 		return got, true, nil
 	}
 	// Announce QUEUED before the scheduler may start the task, so that
@@ -243,6 +242,31 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	d.enqueue(ctx, got, res.request, auth)
 	d.log.Info("task queued", "task", got.GetId(), "image", s.GetImage(), "name", s.GetName(), "submitted_by", got.GetSubmittedBy())
 	return got, false, nil
+}
+
+// specAuth is a spec's registry credentials, nil when it has none.
+func specAuth(s *pcnodev1.TaskSpec) *runtime.Auth {
+	a := s.GetRegistryAuth()
+	if a.GetUsername() == "" && a.GetPassword() == "" {
+		return nil
+	}
+	return &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
+}
+
+// reattachAuth gives a queued task whose submit credentials a daemon
+// restart lost the credentials of a retried submit of it (same idempotency
+// key, same spec): the pull can then use them after all.
+func (d *Daemon) reattachAuth(task *pcnodev1.Task, s *pcnodev1.TaskSpec) {
+	auth := specAuth(s)
+	if auth == nil || !task.GetRegistryAuthInMemory() {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if qt := d.queued[task.GetId()]; qt != nil && qt.auth == nil {
+		qt.auth = auth
+		d.log.Info("registry credentials of a retried submit given to the queued task that had lost them", "task", task.GetId())
+	}
 }
 
 // authLostWarning is the warning a task gets when the daemon restarted
