@@ -203,12 +203,12 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if d.draining.Load() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
-	// The submitter is the identity the caller's connection proved (the
-	// auth interceptor's, c above); no request field can name it.
 	// Per-spec registry credentials stay in memory (queuedTask.auth) until
 	// the image is pulled, and are never written: the stored spec has none,
 	// and the task only says that it had some.
 	auth := specAuth(s)
+	// The submitter is the identity the caller's connection proved (the
+	// auth interceptor's, c above); no request field can name it.
 	now := time.Now()
 	stored := proto.Clone(s).(*pcnodev1.TaskSpec)
 	stored.RegistryAuth = nil
