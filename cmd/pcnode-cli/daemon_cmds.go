@@ -566,6 +566,6 @@ func newCancelCmd() *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().DurationVar(&grace, "grace", 0, "grace period (0: the task's or node's)")
+	cmd.Flags().DurationVar(&grace, "grace", 0, "grace period (0: the task's or node's; cancelling a task being stopped again: SIGKILL now, or this grace if shorter)")
 	return cmd
 }
