@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -28,11 +29,12 @@ import (
 type stopRuntime struct {
 	containerRuntime
 
-	mu      sync.Mutex
-	graces  []time.Duration
-	starts  int
-	killed  chan struct{}
-	onceKil sync.Once
+	mu          sync.Mutex
+	graces      []time.Duration
+	starts      int
+	unreachable int // this many Stop calls fail first, as with containerd down
+	killed      chan struct{}
+	onceKil     sync.Once
 }
 
 func newStopRuntime() *stopRuntime { return &stopRuntime{killed: make(chan struct{})} }
@@ -49,7 +51,12 @@ func (f *stopRuntime) Wait(ctx context.Context, _ string) (runtime.ExitStatus, e
 func (f *stopRuntime) Stop(_ context.Context, _ string, grace time.Duration) error {
 	f.mu.Lock()
 	f.graces = append(f.graces, grace)
+	down := f.unreachable > 0
+	f.unreachable--
 	f.mu.Unlock()
+	if down {
+		return fmt.Errorf("stop: %w", runtime.ErrUnavailable)
+	}
 	if grace == 0 {
 		f.onceKil.Do(func() { close(f.killed) })
 	}
@@ -374,5 +381,35 @@ func TestCancelTaskValidatesGrace(t *testing.T) {
 				t.Errorf("after a refused cancel the task is %v %q, want it unchanged", got.GetState(), got.GetMessage())
 			}
 		})
+	}
+}
+
+// TestSignalStopRetriesWhileUnreachable: a stop that finds containerd
+// unreachable is tried again until it gets through.
+func TestSignalStopRetriesWhileUnreachable(t *testing.T) {
+	defer func(i time.Duration) { stopRetryInterval = i }(stopRetryInterval)
+	stopRetryInterval = 10 * time.Millisecond
+	rt := newStopRuntime()
+	rt.unreachable = 2
+	d := cancelDaemon(t, rt)
+	task := storeTask(t, d, pcnodev1.TaskState_TASK_STATE_RUNNING)
+	r := d.newRunner(task.GetId(), sched.Assignment{ID: task.GetId()}, nil)
+	t.Cleanup(r.cancel)
+	r.requestStop(stopCancel, 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.supervise(task)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("supervise() = %v, want the exit", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the container was never stopped: Stop was not tried again after containerd was unreachable")
+	}
+	if g := rt.stops(); len(g) != 3 {
+		t.Errorf("Stop called %d times (%v), want 3: two unreachable, then through", len(g), g)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -132,14 +133,36 @@ func (r *runner) stopLeft() time.Duration {
 // signalStop sends SIGTERM to the container and SIGKILL after grace unless
 // it exits first (the runtime's Stop), in the background. supervise calls it
 // on the first stop request and again on every escalation: each call sends
-// SIGTERM again and brings SIGKILL forward to its own grace.
+// SIGTERM again and brings SIGKILL forward to its own grace. While
+// containerd cannot be reached it tries again every second, with what is
+// left of the grace then, until the runner ends or is detached.
 func (r *runner) signalStop(grace time.Duration) {
 	go func() {
-		if err := r.d.rt.Stop(r.ctx, r.id, grace); err != nil && r.ctx.Err() == nil {
-			r.log.Warn("stopping container", "grace", grace, "err", err)
+		for {
+			err := r.d.rt.Stop(r.ctx, r.id, grace)
+			if err == nil || r.ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, runtime.ErrUnavailable) {
+				r.log.Warn("stopping container", "grace", grace, "err", err)
+				return
+			}
+			r.log.Warn("stopping container: containerd unreachable; trying again", "err", err)
+			select {
+			case <-r.done:
+				return
+			case <-r.ctx.Done():
+				return
+			case <-time.After(stopRetryInterval):
+			}
+			grace = r.stopLeft()
 		}
 	}()
 }
+
+// stopRetryInterval is how long signalStop waits before trying again to
+// stop a container while containerd cannot be reached.
+var stopRetryInterval = time.Second
 
 // stepError is a failed step: the final state to record.
 type stepError struct {
