@@ -39,7 +39,6 @@ type gpuNode struct {
 
 	knownMu sync.Mutex
 	known   condition // GPUS_KNOWN
-	invErr  string    // why the inventory is incomplete; "" when it is not
 	// onKnown is told when the GPUS_KNOWN condition changes; nil: nobody.
 	// Set before the monitor runs.
 	onKnown func()
@@ -86,8 +85,9 @@ func openGPUs(ctx context.Context, cfg config.GPU, log *slog.Logger) (*gpuNode, 
 	}
 	devs, err := g.inv.Devices(ctx)
 	if err != nil {
+		// The GPUs that could not be read are not the node's: they are
+		// neither assigned nor counted.
 		log.Warn("GPU inventory incomplete", "err", err)
-		g.invErr = fmt.Sprintf("GPU inventory incomplete: %v", err)
 	}
 	for _, d := range devs {
 		g.uuids = append(g.uuids, d.UUID)
@@ -308,13 +308,10 @@ func (g *gpuNode) newMonitor(src health.Source, hc health.Config) error {
 	return nil
 }
 
-// setKnown sets the GPUS_KNOWN condition (false whatever ok while the
-// inventory is incomplete) and tells onKnown when it changed.
+// setKnown sets the GPUS_KNOWN condition and tells onKnown when it
+// changed.
 func (g *gpuNode) setKnown(ok bool, msg string) {
 	g.knownMu.Lock()
-	if g.invErr != "" {
-		ok, msg = false, g.invErr
-	}
 	changed := g.known.ok != ok || g.known.msg != msg
 	if g.known.ok != ok || g.known.since.IsZero() {
 		g.known.since = time.Now()
@@ -328,7 +325,9 @@ func (g *gpuNode) setKnown(ok bool, msg string) {
 }
 
 // knownCondition is the NODE_CONDITION_TYPE_GPUS_KNOWN condition: the GPU
-// inventory has been read and the health monitor has judged every GPU.
+// inventory has been read (in New) and the health monitor has judged every
+// GPU and is watching. It is exactly when GPUs can be healthy, so while it
+// is false no GPU task starts (the scheduler assigns healthy GPUs only).
 // since is used when the condition never changed.
 func (g *gpuNode) knownCondition(since time.Time) *pcnodev1.NodeCondition {
 	g.knownMu.Lock()

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,4 +218,66 @@ func gpusKnown(n *pcnodev1.Node) *pcnodev1.NodeCondition {
 		}
 	}
 	return nil
+}
+
+// failingSource watches every GPU until fail receives, then fails.
+type failingSource struct {
+	health.StaticSource
+	fail chan struct{}
+}
+
+func (s failingSource) Watch(ctx context.Context, _ []string, started func(map[string]error), _ func(gpu.Event)) error {
+	started(nil)
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-s.fail:
+		return errors.New("event set lost")
+	}
+}
+
+// GPUS_KNOWN follows the monitor: true once it reports, false (with the
+// reason, and no GPU assignable) while its source is down, true again when
+// it is back; each change is told to onKnown (which New points at node
+// watchers, as NODE_CHANGE_CONDITION).
+func TestGPUsKnownFollowsMonitor(t *testing.T) {
+	ctx := context.Background()
+	d := healthDaemon(t)
+	src := failingSource{fail: make(chan struct{})}
+	hc := health.DefaultConfig()
+	hc.ReprobeInterval = 0
+	hc.RestartInterval = 200 * time.Millisecond
+	if err := d.gpus.newMonitor(src, hc); err != nil {
+		t.Fatal(err)
+	}
+	var told atomic.Int32
+	d.gpus.onKnown = func() { told.Add(1) }
+	known := func() *pcnodev1.NodeCondition {
+		n, err := d.nodeInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gpusKnown(n)
+	}
+	if c := known(); c.GetOk() || c.GetMessage() == "" || c.GetSince() == nil {
+		t.Errorf("GPUS_KNOWN before the monitor runs = %v, want false with a reason and a time", c)
+	}
+	startHealth(t, d)
+	waitFor(t, "GPUS_KNOWN true", func() bool { return known().GetOk() })
+	if c := known(); c.GetMessage() != "" || told.Load() != 1 {
+		t.Errorf("GPUS_KNOWN once the monitor reported = %v, told %d times, want ok with no message, told once", c, told.Load())
+	}
+	src.fail <- struct{}{}
+	waitFor(t, "GPUS_KNOWN false", func() bool { return !known().GetOk() })
+	if c := known(); c.GetMessage() == "" {
+		t.Errorf("GPUS_KNOWN while the source is down = %v, want a reason", c)
+	}
+	waitFor(t, "no GPU assignable while the source is down", func() bool {
+		h := gpuHealth(d)
+		return h[gpuA] != sched.Healthy && h[gpuB] != sched.Healthy
+	})
+	waitFor(t, "GPUS_KNOWN true again", func() bool { return known().GetOk() })
+	if got := told.Load(); got != 3 {
+		t.Errorf("onKnown told %d times, want 3 (true, false, true)", got)
+	}
 }
