@@ -371,8 +371,9 @@ func markEvent(uuid string, m store.GPUMark) (gpu.Event, bool) {
 // monitor's re-probe, under the same rule as before the restart: the
 // event is at least the recovery window old and the GPU answers). A mark
 // of a GPU that is not in the inventory now is kept in the store, so it
-// holds should the GPU come back, but is not shown.
-func (d *Daemon) restoreGPUMarks(marks map[string]store.GPUMark) {
+// holds should the GPU come back, but is not shown; a mark of an XID that
+// gpu.application_xids now names is removed.
+func (d *Daemon) restoreGPUMarks(ctx context.Context, marks map[string]store.GPUMark) {
 	present := map[string]bool{}
 	for _, u := range d.gpus.uuids {
 		present[u] = true
@@ -387,6 +388,14 @@ func (d *Daemon) restoreGPUMarks(marks map[string]store.GPUMark) {
 			d.log.Warn("GPU marked unhealthy before the restart is not in the inventory now; its mark is kept", "gpu", uuid, "kind", m.Kind, "xid", m.XID)
 		default:
 			d.gpus.monitor.Report(ev)
+			if st, err := d.gpus.monitor.Status(uuid); err == nil && st.Health != gpu.HealthUnhealthy {
+				// An XID that gpu.application_xids now names: not critical.
+				d.log.Info("GPU mark from before the restart is no longer critical (gpu.application_xids); removed", "gpu", uuid, "kind", m.Kind, "xid", m.XID)
+				if err := d.store.DeleteGPUMark(ctx, uuid); err != nil {
+					d.log.Warn("removing GPU mark", "gpu", uuid, "err", err)
+				}
+				continue
+			}
 			d.log.Warn("GPU marked unhealthy before the restart stays unhealthy until cleared", "gpu", uuid, "kind", m.Kind, "xid", m.XID, "since", m.Time)
 		}
 	}

@@ -246,6 +246,6 @@ func (d *Daemon) restoreNodeState(ctx context.Context) error {
 		d.draining.Store(true)
 		d.log.Warn("node was draining before the restart and still is: no new tasks are admitted until ResumeNode")
 	}
-	d.restoreGPUMarks(st.GPUMarks)
+	d.restoreGPUMarks(ctx, st.GPUMarks)
 	return nil
 }

@@ -209,6 +209,19 @@ func TestGPUMarkKinds(t *testing.T) {
 	if diff := cmp.Diff(map[string]sched.Health{gpuA: sched.Unhealthy, gpuB: sched.Unhealthy}, gpuHealth(d2)); diff != "" {
 		t.Errorf("scheduler health after a restart with an ECC and a lost mark (-want +got):\n%s", diff)
 	}
+
+	// A mark of XID 13, an application XID of the monitor's configuration,
+	// is not critical after the restart: removed, the GPU not unhealthy.
+	if err := st.PutGPUMark(ctx, gpuB, store.GPUMark{Kind: "xid", XID: 13, Time: when}); err != nil {
+		t.Fatal(err)
+	}
+	d3 := restartedDaemon(t, st)
+	if got := gpuHealth(d3)[gpuB]; got == sched.Unhealthy {
+		t.Errorf("GPU B after a restart with a mark of application XID 13 = %v, want not unhealthy", got)
+	}
+	if s, _ := st.GetNodeState(ctx); len(s.GPUMarks) != 1 {
+		t.Errorf("marks after a restart with a mark of application XID 13 = %+v, want only A's", s.GPUMarks)
+	}
 }
 
 func gpusKnown(n *pcnodev1.Node) *pcnodev1.NodeCondition {
