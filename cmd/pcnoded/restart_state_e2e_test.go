@@ -35,8 +35,8 @@ import (
 // with XID 79 although the driver (static) says it is fine, and the
 // queued tasks are QUEUED; the one-GPU task runs on GPU 0 once the holders
 // end, the two-GPU task waits. After a clean stop and start all of that
-// holds still, a two-GPU submit right after the start is accepted, and once
-// the operator resumes and clears GPU 1 both two-GPU tasks run. A last
+// holds still; once the operator resumes, a two-GPU submit right after the
+// start is accepted, and once GPU 1 is cleared both two-GPU tasks run. A last
 // kill and start shows the resume and the clear were kept.
 func TestIntegrationRestartKeepsNodeState(t *testing.T) {
 	d, fakes, img := gpuStart(t, daemontest.Options{NoRace: true})
@@ -93,8 +93,15 @@ func TestIntegrationRestartKeepsNodeState(t *testing.T) {
 		t.Errorf("two-GPU task with GPU 1 unhealthy = %v/%v (%q), want QUEUED", got.GetState(), got.GetReason(), got.GetMessage())
 	}
 
-	// A clean stop and start keeps it all.
+	// A clean stop and start keeps it all; the mark and the drain hold
+	// from the first answer on, before the health monitor reports.
 	d.Restart(t)
+	first, err := d.Client.Nodes.GetNode(t.Context(), &pcnodev1.GetNodeRequest{})
+	if err != nil {
+		t.Fatalf("GetNode() right after the clean restart = %v", client.FromError(err))
+	}
+	restartWantNode(t, first.GetNode(), "right after the clean stop", true, map[string]pcnodev1.GpuHealth{gpu1: pcnodev1.GpuHealth_GPU_HEALTH_UNHEALTHY})
+	restartWantXID(t, first.GetNode(), gpu1, 79, xidTime)
 	resp, err := d.Client.Nodes.ResumeNode(t.Context(), &pcnodev1.ResumeNodeRequest{})
 	if err != nil || resp.GetNode().GetDraining() {
 		t.Fatalf("ResumeNode() after the clean restart = %v, %v, want a node not draining", resp, client.FromError(err))
@@ -105,7 +112,7 @@ func TestIntegrationRestartKeepsNodeState(t *testing.T) {
 		t.Fatalf("SubmitTask(2 GPUs) right after the start, GPU 1 unhealthy = %v, want it queued", client.FromError(err))
 	}
 	n = restartNode(t, d)
-	restartWantNode(t, n, "after the clean stop", false, map[string]pcnodev1.GpuHealth{
+	restartWantNode(t, n, "after the clean stop and ResumeNode", false, map[string]pcnodev1.GpuHealth{
 		gpu0: pcnodev1.GpuHealth_GPU_HEALTH_HEALTHY, gpu1: pcnodev1.GpuHealth_GPU_HEALTH_UNHEALTHY,
 	})
 	restartWantXID(t, n, gpu1, 79, xidTime)
