@@ -89,6 +89,7 @@ type Daemon struct {
 	closing bool
 
 	draining atomic.Bool
+	drainMu  sync.Mutex // held by DrainNode/ResumeNode: store write, then draining
 	wake     chan struct{}
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
@@ -209,6 +210,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return nil, fmt.Errorf("containerd at %s is not answering: %w", cfg.Containerd.Address, err)
 	}
 	if d.gpus, err = openGPUs(ctx, cfg.GPU, log); err != nil {
+		return nil, err
+	}
+	d.gpus.onKnown = func() { d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_CONDITION) }
+	if err := d.restoreNodeState(ctx); err != nil {
 		return nil, err
 	}
 	if err := d.buildScheduler(ctx); err != nil {

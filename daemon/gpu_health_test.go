@@ -190,8 +190,17 @@ func TestWatchGPUHealth(t *testing.T) {
 	if got := d.sched.Snapshot().GPUHolders[gpuA]; got != t1 {
 		t.Errorf("holder of the failed GPU A = %q, want %q (it stays with its task)", got, t1)
 	}
-	if now, ever, _ := d.sched.Fits(sched.Request{ID: "two", Requests: sched.Resources{GPUs: 2}}); now || ever {
-		t.Errorf("Fits(2 GPUs) with GPU A unhealthy = %v, %v, want false, false", now, ever)
+	// The node has two GPUs: a 2-GPU task fits once A recovers.
+	if now, ever, _ := d.sched.Fits(sched.Request{ID: "two", Requests: sched.Resources{GPUs: 2}}); now || !ever {
+		t.Errorf("Fits(2 GPUs) with GPU A unhealthy = %v, %v, want false, true", now, ever)
+	}
+	// The mark is stored, with its XID, for the next start.
+	waitFor(t, "GPU A's mark in the store", func() bool {
+		st, err := d.store.GetNodeState(ctx)
+		return err == nil && st.GPUMarks[gpuA].XID == 79
+	})
+	if st, _ := d.store.GetNodeState(ctx); len(st.GPUMarks) != 1 || st.GPUMarks[gpuA].Kind != "xid" || !st.GPUMarks[gpuA].Time.Equal(xidTime) {
+		t.Errorf("node state after XID 79 = %+v, want one xid mark of GPU A at %s", st, xidTime)
 	}
 
 	// Task 1 ends; GPU A is free but not assignable: task 2 gets B.
@@ -242,6 +251,9 @@ func TestWatchGPUHealth(t *testing.T) {
 	}
 	if got := gpuHealth(d)[gpuA]; got != sched.Healthy {
 		t.Errorf("scheduler health of GPU A once ClearGpuHealth returned = %v, want %v", got, sched.Healthy)
+	}
+	if st, err := d.store.GetNodeState(ctx); err != nil || len(st.GPUMarks) != 0 {
+		t.Errorf("node state once ClearGpuHealth returned = %+v, %v, want no marks", st, err)
 	}
 	select {
 	case <-d.wake:

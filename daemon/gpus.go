@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -19,14 +22,26 @@ import (
 	"github.com/pcnode/pcnode/gpu/health"
 	"github.com/pcnode/pcnode/gpu/nvmlgpu"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
 )
 
-// gpuNode is the node's GPUs: inventory, health monitor, process memory.
+// gpuNode is the node's GPUs: inventory, health monitor, process memory,
+// and whether their health is known yet (the GPUS_KNOWN condition).
 type gpuNode struct {
 	mu sync.Mutex
 	// noCDI are GPUs that no CDI spec describes: never assigned, whatever
 	// their health, since a container could not be given them.
 	noCDI map[string]bool
+
+	// markMu orders the store writes of GPU marks (persistMark) with the
+	// monitor's state, so that the last write matches the GPU's health.
+	markMu sync.Mutex
+
+	knownMu sync.Mutex
+	known   condition // GPUS_KNOWN
+	// onKnown is told when the GPUS_KNOWN condition changes; nil: nobody.
+	// Set before the monitor runs.
+	onKnown func()
 
 	inv     gpu.Inventory
 	monitor *health.Monitor // nil without GPUs
@@ -70,19 +85,24 @@ func openGPUs(ctx context.Context, cfg config.GPU, log *slog.Logger) (*gpuNode, 
 	}
 	devs, err := g.inv.Devices(ctx)
 	if err != nil {
+		// The GPUs that could not be read are not the node's: they are
+		// neither assigned nor counted.
 		log.Warn("GPU inventory incomplete", "err", err)
 	}
 	for _, d := range devs {
 		g.uuids = append(g.uuids, d.UUID)
 	}
 	if len(g.uuids) == 0 || src == nil {
+		// Nothing to wait for: no GPUs, or none whose health is watched
+		// (they stay of unknown health and are never assigned).
+		g.setKnown(true, "")
 		return g, nil
 	}
 	hc := health.DefaultConfig()
 	hc.AppXIDs = cfg.ApplicationXIDs
 	hc.ReprobeInterval = cfg.ReprobeInterval.Duration
 	hc.Logger = log.With("component", "gpu-health")
-	if g.monitor, err = health.New(src, g.uuids, hc); err != nil {
+	if err := g.newMonitor(src, hc); err != nil {
 		g.inv.Close()
 		return nil, fmt.Errorf("GPU health monitor: %w", err)
 	}
@@ -148,6 +168,7 @@ func (d *Daemon) watchGPUHealth(ctx context.Context) {
 			continue
 		}
 		d.log.Info("GPU health changed", "gpu", ch.UUID, "from", c.Previous.String(), "to", ch.Health.String(), "msg", ch.Message)
+		d.persistMark(ctx, c)
 		if holder != "" && c.Cause != nil {
 			// One fault per critical event, from the event itself.
 			fault := &pcnodev1.GpuFault{Uuid: ch.UUID, Message: ch.Message, Time: timestamppb.New(c.Cause.Time)}
@@ -225,7 +246,7 @@ func (s *nodeService) ClearGpuHealth(ctx context.Context, req *pcnodev1.ClearGpu
 	if m == nil {
 		return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s: this node has no monitored GPUs", req.GetUuid()))
 	}
-	if err := m.Clear(req.GetUuid()); err != nil {
+	if err := s.d.clearGPU(ctx, req.GetUuid()); err != nil {
 		switch {
 		case errors.Is(err, gpu.ErrUnknownGPU):
 			return nil, withCode(codes.NotFound, err)
@@ -249,4 +270,204 @@ func (s *nodeService) ClearGpuHealth(ctx context.Context, req *pcnodev1.ClearGpu
 		}
 	}
 	return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s is not in the inventory", req.GetUuid()))
+}
+
+// condition is one node condition's state.
+type condition struct {
+	ok    bool
+	msg   string
+	since time.Time // when ok last changed; zero: never
+}
+
+// knownSource is the monitor's source, watched so that the daemon knows
+// when every GPU's health has been judged: from the source's first report
+// (started) until it stops. Before that no GPU is healthy, so no GPU task
+// starts, and unhealthy marks restored from the store hold.
+type knownSource struct {
+	health.Source
+	g *gpuNode
+}
+
+func (s knownSource) Watch(ctx context.Context, uuids []string, started func(map[string]error), emit func(gpu.Event)) error {
+	err := s.Source.Watch(ctx, uuids, func(unwatched map[string]error) {
+		started(unwatched)
+		s.g.setKnown(true, "")
+	}, emit)
+	msg := "GPU health monitoring stopped"
+	if err != nil {
+		msg = fmt.Sprintf("GPU health monitoring is not running (%v); GPUs are of unknown health until it restarts", err)
+	}
+	s.g.setKnown(false, msg)
+	return err
+}
+
+// newMonitor builds the health monitor of g's GPUs over src, watched by
+// knownSource; GPUS_KNOWN is false until it first reports.
+func (g *gpuNode) newMonitor(src health.Source, hc health.Config) error {
+	m, err := health.New(knownSource{Source: src, g: g}, g.uuids, hc)
+	if err != nil {
+		return err
+	}
+	g.monitor = m
+	g.known = condition{msg: "waiting for the GPU health monitor's first report"}
+	return nil
+}
+
+// setKnown sets the GPUS_KNOWN condition and tells onKnown when it
+// changed.
+func (g *gpuNode) setKnown(ok bool, msg string) {
+	g.knownMu.Lock()
+	changed := g.known.ok != ok || g.known.msg != msg
+	if g.known.ok != ok || g.known.since.IsZero() {
+		g.known.since = time.Now()
+	}
+	g.known.ok, g.known.msg = ok, msg
+	notify := g.onKnown
+	g.knownMu.Unlock()
+	if changed && notify != nil {
+		notify()
+	}
+}
+
+// knownCondition is the NODE_CONDITION_TYPE_GPUS_KNOWN condition: the GPU
+// inventory has been read (in New) and the health monitor has judged every
+// GPU and is watching. It is exactly when GPUs can be healthy, so while it
+// is false no GPU task starts (the scheduler assigns healthy GPUs only).
+// since is used when the condition never changed.
+func (g *gpuNode) knownCondition(since time.Time) *pcnodev1.NodeCondition {
+	g.knownMu.Lock()
+	defer g.knownMu.Unlock()
+	k := g.known
+	if k.since.IsZero() {
+		k.since = since
+	}
+	return &pcnodev1.NodeCondition{
+		Type: pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN,
+		Ok:   k.ok, Message: k.msg, Since: timestamppb.New(k.since),
+	}
+}
+
+// Names of the events of a GPU mark in the store.
+var markKinds = map[gpu.EventKind]string{
+	gpu.EventXID:          "xid",
+	gpu.EventDoubleBitECC: "double_bit_ecc",
+	gpu.EventSingleBitECC: "single_bit_ecc",
+	gpu.EventLost:         "lost",
+}
+
+// markEvent is the health event a stored mark records.
+func markEvent(uuid string, m store.GPUMark) (gpu.Event, bool) {
+	for k, name := range markKinds {
+		if name == m.Kind {
+			ev := gpu.Event{UUID: uuid, Kind: k, Time: m.Time}
+			if k == gpu.EventXID {
+				ev.XID = m.XID
+			}
+			return ev, true
+		}
+	}
+	return gpu.Event{}, false
+}
+
+// restoreGPUMarks applies the unhealthy marks kept by the store to the
+// monitor before it runs, as if their events arrived again: a GPU marked
+// unhealthy before a restart is unhealthy, with its XID, from the first
+// moment, whatever the driver says now, until ClearGpuHealth (or the
+// monitor's re-probe, under the same rule as before the restart: the
+// event is at least the recovery window old and the GPU answers). A mark
+// of a GPU that is not in the inventory now is kept in the store, so it
+// holds should the GPU come back, but is not shown; a mark of an XID that
+// gpu.application_xids now names is removed.
+func (d *Daemon) restoreGPUMarks(ctx context.Context, marks map[string]store.GPUMark) {
+	present := map[string]bool{}
+	for _, u := range d.gpus.uuids {
+		present[u] = true
+	}
+	for _, uuid := range slices.Sorted(maps.Keys(marks)) {
+		m := marks[uuid]
+		ev, ok := markEvent(uuid, m)
+		switch {
+		case !ok:
+			d.log.Warn("GPU mark of an unknown kind in the store; ignored", "gpu", uuid, "kind", m.Kind)
+		case !present[uuid] || d.gpus.monitor == nil:
+			d.log.Warn("GPU marked unhealthy before the restart is not in the inventory now; its mark is kept", "gpu", uuid, "kind", m.Kind, "xid", m.XID)
+		default:
+			d.gpus.monitor.Report(ev)
+			if st, err := d.gpus.monitor.Status(uuid); err == nil && st.Health != gpu.HealthUnhealthy {
+				// An XID that gpu.application_xids now names: not critical.
+				d.log.Info("GPU mark from before the restart is no longer critical (gpu.application_xids); removed", "gpu", uuid, "kind", m.Kind, "xid", m.XID)
+				if err := d.store.DeleteGPUMark(ctx, uuid); err != nil {
+					d.log.Warn("removing GPU mark", "gpu", uuid, "err", err)
+				}
+				continue
+			}
+			d.log.Warn("GPU marked unhealthy before the restart stays unhealthy until cleared", "gpu", uuid, "kind", m.Kind, "xid", m.XID, "since", m.Time)
+		}
+	}
+}
+
+// persistMark writes the store's mark for the GPU of c: a critical event
+// that made it unhealthy puts one; becoming healthy again (re-probe,
+// clear) removes it. Both only while the monitor still says so, so a
+// change that is already outdated writes nothing.
+func (d *Daemon) persistMark(ctx context.Context, c gpu.Change) {
+	g := d.gpus
+	if g.monitor == nil {
+		return
+	}
+	g.markMu.Lock()
+	defer g.markMu.Unlock()
+	uuid := c.Status.UUID
+	now, err := g.monitor.Status(uuid)
+	if err != nil {
+		return
+	}
+	switch {
+	case c.Cause != nil && c.Status.Health == gpu.HealthUnhealthy && now.Health == gpu.HealthUnhealthy:
+		kind, ok := markKinds[c.Cause.Kind]
+		if !ok {
+			return
+		}
+		m := store.GPUMark{Kind: kind, Time: c.Cause.Time, Message: truncateUTF8(c.Status.Message, store.MaxGPUMarkMessageLen)}
+		if c.Cause.Kind == gpu.EventXID {
+			m.XID = c.Cause.XID
+		}
+		if err := d.store.PutGPUMark(ctx, uuid, m); err != nil {
+			d.log.Error("storing GPU unhealthy mark; it is lost if the daemon restarts", "gpu", uuid, "err", err)
+		}
+	case c.Previous == gpu.HealthUnhealthy && c.Status.Health != gpu.HealthUnhealthy && now.Health != gpu.HealthUnhealthy:
+		if err := d.store.DeleteGPUMark(ctx, uuid); err != nil {
+			d.log.Error("removing GPU unhealthy mark; the GPU is unhealthy again after a restart", "gpu", uuid, "err", err)
+		}
+	}
+}
+
+// clearGPU is ClearGpuHealth's work: the monitor clears the GPU, and its
+// mark is removed from the store before the caller is answered.
+func (d *Daemon) clearGPU(ctx context.Context, uuid string) error {
+	g := d.gpus
+	g.markMu.Lock()
+	defer g.markMu.Unlock()
+	if err := g.monitor.Clear(uuid); err != nil {
+		return err
+	}
+	if st, err := g.monitor.Status(uuid); err == nil && st.Health == gpu.HealthUnhealthy {
+		return nil
+	}
+	if err := d.store.DeleteGPUMark(ctx, uuid); err != nil {
+		return fmt.Errorf("GPU %s is healthy now, but its unhealthy mark stays in the store (it returns after a restart): %w", uuid, err)
+	}
+	return nil
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }

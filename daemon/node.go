@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -81,6 +82,7 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 		Draining:   d.draining.Load(),
 		StartTime:  timestamppb.New(d.startTime),
 	}
+	n.Conditions = append(n.Conditions, d.gpus.knownCondition(d.startTime))
 	if v, err := d.rt.Version(ctx); err == nil {
 		n.ContainerdVersion = v.Version
 	}
@@ -195,19 +197,55 @@ func (s *nodeService) WatchNode(req *pcnodev1.WatchNodeRequest, stream pcnodev1.
 }
 
 func (s *nodeService) DrainNode(ctx context.Context, _ *pcnodev1.DrainNodeRequest) (*pcnodev1.DrainNodeResponse, error) {
-	if !s.d.draining.Swap(true) {
-		s.d.log.Info("draining: no new tasks are admitted")
-		s.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	if err := s.d.setDraining(ctx, true); err != nil {
+		return nil, err
 	}
 	n, err := s.d.nodeInfo(ctx)
 	return &pcnodev1.DrainNodeResponse{Node: n}, err
 }
 
 func (s *nodeService) ResumeNode(ctx context.Context, _ *pcnodev1.ResumeNodeRequest) (*pcnodev1.ResumeNodeResponse, error) {
-	if s.d.draining.Swap(false) {
-		s.d.log.Info("resumed: admitting tasks")
-		s.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	if err := s.d.setDraining(ctx, false); err != nil {
+		return nil, err
 	}
 	n, err := s.d.nodeInfo(ctx)
 	return &pcnodev1.ResumeNodeResponse{Node: n}, err
+}
+
+// setDraining drains the node or resumes it. The store is written first,
+// so a node answered "draining" is still draining after a restart; when
+// the write fails nothing changed.
+func (d *Daemon) setDraining(ctx context.Context, draining bool) error {
+	d.drainMu.Lock()
+	defer d.drainMu.Unlock()
+	if d.draining.Load() == draining {
+		return nil
+	}
+	if err := d.store.SetDraining(ctx, draining); err != nil {
+		return fmt.Errorf("recording the drain: %w", err)
+	}
+	d.draining.Store(draining)
+	if draining {
+		d.log.Info("draining: no new tasks are admitted")
+	} else {
+		d.log.Info("resumed: admitting tasks")
+	}
+	d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	return nil
+}
+
+// restoreNodeState applies what the store kept of the node across a
+// restart, before anything is scheduled: the drain (a node that was
+// draining starts draining) and the GPUs' unhealthy marks.
+func (d *Daemon) restoreNodeState(ctx context.Context) error {
+	st, err := d.store.GetNodeState(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the node state: %w", err)
+	}
+	if st.Draining {
+		d.draining.Store(true)
+		d.log.Warn("node was draining before the restart and still is: no new tasks are admitted until ResumeNode")
+	}
+	d.restoreGPUMarks(ctx, st.GPUMarks)
+	return nil
 }

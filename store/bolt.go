@@ -104,6 +104,7 @@ func (db *DB) Check(ctx context.Context) error {
 		}
 		errs = append(errs, checkIndexes(ctx, bk)...)
 		errs = append(errs, checkRevisions(bk)...)
+		errs = append(errs, checkNodeState(bk)...)
 		return errors.Join(errs...)
 	})
 }
@@ -112,6 +113,7 @@ func (db *DB) Check(ctx context.Context) error {
 // writes keep to.
 type buckets struct {
 	meta, tasks, idempotency, outputs, byState, byFinish, revs, history *bolt.Bucket
+	node, gpuMarks                                                      *bolt.Bucket
 	historyLimit                                                        int
 }
 
@@ -130,9 +132,13 @@ func openBuckets(tx *bolt.Tx, historyLimit int) (*buckets, error) {
 		outputs:      root.Bucket(bucketOutputs),
 		byState:      root.Bucket(bucketByState),
 		byFinish:     root.Bucket(bucketByFinish),
+		node:         root.Bucket(bucketNode),
+	}
+	if bk.node != nil {
+		bk.gpuMarks = bk.node.Bucket(bucketGPUMarks)
 	}
 	if bk.meta == nil || bk.tasks == nil || bk.idempotency == nil || bk.outputs == nil || bk.byState == nil || bk.byFinish == nil ||
-		bk.revs == nil || bk.history == nil {
+		bk.revs == nil || bk.history == nil || bk.node == nil || bk.gpuMarks == nil {
 		return nil, fmt.Errorf("a bucket under %s is missing: %w", bucketRoot, ErrCorrupt)
 	}
 	return bk, nil

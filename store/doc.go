@@ -25,7 +25,7 @@
 //
 // # Schema
 //
-// Schema version 2 ([SchemaVersion]). The file holds one root bucket, v1:
+// Schema version 3 ([SchemaVersion]). The file holds one root bucket, v1:
 //
 //	v1/
 //	├── meta/
@@ -69,6 +69,15 @@
 // [Store.Changes] can say exactly whether a revision can still be resumed
 // ([ErrCompacted] when not). Migration 2 gave the tasks of a version 1 file
 // revisions 1…n in id order with an empty history.
+//
+// # Node state
+//
+// node/ holds what was set on the node rather than on a task, so that a
+// restart keeps it ([Store.GetNodeState]): whether the node is draining
+// ([Store.SetDraining]) and the GPUs marked unhealthy, each under its uuid
+// with the event that marked it ([Store.PutGPUMark], [Store.DeleteGPUMark]).
+// Migration 3 added it, empty: a file from before starts not draining and
+// with no marks. It never holds credentials.
 //
 // # Pages
 //

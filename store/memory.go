@@ -28,6 +28,8 @@ type Memory struct {
 	revs         map[string]uint64 // task id → revision of its last state change
 	history      []Change          // revisions in order, the last is revision
 	historyLimit int
+
+	node NodeState // drain and GPU marks
 }
 
 type memoryKey struct {

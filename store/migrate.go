@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the version of the bucket layout this code writes: the
 // number of migrations it knows.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Bucket and key names; the package doc draws the tree.
 var (
@@ -23,9 +23,12 @@ var (
 	bucketByFinish    = []byte("by_finish")
 	bucketRevisions   = []byte("revisions")
 	bucketHistory     = []byte("history")
+	bucketNode        = []byte("node")
+	bucketGPUMarks    = []byte("gpu_marks")
 
 	keySchemaVersion = []byte("schema_version")
 	keyRevision      = []byte("revision")
+	keyDraining      = []byte("draining")
 )
 
 // A migration moves the file from version-1 to version. It runs inside the
@@ -41,6 +44,7 @@ type migration struct {
 var migrations = []migration{
 	{version: 1, name: "create the v1 buckets", apply: createV1Buckets},
 	{version: 2, name: "add revisions and the history of state changes", apply: addRevisions},
+	{version: 3, name: "add the node state: drain and GPU health marks", apply: addNodeState},
 }
 
 // createV1Buckets creates the tree of schema version 1. Buckets that exist

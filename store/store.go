@@ -84,6 +84,18 @@ type Store interface {
 	// revision of its last state change, and the revisions held, all read at
 	// one moment: the tasks are as they were at revision Current.
 	UnfinishedChanges(ctx context.Context) ([]Change, Revisions, error)
+	// GetNodeState returns the node's state: drain and GPU marks. A new
+	// store is not draining and has no marks.
+	GetNodeState(ctx context.Context) (NodeState, error)
+	// SetDraining records whether the node is draining.
+	SetDraining(ctx context.Context, draining bool) error
+	// PutGPUMark records that the GPU uuid is unhealthy because of mark,
+	// replacing any mark it had. A uuid or mark out of bounds (empty, not
+	// printable, over MaxGPUUUIDLen, MaxGPUMarkKindLen or
+	// MaxGPUMarkMessageLen; no time; a negative XID) is ErrInvalidArgument.
+	PutGPUMark(ctx context.Context, uuid string, mark GPUMark) error
+	// DeleteGPUMark removes the GPU's mark; removing none is not an error.
+	DeleteGPUMark(ctx context.Context, uuid string) error
 	// Close releases the store. Later calls return ErrClosed.
 	Close() error
 }

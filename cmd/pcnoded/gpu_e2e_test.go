@@ -342,7 +342,7 @@ func TestIntegrationGPUNode(t *testing.T) {
 	if diff := cmp.Diff(want, got, protocmp.Transform(),
 		protocmp.FilterField(&pcnodev1.Gpu{}, "health_message", cmp.Ignore()),
 		protocmp.IgnoreFields(&pcnodev1.Node{}, "name", "labels", "version", "containerd_version", "allocatable",
-			"allocated", "start_time", "draining", "queued_tasks", "running_tasks", "driver_version", "cuda_version"),
+			"allocated", "start_time", "draining", "queued_tasks", "running_tasks", "driver_version", "cuda_version", "conditions"),
 		protocmp.IgnoreFields(&pcnodev1.ResourceList{}, "cpu_millis", "memory_bytes"),
 	); diff != "" {
 		t.Errorf("GetNode() (-want +got):\n%s", diff)

@@ -13,7 +13,10 @@
 //   - [Scheduler.Enqueue] queues a task. A task that can never fit this node
 //     is refused with an error wrapping [ErrNeverFits]; the error is a
 //     [*FitError] carrying the numbers (requested and allocatable, per
-//     resource; for GPUs, how many healthy GPUs match the task's selector).
+//     resource; for GPUs, how many of the node's GPUs match the task's
+//     selector). Every GPU of the inventory counts, healthy or not: a task
+//     that fits only once a GPU recovers, or once the GPUs' health is known
+//     after a start, waits in the queue rather than being refused.
 //   - [Scheduler.Schedule] returns the queued tasks to start now, in order,
 //     each with the GPUs chosen for it. Their resources are held until
 //     [Scheduler.Release].
@@ -35,9 +38,10 @@
 // may pass it (backfill) only while the blocked task has waited less than
 // [Config.BackfillWindow]; once it has waited that long nothing behind it
 // starts until it has started, so a large task is never starved by a stream of
-// small ones. A blocked task that could not fit even on an idle node, because
-// the GPUs it needs are unhealthy or gone, does not hold the queue back:
-// waiting for it would not help it.
+// small ones. A blocked task that could not fit even on an idle node with the
+// GPUs healthy now, because the GPUs it needs are unhealthy or of unknown
+// health, stays queued but does not hold the queue back: waiting for running
+// tasks would not help it, only a GPU's recovery would.
 //
 // # GPUs
 //

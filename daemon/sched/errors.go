@@ -9,7 +9,8 @@ import (
 var (
 	// ErrNeverFits is returned when a task's requests exceed what this node
 	// could ever give it: its allocatable CPU or memory, or the number of
-	// healthy GPUs that match the task's selector. The error is a *FitError.
+	// GPUs of its inventory (healthy or not) that match the task's selector.
+	// The error is a *FitError.
 	ErrNeverFits = errors.New("can never fit this node")
 	// ErrDuplicate is returned when a task id is already queued or running.
 	ErrDuplicate = errors.New("task already known to the scheduler")
@@ -32,8 +33,9 @@ type FitError struct {
 	Requested Resources
 	// Available is what it was measured against: allocatable for a
 	// never-fits error, free for a does-not-fit-now answer. Available.GPUs
-	// counts the GPUs that could be given to this task (healthy and matching
-	// its selector; for "now", also not held).
+	// counts the GPUs that could be given to this task: for a never-fits
+	// error every GPU of the inventory matching its selector, whatever its
+	// health; for "now", the healthy matching ones no task holds.
 	Available Resources
 	// GPUMinMemoryBytes and GPUModel repeat the task's GPU selector.
 	GPUMinMemoryBytes int64
@@ -82,7 +84,7 @@ func (e *FitError) shortfalls() []string {
 		out = append(out, fmt.Sprintf("memory %s requested, %s %s", formatBytes(r.MemoryBytes), formatBytes(a.MemoryBytes), what))
 	}
 	if r.GPUs > a.GPUs {
-		kind := "healthy GPUs"
+		kind := "GPUs on this node"
 		if !e.Never {
 			kind = "free healthy GPUs"
 		}

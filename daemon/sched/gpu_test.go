@@ -192,9 +192,12 @@ func TestSetGPUHealth(t *testing.T) {
 	if snap.Allocated.GPUs != 1 || snap.Free.GPUs != 0 {
 		t.Errorf("Snapshot() GPUs allocated %d, free %d, want 1, 0", snap.Allocated.GPUs, snap.Free.GPUs)
 	}
-	// A GPU task queued now can never fit: the node has no healthy GPU.
-	if err := e.s.Enqueue(Request{ID: "b", Requests: Resources{GPUs: 1}}); !errors.Is(err, ErrNeverFits) {
-		t.Errorf("Enqueue(1 GPU, all unhealthy) = %v, want ErrNeverFits", err)
+	// A GPU task queued now waits: the node has GPUs, none healthy now.
+	if err := e.s.Enqueue(Request{ID: "b", Requests: Resources{GPUs: 1}}); err != nil {
+		t.Errorf("Enqueue(1 GPU, all unhealthy) = %v, want queued", err)
+	}
+	if got := e.s.Schedule(); len(got) != 0 {
+		t.Errorf("Schedule() with no healthy GPU = %q, want nothing", describe(got))
 	}
 }
 

@@ -32,11 +32,12 @@ func (m *model) free() Resources {
 	return f
 }
 
-// gpusFor counts healthy GPUs matching r's selector (free ones only if asked).
-func (m *model) gpusFor(r Request, onlyFree bool) int {
+// gpusFor counts GPUs matching r's selector: the healthy ones (free ones
+// only if asked), or with anyHealth every one in the inventory.
+func (m *model) gpusFor(r Request, onlyFree, anyHealth bool) int {
 	n := 0
 	for _, g := range m.gpus {
-		if _, held := m.holders[g.UUID]; g.Health == Healthy && g.matches(r.GPUMinMemoryBytes, r.GPUModel) && !(onlyFree && held) {
+		if _, held := m.holders[g.UUID]; (anyHealth || g.Health == Healthy) && g.matches(r.GPUMinMemoryBytes, r.GPUModel) && !(onlyFree && held) {
 			n++
 		}
 	}
@@ -46,12 +47,21 @@ func (m *model) gpusFor(r Request, onlyFree bool) int {
 func (m *model) fitsNow(r Request) bool {
 	f := m.free()
 	return r.Requests.MilliCPU <= f.MilliCPU && r.Requests.MemoryBytes <= f.MemoryBytes &&
-		(r.Requests.GPUs == 0 || m.gpusFor(r, true) >= r.Requests.GPUs)
+		(r.Requests.GPUs == 0 || m.gpusFor(r, true, false) >= r.Requests.GPUs)
 }
 
+// fitsEver: the task fits the idle node with every GPU healthy; this is
+// what admission judges.
 func (m *model) fitsEver(r Request) bool {
 	return r.Requests.MilliCPU <= m.alloc.MilliCPU && r.Requests.MemoryBytes <= m.alloc.MemoryBytes &&
-		(r.Requests.GPUs == 0 || m.gpusFor(r, false) >= r.Requests.GPUs)
+		(r.Requests.GPUs == 0 || m.gpusFor(r, false, true) >= r.Requests.GPUs)
+}
+
+// fitsIdle: the task fits the idle node with the GPUs healthy now; only
+// such a task holds the queue back once its window is over.
+func (m *model) fitsIdle(r Request) bool {
+	return r.Requests.MilliCPU <= m.alloc.MilliCPU && r.Requests.MemoryBytes <= m.alloc.MemoryBytes &&
+		(r.Requests.GPUs == 0 || m.gpusFor(r, false, false) >= r.Requests.GPUs)
 }
 
 func (m *model) sortQueue() {
@@ -61,7 +71,7 @@ func (m *model) sortQueue() {
 }
 
 func (m *model) holding(r Request, now time.Time) bool {
-	return (m.window < 0 || now.Sub(r.Submitted) >= m.window) && m.fitsEver(r)
+	return (m.window < 0 || now.Sub(r.Submitted) >= m.window) && m.fitsIdle(r)
 }
 
 func TestPropertyRandomSequences(t *testing.T) {

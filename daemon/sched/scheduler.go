@@ -151,8 +151,9 @@ func New(cfg Config) (*Scheduler, error) {
 // Enqueue queues a task. It fails with ErrInvalid for a malformed request,
 // ErrDuplicate when the id is already queued or running, and a *FitError
 // wrapping ErrNeverFits when the task could not fit even on the idle node.
-// The request is validated against the node as it is now: GPUs that are not
-// healthy do not count.
+// Every GPU of the inventory counts, whatever its health: a task that fits
+// only once a GPU recovers (or once health is known, after a start) waits in
+// the queue.
 func (s *Scheduler) Enqueue(req Request) error {
 	if err := req.validate(); err != nil {
 		return err
@@ -271,9 +272,11 @@ func (s *Scheduler) Schedule() []Assignment {
 		}
 		kept = append(kept, r)
 		// r is blocked. It holds back the tasks behind it once its window
-		// is over, unless it could not fit on the idle node either.
+		// is over, unless it could not fit on the idle node either, with
+		// the GPUs healthy now: waiting for running tasks would not help
+		// it, only a GPU's recovery would.
 		if s.window < 0 || now.Sub(r.Submitted) >= s.window {
-			if s.neverFits(r) == nil {
+			if s.fitsIdle(r) {
 				stopped = true
 			}
 		}
@@ -354,16 +357,17 @@ func (s *Scheduler) pick(r *Request) ([]string, bool) {
 	return out, true
 }
 
-// matchingGPUs counts healthy GPUs that satisfy r's selector, held or not.
-// Callers hold mu.
-func (s *Scheduler) matchingGPUs(r *Request, onlyFree bool) int {
+// matchingGPUs counts the GPUs that satisfy r's selector: every one in the
+// inventory whatever its health (all), or only the healthy ones that no task
+// holds (free). Callers hold mu.
+func (s *Scheduler) matchingGPUs(r *Request, free bool) int {
 	n := 0
 	for i := range s.gpus {
 		g := &s.gpus[i]
-		if g.Health != Healthy || !g.matches(r.GPUMinMemoryBytes, r.GPUModel) {
+		if !g.matches(r.GPUMinMemoryBytes, r.GPUModel) {
 			continue
 		}
-		if _, held := s.holders[g.UUID]; onlyFree && held {
+		if _, held := s.holders[g.UUID]; free && (held || g.Health != Healthy) {
 			continue
 		}
 		n++
@@ -371,8 +375,22 @@ func (s *Scheduler) matchingGPUs(r *Request, onlyFree bool) int {
 	return n
 }
 
+// healthyGPUs counts the healthy GPUs that satisfy r's selector, held or
+// not. Callers hold mu.
+func (s *Scheduler) healthyGPUs(r *Request) int {
+	n := 0
+	for i := range s.gpus {
+		if g := &s.gpus[i]; g.Health == Healthy && g.matches(r.GPUMinMemoryBytes, r.GPUModel) {
+			n++
+		}
+	}
+	return n
+}
+
 // neverFits returns a *FitError when r could not fit even on the idle node
-// with its current healthy GPUs, else nil. Callers hold mu.
+// with every GPU of its inventory healthy, else nil: GPUs that are unhealthy
+// or of unknown health now count, since they may recover (or their health
+// may not be known yet, right after a start). Callers hold mu.
 func (s *Scheduler) neverFits(r *Request) *FitError {
 	avail := s.allocatable
 	avail.GPUs = 0
@@ -386,4 +404,16 @@ func (s *Scheduler) neverFits(r *Request) *FitError {
 		ID: r.ID, Requested: r.Requests, Available: avail,
 		GPUMinMemoryBytes: r.GPUMinMemoryBytes, GPUModel: r.GPUModel, Never: true,
 	}
+}
+
+// fitsIdle reports whether r would fit the idle node with the GPUs healthy
+// now: whether waiting for running tasks to finish would let it start.
+// Callers hold mu.
+func (s *Scheduler) fitsIdle(r *Request) bool {
+	avail := s.allocatable
+	avail.GPUs = 0
+	if r.Requests.GPUs > 0 {
+		avail.GPUs = s.healthyGPUs(r)
+	}
+	return r.Requests.cpuMemFit(avail) && r.Requests.GPUs <= avail.GPUs
 }

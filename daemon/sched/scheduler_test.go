@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,47 @@ func TestEnqueueInvalid(t *testing.T) {
 	}
 }
 
+// Whether a task can ever fit is judged against every GPU of the inventory:
+// a task that needs GPUs that are unhealthy, or whose health is not known
+// yet (right after a start), is queued and starts once they are healthy.
+func TestEnqueueCountsEveryGPU(t *testing.T) {
+	cfg := Config{
+		Allocatable: Resources{MilliCPU: 4 * core, MemoryBytes: 8 * gib},
+		GPUs: []GPU{
+			{Index: 0, UUID: "g0", Model: "Tesla T4", MemoryBytes: 16 * gib, NUMANode: 0, Health: Healthy},
+			{Index: 1, UUID: "g1", Model: "Tesla T4", MemoryBytes: 16 * gib, NUMANode: 0, Health: Unhealthy},
+			{Index: 2, UUID: "g2", Model: "Tesla T4", MemoryBytes: 16 * gib, NUMANode: 0, Health: Unknown},
+		},
+	}
+	e := newEnv(t, cfg)
+	for _, r := range []Request{
+		{ID: "three", Requests: Resources{GPUs: 3}},
+		{ID: "unhealthy-one", Requests: Resources{GPUs: 2}, GPUModel: "t4"},
+	} {
+		if err := e.s.Enqueue(r); err != nil {
+			t.Fatalf("Enqueue(%q, %d GPUs of 3, one healthy) = %v, want queued", r.ID, r.Requests.GPUs, err)
+		}
+		if now, ever, reason := e.s.Fits(r); now || !ever {
+			t.Errorf("Fits(%q) = %v, %v, %q, want false, true", r.ID, now, ever, reason)
+		}
+	}
+	if got := e.s.Schedule(); len(got) != 0 {
+		t.Fatalf("Schedule() with one healthy GPU = %q, want nothing", describe(got))
+	}
+	e.s.SetGPUHealth("g2", Healthy)
+	if got := strings.Join(describe(e.s.Schedule()), " "); got != "unhealthy-one:g0,g2" {
+		t.Fatalf("Schedule() once g2 is healthy = %q, want unhealthy-one:g0,g2", got)
+	}
+	e.s.Release("unhealthy-one")
+	e.s.SetGPUHealth("g1", Healthy)
+	if got := strings.Join(describe(e.s.Schedule()), " "); got != "three:g0,g1,g2" {
+		t.Fatalf("Schedule() once all are healthy = %q, want three:g0,g1,g2", got)
+	}
+	if err := e.s.Enqueue(Request{ID: "four", Requests: Resources{GPUs: 4}}); !errors.Is(err, ErrNeverFits) {
+		t.Errorf("Enqueue(4 GPUs on a 3-GPU node) = %v, want ErrNeverFits", err)
+	}
+}
+
 func TestEnqueueNeverFits(t *testing.T) {
 	cfg := Config{
 		Allocatable: Resources{MilliCPU: 4 * core, MemoryBytes: 8 * gib},
@@ -95,22 +137,28 @@ func TestEnqueueNeverFits(t *testing.T) {
 			wantMsg:   `task "a" can never fit this node: cpu 4001m requested, 4000m allocatable; memory 8589934593 bytes (8.0 GiB) requested, 8589934592 bytes (8.0 GiB) allocatable`,
 		},
 		{
-			name:      "more gpus than healthy ones",
-			req:       Request{ID: "a", Requests: Resources{MilliCPU: 1, GPUs: 3}},
-			wantAvail: Resources{MilliCPU: 4000, MemoryBytes: 8 * gib, GPUs: 2},
-			wantMsg:   `task "a" can never fit this node: gpus 3 requested, 2 healthy GPUs`,
+			name:      "more gpus than the node has",
+			req:       Request{ID: "a", Requests: Resources{MilliCPU: 1, GPUs: 5}},
+			wantAvail: Resources{MilliCPU: 4000, MemoryBytes: 8 * gib, GPUs: 4},
+			wantMsg:   `task "a" can never fit this node: gpus 5 requested, 4 GPUs on this node`,
 		},
 		{
-			name:      "model matches only unhealthy gpus",
-			req:       Request{ID: "a", Requests: Resources{GPUs: 1}, GPUModel: "t4"},
+			name:      "model no gpu has",
+			req:       Request{ID: "a", Requests: Resources{GPUs: 1}, GPUModel: "h100"},
 			wantAvail: Resources{MilliCPU: 4000, MemoryBytes: 8 * gib, GPUs: 0},
-			wantMsg:   `task "a" can never fit this node: gpus 1 requested, 0 healthy GPUs matching (model "t4")`,
+			wantMsg:   `task "a" can never fit this node: gpus 1 requested, 0 GPUs on this node matching (model "h100")`,
+		},
+		{
+			name:      "more gpus of a model than there are, unhealthy ones counted",
+			req:       Request{ID: "a", Requests: Resources{GPUs: 3}, GPUModel: "t4"},
+			wantAvail: Resources{MilliCPU: 4000, MemoryBytes: 8 * gib, GPUs: 2},
+			wantMsg:   `task "a" can never fit this node: gpus 3 requested, 2 GPUs on this node matching (model "t4")`,
 		},
 		{
 			name:      "memory selector",
 			req:       Request{ID: "a", Requests: Resources{GPUs: 2}, GPUMinMemoryBytes: 48 * gib, GPUModel: "A100"},
 			wantAvail: Resources{MilliCPU: 4000, MemoryBytes: 8 * gib, GPUs: 1},
-			wantMsg:   `task "a" can never fit this node: gpus 2 requested, 1 healthy GPUs matching (model "A100", memory >= 51539607552 bytes (48.0 GiB))`,
+			wantMsg:   `task "a" can never fit this node: gpus 2 requested, 1 GPUs on this node matching (model "A100", memory >= 51539607552 bytes (48.0 GiB))`,
 		},
 	}
 	for _, tt := range tests {

@@ -280,6 +280,10 @@ func (m *Monitor) applyLocked(st *state, ev gpu.Event) {
 			return
 		}
 		m.log.Info("single-bit ECC error on gpu; health unchanged", "gpu", st.status.UUID)
+	case gpu.EventLost:
+		// Sources find lost GPUs through started; a caller reports one it
+		// knew of (the daemon, from a mark kept across a restart).
+		m.criticalLocked(st, "gpu lost", ev)
 	default:
 		m.log.Warn("unknown health event kind dropped", "gpu", st.status.UUID, "kind", int(ev.Kind))
 	}

@@ -309,5 +309,9 @@ func callAllCtx(c context.Context, s store.Store, id string) map[string]error {
 	_, errs["Unfinished"] = s.Unfinished(c)
 	_, errs["DeleteFinishedBefore"] = s.DeleteFinishedBefore(c, base.AddDate(1, 0, 0))
 	errs["DeleteTask"] = s.DeleteTask(c, id)
+	_, errs["GetNodeState"] = s.GetNodeState(c)
+	errs["SetDraining"] = s.SetDraining(c, true)
+	errs["PutGPUMark"] = s.PutGPUMark(c, "GPU-a", store.GPUMark{Kind: "xid", XID: 79, Time: base})
+	errs["DeleteGPUMark"] = s.DeleteGPUMark(c, "GPU-a")
 	return errs
 }

@@ -42,6 +42,8 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Closed", testClosed},
 		{"CanceledContext", testCanceledContext},
+		{"NodeState", testNodeState},
+		{"NodeStateInvalid", testNodeStateInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open) })
