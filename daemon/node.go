@@ -48,6 +48,81 @@ func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
 	}
 }
 
+// nodeConditions holds GetNode's conditions, one per NodeConditionType,
+// all present from the start (ok, since the daemon's start, until set).
+type nodeConditions struct {
+	mu sync.Mutex
+	m  map[pcnodev1.NodeConditionType]*pcnodev1.NodeCondition
+}
+
+// conditionTypes are the condition types, in the order GetNode lists them.
+var conditionTypes = []pcnodev1.NodeConditionType{
+	pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY,
+	pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN,
+}
+
+func newNodeConditions(start time.Time) *nodeConditions {
+	c := &nodeConditions{m: map[pcnodev1.NodeConditionType]*pcnodev1.NodeCondition{}}
+	for _, typ := range conditionTypes {
+		c.m[typ] = &pcnodev1.NodeCondition{Type: typ, Ok: true, Since: timestamppb.New(start)}
+	}
+	return c
+}
+
+// set sets a condition; since is when ok last changed. It reports whether
+// ok or the message changed.
+func (c *nodeConditions) set(typ pcnodev1.NodeConditionType, ok bool, message string, since time.Time) bool {
+	if ok {
+		message = ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m[typ]
+	if old != nil && old.GetOk() == ok && old.GetMessage() == message {
+		return false
+	}
+	if old != nil && old.GetOk() == ok {
+		since = old.GetSince().AsTime() // only the message changed
+	}
+	c.m[typ] = &pcnodev1.NodeCondition{Type: typ, Ok: ok, Message: message, Since: timestamppb.New(since)}
+	return true
+}
+
+// list returns copies of the conditions in conditionTypes order.
+func (c *nodeConditions) list() []*pcnodev1.NodeCondition {
+	if c == nil { // a Daemon built by a unit test without conditions
+		c = newNodeConditions(time.Time{})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*pcnodev1.NodeCondition, 0, len(conditionTypes))
+	for _, typ := range conditionTypes {
+		if x := c.m[typ]; x != nil {
+			out = append(out, &pcnodev1.NodeCondition{Type: x.GetType(), Ok: x.GetOk(), Message: x.GetMessage(), Since: x.GetSince()})
+		}
+	}
+	return out
+}
+
+// setGPUsKnown sets the NODE_CONDITION_TYPE_GPUS_KNOWN condition (ok when
+// the GPU inventory and every GPU's health are known; message says what is
+// not known yet) and tells WatchNode streams when it changed. For the GPU
+// code (gpus.go) to call.
+func (d *Daemon) setGPUsKnown(ok bool, message string) {
+	if d.conds != nil && d.conds.set(pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN, ok, message, time.Now()) {
+		d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_CONDITION)
+	}
+}
+
+// containerdMessage is the CONTAINERD_READY condition's message for the
+// error that found containerd unreachable ("" for none).
+func containerdMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 // schedGPUs converts the inventory for the scheduler. Static GPUs are
 // healthy by declaration; others take their monitored health.
 func schedGPUs(devs []gpu.Device, health map[string]gpu.Status) []sched.GPU {
@@ -81,9 +156,11 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 		Draining:   d.draining.Load(),
 		StartTime:  timestamppb.New(d.startTime),
 	}
-	if v, err := d.rt.Version(ctx); err == nil {
-		n.ContainerdVersion = v.Version
-	}
+	// The version of containerd's last answer to the health monitor: no
+	// call to containerd, so GetNode answers at once while it is down.
+	_, _, _, v := d.ctrd.state()
+	n.ContainerdVersion = v.Version
+	n.Conditions = d.conds.list()
 	sys := d.gpus.inv.System()
 	n.DriverVersion, n.CudaVersion = sys.DriverVersion, sys.CUDAVersion
 	snap := d.sched.Snapshot()

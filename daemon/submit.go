@@ -271,6 +271,11 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 		case <-tick.C:
 			d.expireQueued(ctx)
 		}
+		// Nothing is admitted while containerd is down: queued tasks stay
+		// queued, and the health monitor kicks this loop when it is back.
+		if !d.ctrd.containerdUp() {
+			continue
+		}
 		for _, a := range d.sched.Schedule() {
 			d.launch(a)
 		}
