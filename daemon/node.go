@@ -40,8 +40,12 @@ func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for c := range w.subs {
-		select { // keep only the latest reason
-		case <-c:
+		select { // keep only the latest reason, but never drop a condition change
+		case prev := <-c:
+			if prev == pcnodev1.NodeChange_NODE_CHANGE_CONDITION {
+				c <- prev // the node is read afresh: the other change shows too
+				continue
+			}
 		default:
 		}
 		c <- why

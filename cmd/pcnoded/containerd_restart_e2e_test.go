@@ -83,7 +83,14 @@ func crWatchNode(t *testing.T, d *daemontest.Daemon) *crNodeWatch {
 		cancel()
 		t.Fatalf("WatchNode = %v", err)
 	}
-	w := &crNodeWatch{}
+	// The first message (INITIAL) comes once the stream is subscribed to
+	// changes.
+	first, err := stream.Recv()
+	if err != nil {
+		cancel()
+		t.Fatalf("WatchNode first message = %v", err)
+	}
+	w := &crNodeWatch{msgs: []*pcnodev1.WatchNodeResponse{first}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
