@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
@@ -200,5 +201,145 @@ func TestUnavailableCode(t *testing.T) {
 	}
 	if st.Message() != err.Error() {
 		t.Errorf("toStatus(%v) message = %q, want the error's", err, st.Message())
+	}
+}
+
+// waitScript is a runtime whose Wait answers from a script, one entry per
+// call (the last one thereafter), recording when each call came.
+type waitScript struct {
+	containerRuntime
+	mu      sync.Mutex
+	results []waitResult
+	calls   []time.Time
+}
+
+type waitResult struct {
+	exit runtime.ExitStatus
+	err  error
+}
+
+func (w *waitScript) Wait(ctx context.Context, id string) (runtime.ExitStatus, error) {
+	w.mu.Lock()
+	w.calls = append(w.calls, time.Now())
+	res := w.results[min(len(w.calls), len(w.results))-1]
+	w.mu.Unlock()
+	return res.exit, res.err
+}
+
+func (w *waitScript) Usage(context.Context, string) (runtime.Usage, error) {
+	return runtime.Usage{}, fmt.Errorf("%w: down", runtime.ErrUnavailable)
+}
+
+func (w *waitScript) callTimes() []time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]time.Time(nil), w.calls...)
+}
+
+// TestSuperviseWaitsForContainerd: a Wait that fails with ErrUnavailable is
+// not the task's end: supervise waits until containerd answers and waits
+// again, returning what that Wait says (the exit status, or ErrNotFound
+// when the container is gone, which makes the task LOST).
+func TestSuperviseWaitsForContainerd(t *testing.T) {
+	unavailable := fmt.Errorf("wait for t1: %w", runtime.ErrUnavailable)
+	for _, tt := range []struct {
+		name    string
+		second  waitResult
+		wantErr error
+	}{
+		{"exited meanwhile", waitResult{exit: runtime.ExitStatus{Code: 3}}, nil},
+		{"container gone", waitResult{err: fmt.Errorf("container t1: %w", runtime.ErrNotFound)}, runtime.ErrNotFound},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &flakyContainerd{down: true}
+			h := newContainerdHealth(f, "/run/test.sock", slog.New(slog.DiscardHandler), true, nil, time.Now())
+			rt := &waitScript{results: []waitResult{{err: unavailable}, tt.second}}
+			d := &Daemon{log: slog.New(slog.DiscardHandler), rt: rt, gpus: &gpuNode{}, ctrd: h}
+			r := d.newRunner("t1", sched.Assignment{ID: "t1"}, nil)
+			defer r.cancel()
+
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { defer close(done); h.run(ctx) }()
+			defer func() { cancel(); <-done }()
+
+			type out struct {
+				exit runtime.ExitStatus
+				err  error
+			}
+			res := make(chan out, 1)
+			go func() {
+				exit, err := r.supervise(&pcnodev1.Task{Id: "t1"})
+				res <- out{exit, err}
+			}()
+			waitUntil(t, "containerd marked down", func() bool { return !h.containerdUp() })
+			time.Sleep(500 * time.Millisecond)
+			if n := len(rt.callTimes()); n != 1 {
+				t.Fatalf("Wait called %d times while containerd is down, want once", n)
+			}
+			back := time.Now()
+			f.setDown(false)
+			var got out
+			select {
+			case got = <-res:
+			case <-time.After(10 * time.Second):
+				t.Fatal("supervise did not return within 10 s of containerd being back")
+			}
+			calls := rt.callTimes()
+			if len(calls) != 2 || calls[1].Before(back) {
+				t.Errorf("Wait calls at %v, want two, the second after containerd was back (%v)", calls, back)
+			}
+			if tt.wantErr != nil {
+				if !errors.Is(got.err, tt.wantErr) {
+					t.Errorf("supervise = %v, want %v", got.err, tt.wantErr)
+				}
+				return
+			}
+			if got.err != nil || got.exit.Code != 3 {
+				t.Errorf("supervise = %+v, %v; want exit 3", got.exit, got.err)
+			}
+		})
+	}
+}
+
+// TestScheduleLoopGatedOnContainerd: while containerd is down the schedule
+// loop admits nothing, however often it is kicked; when the monitor finds
+// containerd back it kicks the loop, which admits the queued task.
+func TestScheduleLoopGatedOnContainerd(t *testing.T) {
+	s, err := sched.New(sched.Config{Allocatable: sched.Resources{MilliCPU: 4000, MemoryBytes: 4 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flakyContainerd{down: true}
+	h := newContainerdHealth(f, "/run/test.sock", slog.New(slog.DiscardHandler), false, errors.New("refused"), time.Now())
+	d := &Daemon{log: slog.New(slog.DiscardHandler), sched: s, ctrd: h, node: newNodeWatch(), conds: newNodeConditions(time.Now()),
+		queued: map[string]*queuedTask{"t1": {}}, runners: map[string]*runner{}, wake: make(chan struct{}, 1),
+		closing: true} // closing: launch admits in the scheduler but starts no runner
+	h.onChange = d.containerdChanged
+	d.conds.set(pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY, false, "refused", time.Now()) // as New does
+	if err := s.Enqueue(sched.Request{ID: "t1", Requests: sched.Resources{MilliCPU: 100, MemoryBytes: 1 << 20}, Submitted: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); d.scheduleLoop(ctx) }()
+	go func() { defer wg.Done(); h.run(ctx) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	for range 5 {
+		d.kick()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if snap := s.Snapshot(); snap.Queued != 1 || snap.Running != 0 {
+		t.Fatalf("with containerd down: %d queued, %d running; want the task still queued", snap.Queued, snap.Running)
+	}
+	if c := d.conds.list()[0]; c.GetOk() {
+		t.Errorf("CONTAINERD_READY = %v while down, want ok=false", c)
+	}
+	f.setDown(false)
+	waitUntil(t, "the queued task admitted once containerd is back", func() bool { return s.Snapshot().Running == 1 })
+	if c := d.conds.list()[0]; !c.GetOk() || c.GetMessage() != "" {
+		t.Errorf("CONTAINERD_READY = %v once back, want ok=true without a message", c)
 	}
 }
