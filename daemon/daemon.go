@@ -90,10 +90,11 @@ type Daemon struct {
 	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
 	closing bool
 
-	draining atomic.Bool
-	wake     chan struct{}
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
+	draining   atomic.Bool
+	recovering atomic.Bool // from Start until recovery is done: submit refuses
+	wake       chan struct{}
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
 }
 
 type cachedPC struct {
@@ -325,6 +326,7 @@ func (d *Daemon) Register(s *grpc.Server) {
 // is done.
 func (d *Daemon) Start(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	d.recovering.Store(true)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.ctrd.run(ctx) }()
 	if d.tls != nil {
@@ -332,11 +334,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 		go func() { defer d.wg.Done(); d.tlsReloadLoop(ctx) }()
 	}
 	if d.ctrd.containerdUp() {
-		if err := d.recoverWhenReachable(ctx); err != nil {
-			return fmt.Errorf("recovering tasks: %w", err)
+		err := d.recoverOnce(ctx)
+		if !errors.Is(err, runtime.ErrUnavailable) {
+			if err != nil {
+				return fmt.Errorf("recovering tasks: %w", err)
+			}
+			d.startLoops(ctx)
+			return nil
 		}
-		d.startLoops(ctx)
-		return nil
+		d.ctrd.down(err) // gone meanwhile: as if it had been down at the start
 	}
 	d.log.Warn("containerd is down: serving the API; recovering tasks once it answers", "address", d.cfg.Containerd.Address)
 	d.wg.Add(1)
@@ -353,23 +359,29 @@ func (d *Daemon) Start(ctx context.Context) error {
 	return nil
 }
 
-// recoverWhenReachable waits for containerd, removes unfinished image
-// imports and recovers tasks (d.recover), doing both again when containerd
-// went away meanwhile (recover meets containerd first in ListContainers,
-// before it changes anything). It returns another error of recover, or
-// ctx's.
+// recoverOnce removes unfinished image imports and recovers tasks
+// (d.recover). An error wrapping runtime.ErrUnavailable means containerd
+// went away before recover changed anything (it meets containerd first in
+// ListContainers), so that both may be done again.
+func (d *Daemon) recoverOnce(ctx context.Context) error {
+	if _, err := d.rt.SweepImports(ctx); err != nil {
+		if errors.Is(err, runtime.ErrUnavailable) {
+			return err
+		}
+		d.log.Warn("removing unfinished image imports", "err", err)
+	}
+	return d.recover(ctx)
+}
+
+// recoverWhenReachable waits for containerd and runs recoverOnce, again
+// each time containerd went away meanwhile. It returns recover's other
+// errors, or ctx's.
 func (d *Daemon) recoverWhenReachable(ctx context.Context) error {
 	for {
 		if err := d.ctrd.waitContainerd(ctx); err != nil {
 			return err
 		}
-		_, err := d.rt.SweepImports(ctx)
-		if err != nil && !errors.Is(err, runtime.ErrUnavailable) {
-			d.log.Warn("removing unfinished image imports", "err", err)
-		}
-		if err == nil || !errors.Is(err, runtime.ErrUnavailable) {
-			err = d.recover(ctx)
-		}
+		err := d.recoverOnce(ctx)
 		if !errors.Is(err, runtime.ErrUnavailable) {
 			return err
 		}
@@ -385,6 +397,7 @@ func (d *Daemon) recoverWhenReachable(ctx context.Context) error {
 
 // startLoops starts the scheduling, GPU health and retention loops.
 func (d *Daemon) startLoops(ctx context.Context) {
+	d.recovering.Store(false)
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()
 	go func() { defer d.wg.Done(); d.watchGPUHealth(ctx) }()

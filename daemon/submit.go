@@ -201,6 +201,11 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if d.draining.Load() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
+	if d.recovering.Load() {
+		// Recovery (Start) re-queues the stored QUEUED tasks; a task stored
+		// now would be queued twice.
+		return nil, false, withCode(codes.Unavailable, fmt.Errorf("not admitting tasks yet: recovering the last run's tasks once containerd at %s answers", d.cfg.Containerd.Address))
+	}
 	// The submitter is the identity the caller's connection proved (the
 	// auth interceptor's, c above); no request field can name it.
 	now := time.Now()
