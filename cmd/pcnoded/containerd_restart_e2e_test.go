@@ -165,9 +165,16 @@ func crWaitContainerdCondition(t *testing.T, d *daemontest.Daemon, ok bool, with
 
 // crWantUnavailable checks that calls needing containerd fail with
 // UNAVAILABLE naming containerd and its address: a submit (its image must
-// be looked up) and ListImages.
-func crWantUnavailable(t *testing.T, d *daemontest.Daemon, img string, address string) {
+// be looked up) and ListImages; and that those that do not still answer:
+// task id's record and log.
+func crWantUnavailable(t *testing.T, d *daemontest.Daemon, img, address, id string) {
 	t.Helper()
+	if got := d.GetTask(t, id); got.GetState() != pcnodev1.TaskState_TASK_STATE_RUNNING {
+		t.Errorf("task %s is %v while containerd is down, want RUNNING as it was", id, got.GetState())
+	}
+	if out := daemontest.Output(d.TaskLogs(t, id), pcnodev1.LogStream_LOG_STREAM_STDOUT); !bytes.HasPrefix(out, []byte("task-")) {
+		t.Errorf("task %s log while containerd is down = %q, want its first line", id, out)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	_, err := d.Client.Tasks.SubmitTask(ctx, &pcnodev1.SubmitTaskRequest{Spec: e2eSpec(img, "steps", "PCTEST_STEPS=echo never")})
@@ -220,14 +227,14 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 		name string
 		// fault takes containerd (and maybe pcnoded) away and brings it
 		// back, checking what the node says meanwhile.
-		fault func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img string)
+		fault func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string)
 	}{
-		{name: "containerd stopped and started", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img string) {
+		{name: "containerd stopped and started", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string) {
 			w := crWatchNode(t, d)
 			begin := time.Now()
 			c.Stop(t)
 			crWaitContainerdCondition(t, d, false, 8*time.Second)
-			crWantUnavailable(t, d, img, c.Address)
+			crWantUnavailable(t, d, img, c.Address, running)
 			time.Sleep(crOutage - time.Since(begin))
 			c.Start(t)
 			crWaitContainerdCondition(t, d, true, 10*time.Second)
@@ -239,20 +246,20 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}},
-		{name: "containerd and pcnoded killed", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img string) {
+		{name: "containerd and pcnoded killed", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string) {
 			d.Kill(t)
 			c.Kill(t)
 			time.Sleep(crOutage)
 			c.Start(t)
 			d.Restart(t)
 		}},
-		{name: "pcnoded restarted while containerd is down", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img string) {
+		{name: "pcnoded restarted while containerd is down", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string) {
 			begin := time.Now()
 			c.Stop(t)
 			crWaitContainerdCondition(t, d, false, 8*time.Second)
 			d.Restart(t)
 			crWaitContainerdCondition(t, d, false, time.Second)
-			crWantUnavailable(t, d, img, c.Address)
+			crWantUnavailable(t, d, img, c.Address, running)
 			w := crWatchNode(t, d)
 			time.Sleep(crOutage - time.Since(begin))
 			c.Start(t)
@@ -281,8 +288,13 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 				ids[i] = d.Submit(t, crSpec(img, i, outDirs[i])).GetId()
 			}
 			before := crWaitStates(t, d, ids, crRunning)
+			for i, id := range ids[:crRunning] { // admitted in submission order
+				if st := before[id].GetState(); st != pcnodev1.TaskState_TASK_STATE_RUNNING {
+					t.Fatalf("task %d is %v with %d running, want the first %d running", i, st, crRunning, crRunning)
+				}
+			}
 
-			tt.fault(t, d, c, img)
+			tt.fault(t, d, c, img, ids[crRunning-1]) // sleeps through the outage
 
 			for i, id := range ids {
 				final := d.WaitTask(t, id, 2*time.Minute)
