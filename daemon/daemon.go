@@ -69,6 +69,8 @@ type Daemon struct {
 	tls         *tlsMaterial   // nil without api.tcp_address
 	secrets     *secrets.Store // nil without [secrets] dir
 	node        *nodeWatch
+	ctrd        *containerdHealth // is containerd reachable (containerd_health.go)
+	conds       *nodeConditions   // GetNode's conditions
 	startTime   time.Time
 	exe         string // this binary, started by the shim as the log driver
 	logsRoot    string // <state>/logs/<task id>/
@@ -88,11 +90,12 @@ type Daemon struct {
 	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
 	closing bool
 
-	draining atomic.Bool
-	drainMu  sync.Mutex // held by DrainNode/ResumeNode: store write, then draining
-	wake     chan struct{}
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
+	draining   atomic.Bool
+	drainMu    sync.Mutex  // held by DrainNode/ResumeNode: store write, then draining
+	recovering atomic.Bool // from Start until recovery is done: submit refuses
+	wake       chan struct{}
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
 }
 
 type cachedPC struct {
@@ -130,6 +133,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		events:    newBroker(),
 		streams:   newStreamLimiter(cfg.Streams.MaxPerClient, cfg.Streams.MaxTotal),
 		node:      newNodeWatch(),
+		conds:     newNodeConditions(time.Now()),
 		startTime: time.Now(),
 		exe:       exe,
 		logsRoot:  filepath.Join(cfg.Node.StateDir, "logs"),
@@ -206,9 +210,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return nil, fmt.Errorf("containerd at %s: %w", cfg.Containerd.Address, err)
 	}
 	d.rt = rt
-	if _, err := rt.Version(ctx); err != nil {
-		return nil, fmt.Errorf("containerd at %s is not answering: %w", cfg.Containerd.Address, err)
+	// containerd being down is no reason not to start: the API answers at
+	// once, and Start recovers tasks once containerd is back.
+	pctx, pcancel := context.WithTimeout(ctx, containerdPingTimeout)
+	v, verr := rt.Version(pctx)
+	pcancel()
+	up := verr == nil
+	if !up {
+		log.Warn("containerd is not answering: starting anyway; tasks are recovered and admitted once it answers", "address", cfg.Containerd.Address, "err", verr)
 	}
+	d.ctrd = newContainerdHealth(rt, cfg.Containerd.Address, log.With("component", "containerd-health"), up, verr, d.startTime)
+	d.ctrd.version = v
+	d.conds.set(pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY, up, containerdMessage(verr), d.startTime)
+	d.ctrd.onChange = d.containerdChanged
 	if d.gpus, err = openGPUs(ctx, cfg.GPU, log); err != nil {
 		return nil, err
 	}
@@ -311,25 +325,102 @@ func (d *Daemon) Register(s *grpc.Server) {
 }
 
 // Start recovers tasks left by an earlier run and starts the scheduling and
-// retention loops. They end when ctx ends or Close is called.
+// retention loops. They end when ctx ends or Close is called. When
+// containerd is not answering, Start returns at once, with the API
+// serving: recovery (and the removal of unfinished imports) waits in the
+// background until containerd answers, and nothing is scheduled before it
+// is done.
 func (d *Daemon) Start(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if _, err := d.rt.SweepImports(ctx); err != nil {
-		d.log.Warn("removing unfinished image imports", "err", err)
-	}
-	if err := d.recover(ctx); err != nil {
-		return fmt.Errorf("recovering tasks: %w", err)
-	}
+	d.recovering.Store(true)
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.ctrd.run(ctx) }()
 	if d.tls != nil {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.tlsReloadLoop(ctx) }()
 	}
+	if d.ctrd.containerdUp() {
+		err := d.recoverOnce(ctx)
+		if !errors.Is(err, runtime.ErrUnavailable) {
+			if err != nil {
+				return fmt.Errorf("recovering tasks: %w", err)
+			}
+			d.startLoops(ctx)
+			return nil
+		}
+		d.ctrd.down(err) // gone meanwhile: as if it had been down at the start
+	}
+	d.log.Warn("containerd is down: serving the API; recovering tasks once it answers", "address", d.cfg.Containerd.Address)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.recoverWhenReachable(ctx); err != nil {
+			if ctx.Err() == nil {
+				d.log.Error("recovering tasks failed: no task is scheduled until pcnoded is restarted", "err", err)
+			}
+			return
+		}
+		d.startLoops(ctx)
+	}()
+	return nil
+}
+
+// recoverOnce removes unfinished image imports and recovers tasks
+// (d.recover). An error wrapping runtime.ErrUnavailable means containerd
+// went away before recover changed anything (it meets containerd first in
+// ListContainers), so that both may be done again.
+func (d *Daemon) recoverOnce(ctx context.Context) error {
+	if _, err := d.rt.SweepImports(ctx); err != nil {
+		if errors.Is(err, runtime.ErrUnavailable) {
+			return err
+		}
+		d.log.Warn("removing unfinished image imports", "err", err)
+	}
+	return d.recover(ctx)
+}
+
+// recoverWhenReachable waits for containerd and runs recoverOnce, again
+// each time containerd went away meanwhile. It returns recover's other
+// errors, or ctx's.
+func (d *Daemon) recoverWhenReachable(ctx context.Context) error {
+	for {
+		if err := d.ctrd.waitContainerd(ctx); err != nil {
+			return err
+		}
+		err := d.recoverOnce(ctx)
+		if !errors.Is(err, runtime.ErrUnavailable) {
+			return err
+		}
+		d.log.Warn("containerd went away during recovery; recovering again once it answers", "err", err)
+		d.ctrd.down(err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(containerdRetryMin):
+		}
+	}
+}
+
+// startLoops starts the scheduling, GPU health and retention loops.
+func (d *Daemon) startLoops(ctx context.Context) {
+	d.recovering.Store(false)
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()
 	go func() { defer d.wg.Done(); d.watchGPUHealth(ctx) }()
 	go func() { defer d.wg.Done(); d.retentionLoop(ctx) }()
 	d.kick()
-	return nil
+}
+
+// containerdChanged is the health monitor's onChange: the condition, a
+// WatchNode message, and when containerd is back a pass of the schedule
+// loop for the tasks queued meanwhile.
+func (d *Daemon) containerdChanged(up bool) {
+	_, lastErr, since, _ := d.ctrd.state()
+	d.conds.set(pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY, up, containerdMessage(lastErr), since)
+	d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_CONDITION)
+	if up {
+		d.kick()
+	}
 }
 
 // Close stops the daemon's loops and runners without touching containers:

@@ -13,6 +13,19 @@
 // without following symlinks, checked for overlap on the opened objects and
 // handed to containerd as staging mounts of those objects (channels.go).
 //
+// # containerd going away
+//
+// A monitor (containerd_health.go) pings containerd every second, and with
+// a backoff while it is down; calls that find it unreachable report so at
+// once. While it is down the node's CONTAINERD_READY condition is false,
+// the schedule loop admits nothing (queued tasks stay queued), calls that
+// need containerd fail with UNAVAILABLE, and a running task's supervise
+// step waits for containerd and waits for the container again: only
+// containerd's answer, once reachable, that the container is gone makes a
+// task LOST. New succeeds while containerd is down and Start serves at
+// once, recovering earlier tasks in the background once containerd
+// answers; nothing is scheduled before that recovery is done.
+//
 // # Submitting
 //
 // SubmitTask answers a repeated idempotency key first (submit.go): when the

@@ -161,6 +161,9 @@ func specInvalid(err error, prefix string) error {
 // sentinelCode maps the packages' sentinel errors to gRPC codes.
 func sentinelCode(err error) codes.Code {
 	switch {
+	case errors.Is(err, runtime.ErrUnavailable):
+		// The message names containerd and its address (runtime).
+		return codes.Unavailable
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, runtime.ErrImageNotFound),
 		errors.Is(err, errNoProcessingContainer), errors.Is(err, runtime.ErrFileNotFound):
 		return codes.NotFound

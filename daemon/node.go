@@ -41,12 +41,81 @@ func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for c := range w.subs {
-		select { // keep only the latest reason
-		case <-c:
+		select { // keep only the latest reason, but never drop a condition change
+		case prev := <-c:
+			if prev == pcnodev1.NodeChange_NODE_CHANGE_CONDITION {
+				c <- prev // the node is read afresh: the other change shows too
+				continue
+			}
 		default:
 		}
 		c <- why
 	}
+}
+
+// nodeConditions holds GetNode's conditions, one per NodeConditionType,
+// all present from the start (ok, since the daemon's start, until set).
+type nodeConditions struct {
+	mu sync.Mutex
+	m  map[pcnodev1.NodeConditionType]*pcnodev1.NodeCondition
+}
+
+// conditionTypes are the condition types, in the order GetNode lists them.
+var conditionTypes = []pcnodev1.NodeConditionType{
+	pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY,
+	pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN,
+}
+
+func newNodeConditions(start time.Time) *nodeConditions {
+	c := &nodeConditions{m: map[pcnodev1.NodeConditionType]*pcnodev1.NodeCondition{}}
+	for _, typ := range conditionTypes {
+		c.m[typ] = &pcnodev1.NodeCondition{Type: typ, Ok: true, Since: timestamppb.New(start)}
+	}
+	return c
+}
+
+// set sets a condition; since is when ok last changed. It reports whether
+// ok or the message changed.
+func (c *nodeConditions) set(typ pcnodev1.NodeConditionType, ok bool, message string, since time.Time) bool {
+	if ok {
+		message = ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.m[typ]
+	if old != nil && old.GetOk() == ok && old.GetMessage() == message {
+		return false
+	}
+	if old != nil && old.GetOk() == ok {
+		since = old.GetSince().AsTime() // only the message changed
+	}
+	c.m[typ] = &pcnodev1.NodeCondition{Type: typ, Ok: ok, Message: message, Since: timestamppb.New(since)}
+	return true
+}
+
+// list returns copies of the conditions in conditionTypes order.
+func (c *nodeConditions) list() []*pcnodev1.NodeCondition {
+	if c == nil { // a Daemon built by a unit test without conditions
+		c = newNodeConditions(time.Time{})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*pcnodev1.NodeCondition, 0, len(conditionTypes))
+	for _, typ := range conditionTypes {
+		if x := c.m[typ]; x != nil {
+			out = append(out, &pcnodev1.NodeCondition{Type: x.GetType(), Ok: x.GetOk(), Message: x.GetMessage(), Since: x.GetSince()})
+		}
+	}
+	return out
+}
+
+// containerdMessage is the CONTAINERD_READY condition's message for the
+// error that found containerd unreachable ("" for none).
+func containerdMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // schedGPUs converts the inventory for the scheduler. Static GPUs are
@@ -82,9 +151,15 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 		Draining:   d.draining.Load(),
 		StartTime:  timestamppb.New(d.startTime),
 	}
-	n.Conditions = append(n.Conditions, d.gpus.knownCondition(d.startTime))
-	if v, err := d.rt.Version(ctx); err == nil {
-		n.ContainerdVersion = v.Version
+	// The version of containerd's last answer to the health monitor: no
+	// call to containerd, so GetNode answers at once while it is down.
+	_, _, _, v := d.ctrd.state()
+	n.ContainerdVersion = v.Version
+	n.Conditions = d.conds.list()
+	for i, c := range n.Conditions {
+		if c.GetType() == pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN {
+			n.Conditions[i] = d.gpus.knownCondition(d.startTime) // gpus.go keeps it
+		}
 	}
 	sys := d.gpus.inv.System()
 	n.DriverVersion, n.CudaVersion = sys.DriverVersion, sys.CUDAVersion

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"time"
 
 	"github.com/pcnode/pcnode/daemon/runtime"
@@ -37,7 +38,26 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 	for {
 		select {
 		case res := <-waitc:
-			return res.exit, res.err
+			if !errors.Is(res.err, runtime.ErrUnavailable) || r.ctx.Err() != nil {
+				return res.exit, res.err
+			}
+			// containerd went away (a restart, an upgrade): the shim and
+			// the container live on. Wait again once it answers; only its
+			// answer that the container is gone makes the task LOST.
+			d.ctrd.down(res.err)
+			r.log.Warn("containerd unreachable while waiting for the container: waiting again once it answers", "err", res.err)
+			go func() {
+				select {
+				case <-r.ctx.Done():
+				case <-time.After(containerdRetryMin):
+				}
+				if err := d.ctrd.waitContainerd(r.ctx); err != nil {
+					waitc <- result{err: err}
+					return
+				}
+				exit, err := d.rt.Wait(r.ctx, r.id)
+				waitc <- result{exit, err}
+			}()
 		case <-deadline:
 			deadline = nil
 			r.requestStop(stopTimeout, d.gracePeriod(task, nil))

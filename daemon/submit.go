@@ -203,6 +203,11 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if d.draining.Load() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
+	if d.recovering.Load() {
+		// Recovery (Start) re-queues the stored QUEUED tasks; a task stored
+		// now would be queued twice.
+		return nil, false, withCode(codes.Unavailable, fmt.Errorf("not admitting tasks yet: recovering the last run's tasks once containerd at %s answers", d.cfg.Containerd.Address))
+	}
 	// Per-spec registry credentials stay in memory (queuedTask.auth) until
 	// the image is pulled, and are never written: the stored spec has none,
 	// and the task only says that it had some.
@@ -325,6 +330,11 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 		case <-d.wake:
 		case <-tick.C:
 			d.expireQueued(ctx)
+		}
+		// Nothing is admitted while containerd is down: queued tasks stay
+		// queued, and the health monitor kicks this loop when it is back.
+		if !d.ctrd.containerdUp() {
+			continue
 		}
 		for _, a := range d.sched.Schedule() {
 			d.launch(a)

@@ -34,7 +34,8 @@ type ExitStatus struct {
 // be in the image store (ErrImageNotFound otherwise); it is unpacked for
 // the snapshotter if it is not yet. On any failure nothing is left behind.
 // Callers must not start the same id twice at the same time.
-func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (Started, error) {
+func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (_ Started, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	if err := spec.validate(); err != nil {
 		return Started{}, err
@@ -183,7 +184,8 @@ func (c *Containerd) loadTask(ctx context.Context, id string) (client.Container,
 // returns its exit status. It works on tasks started by another process,
 // such as pcnoded before a restart. The task stays until Delete, so Wait
 // may be called again, and Usage after it.
-func (c *Containerd) Wait(ctx context.Context, id string) (ExitStatus, error) {
+func (c *Containerd) Wait(ctx context.Context, id string) (_ ExitStatus, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	container, task, err := c.loadTask(ctx, id)
 	if err != nil {
@@ -219,7 +221,8 @@ func (c *Containerd) Wait(ctx context.Context, id string) (ExitStatus, error) {
 
 // Kill sends signal to id's task. Signalling a task that has exited is not
 // an error.
-func (c *Containerd) Kill(ctx context.Context, id string, signal syscall.Signal) error {
+func (c *Containerd) Kill(ctx context.Context, id string, signal syscall.Signal) (retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	_, task, err := c.loadTask(ctx, id)
 	if err != nil {
@@ -234,7 +237,8 @@ func (c *Containerd) Kill(ctx context.Context, id string, signal syscall.Signal)
 // Stop sends SIGTERM to id's task, waits up to grace for it to exit, then
 // sends SIGKILL, and returns once it has exited. Stopping a task that has
 // exited is not an error.
-func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) error {
+func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) (retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	_, task, err := c.loadTask(ctx, id)
 	if err != nil {
@@ -270,7 +274,8 @@ func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 
 // Delete removes id's task (killing it if it runs), its container and its
 // snapshot. Deleting what does not exist is not an error.
-func (c *Containerd) Delete(ctx context.Context, id string) error {
+func (c *Containerd) Delete(ctx context.Context, id string) (retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	container, err := c.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
@@ -300,7 +305,8 @@ func (c *Containerd) Delete(ctx context.Context, id string) error {
 }
 
 // Pids returns the host pids of every process in id's task.
-func (c *Containerd) Pids(ctx context.Context, id string) ([]int, error) {
+func (c *Containerd) Pids(ctx context.Context, id string) (_ []int, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	_, task, err := c.loadTask(ctx, id)
 	if err != nil {

@@ -8,7 +8,16 @@
 //
 // # Basics
 //
-// New dials containerd and works in one namespace (default "pcnode"). Every
+// New makes a client of containerd without waiting for it (containerd may
+// be down; the connection is made at the first call, and re-made with a
+// backoff of at most 2 s whenever it breaks) and works in one namespace
+// (default "pcnode"). Every method whose failure is containerd being
+// unreachable (gRPC UNAVAILABLE: refused, reset or closed connection,
+// missing socket, a Wait whose stream broke) returns an error wrapping
+// ErrUnavailable that names containerd's address and keeps the cause. A
+// Wait that failed so may be called again once containerd is back:
+// containerd re-attaches its shims when it starts, and the new Wait returns
+// the real exit status of a container that exited meanwhile. Every
 // method takes a context first and puts that namespace on it, whatever the
 // caller's context says. Image references are validated and normalised the
 // way containerd and docker do it: "alpine" is "docker.io/library/alpine:latest".

@@ -35,7 +35,8 @@ const (
 // A missing file gives ErrFileNotFound; a directory or device gives
 // ErrNotRegularFile. Symbolic links are resolved inside the image (see
 // the package documentation).
-func (c *Containerd) ReadImageFile(ctx context.Context, ref, file string, maxBytes int64) ([]byte, string, error) {
+func (c *Containerd) ReadImageFile(ctx context.Context, ref, file string, maxBytes int64) (_ []byte, _ string, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	if maxBytes <= 0 {
 		return nil, "", fmt.Errorf("%w: maxBytes %d must be positive", ErrInvalidArgument, maxBytes)

@@ -89,7 +89,8 @@ const cleanupTimeout = time.Minute
 // and is removed as soon as the import fails or is cancelled; image names
 // are only created once every image is unpacked, so a failed import
 // changes none.
-func (c *Containerd) Import(ctx context.Context, r io.Reader, opts ImportOptions) ([]Image, error) {
+func (c *Containerd) Import(ctx context.Context, r io.Reader, opts ImportOptions) (_ []Image, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	refName := ""
 	if opts.RefName != "" {
@@ -346,7 +347,8 @@ func (c *Containerd) dropLease(ctx context.Context, l leases.Lease) error {
 // SweepImports removes the leases of imports that never finished (pcnoded
 // was killed during them), with the partial content they hold, and returns
 // how many it removed. Call it at start, before any import runs.
-func (c *Containerd) SweepImports(ctx context.Context) (int, error) {
+func (c *Containerd) SweepImports(ctx context.Context) (_ int, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	ls, err := c.client.LeasesService().List(ctx, fmt.Sprintf("labels.%q", LabelImport))
 	if err != nil {
@@ -366,7 +368,8 @@ func (c *Containerd) SweepImports(ctx context.Context) (int, error) {
 }
 
 // ListImages returns the images in c's namespace.
-func (c *Containerd) ListImages(ctx context.Context) ([]Image, error) {
+func (c *Containerd) ListImages(ctx context.Context) (_ []Image, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	imgs, err := c.client.ImageService().List(ctx)
 	if err != nil {
@@ -387,7 +390,8 @@ func (c *Containerd) ListImages(ctx context.Context) ([]Image, error) {
 }
 
 // GetImage returns the image stored under ref (normalised first).
-func (c *Containerd) GetImage(ctx context.Context, ref string) (Image, error) {
+func (c *Containerd) GetImage(ctx context.Context, ref string) (_ Image, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	img, err := c.lookupImage(ctx, ref)
 	if err != nil {
@@ -399,7 +403,8 @@ func (c *Containerd) GetImage(ctx context.Context, ref string) (Image, error) {
 // RemoveImage deletes the image stored under ref and lets containerd
 // collect the content and snapshots no other image or container uses.
 // Containers created from it keep their snapshots.
-func (c *Containerd) RemoveImage(ctx context.Context, ref string) error {
+func (c *Containerd) RemoveImage(ctx context.Context, ref string) (retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	name, err := NormalizeRef(ref)
 	if err != nil {

@@ -44,7 +44,8 @@ type ContainerInfo struct {
 // ListContainers returns the containers in c's namespace that carry
 // LabelTaskID, with their task's state, so that a restarted daemon can
 // re-attach to running tasks (Wait) and finish stopped ones.
-func (c *Containerd) ListContainers(ctx context.Context) ([]ContainerInfo, error) {
+func (c *Containerd) ListContainers(ctx context.Context) (_ []ContainerInfo, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	cs, err := c.client.Containers(ctx, fmt.Sprintf("labels.%q", LabelTaskID))
 	if err != nil {

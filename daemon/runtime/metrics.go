@@ -31,7 +31,8 @@ type Usage struct {
 
 // Usage reads id's resource use from its cgroup. It works while the task
 // runs and after it exited, until Delete.
-func (c *Containerd) Usage(ctx context.Context, id string) (Usage, error) {
+func (c *Containerd) Usage(ctx context.Context, id string) (_ Usage, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	_, task, err := c.loadTask(ctx, id)
 	if err != nil {

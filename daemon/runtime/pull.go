@@ -54,7 +54,8 @@ const progressInterval = 250 * time.Millisecond
 // configured) gives ErrUnauthorized; a reference the registry does not
 // have gives ErrImageNotFound. Neither error, nor any log line, contains
 // the password.
-func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) (Image, error) {
+func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress func(Progress)) (_ Image, retErr error) {
+	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
 	name, err := NormalizeRef(ref)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Defaults used where Config leaves a field empty.
@@ -93,12 +95,23 @@ type Containerd struct {
 	limitSwap bool
 }
 
-// dialTimeout bounds New's wait for containerd when ctx has no deadline.
-const dialTimeout = 10 * time.Second
+// reconnectBackoff is how the connection to containerd is re-dialled after
+// it broke or was refused: from 100 ms, growing to at most 2 s between
+// attempts, so that a restarted containerd is found within about 2 s.
+var reconnectBackoff = backoff.Config{
+	BaseDelay:  100 * time.Millisecond,
+	Multiplier: 1.6,
+	Jitter:     0.2,
+	MaxDelay:   2 * time.Second,
+}
 
-// New connects to containerd, waiting for it until ctx's deadline (or
-// 10 s). Empty Config fields take their defaults; a nil logger discards.
-func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Containerd, error) {
+// New makes a client of the containerd at cfg.Address. It does not wait
+// for containerd, nor fail when containerd is down: the connection is made
+// at the first call and re-made whenever it breaks, and each call made
+// while containerd cannot be reached fails with ErrUnavailable. Empty
+// Config fields take their defaults; a nil logger discards. ctx is unused
+// (kept for callers that pass one).
+func New(_ context.Context, cfg Config, logger *slog.Logger) (*Containerd, error) {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -130,21 +143,21 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Containerd, err
 			return nil, fmt.Errorf("%w: registry %q is not a host", ErrInvalidArgument, h)
 		}
 	}
-	timeout := dialTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = max(time.Until(dl), time.Millisecond)
-	}
-	c, err := client.New(cfg.Address, client.WithDefaultNamespace(cfg.Namespace), client.WithDefaultRuntime(cfg.Runtime), client.WithTimeout(timeout))
+	c, err := client.New(cfg.Address,
+		client.WithDefaultNamespace(cfg.Namespace),
+		client.WithDefaultRuntime(cfg.Runtime),
+		client.WithExtraDialOpts([]grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           reconnectBackoff,
+			MinConnectTimeout: time.Second, // containerd's dialer retries a missing socket until then
+		})}))
 	if err != nil {
-		return nil, fmt.Errorf("connect to containerd at %s: %w", cfg.Address, err)
+		return nil, fmt.Errorf("client of containerd at %s: %w", cfg.Address, err)
 	}
-	r := &Containerd{client: c, cfg: cfg, log: logger, limitSwap: swapAccounted()}
-	if _, err := r.Version(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return r, nil
+	return &Containerd{client: c, cfg: cfg, log: logger, limitSwap: swapAccounted()}, nil
 }
+
+// Address returns containerd's socket address, as configured.
+func (c *Containerd) Address() string { return c.cfg.Address }
 
 // Close closes the connection to containerd. Containers keep running.
 func (c *Containerd) Close() error { return c.client.Close() }
@@ -153,7 +166,8 @@ func (c *Containerd) Close() error { return c.client.Close() }
 func (c *Containerd) Namespace() string { return c.cfg.Namespace }
 
 // Version asks containerd for its version; it doubles as a health check.
-func (c *Containerd) Version(ctx context.Context) (Version, error) {
+func (c *Containerd) Version(ctx context.Context) (_ Version, retErr error) {
+	defer c.markUnavailable(&retErr)
 	v, err := c.client.Version(c.ns(ctx))
 	if err != nil {
 		return Version{}, fmt.Errorf("containerd version: %w", err)

@@ -78,6 +78,10 @@ type Options struct {
 	// of other uids can reach the socket; the socket itself stays 0660, of
 	// group api.socket_group.
 	SharedDirs bool
+	// Containerd, when set, is the containerd the daemon uses (one the
+	// test may stop and start, StartContainerd) instead of the test
+	// command's shared one.
+	Containerd *ContainerdProc
 }
 
 // Daemon is a pcnoded process under test.
@@ -105,6 +109,7 @@ type Daemon struct {
 	// Client is connected to the running process; Restart replaces it.
 	Client *client.Client
 
+	ctrd     *ContainerdProc // Options.Containerd
 	bin      string
 	logLevel string
 	args     []string
@@ -147,7 +152,12 @@ func (b *logBuffer) String() string {
 // emptied and deleted when t ends.
 func Start(t testing.TB, opts Options) *Daemon {
 	t.Helper()
-	addr := testenv.ContainerdAddress(t)
+	var addr string
+	if opts.Containerd != nil {
+		addr = opts.Containerd.Address
+	} else {
+		addr = testenv.ContainerdAddress(t)
+	}
 	bin := Binary(t, !opts.NoRace)
 
 	dir := t.TempDir()
@@ -171,6 +181,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		Namespace:         namespaceFor(t),
 		ContainerdAddress: addr,
 		LogPath:           filepath.Join(dir, "pcnoded.log"),
+		ctrd:              opts.Containerd,
 		bin:               bin,
 		logLevel:          opts.LogLevel,
 		args:              opts.Args,
@@ -436,7 +447,9 @@ func (d *Daemon) cleanup(t testing.TB) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := cleanupNamespace(ctx, d.ContainerdAddress, d.Namespace, d.Config.Containerd.Snapshotter); err != nil {
+	if d.ctrd != nil && !d.ctrd.Running() {
+		// A test's own containerd that is down: its cleanup kills everything.
+	} else if err := cleanupNamespace(ctx, d.ContainerdAddress, d.Namespace, d.Config.Containerd.Snapshotter); err != nil {
 		t.Logf("daemontest: cleaning namespace %s: %v", d.Namespace, err)
 	}
 	if dir := os.Getenv(EnvLogDir); dir != "" {

@@ -22,11 +22,21 @@
 //	cert := d.CA.Client(t, daemontest.CertOptions{URI: []string{"spiffe://test/x"}})
 //	conn := d.DialTLS(t, daemontest.ClientTLS(d.CA.Pool(), cert))
 //
+//	c := daemontest.StartContainerd(t)                 // a containerd of the test's own
+//	d := daemontest.Start(t, daemontest.Options{Containerd: c})
+//	c.Stop(t); c.Kill(t); c.Start(t)                   // SIGTERM, SIGKILL, start again on the same dirs
+//
 // Start skips the test (or fails it under `make test`) when the private
 // containerd of testenv is missing. The daemon is stopped with SIGTERM when
 // the test ends; then every container, image and snapshot left in the test's
 // containerd namespace is removed and the namespace deleted, so tests never
 // see each other's images or containers.
+//
+// StartContainerd writes its configuration, root, state and socket in a
+// temporary directory of its own, as deploy/dev/test.sh does (CRI
+// disabled); when the test ends it kills and deletes every task (starting
+// containerd again if it is down), stops containerd, kills its remaining
+// shims and unmounts what is left below its directory.
 //
 // pcnoded's stderr is written to pcnoded.log in the test's temporary
 // directory and kept in memory (Daemon.Logs); when a test fails, the last
