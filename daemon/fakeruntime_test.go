@@ -20,8 +20,8 @@ type fakeRuntime struct {
 	mu         sync.Mutex
 	images     map[string]runtime.Image
 	containers map[string]*fakeContainer
-	calls      []string            // "Method id", in order
-	errs       map[string][]error  // by "Method" or "Method id": returned by the next calls, first first
+	calls      []string           // "Method id", in order
+	errs       map[string][]error // by "Method" or "Method id": returned by the next calls, first first
 	usage      map[string]runtime.Usage
 	// autoExit, when set for an id, stops its container with that status
 	// as soon as it starts.

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
 )
 
 const testExe = "/usr/local/bin/pcnoded"
@@ -264,5 +267,128 @@ func TestRequestStopFirstWins(t *testing.T) {
 	}
 	if why, grace := r.stopRequest(); why != stopTimeout || grace != 5*time.Second {
 		t.Errorf("stopRequest() = %v, %v, want %v, %v", why, grace, stopTimeout, 5*time.Second)
+	}
+}
+
+// stepDaemon is testDaemon with what the lifecycle's steps need: a real
+// bbolt store in t.TempDir() (consistency-checked when t ends), rt as the
+// runtime, a scheduler, the event broker and node watch. dirs are created
+// under the data root, which it returns.
+func stepDaemon(t *testing.T, rt *fakeRuntime, dirs ...string) (*Daemon, string) {
+	t.Helper()
+	d, root := testDaemon(t, dirs...)
+	st, err := store.Open(filepath.Join(t.TempDir(), "pcnode.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Check(context.Background()); err != nil {
+			t.Errorf("store check: %v", err)
+		}
+		st.Close()
+	})
+	s, err := sched.New(sched.Config{Allocatable: sched.Resources{MilliCPU: 8000, MemoryBytes: 8 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.staging, err = hostpath.NewStaging(filepath.Join(t.TempDir(), "staging")); err != nil {
+		t.Fatal(err)
+	}
+	d.log = slog.New(slog.DiscardHandler)
+	d.store, d.rt, d.sched = st, rt, s
+	d.gpus = &gpuNode{}
+	d.events, d.node = newBroker(), newNodeWatch()
+	d.startTime = time.Now()
+	d.pcCache = map[string]*cachedPC{}
+	d.runners, d.queued = map[string]*runner{}, map[string]*queuedTask{}
+	d.wake = make(chan struct{}, 1)
+	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d, root
+}
+
+const stepImage = "registry.example.org/pc:1"
+
+// stepTask stores a QUEUED task of stepImage resolved at submit, with
+// output channels named by outs (directories below root, mounted at
+// /data/<name>), and returns it.
+func stepTask(t *testing.T, d *Daemon, root string, outs ...string) *pcnodev1.Task {
+	t.Helper()
+	task := &pcnodev1.Task{
+		Id:         store.NewID(time.Now()),
+		State:      pcnodev1.TaskState_TASK_STATE_QUEUED,
+		CreateTime: timestamppb.Now(),
+		Spec:       &pcnodev1.TaskSpec{Image: stepImage},
+		Instance:   &pcnodev1.TaskInstance{Command: []string{"/pctest", "exit", "3"}},
+	}
+	for _, o := range outs {
+		task.Instance.Outputs = append(task.Instance.Outputs, &pcnodev1.Mount{Name: o, HostPath: filepath.Join(root, o), MountedPath: "/data/" + o})
+	}
+	got, _, err := d.store.CreateTask(context.Background(), task, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// stepRunner is a runner of task id on d, as launch makes one; it is
+// detached when t ends.
+func stepRunner(t *testing.T, d *Daemon, id string) *runner {
+	t.Helper()
+	r := d.newRunner(id, sched.Assignment{ID: id}, nil)
+	t.Cleanup(r.cancel)
+	return r
+}
+
+// getTask reads task id from d's store.
+func getTask(t *testing.T, d *Daemon, id string) *pcnodev1.Task {
+	t.Helper()
+	task, err := d.store.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// waitFinal waits up to 10 s for task id to reach a final state.
+func waitFinal(t *testing.T, d *Daemon, id string) *pcnodev1.Task {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		task := getTask(t, d, id)
+		if isFinal(task.GetState()) {
+			return task
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s still %v after 10s", id, task.GetState())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitRunnersDone waits until d has no runner left.
+func waitRunnersDone(t *testing.T, d *Daemon) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		n := len(d.runners)
+		d.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runners still there after 10s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wantState fails t unless task is in state with reason.
+func wantState(t *testing.T, task *pcnodev1.Task, state pcnodev1.TaskState, reason pcnodev1.TaskReason) {
+	t.Helper()
+	if task.GetState() != state || task.GetReason() != reason {
+		t.Errorf("task %s = %v/%v (%q), want %v/%v", task.GetId(), task.GetState(), task.GetReason(), task.GetMessage(), state, reason)
 	}
 }
