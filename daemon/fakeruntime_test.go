@@ -26,7 +26,10 @@ type fakeRuntime struct {
 	// autoExit, when set for an id, stops its container with that status
 	// as soon as it starts.
 	autoExit map[string]runtime.ExitStatus
-	pid      uint32
+	// usageHook, when set, runs at the start of every Usage call, without
+	// the lock: a test blocks there to land a detach inside collect.
+	usageHook func(ctx context.Context, id string)
+	pid       uint32
 }
 
 var _ containerRuntime = (*fakeRuntime)(nil)
@@ -299,6 +302,12 @@ func (f *fakeRuntime) Stop(ctx context.Context, id string, grace time.Duration) 
 }
 
 func (f *fakeRuntime) Usage(ctx context.Context, id string) (runtime.Usage, error) {
+	f.mu.Lock()
+	hook := f.usageHook
+	f.mu.Unlock()
+	if hook != nil {
+		hook(ctx, id)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.call("Usage", id); err != nil {

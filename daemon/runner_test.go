@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -390,5 +393,182 @@ func wantState(t *testing.T, task *pcnodev1.Task, state pcnodev1.TaskState, reas
 	t.Helper()
 	if task.GetState() != state || task.GetReason() != reason {
 		t.Errorf("task %s = %v/%v (%q), want %v/%v", task.GetId(), task.GetState(), task.GetReason(), task.GetMessage(), state, reason)
+	}
+}
+
+// launchTask hands task id to a runner as launch does and returns it.
+func launchTask(t *testing.T, d *Daemon, id string) *runner {
+	t.Helper()
+	r := d.newRunner(id, sched.Assignment{ID: id}, nil)
+	d.mu.Lock()
+	d.runners[id] = r
+	d.mu.Unlock()
+	t.Cleanup(r.cancel)
+	go r.run()
+	return r
+}
+
+// TestRun runs the whole list of steps: the task ends FAILED with its exit
+// code, its process was started once, and its container is gone and its
+// log sealed when the runner has ended.
+func TestRun(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	d, root := stepDaemon(t, rt, "out")
+	task := stepTask(t, d, root, "out")
+	rt.autoExit[task.GetId()] = runtime.ExitStatus{Code: 3}
+	r := launchTask(t, d, task.GetId())
+	<-r.done
+	got := getTask(t, d, task.GetId())
+	wantState(t, got, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT)
+	if got.GetExitCode() != 3 || got.GetMessage() != "exited 3" || len(got.GetOutputs()) != 1 {
+		t.Errorf("task = exit %d %q outputs %v, want exit 3, \"exited 3\", one output", got.GetExitCode(), got.GetMessage(), got.GetOutputs())
+	}
+	if n := rt.count("Start", task.GetId()); n != 1 {
+		t.Errorf("Start called %d times, want 1", n)
+	}
+	if st := rt.state(task.GetId()); st != "" {
+		t.Errorf("container %q after the run, want deleted", st)
+	}
+	if info, err := logs.Stat(d.taskLogDir(task.GetId())); err != nil || !info.Ended {
+		t.Errorf("log %+v, %v after the run, want sealed", info, err)
+	}
+	// The order of the durable effects: final state before the delete.
+	rt.mu.Lock()
+	calls := slices.Clone(rt.calls)
+	rt.mu.Unlock()
+	if i, j := slices.Index(calls, "Usage "+task.GetId()), slices.Index(calls, "Delete "+task.GetId()); i < 0 || j < i {
+		t.Errorf("runtime calls %q: want Usage, then Delete", calls)
+	}
+}
+
+// TestRecover resumes each unfinished state the store and containerd can
+// show together, as recover.go lists them.
+func TestRecover(t *testing.T) {
+	exit3 := runtime.ExitStatus{Code: 3}
+	for _, tc := range []struct {
+		name      string
+		state     pcnodev1.TaskState
+		container runtime.State // "": none
+		final     bool          // the task reaches a final state by itself
+		reason    pcnodev1.TaskReason
+		queued    bool
+	}{
+		{name: "queued", state: pcnodev1.TaskState_TASK_STATE_QUEUED, queued: true},
+		{name: "preparing, no container", state: pcnodev1.TaskState_TASK_STATE_PREPARING, queued: true},
+		{name: "preparing, created container", state: pcnodev1.TaskState_TASK_STATE_PREPARING, container: runtime.StateCreated, queued: true},
+		{name: "preparing, exited container", state: pcnodev1.TaskState_TASK_STATE_PREPARING, container: runtime.StateStopped, final: true, reason: pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT},
+		{name: "running, exited container", state: pcnodev1.TaskState_TASK_STATE_RUNNING, container: runtime.StateStopped, final: true, reason: pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT},
+		{name: "running, no container", state: pcnodev1.TaskState_TASK_STATE_RUNNING, final: true, reason: pcnodev1.TaskReason_TASK_REASON_LOST},
+		{name: "running, container without a task", state: pcnodev1.TaskState_TASK_STATE_RUNNING, container: runtime.StateCreated, final: true, reason: pcnodev1.TaskReason_TASK_REASON_LOST},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newFakeRuntime(stepImage)
+			d, root := stepDaemon(t, rt)
+			task := stepTask(t, d, root)
+			id := task.GetId()
+			if _, err := d.update(context.Background(), id, func(t *pcnodev1.Task) {
+				t.State = tc.state
+				if tc.state != pcnodev1.TaskState_TASK_STATE_QUEUED {
+					t.Allocation = &pcnodev1.Allocation{CpuMillis: 100}
+				}
+				if tc.state == pcnodev1.TaskState_TASK_STATE_RUNNING {
+					t.StartTime = timestamppb.Now()
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.container != "" {
+				rt.addContainer(id, tc.container, exit3)
+			}
+			if err := d.recover(context.Background()); err != nil {
+				t.Fatalf("recover() = %v", err)
+			}
+			if tc.queued {
+				got := getTask(t, d, id)
+				if got.GetState() != pcnodev1.TaskState_TASK_STATE_QUEUED || d.queued[id] == nil {
+					t.Errorf("after recover: %v, queued %v; want QUEUED and handed to the scheduler", got.GetState(), d.queued[id] != nil)
+				}
+				if st := rt.state(id); st != "" {
+					t.Errorf("container %q after recover, want none (a created-only one is deleted)", st)
+				}
+				return
+			}
+			got := waitFinal(t, d, id)
+			wantState(t, got, pcnodev1.TaskState_TASK_STATE_FAILED, tc.reason)
+			if tc.reason == pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT && got.GetExitCode() != 3 {
+				t.Errorf("exit code %d, want 3", got.GetExitCode())
+			}
+			waitRunnersDone(t, d)
+			if st := rt.state(id); st != "" {
+				t.Errorf("container %q at the end, want deleted", st)
+			}
+			if info, err := logs.Stat(d.taskLogDir(id)); err != nil || !info.Ended {
+				t.Errorf("log %+v, %v at the end, want sealed", info, err)
+			}
+			if n := rt.count("Start", id); n != 0 {
+				t.Errorf("Start called %d times by recovery, want 0", n)
+			}
+		})
+	}
+}
+
+// TestRecoverSealsFinishedLog: a crash between the delete and the seal
+// leaves a final task's log unsealed; the next start seals it.
+func TestRecoverSealsFinishedLog(t *testing.T) {
+	d, root := stepDaemon(t, newFakeRuntime(stepImage))
+	task := stepTask(t, d, root)
+	if _, err := d.finish(context.Background(), task.GetId(), pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, "exited 0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(d.taskLogDir(task.GetId()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.recover(context.Background()); err != nil {
+		t.Fatalf("recover() = %v", err)
+	}
+	if info, err := logs.Stat(d.taskLogDir(task.GetId())); err != nil || !info.Ended {
+		t.Errorf("log %+v, %v after recover, want sealed", info, err)
+	}
+}
+
+// TestDetachDuringCollect: a runner detached after the exit (shutdown)
+// leaves the task RUNNING with its stopped container, and the next start
+// collects it as if nothing had happened.
+func TestDetachDuringCollect(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	d, root := stepDaemon(t, rt)
+	task := stepTask(t, d, root)
+	id := task.GetId()
+	inCollect := make(chan struct{})
+	var once sync.Once
+	rt.usageHook = func(ctx context.Context, _ string) {
+		once.Do(func() {
+			close(inCollect)
+			<-ctx.Done() // reading usage until the detach
+		})
+	}
+	rt.autoExit[id] = runtime.ExitStatus{Code: 3}
+	r := launchTask(t, d, id)
+	<-inCollect
+	start := time.Now()
+	r.detach()
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("detach took %v, want it prompt", el)
+	}
+	if got := getTask(t, d, id); got.GetState() != pcnodev1.TaskState_TASK_STATE_RUNNING {
+		t.Fatalf("task after detach = %v, want RUNNING", got.GetState())
+	}
+	if st := rt.state(id); st != runtime.StateStopped {
+		t.Fatalf("container after detach = %q, want stopped", st)
+	}
+	// The next start.
+	if err := d.recover(context.Background()); err != nil {
+		t.Fatalf("recover() = %v", err)
+	}
+	got := waitFinal(t, d, id)
+	wantState(t, got, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT)
+	waitRunnersDone(t, d)
+	if n := rt.count("Start", id); n != 1 {
+		t.Errorf("Start called %d times, want 1", n)
 	}
 }
