@@ -52,7 +52,7 @@ import (
 // Final tasks are not unfinished, but their clean up may be: a container
 // in pcnode's namespace whose task is final (crash after the final state)
 // is deleted and its log sealed; a final task's log without its end marker
-// (crash after the delete) is sealed. A container of no known task is left
+// (crash after the delete), written within recentLogWindow, is sealed. A container of no known task is left
 // alone.
 //
 // Host directories of resumed tasks are opened again without following
@@ -166,18 +166,27 @@ func (d *Daemon) resumeTask(ctx context.Context, t *pcnodev1.Task, c runtime.Con
 	return nil
 }
 
+// recentLogWindow is how recently a finished task's log must have been
+// written for sealFinishedLogs to check it: a log left unsealed by a crash
+// was written just before the crash, and reading every retained log at
+// every start would cost a full read of each.
+const recentLogWindow = 24 * time.Hour
+
 // sealFinishedLogs seals the log of every task that is not unfinished
-// whose log has no end marker (a crash between deleting its container and
-// sealing its log): its readers would otherwise follow it forever.
+// whose log, written within recentLogWindow, has no end marker (a crash
+// between deleting its container and sealing its log, with a log driver
+// that could not seal it itself): its followers would otherwise wait for
+// more.
 func (d *Daemon) sealFinishedLogs(ctx context.Context, unfinished map[string]bool) {
 	ents, err := os.ReadDir(d.logsRoot)
 	if err != nil {
 		d.log.Warn("listing task logs", "err", err)
 		return
 	}
+	since := time.Now().Add(-recentLogWindow)
 	for _, e := range ents {
 		id := e.Name()
-		if !e.IsDir() || unfinished[id] {
+		if !e.IsDir() || unfinished[id] || !writtenSince(d.taskLogDir(id), since) {
 			continue
 		}
 		info, err := logs.Stat(d.taskLogDir(id))
@@ -188,6 +197,24 @@ func (d *Daemon) sealFinishedLogs(ctx context.Context, unfinished map[string]boo
 			d.sealLog(ctx, id)
 		}
 	}
+}
+
+// writtenSince reports whether dir itself or a file in it was modified
+// after since (metadata only).
+func writtenSince(dir string, since time.Time) bool {
+	if fi, err := os.Stat(dir); err != nil || fi.ModTime().After(since) {
+		return err == nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.ModTime().After(since) {
+			return true
+		}
+	}
+	return false
 }
 
 // retentionLoop removes finished tasks and their logs once they are older
