@@ -87,8 +87,10 @@ func (d *Daemon) recover(ctx context.Context) error {
 				continue
 			}
 			if has {
+				// Should the delete fail, start finds the container there
+				// and fails the task (ErrAlreadyExists): never a second one.
 				if err := d.rt.Delete(ctx, id); err != nil {
-					return fmt.Errorf("deleting the never-started container of task %s: %w", id, err)
+					d.log.Warn("deleting the never-started container of a preparing task", "task", id, "err", err)
 				}
 			}
 			t, err = d.update(ctx, id, func(t *pcnodev1.Task) {
