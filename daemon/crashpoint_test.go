@@ -54,14 +54,25 @@ func TestCrashPointsPlaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	placed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`crashAt\((\w+)\)`).FindAllStringSubmatch(src.String(), -1) {
+		placed[m[1]] = true
+	}
+	listed := map[string]bool{}
 	for _, p := range points {
 		m := regexp.MustCompile(`(?m)^\s*(crash\w+)\s*=\s*"` + regexp.QuoteMeta(p) + `"`).FindSubmatch(consts)
 		if m == nil {
 			t.Errorf("crash point %q has no constant in crashpoint.go", p)
 			continue
 		}
+		listed[string(m[1])] = true
 		if n := strings.Count(src.String(), "crashAt("+string(m[1])+")"); n != 1 {
 			t.Errorf("crashAt(%s) appears %d times in the daemon's code, want once", m[1], n)
+		}
+	}
+	for c := range placed {
+		if !listed[c] {
+			t.Errorf("crashAt(%s) is placed but not listed in CrashPoints(): the crash-point test would never reach it", c)
 		}
 	}
 }
