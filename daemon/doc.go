@@ -8,7 +8,8 @@
 // The services are thin: they validate callers' input, call the local
 // implementation, and turn errors into gRPC status exactly once (errors.go).
 // A task's life is a list of small steps run by one goroutine per task
-// (lifecycle.go); every state transition is written to the store before it
+// (runner.go, step_*.go, docs/lifecycle.md), each safe to re-run after a
+// crash; recovery resumes them (recover.go). Every state transition is written to the store before it
 // is announced to watchers. A task's host directories are opened once,
 // without following symlinks, checked for overlap on the opened objects and
 // handed to containerd as staging mounts of those objects (channels.go).

@@ -6,19 +6,58 @@ import (
 	"os"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// recover reconciles the store with containerd after a start:
-//   - QUEUED tasks are queued again;
-//   - PREPARING tasks lost their preparation: any container is removed and
-//     they are queued again;
-//   - RUNNING tasks whose container still exists are re-attached (a stopped
-//     one finishes at once with its real exit status and outputs); their
-//     host directories are opened again without following symlinks, so
-//     later tasks' outputs are checked against them (channels.go);
-//   - RUNNING tasks whose container vanished become LOST.
+// recover resumes every task an earlier daemon left unfinished, at the
+// step that the stored state and containerd together say comes next. It is
+// not a second lifecycle: each case below hands the task to the steps of
+// runner.go.
+//
+// QUEUED: queued again (the scheduler admits it; run starts at allocate).
+//
+// PREPARING (allocate, resolve image, prepare outputs, create or start
+// were under way):
+//   - no container: nothing durable outside the store happened but the
+//     image and emptied outputs, which the steps redo; queued again with
+//     no allocation, so that they run from allocate;
+//   - a container whose task was never started (containerd says created;
+//     crash inside runtime.Start): it is deleted — no process ran — and
+//     the task queued again as above, so start creates it afresh;
+//   - a container whose task was started (running, paused, stopped or of
+//     unknown state: crash after the start, before RUNNING was written):
+//     the process ran and must not run again, so it is adopted: the
+//     allocation restored, RUNNING written with the container's creation
+//     time as the start time (markRunning), and the task resumed at
+//     supervise like a RUNNING one.
+//
+// RUNNING:
+//   - a container (any state): resumed at supervise; a stopped one's Wait
+//     returns at once with its real exit status, then collect usage, write
+//     manifests, finish and clean up run (again, if a crash or a detach cut
+//     them short: each is safe to re-run). A container that exists without
+//     a task (containerd lost it, as on a host reboot) fails at supervise as
+//     LOST;
+//   - no container: the container is deleted only after the final state
+//     is written, and RUNNING is written only after the container was
+//     started, so no crash of the daemon leads here; the container was
+//     removed behind the daemon's back (or containerd's state was lost),
+//     and its exit status with it: the task is LOST, its outputs are made
+//     safe (fixOutputs) and its log sealed.
+//
+// Final tasks are not unfinished, but their clean up may be: a container
+// in pcnode's namespace whose task is final (crash after the final state)
+// is deleted and its log sealed; a final task's log without its end marker
+// (crash after the delete), written within recentLogWindow, is sealed. A container of no known task is left
+// alone.
+//
+// Host directories of resumed tasks are opened again without following
+// symlinks, so later tasks' outputs are checked against them
+// (channels.go).
 func (d *Daemon) recover(ctx context.Context) error {
 	tasks, err := d.store.Unfinished(ctx)
 	if err != nil {
@@ -32,14 +71,27 @@ func (d *Daemon) recover(ctx context.Context) error {
 	for _, c := range containers {
 		byTask[c.TaskID] = c
 	}
+	unfinished := map[string]bool{}
 	for _, t := range tasks {
 		id := t.GetId()
+		unfinished[id] = true
 		c, has := byTask[id]
 		delete(byTask, id)
 		switch t.GetState() {
 		case pcnodev1.TaskState_TASK_STATE_PREPARING:
+			if has && c.State != runtime.StateCreated {
+				d.log.Info("adopting a container started before the daemon recorded RUNNING", "task", id, "container_state", string(c.State))
+				if err := d.resumeTask(ctx, t, c, true); err != nil {
+					return err
+				}
+				continue
+			}
 			if has {
-				_ = d.rt.Delete(ctx, id)
+				// Should the delete fail, start finds the container there
+				// and fails the task (ErrAlreadyExists): never a second one.
+				if err := d.rt.Delete(ctx, id); err != nil {
+					d.log.Warn("deleting the never-started container of a preparing task", "task", id, "err", err)
+				}
 			}
 			t, err = d.update(ctx, id, func(t *pcnodev1.Task) {
 				t.State = pcnodev1.TaskState_TASK_STATE_QUEUED
@@ -62,29 +114,109 @@ func (d *Daemon) recover(ctx context.Context) error {
 				}
 				continue
 			}
-			req := d.schedRequest(t.GetSpec(), t.GetInstance())
-			req.ID, req.Submitted = id, t.GetCreateTime().AsTime()
-			var uuids []string
-			for _, g := range t.GetAllocation().GetGpus() {
-				uuids = append(uuids, g.GetUuid())
+			if err := d.resumeTask(ctx, t, c, false); err != nil {
+				return err
 			}
-			if err := d.sched.Restore(req, uuids); err != nil {
-				d.log.Warn("restoring allocation", "task", id, "err", err)
-			}
-			a, _ := d.sched.Allocation(id)
-			d.reopenChannels(t)
-			r := d.newRunner(id, a, nil)
-			d.mu.Lock()
-			d.runners[id] = r
-			d.mu.Unlock()
-			d.log.Info("re-attached task", "task", id, "container_state", string(c.State))
-			go r.resume(t)
 		}
 	}
 	for id, c := range byTask {
+		t, err := d.store.GetTask(ctx, id)
+		if err == nil && isFinal(t.GetState()) {
+			d.log.Info("cleaning up the container of a finished task", "task", id, "container_state", string(c.State))
+			d.cleanupTask(ctx, id)
+			continue
+		}
 		d.log.Warn("container in pcnode's namespace has no unfinished task; leaving it", "container", c.ID, "task", id, "state", string(c.State))
 	}
+	d.sealFinishedLogs(ctx, unfinished)
 	return nil
+}
+
+// resumeTask restores a started task's allocation and opened directories
+// and starts its runner at supervise; adopt first records RUNNING for a
+// task still PREPARING (its process was started).
+func (d *Daemon) resumeTask(ctx context.Context, t *pcnodev1.Task, c runtime.ContainerInfo, adopt bool) error {
+	id := t.GetId()
+	req := d.schedRequest(t.GetSpec(), t.GetInstance())
+	req.ID, req.Submitted = id, t.GetCreateTime().AsTime()
+	var uuids []string
+	for _, g := range t.GetAllocation().GetGpus() {
+		uuids = append(uuids, g.GetUuid())
+	}
+	if err := d.sched.Restore(req, uuids); err != nil {
+		d.log.Warn("restoring allocation", "task", id, "err", err)
+	}
+	a, _ := d.sched.Allocation(id)
+	r := d.newRunner(id, a, nil)
+	if adopt {
+		at := timestamppb.Now()
+		if !c.Created.IsZero() {
+			at = timestamppb.New(c.Created)
+		}
+		var err error
+		if t, err = r.markRunning(ctx, at, ""); err != nil {
+			d.sched.Release(id)
+			return err
+		}
+	}
+	d.reopenChannels(t)
+	d.mu.Lock()
+	d.runners[id] = r
+	d.mu.Unlock()
+	d.log.Info("re-attached task", "task", id, "container_state", string(c.State))
+	go r.resume(t)
+	return nil
+}
+
+// recentLogWindow is how recently a finished task's log must have been
+// written for sealFinishedLogs to check it: a log left unsealed by a crash
+// was written just before the crash, and reading every retained log at
+// every start would cost a full read of each.
+const recentLogWindow = 24 * time.Hour
+
+// sealFinishedLogs seals the log of every task that is not unfinished
+// whose log, written within recentLogWindow, has no end marker (a crash
+// between deleting its container and sealing its log, with a log driver
+// that could not seal it itself): its followers would otherwise wait for
+// more.
+func (d *Daemon) sealFinishedLogs(ctx context.Context, unfinished map[string]bool) {
+	ents, err := os.ReadDir(d.logsRoot)
+	if err != nil {
+		d.log.Warn("listing task logs", "err", err)
+		return
+	}
+	since := time.Now().Add(-recentLogWindow)
+	for _, e := range ents {
+		id := e.Name()
+		if !e.IsDir() || unfinished[id] || !writtenSince(d.taskLogDir(id), since) {
+			continue
+		}
+		info, err := logs.Stat(d.taskLogDir(id))
+		if err != nil || info.Ended {
+			continue
+		}
+		if t, err := d.store.GetTask(ctx, id); err == nil && isFinal(t.GetState()) {
+			d.sealLog(ctx, id)
+		}
+	}
+}
+
+// writtenSince reports whether dir itself or a file in it was modified
+// after since (metadata only).
+func writtenSince(dir string, since time.Time) bool {
+	if fi, err := os.Stat(dir); err != nil || fi.ModTime().After(since) {
+		return err == nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.ModTime().After(since) {
+			return true
+		}
+	}
+	return false
 }
 
 // retentionLoop removes finished tasks and their logs once they are older

@@ -15,22 +15,30 @@ import (
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// A task's life, one goroutine per task once the scheduler admits it:
+// A task's life is a list of steps, one goroutine per task once the
+// scheduler admits it (docs/lifecycle.md lists their guarantees):
 //
-//	prepare:  PREPARING; image present or pulled; template resolved if it
-//	          could not be at submit; host directories opened without
-//	          following symlinks, checked for overlap, outputs created and
-//	          emptied (channels.go)
-//	start:    staging mounts of the opened directories; container created
-//	          and started with them as mount sources; RUNNING
-//	supervise: wait for exit, enforcing the execution timeout and cancels
-//	collect:  exit status and usage from the cgroup; output manifests
-//	finish:   final state written; container deleted; log sealed;
-//	          resources released
+//	allocate         PREPARING with the scheduler's allocation (step_allocate.go)
+//	resolve image    image present or pulled; late template resolution;
+//	                 digest and default limits written (step_image.go)
+//	prepare outputs  host directories opened without following symlinks,
+//	                 checked for overlap, outputs emptied (step_prepare.go)
+//	create           outputs owned by the task's user; container spec;
+//	                 staging mounts of the opened directories (step_create.go)
+//	start            container created and started; RUNNING (step_start.go)
+//	supervise        wait for exit, execution timeout, cancels (step_supervise.go)
+//	collect usage    exit status and cgroup usage to an outcome (step_usage.go)
+//	write manifests  output manifests walked and stored (step_manifests.go)
+//	finish           final state written (step_finish.go)
+//	clean up         container deleted; log sealed (step_cleanup.go)
 //
-// Each step is a method of runner in its own file (step_*.go). A runner that is detached (daemon
-// shutdown) returns without touching the container; the next daemon start
-// re-attaches it (recover.go).
+// Each step is a method of runner in its own file. Every step may be cut
+// short by a crash at any point and is safe to run again from what it left
+// (the crash points of crashpoint.go sit between its durable effects);
+// recovery (recover.go) decides from the store and containerd at which step
+// a task resumes. A runner that is detached (daemon shutdown) stops at the
+// next step boundary without touching the container; the next daemon start
+// resumes it the same way.
 
 // stopReason says why the daemon stopped a container.
 type stopReason int
@@ -43,6 +51,7 @@ const (
 
 type runner struct {
 	d     *Daemon
+	rt    containerRuntime // d.rt: what the steps say to containerd
 	id    string
 	log   *slog.Logger
 	alloc sched.Assignment
@@ -52,6 +61,7 @@ type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	resolvedLate  bool  // resolveImage resolved the template just now; prepareOutputs checks the spec's paths
 	peakGPUMemory int64 // highest sampled GPU memory of the task's processes; supervise's goroutine only
 
 	mu        sync.Mutex
@@ -65,7 +75,7 @@ type runner struct {
 func (d *Daemon) newRunner(id string, a sched.Assignment, auth *runtime.Auth) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &runner{
-		d: d, id: id, alloc: a, auth: auth,
+		d: d, rt: d.rt, id: id, alloc: a, auth: auth,
 		log: d.log.With("task", id),
 		ctx: ctx, cancel: cancel,
 		done:     make(chan struct{}),
@@ -74,10 +84,39 @@ func (d *Daemon) newRunner(id string, a sched.Assignment, auth *runtime.Auth) *r
 	}
 }
 
-// detach stops the runner without touching its container.
+// detachTimeout bounds how long detach waits for a runner to reach a step
+// boundary. Every step stops at the runner's context; what is left after it
+// (a store write under way, a containerd call returning) takes well under
+// this.
+const detachTimeout = 5 * time.Second
+
+// detach stops the runner without touching its container, waiting at most
+// detachTimeout for it to stop. A task detached during collect stays
+// RUNNING with its stopped container: the next start resumes it at
+// supervise, whose Wait returns at once, and collects again.
 func (r *runner) detach() {
 	r.cancel()
-	<-r.done
+	select {
+	case <-r.done:
+	case <-time.After(detachTimeout):
+		r.log.Warn("runner did not stop within the detach timeout; leaving it", "timeout", detachTimeout)
+	}
+}
+
+// waitCleanup waits until the runner of task id, if one exists, has ended
+// (its container deleted and its log sealed), or ctx ends: a reader of a
+// final task's log then sees all of it.
+func (d *Daemon) waitCleanup(ctx context.Context, id string) {
+	d.mu.Lock()
+	r := d.runners[id]
+	d.mu.Unlock()
+	if r == nil {
+		return
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+	}
 }
 
 // stopOutcome is what a stop request did.
@@ -190,10 +229,16 @@ func (r *runner) release() {
 	close(r.done)
 }
 
-// run is the whole life of a freshly admitted task.
+// run is the whole life of a freshly admitted task: the steps in order.
 func (r *runner) run() {
 	defer r.release()
-	task, err := r.prepare()
+	task, err := r.allocate()
+	if err == nil {
+		task, err = r.resolveImage(task)
+	}
+	if err == nil {
+		err = r.prepareOutputs(task)
+	}
 	if err == nil {
 		task, err = r.start(task)
 	}
@@ -204,12 +249,16 @@ func (r *runner) run() {
 	r.superviseAndCollect(task)
 }
 
-// resume follows a task whose container was started by an earlier daemon.
+// resume follows a task whose container was started by an earlier daemon:
+// the steps from supervise on.
 func (r *runner) resume(task *pcnodev1.Task) {
 	defer r.release()
 	r.superviseAndCollect(task)
 }
 
+// superviseAndCollect runs the steps from supervise to clean up. Each stops
+// when the runner is detached: the task stays RUNNING and its stopped
+// container stays, so the next start runs them again.
 func (r *runner) superviseAndCollect(task *pcnodev1.Task) {
 	exit, err := r.supervise(task)
 	if r.ctx.Err() != nil {
@@ -219,7 +268,21 @@ func (r *runner) superviseAndCollect(task *pcnodev1.Task) {
 		r.fail(task, failStep(pcnodev1.TaskReason_TASK_REASON_LOST, "waiting for the container: %v", err))
 		return
 	}
-	r.collect(task, exit)
+	crashAt(crashAfterExit)
+	out, err := r.collectUsage(r.ctx, task, exit)
+	if err != nil {
+		return // detached
+	}
+	if err := r.writeManifests(r.ctx, task, out); err != nil {
+		return // detached
+	}
+	if err := r.finishTask(r.ctx, task, out); err != nil {
+		if r.ctx.Err() == nil {
+			r.log.Error("recording final state", "err", err)
+		}
+		return
+	}
+	r.cleanup(r.ctx)
 }
 
 // stepCtx is the context for prepare and start: cancelled on detach, on a

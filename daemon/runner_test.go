@@ -1,9 +1,13 @@
 package daemon
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,9 +17,11 @@ import (
 
 	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+	"github.com/pcnode/pcnode/store"
 )
 
 const testExe = "/usr/local/bin/pcnoded"
@@ -246,5 +252,321 @@ func TestStartupDeadline(t *testing.T) {
 				t.Errorf("startupDeadline(%q) = %v, want %v", tc.name, got, tc.want)
 			}
 		})
+	}
+}
+
+
+// stepDaemon is testDaemon with what the lifecycle's steps need: a real
+// bbolt store in t.TempDir() (consistency-checked when t ends), rt as the
+// runtime, a scheduler, the event broker and node watch. dirs are created
+// under the data root, which it returns.
+func stepDaemon(t *testing.T, rt *fakeRuntime, dirs ...string) (*Daemon, string) {
+	t.Helper()
+	d, root := testDaemon(t, dirs...)
+	st, err := store.Open(filepath.Join(t.TempDir(), "pcnode.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Check(context.Background()); err != nil {
+			t.Errorf("store check: %v", err)
+		}
+		st.Close()
+	})
+	s, err := sched.New(sched.Config{Allocatable: sched.Resources{MilliCPU: 8000, MemoryBytes: 8 << 30}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.staging, err = hostpath.NewStaging(filepath.Join(t.TempDir(), "staging")); err != nil {
+		t.Fatal(err)
+	}
+	d.log = slog.New(slog.DiscardHandler)
+	d.store, d.rt, d.sched = st, rt, s
+	d.gpus = &gpuNode{}
+	d.events, d.node = newBroker(), newNodeWatch()
+	d.startTime = time.Now()
+	d.pcCache = map[string]*cachedPC{}
+	d.runners, d.queued = map[string]*runner{}, map[string]*queuedTask{}
+	d.wake = make(chan struct{}, 1)
+	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d, root
+}
+
+const stepImage = "registry.example.org/pc:1"
+
+// stepTask stores a QUEUED task of stepImage resolved at submit, with
+// output channels named by outs (directories below root, mounted at
+// /data/<name>), and returns it.
+func stepTask(t *testing.T, d *Daemon, root string, outs ...string) *pcnodev1.Task {
+	t.Helper()
+	task := &pcnodev1.Task{
+		Id:         store.NewID(time.Now()),
+		State:      pcnodev1.TaskState_TASK_STATE_QUEUED,
+		CreateTime: timestamppb.Now(),
+		Spec:       &pcnodev1.TaskSpec{Image: stepImage},
+		Instance:   &pcnodev1.TaskInstance{Command: []string{"/pctest", "exit", "3"}},
+	}
+	for _, o := range outs {
+		task.Instance.Outputs = append(task.Instance.Outputs, &pcnodev1.Mount{Name: o, HostPath: filepath.Join(root, o), MountedPath: "/data/" + o})
+	}
+	got, _, err := d.store.CreateTask(context.Background(), task, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// stepRunner is a runner of task id on d, as launch makes one; it is
+// detached when t ends.
+func stepRunner(t *testing.T, d *Daemon, id string) *runner {
+	t.Helper()
+	r := d.newRunner(id, sched.Assignment{ID: id}, nil)
+	t.Cleanup(r.cancel)
+	return r
+}
+
+// getTask reads task id from d's store.
+func getTask(t *testing.T, d *Daemon, id string) *pcnodev1.Task {
+	t.Helper()
+	task, err := d.store.GetTask(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task
+}
+
+// waitFinal waits up to 10 s for task id to reach a final state.
+func waitFinal(t *testing.T, d *Daemon, id string) *pcnodev1.Task {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		task := getTask(t, d, id)
+		if isFinal(task.GetState()) {
+			return task
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task %s still %v after 10s", id, task.GetState())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitRunnersDone waits until d has no runner left.
+func waitRunnersDone(t *testing.T, d *Daemon) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		n := len(d.runners)
+		d.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runners still there after 10s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wantState fails t unless task is in state with reason.
+func wantState(t *testing.T, task *pcnodev1.Task, state pcnodev1.TaskState, reason pcnodev1.TaskReason) {
+	t.Helper()
+	if task.GetState() != state || task.GetReason() != reason {
+		t.Errorf("task %s = %v/%v (%q), want %v/%v", task.GetId(), task.GetState(), task.GetReason(), task.GetMessage(), state, reason)
+	}
+}
+
+// launchTask hands task id to a runner as launch does and returns it.
+func launchTask(t *testing.T, d *Daemon, id string) *runner {
+	t.Helper()
+	r := d.newRunner(id, sched.Assignment{ID: id}, nil)
+	d.mu.Lock()
+	d.runners[id] = r
+	d.mu.Unlock()
+	t.Cleanup(r.cancel)
+	go r.run()
+	return r
+}
+
+// TestRun runs the whole list of steps: the task ends FAILED with its exit
+// code, its process was started once, and its container is gone and its
+// log sealed when the runner has ended.
+func TestRun(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	d, root := stepDaemon(t, rt, "out")
+	task := stepTask(t, d, root, "out")
+	rt.autoExit[task.GetId()] = runtime.ExitStatus{Code: 3}
+	r := launchTask(t, d, task.GetId())
+	<-r.done
+	got := getTask(t, d, task.GetId())
+	wantState(t, got, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT)
+	if got.GetExitCode() != 3 || got.GetMessage() != "exited 3" || len(got.GetOutputs()) != 1 {
+		t.Errorf("task = exit %d %q outputs %v, want exit 3, \"exited 3\", one output", got.GetExitCode(), got.GetMessage(), got.GetOutputs())
+	}
+	if n := rt.count("Start", task.GetId()); n != 1 {
+		t.Errorf("Start called %d times, want 1", n)
+	}
+	if st := rt.state(task.GetId()); st != "" {
+		t.Errorf("container %q after the run, want deleted", st)
+	}
+	if info, err := logs.Stat(d.taskLogDir(task.GetId())); err != nil || !info.Ended {
+		t.Errorf("log %+v, %v after the run, want sealed", info, err)
+	}
+	// The order of the durable effects: final state before the delete.
+	rt.mu.Lock()
+	calls := slices.Clone(rt.calls)
+	rt.mu.Unlock()
+	if i, j := slices.Index(calls, "Usage "+task.GetId()), slices.Index(calls, "Delete "+task.GetId()); i < 0 || j < i {
+		t.Errorf("runtime calls %q: want Usage, then Delete", calls)
+	}
+}
+
+// TestRecover resumes each unfinished state the store and containerd can
+// show together, as recover.go lists them.
+func TestRecover(t *testing.T) {
+	exit3 := runtime.ExitStatus{Code: 3}
+	for _, tc := range []struct {
+		name      string
+		state     pcnodev1.TaskState
+		container runtime.State // "": none
+		final     bool          // the task reaches a final state by itself
+		reason    pcnodev1.TaskReason
+		queued    bool
+	}{
+		{name: "queued", state: pcnodev1.TaskState_TASK_STATE_QUEUED, queued: true},
+		{name: "preparing, no container", state: pcnodev1.TaskState_TASK_STATE_PREPARING, queued: true},
+		{name: "preparing, created container", state: pcnodev1.TaskState_TASK_STATE_PREPARING, container: runtime.StateCreated, queued: true},
+		{name: "preparing, exited container", state: pcnodev1.TaskState_TASK_STATE_PREPARING, container: runtime.StateStopped, final: true, reason: pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT},
+		{name: "running, exited container", state: pcnodev1.TaskState_TASK_STATE_RUNNING, container: runtime.StateStopped, final: true, reason: pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT},
+		{name: "running, no container", state: pcnodev1.TaskState_TASK_STATE_RUNNING, final: true, reason: pcnodev1.TaskReason_TASK_REASON_LOST},
+		{name: "running, container without a task", state: pcnodev1.TaskState_TASK_STATE_RUNNING, container: runtime.StateCreated, final: true, reason: pcnodev1.TaskReason_TASK_REASON_LOST},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rt := newFakeRuntime(stepImage)
+			d, root := stepDaemon(t, rt)
+			task := stepTask(t, d, root)
+			id := task.GetId()
+			if _, err := d.update(context.Background(), id, func(t *pcnodev1.Task) {
+				t.State = tc.state
+				if tc.state != pcnodev1.TaskState_TASK_STATE_QUEUED {
+					t.Allocation = &pcnodev1.Allocation{CpuMillis: 100}
+				}
+				if tc.state == pcnodev1.TaskState_TASK_STATE_RUNNING {
+					t.StartTime = timestamppb.Now()
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.container != "" {
+				rt.addContainer(id, tc.container, exit3)
+			}
+			if err := d.recover(context.Background()); err != nil {
+				t.Fatalf("recover() = %v", err)
+			}
+			if tc.queued {
+				got := getTask(t, d, id)
+				if got.GetState() != pcnodev1.TaskState_TASK_STATE_QUEUED || d.queued[id] == nil {
+					t.Errorf("after recover: %v, queued %v; want QUEUED and handed to the scheduler", got.GetState(), d.queued[id] != nil)
+				}
+				if st := rt.state(id); st != "" {
+					t.Errorf("container %q after recover, want none (a created-only one is deleted)", st)
+				}
+				return
+			}
+			got := waitFinal(t, d, id)
+			wantState(t, got, pcnodev1.TaskState_TASK_STATE_FAILED, tc.reason)
+			if tc.reason == pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT && got.GetExitCode() != 3 {
+				t.Errorf("exit code %d, want 3", got.GetExitCode())
+			}
+			waitRunnersDone(t, d)
+			if st := rt.state(id); st != "" {
+				t.Errorf("container %q at the end, want deleted", st)
+			}
+			if info, err := logs.Stat(d.taskLogDir(id)); err != nil || !info.Ended {
+				t.Errorf("log %+v, %v at the end, want sealed", info, err)
+			}
+			if n := rt.count("Start", id); n != 0 {
+				t.Errorf("Start called %d times by recovery, want 0", n)
+			}
+		})
+	}
+}
+
+// TestRecoverSealsFinishedLog: a crash between the delete and the seal
+// leaves a final task's log unsealed; the next start seals it.
+func TestRecoverSealsFinishedLog(t *testing.T) {
+	d, root := stepDaemon(t, newFakeRuntime(stepImage))
+	task := stepTask(t, d, root)
+	if _, err := d.finish(context.Background(), task.GetId(), pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, "exited 0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(d.taskLogDir(task.GetId()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// One written long ago is not read at all (recentLogWindow).
+	old := stepTask(t, d, root)
+	if _, err := d.finish(context.Background(), old.GetId(), pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, "exited 0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(d.taskLogDir(old.GetId()), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-2 * recentLogWindow)
+	if err := os.Chtimes(d.taskLogDir(old.GetId()), long, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.recover(context.Background()); err != nil {
+		t.Fatalf("recover() = %v", err)
+	}
+	if info, err := logs.Stat(d.taskLogDir(task.GetId())); err != nil || !info.Ended {
+		t.Errorf("log %+v, %v after recover, want sealed", info, err)
+	}
+	if info, err := logs.Stat(d.taskLogDir(old.GetId())); err != nil || info.Ended {
+		t.Errorf("old log %+v, %v after recover, want it left as it was", info, err)
+	}
+}
+
+// TestDetachDuringCollect: a runner detached after the exit (shutdown)
+// leaves the task RUNNING with its stopped container, and the next start
+// collects it as if nothing had happened.
+func TestDetachDuringCollect(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	d, root := stepDaemon(t, rt)
+	task := stepTask(t, d, root)
+	id := task.GetId()
+	inCollect := make(chan struct{})
+	var once sync.Once
+	rt.usageHook = func(ctx context.Context, _ string) {
+		once.Do(func() {
+			close(inCollect)
+			<-ctx.Done() // reading usage until the detach
+		})
+	}
+	rt.autoExit[id] = runtime.ExitStatus{Code: 3}
+	r := launchTask(t, d, id)
+	<-inCollect
+	start := time.Now()
+	r.detach()
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("detach took %v, want it prompt", el)
+	}
+	if got := getTask(t, d, id); got.GetState() != pcnodev1.TaskState_TASK_STATE_RUNNING {
+		t.Fatalf("task after detach = %v, want RUNNING", got.GetState())
+	}
+	if st := rt.state(id); st != runtime.StateStopped {
+		t.Fatalf("container after detach = %q, want stopped", st)
+	}
+	// The next start.
+	if err := d.recover(context.Background()); err != nil {
+		t.Fatalf("recover() = %v", err)
+	}
+	got := waitFinal(t, d, id)
+	wantState(t, got, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT)
+	waitRunnersDone(t, d)
+	if n := rt.count("Start", id); n != 1 {
+		t.Errorf("Start called %d times, want 1", n)
 	}
 }

@@ -3,13 +3,62 @@ package daemon
 import (
 	"context"
 	"errors"
-	"time"
 
-	"github.com/pcnode/pcnode/daemon/logs"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// fail records a failed step, unless the runner was detached or stopped.
+// finishTask writes the task's final state from o: state, reason,
+// message, exit code, finish time (never before the start time), usage,
+// output summaries and warnings.
+//
+// Reads: the task record. Writes: the task record (final; announced to
+// watchers).
+//
+// Re-run: finish leaves a task that is final already as it is. Before it
+// the task is RUNNING with its stopped container, and a restarted daemon
+// runs supervise, collect usage and write manifests again; after it, only
+// clean up remains, which recovery runs for a final task whose container
+// is still there. The container is deleted only after this write, so its
+// exit status is never lost to a crash.
+func (r *runner) finishTask(ctx context.Context, task *pcnodev1.Task, o *outcome) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	_, err := r.d.finish(wctx, r.id, o.state, o.reason, o.msg, func(t *pcnodev1.Task) {
+		t.ExitCode = int32(o.exit.Code)
+		if !o.exit.ExitedAt.IsZero() {
+			// start_time is taken when containerd's Start returns, so a
+			// task that exits at once can have exited "before" it: a
+			// task never finishes before it started.
+			at := o.exit.ExitedAt
+			if st := t.GetStartTime(); st != nil && at.Before(st.AsTime()) {
+				at = st.AsTime()
+			}
+			t.FinishTime = timestamppb.New(at)
+		}
+		t.Usage = o.usage
+		t.Outputs = o.summaries
+		t.Warnings = append(t.Warnings, o.warnings...)
+	})
+	if err != nil {
+		return err
+	}
+	crashAt(crashAfterFinal)
+	r.log.Info("task finished", "state", o.state.String(), "reason", o.reason.String(), "exit_code", o.exit.Code)
+	return nil
+}
+
+// fail records a failed step, unless the runner was detached: the final
+// state first (with warnings about outputs a started container may have
+// left privileged), then clean up.
+//
+// Re-run: as finishTask and cleanup. A crash before the final state is
+// written leaves the task PREPARING (queued again by recovery) or RUNNING
+// (resumed by recovery).
 func (r *runner) fail(task *pcnodev1.Task, err error) {
 	if r.ctx.Err() != nil {
 		return
@@ -23,8 +72,6 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	if why, _ := r.stopRequest(); why == stopCancel {
 		state, reason, msg = pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled before the container started"
 	}
-	_ = r.d.rt.Delete(ctx, r.id)
-	r.d.sealLog(ctx, r.id)
 	var warnings []string
 	if task.GetStartTime() != nil { // the container ran: its outputs may hold privilege
 		warnings = r.d.fixOutputs(ctx, task)
@@ -34,14 +81,6 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	}); werr != nil {
 		r.log.Error("recording failure", "err", werr)
 	}
+	r.cleanup(ctx)
 	r.log.Info("task failed", "reason", reason.String(), "msg", msg)
-}
-
-// sealLog marks a task's log complete (the driver normally does this itself).
-func (d *Daemon) sealLog(ctx context.Context, id string) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := logs.Seal(ctx, d.taskLogDir(id)); err != nil {
-		d.log.Warn("sealing log", "task", id, "err", err)
-	}
 }

@@ -1,83 +1,48 @@
 package daemon
 
 import (
-	"context"
-	"errors"
-
 	"github.com/pcnode/pcnode/daemon/outputs"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// prepare: PREPARING, image, late resolution, outputs.
-func (r *runner) prepare() (*pcnodev1.Task, error) {
+// prepareOutputs opens the task's host directories once, without following
+// symlinks, checks them for overlap with every other preparing or running
+// task's on the opened objects, creates missing output directories and
+// empties the outputs through the opened descriptors (channels.go), unless
+// the spec preserves them.
+//
+// Reads: the task's instance, the data roots. Writes: the daemon's table
+// of opened directories (memory), the output directories on the host.
+// Nothing in the store or in containerd.
+//
+// Re-run: opening and the overlap check hold nothing durable; creating an
+// existing directory and emptying an empty one do nothing. A crash while
+// emptying leaves a partly emptied output, which the re-run empties: the
+// container has not run, so nothing of this task is lost.
+func (r *runner) prepareOutputs(task *pcnodev1.Task) error {
 	d := r.d
-	task, err := d.update(r.ctx, r.id, func(t *pcnodev1.Task) {
-		t.State = pcnodev1.TaskState_TASK_STATE_PREPARING
-		t.Allocation = allocationToProto(r.alloc)
-	})
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := r.stepCtx(task)
 	defer cancel()
-	timedOut := func(err error) error {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return failStep(pcnodev1.TaskReason_TASK_REASON_TIMEOUT, "startup timeout (%s) passed while preparing: %v", d.startupTimeout(task), err)
-		}
-		return err
-	}
-
-	img, err := d.ensureImage(ctx, task, r.auth, func(p *pcnodev1.ImageProgress) {
-		d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_ImageProgress{ImageProgress: p}})
-	})
+	chans, err := d.openChannels(task, r.resolvedLate)
 	if err != nil {
-		return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, "image %q: %v", task.GetSpec().GetImage(), err))
-	}
-	late := task.GetInstance() == nil
-	if late {
-		inst, warnings, err := d.resolveWithImage(ctx, task.GetSpec(), img)
-		if err != nil {
-			return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "resolving the task against image %s: %v", img.Digest, err))
-		}
-		task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) {
-			t.Instance = inst
-			t.Warnings = append(t.Warnings, warnings...)
-		})
-		if err != nil {
-			return task, err
-		}
-	}
-	task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) {
-		t.ImageDigest = img.Digest
-		// Also for an instance resolved just now, or by an older daemon.
-		d.applyDefaultLimits(t.Instance, r.alloc.Resources)
-	})
-	if err != nil {
-		return task, err
-	}
-	// Host directories: opened once without following symlinks, checked
-	// for overlap on the opened objects, then emptied through them (see
-	// channels.go).
-	chans, err := d.openChannels(task, late)
-	if err != nil {
-		return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err))
+		return r.startupTimedOut(ctx, task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err))
 	}
 	if err := d.claimChannels(chans); err != nil {
 		chans.close()
-		return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err))
+		return r.startupTimedOut(ctx, task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "%v", err))
 	}
-	if task.GetSpec().GetPreserveOutputs() {
-		return task, nil
-	}
-	for i, dir := range chans.outputs {
-		root, err := dir.OpenRoot()
-		if err == nil {
-			err = outputs.Empty(ctx, root, dir.Path())
-			root.Close()
+	if !task.GetSpec().GetPreserveOutputs() {
+		for i, dir := range chans.outputs {
+			root, err := dir.OpenRoot()
+			if err == nil {
+				err = outputs.Empty(ctx, root, dir.Path())
+				root.Close()
+			}
+			if err != nil {
+				return r.startupTimedOut(ctx, task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "output channel %q: %v", task.GetInstance().GetOutputs()[i].GetName(), err))
+			}
 		}
-		if err != nil {
-			return task, timedOut(failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "output channel %q: %v", task.GetInstance().GetOutputs()[i].GetName(), err))
-		}
 	}
-	return task, nil
+	crashAt(crashAfterOutputsEmptied)
+	return nil
 }

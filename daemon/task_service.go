@@ -374,8 +374,15 @@ func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev
 		return err
 	}
 	ctx := stream.Context()
-	if _, err := s.d.store.GetTask(ctx, req.GetTaskId()); err != nil {
+	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
+	if err != nil {
 		return err
+	}
+	if isFinal(t.GetState()) {
+		// The final state is written before the container is deleted
+		// (which ends the log driver's copy): read the log once it is
+		// sealed (docs/lifecycle.md).
+		s.d.waitCleanup(ctx, t.GetId())
 	}
 	opts.BufferBytes = s.d.streamBufferBytes()
 	opts.OnGap = func(g logs.Gap) error {

@@ -87,6 +87,9 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (_ Started, 
 		}
 		return Started{}, fmt.Errorf("create container %s: %w", spec.ID, err)
 	}
+	if spec.AfterCreate != nil {
+		spec.AfterCreate()
+	}
 	cleanup := func(cause error) (Started, error) {
 		// A fresh context: the caller's may be what failed.
 		dctx, cancel := context.WithTimeout(c.ns(context.WithoutCancel(ctx)), 30*time.Second)

@@ -75,6 +75,10 @@ type ContainerSpec struct {
 	// (a logging binary the shim starts) or "file:///abs/path" (a file
 	// the shim appends both streams to). Empty discards the output.
 	LogURI string
+	// AfterCreate, when set, is called by Start once containerd holds the
+	// container and before its task is created: a test hook (the daemon's
+	// crash points), never part of the container.
+	AfterCreate func()
 }
 
 // Mount is a bind mount of a host path into the container.

@@ -28,9 +28,19 @@ type built struct {
 	err  error
 }
 
+// Build says how the pcnoded under test is built.
+type Build struct {
+	// Race builds with the race detector.
+	Race bool
+	// CrashPoints builds with the crashpoints tag: the daemon kills itself
+	// at the lifecycle point named by $PCNODE_CRASH_AT (daemon.EnvCrashAt).
+	// Never a release build.
+	CrashPoints bool
+}
+
 var binaryCache struct {
 	sync.Mutex
-	builds map[bool]*built // by race
+	builds map[Build]*built
 }
 
 // Binary returns the path of the pcnoded binary under test, building it on
@@ -39,25 +49,33 @@ var binaryCache struct {
 // later calls fail at once with the same error.
 func Binary(t testing.TB, race bool) string {
 	t.Helper()
+	return BinaryFor(t, Build{Race: race})
+}
+
+// BinaryFor returns the path of pcnoded built as b, building it on first
+// use in this process, as Binary does. $PCNODE_TEST_PCNODED replaces only
+// the build without crash points.
+func BinaryFor(t testing.TB, b Build) string {
+	t.Helper()
 	binaryCache.Lock()
 	defer binaryCache.Unlock()
 	if binaryCache.builds == nil {
-		binaryCache.builds = map[bool]*built{}
+		binaryCache.builds = map[Build]*built{}
 	}
-	b := binaryCache.builds[race]
-	if b == nil {
-		b = &built{}
-		b.path, b.err = buildBinary(t.Context(), race)
-		binaryCache.builds[race] = b
+	bb := binaryCache.builds[b]
+	if bb == nil {
+		bb = &built{}
+		bb.path, bb.err = buildBinary(t.Context(), b)
+		binaryCache.builds[b] = bb
 	}
-	if b.err != nil {
-		t.Fatalf("daemontest: pcnoded binary: %v", b.err)
+	if bb.err != nil {
+		t.Fatalf("daemontest: pcnoded binary: %v", bb.err)
 	}
-	return b.path
+	return bb.path
 }
 
-func buildBinary(ctx context.Context, race bool) (string, error) {
-	if p := os.Getenv(EnvBinary); p != "" {
+func buildBinary(ctx context.Context, b Build) (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" && !b.CrashPoints {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s: %w", EnvBinary, err)
 		}
@@ -73,16 +91,21 @@ func buildBinary(ctx context.Context, race bool) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "pcnoded")
-	args := []string{"build", "-o", out, "./cmd/pcnoded"}
-	if race {
+	var flags []string
+	if b.Race {
 		out += "-race"
-		args = []string{"build", "-race", "-o", out, "./cmd/pcnoded"}
+		flags = append(flags, "-race")
 	}
+	if b.CrashPoints {
+		out += "-crashpoints"
+		flags = append(flags, "-tags", "crashpoints")
+	}
+	args := append(append([]string{"build"}, flags...), "-o", out, "./cmd/pcnoded")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, goCommand(), args...)
 	cmd.Dir = root
-	if race {
+	if b.Race {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	}
 	var log bytes.Buffer

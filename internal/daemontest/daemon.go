@@ -82,6 +82,13 @@ type Options struct {
 	// test may stop and start, StartContainerd) instead of the test
 	// command's shared one.
 	Containerd *ContainerdProc
+	// CrashPoints runs a pcnoded built with the crashpoints tag
+	// (BinaryFor); with Env naming daemon.EnvCrashAt it kills itself at
+	// that lifecycle point.
+	CrashPoints bool
+	// Env is added to the daemon's environment (Daemon.Env; a test may
+	// change it before Restart).
+	Env []string
 }
 
 // Daemon is a pcnoded process under test.
@@ -108,6 +115,8 @@ type Daemon struct {
 
 	// Client is connected to the running process; Restart replaces it.
 	Client *client.Client
+	// Env is added to the environment of every later run (Restart).
+	Env []string
 
 	ctrd     *ContainerdProc // Options.Containerd
 	bin      string
@@ -158,7 +167,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 	} else {
 		addr = testenv.ContainerdAddress(t)
 	}
-	bin := Binary(t, !opts.NoRace)
+	bin := BinaryFor(t, Build{Race: !opts.NoRace, CrashPoints: opts.CrashPoints})
 
 	dir := t.TempDir()
 	// Unix socket paths are limited to 108 bytes; test directories are long.
@@ -186,6 +195,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 		logLevel:          opts.LogLevel,
 		args:              opts.Args,
 		logs:              &logBuffer{},
+		Env:               opts.Env,
 	}
 	if d.logLevel == "" {
 		d.logLevel = "debug"
@@ -263,6 +273,9 @@ func (d *Daemon) start(t testing.TB) {
 	fmt.Fprintf(d.logFile, "==== daemontest: starting pcnoded %s\n", time.Now().Format(time.RFC3339Nano))
 	args := append([]string{"--config", d.ConfigPath, "--log-level", d.logLevel}, d.args...)
 	cmd := exec.Command(d.bin, args...)
+	if len(d.Env) > 0 {
+		cmd.Env = append(os.Environ(), d.Env...)
+	}
 	out := io.MultiWriter(d.logFile, d.logs)
 	cmd.Stdout, cmd.Stderr = out, out
 	// The daemon dies with the test process (go test -timeout). Pdeathsig
@@ -337,6 +350,26 @@ func (d *Daemon) waitHealthy(ctx context.Context, p *process) error {
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// WaitExit waits up to timeout for the process to exit by itself and
+// returns its exit error; it fails t when the process is still running
+// then.
+func (d *Daemon) WaitExit(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	d.mu.Lock()
+	p := d.proc
+	d.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		t.Fatalf("daemontest: pcnoded still running after %v", timeout)
+		return nil
 	}
 }
 

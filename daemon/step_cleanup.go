@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/pcnode/pcnode/daemon/logs"
+)
+
+// cleanupTimeout bounds deleting a container (containerd waits for the
+// shim to finish copying the task's output to the log driver).
+const cleanupTimeout = 30 * time.Second
+
+// cleanup is the last step of a task whose final state is written: it
+// deletes the container (its task, snapshot and cgroup) and seals the log.
+// The in-memory resources (allocation, opened directories) are released by
+// the runner after it (release).
+//
+// Reads: nothing. Writes: containerd (the container goes), the task's log
+// directory (end marker). Nothing in the store.
+//
+// Re-run: deleting what does not exist is not an error, and sealing a
+// sealed log does nothing. Recovery runs it for a final task whose
+// container is still there (crash after the final state) and seals the
+// log of a final task whose log is unsealed (crash after the delete).
+func (r *runner) cleanup(ctx context.Context) {
+	r.d.cleanupTask(ctx, r.id)
+}
+
+// cleanupTask deletes task id's container and seals its log.
+func (d *Daemon) cleanupTask(ctx context.Context, id string) {
+	dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+	err := d.rt.Delete(dctx, id)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return // detached: the next start cleans up
+		}
+		d.log.Warn("deleting container", "task", id, "err", err)
+	}
+	crashAt(crashAfterDeleted)
+	d.sealLog(context.WithoutCancel(ctx), id)
+}
+
+// sealLog marks a task's log complete (the driver normally does this itself).
+func (d *Daemon) sealLog(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := logs.Seal(ctx, d.taskLogDir(id)); err != nil {
+		d.log.Warn("sealing log", "task", id, "err", err)
+	}
+}

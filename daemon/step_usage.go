@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pcnode/pcnode/daemon/runtime"
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
+)
+
+// outcome is what collect usage and write manifests found out about a task
+// that ended; finish writes it.
+type outcome struct {
+	state  pcnodev1.TaskState
+	reason pcnodev1.TaskReason
+	msg    string
+	exit   runtime.ExitStatus
+	usage  *pcnodev1.Usage // nil: unknown
+	// Filled by writeManifests.
+	summaries []*pcnodev1.OutputSummary
+	warnings  []string
+}
+
+// collectUsage reads the exited container's usage from its cgroup and
+// turns the exit status and the reason the daemon stopped it (cancel,
+// execution timeout) into the task's outcome.
+//
+// Reads: containerd (cgroup metrics of the stopped task), the runner's
+// stop request. Writes: nothing.
+//
+// Re-run: it only reads, and the stopped task's cgroup stays until clean
+// up deletes it. A stop request lives in memory: after a crash a cancelled
+// or timed-out task's outcome is judged from its exit status alone.
+// It fails only when ctx ended (the runner was detached).
+func (r *runner) collectUsage(ctx context.Context, task *pcnodev1.Task, exit runtime.ExitStatus) (*outcome, error) {
+	u, uerr := r.rt.Usage(ctx, r.id)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if uerr != nil {
+		r.log.Warn("reading usage", "err", uerr)
+	}
+	o := &outcome{
+		state: pcnodev1.TaskState_TASK_STATE_SUCCEEDED, reason: pcnodev1.TaskReason_TASK_REASON_COMPLETED, msg: "exited 0",
+		exit: exit,
+	}
+	why, grace := r.stopRequest()
+	switch {
+	case why == stopCancel:
+		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, fmt.Sprintf("cancelled (exit code %d, grace %s)", exit.Code, grace)
+	case why == stopTimeout:
+		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_TIMEOUT, fmt.Sprintf("execution timeout (%s) reached; stopped with exit code %d", r.d.executionTimeout(task), exit.Code)
+	case exit.OOMKilled:
+		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_OOM_KILLED,
+			fmt.Sprintf("killed by the kernel OOM killer: memory limit %d bytes (exit code %d)", task.GetInstance().GetResources().GetLimits().GetMemoryBytes(), exit.Code)
+	case exit.Code != 0:
+		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, fmt.Sprintf("exited %d", exit.Code)
+	}
+	if uerr == nil {
+		o.usage = usageToProto(u)
+	}
+	if r.peakGPUMemory > 0 {
+		if o.usage == nil {
+			o.usage = &pcnodev1.Usage{}
+		}
+		o.usage.PeakGpuMemoryBytes = r.peakGPUMemory
+	}
+	return o, nil
+}
