@@ -13,8 +13,8 @@ const cleanupTimeout = 30 * time.Second
 
 // cleanup is the last step of a task whose final state is written: it
 // deletes the container (its task, snapshot and cgroup) and seals the log.
-// The in-memory resources (allocation, opened directories) are released by
-// the runner after it (release).
+// The in-memory resources (allocation, opened directories) were released
+// just before the final state was written (releaseResources).
 //
 // Reads: nothing. Writes: containerd (the container goes), the task's log
 // directory (end marker). Nothing in the store.

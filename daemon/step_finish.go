@@ -28,6 +28,7 @@ func (r *runner) finishTask(ctx context.Context, task *pcnodev1.Task, o *outcome
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
+	r.releaseResources()
 	_, err := r.d.finish(wctx, r.id, o.state, o.reason, o.msg, func(t *pcnodev1.Task) {
 		t.ExitCode = int32(o.exit.Code)
 		if !o.exit.ExitedAt.IsZero() {
@@ -76,6 +77,7 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	if task.GetStartTime() != nil { // the container ran: its outputs may hold privilege
 		warnings = r.d.fixOutputs(ctx, task)
 	}
+	r.releaseResources()
 	if _, werr := r.d.finish(ctx, r.id, state, reason, msg, func(t *pcnodev1.Task) {
 		t.Warnings = append(t.Warnings, warnings...)
 	}); werr != nil {
@@ -83,4 +85,19 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	}
 	r.cleanup(ctx)
 	r.log.Info("task failed", "reason", reason.String(), "msg", msg)
+}
+
+// releaseResources gives the task's CPU, memory and GPUs back to the
+// scheduler and closes its opened host directories before its final state
+// is written: its process has exited (or never started), so whoever sees
+// the final state (a watcher, WaitTask, a central scheduler, an Airflow
+// task submitting the next step on these outputs) finds the resources free
+// in GetNode and the directories claimable by the next task, although
+// clean up (deleting the container, which can take a while) comes after.
+// release does both again, harmlessly, when the runner ends.
+func (r *runner) releaseResources() {
+	r.d.dropChannels(r.id)
+	if r.d.sched.Release(r.id) {
+		r.d.kick()
+	}
 }

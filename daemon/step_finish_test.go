@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
@@ -62,5 +63,41 @@ func TestFinishTaskDetached(t *testing.T) {
 	}
 	if got := getTask(t, d, task.GetId()); isFinal(got.GetState()) {
 		t.Errorf("finishTask() detached wrote %v", got.GetState())
+	}
+}
+
+// TestFinishTaskReleasesFirst: whoever sees the final state finds the
+// task's allocation and opened directories given back, although the
+// container is deleted only afterwards (clean up).
+func TestFinishTaskReleasesFirst(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	d, root := stepDaemon(t, rt, "out")
+	task := stepTask(t, d, root, "out")
+	id := task.GetId()
+	if err := d.sched.Restore(sched.Request{ID: id, Submitted: time.Now(), Requests: sched.Resources{MilliCPU: 500, MemoryBytes: 1 << 20}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := stepRunner(t, d, id)
+	if err := r.prepareOutputs(task); err != nil {
+		t.Fatal(err)
+	}
+	if d.taskChannelsOf(id) == nil {
+		t.Fatal("prepareOutputs claimed no channels")
+	}
+	if _, err := r.markRunning(context.Background(), timestamppb.Now(), ""); err != nil {
+		t.Fatal(err)
+	}
+	rt.addContainer(id, runtime.StateStopped, runtime.ExitStatus{})
+	o := &outcome{state: pcnodev1.TaskState_TASK_STATE_SUCCEEDED, reason: pcnodev1.TaskReason_TASK_REASON_COMPLETED, msg: "exited 0"}
+	if err := r.finishTask(context.Background(), task, o); err != nil {
+		t.Fatal(err)
+	}
+	_, allocatedAtFinal := d.sched.Allocation(id)
+	claimedAtFinal := d.taskChannelsOf(id) != nil
+	if allocatedAtFinal || claimedAtFinal {
+		t.Errorf("after the final state: allocated %v, directories claimed %v; want neither", allocatedAtFinal, claimedAtFinal)
+	}
+	if st := rt.state(id); st != runtime.StateStopped {
+		t.Errorf("container after finish = %q, want it still there for clean up", st)
 	}
 }
