@@ -207,25 +207,7 @@ func (c *ContainerdProc) signalAndWait(sig syscall.Signal, timeout time.Duration
 	c.mu.Lock()
 	p := c.proc
 	c.mu.Unlock()
-	if p == nil {
-		return nil
-	}
-	select {
-	case <-p.done:
-		return p.err
-	default:
-	}
-	if err := syscall.Kill(p.pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return err
-	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(timeout):
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("containerd did not exit within %v of %v; killed", timeout, sig)
-	}
+	return p.signalAndWait("containerd", sig, timeout)
 }
 
 func (c *ContainerdProc) log() string {

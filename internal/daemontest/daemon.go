@@ -430,13 +430,18 @@ func (d *Daemon) Restart(t testing.TB) {
 	d.start(t)
 }
 
-// signalAndWait signals the process and waits for it; it kills it after
-// timeout. It returns the process's exit error (nil for status 0), or
-// an error saying it had to be killed.
+// signalAndWait signals d's process and waits for it (process.signalAndWait).
 func (d *Daemon) signalAndWait(sig syscall.Signal, timeout time.Duration) error {
 	d.mu.Lock()
 	p := d.proc
 	d.mu.Unlock()
+	return p.signalAndWait("pcnoded", sig, timeout)
+}
+
+// signalAndWait signals the process and waits for it; it kills it after
+// timeout. It returns the process's exit error (nil for status 0, and for
+// no process), or an error saying that it had to be killed.
+func (p *process) signalAndWait(what string, sig syscall.Signal, timeout time.Duration) error {
 	if p == nil {
 		return nil
 	}
@@ -454,7 +459,7 @@ func (d *Daemon) signalAndWait(sig syscall.Signal, timeout time.Duration) error 
 	case <-time.After(timeout):
 		_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		<-p.done
-		return fmt.Errorf("pcnoded did not exit within %v of %v; killed", timeout, sig)
+		return fmt.Errorf("%s did not exit within %v of %v; killed", what, timeout, sig)
 	}
 }
 
