@@ -95,15 +95,7 @@ func (c *ContainerdProc) Running() bool {
 	c.mu.Lock()
 	p := c.proc
 	c.mu.Unlock()
-	if p == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return p.running()
 }
 
 // Start starts containerd (again) on the same directories and waits until

@@ -378,6 +378,11 @@ func (d *Daemon) Running() bool {
 	d.mu.Lock()
 	p := d.proc
 	d.mu.Unlock()
+	return p.running()
+}
+
+// running reports whether p (nil: none) has not exited.
+func (p *process) running() bool {
 	if p == nil {
 		return false
 	}
