@@ -255,7 +255,6 @@ func TestStartupDeadline(t *testing.T) {
 	}
 }
 
-
 // stepDaemon is testDaemon with what the lifecycle's steps need: a real
 // bbolt store in t.TempDir() (consistency-checked when t ends), rt as the
 // runtime, a scheduler, the event broker and node watch. dirs are created
