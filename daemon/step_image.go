@@ -25,7 +25,8 @@ import (
 // paths were resolved and checked when they were written). A crash inside a pull leaves content
 // that containerd's garbage collection or the next pull reuses.
 //
-// containerd unreachable (runtime.ErrUnavailable) is returned as a
+// containerd unreachable (runtime.ErrUnavailable, or any error while
+// containerd does not answer a ping: outageCause) is returned as a
 // *containerdDownError: the runner queues the task again (step_requeue.go).
 func (r *runner) resolveImage(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	d := r.d
@@ -35,6 +36,7 @@ func (r *runner) resolveImage(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 		d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_ImageProgress{ImageProgress: p}})
 	})
 	if err != nil {
+		err = d.outageCause(ctx, err)
 		if cd := containerdDown(fmt.Sprintf("resolving image %q", task.GetSpec().GetImage()), err, false); cd != nil && ctx.Err() == nil {
 			return task, cd
 		}
@@ -44,6 +46,7 @@ func (r *runner) resolveImage(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 		r.resolvedLate = true
 		inst, warnings, err := d.resolveWithImage(ctx, task.GetSpec(), img)
 		if err != nil {
+			err = d.outageCause(ctx, err)
 			if cd := containerdDown("reading the image's processing-container.json", err, false); cd != nil && ctx.Err() == nil {
 				return task, cd
 			}

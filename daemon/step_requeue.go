@@ -67,6 +67,26 @@ func containerdDown(step string, err error, mayExist bool) error {
 	return &containerdDownError{step: step, err: err, mayExist: mayExist}
 }
 
+// outageCause returns err, or, when err does not say containerd was
+// unreachable but containerd does not answer a ping now (Version, bounded
+// by containerdPingTimeout), err joined with runtime.ErrUnavailable. Some
+// of containerd's client code reports a connection cut mid-call without
+// gRPC's code (a pull's content writer: "failed to send write: EOF"); a
+// step that failed while containerd went away is containerd's outage, not
+// the task's failure.
+func (d *Daemon) outageCause(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, runtime.ErrUnavailable) || ctx.Err() != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, containerdPingTimeout)
+	defer cancel()
+	_, perr := d.rt.Version(pctx)
+	if ctx.Err() != nil || perr == nil || !(errors.Is(perr, runtime.ErrUnavailable) || errors.Is(perr, context.DeadlineExceeded)) {
+		return err
+	}
+	return fmt.Errorf("%w; containerd does not answer (%w): %v", err, runtime.ErrUnavailable, perr)
+}
+
 // waitReachable reports err (which found containerd unreachable) to the
 // health monitor, waits a little and then until the monitor finds
 // containerd up again. It returns ctx's error when ctx ends first.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -98,6 +99,34 @@ func TestRequeueWhenImageUnavailable(t *testing.T) {
 			if got.GetExitCode() != 3 || rt.count("Start", id) != 1 {
 				t.Errorf("task = exit %d, Start called %d times; want exit 3, started once", got.GetExitCode(), rt.count("Start", id))
 			}
+		})
+	}
+}
+
+// TestRequeueWhenPullCutOff: a pull that fails with an error not saying
+// containerd was unreachable (a content stream cut: "failed to send
+// write: EOF") while containerd does not answer is containerd's outage:
+// the task is queued again, not failed IMAGE_ERROR. With containerd
+// answering, the same error is the task's.
+func TestRequeueWhenPullCutOff(t *testing.T) {
+	for _, down := range []bool{true, false} {
+		t.Run(fmt.Sprintf("containerd down %v", down), func(t *testing.T) {
+			rt := newFakeRuntime(stepImage)
+			d, root := stepDaemon(t, rt)
+			task := stepTask(t, d, root)
+			id := task.GetId()
+			rt.failNext("GetImage", stepImage, fmt.Errorf("image: %w", runtime.ErrImageNotFound))
+			rt.failNext("Pull", stepImage, errors.New("failed to copy: failed to send write: EOF"))
+			if down {
+				rt.failNext("Version", "", unavailable("version"))
+			}
+			r := admit(t, d, id)
+			<-r.done
+			if down {
+				wantRequeued(t, d, id)
+				return
+			}
+			wantState(t, getTask(t, d, id), pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR)
 		})
 	}
 }
