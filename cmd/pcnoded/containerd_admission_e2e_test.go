@@ -21,8 +21,8 @@ import (
 // so, and once containerd is back every task runs and ends with its exact
 // exit code. (A start cut off inside containerd's NewTask is covered by
 // TestRequeueWhenStartUnavailable against the fake runtime: with containerd
-// 1.6 the cut-off task's shim outlives the delete and keeps the id, see
-// docs/lifecycle.md.)
+// 1.6 a cut-off task's shim bundle can outlive containerd's clean up and
+// keep the id, see docs/lifecycle.md.)
 func TestIntegrationContainerdDownWhileAdmitting(t *testing.T) {
 	const running, waiting = 3, 4
 	reg := daemontest.NewRegistry(t, "", "")
