@@ -14,7 +14,9 @@ import (
 
 // containerd being unreachable is never a task's failure. A task that meets
 // it before its process runs goes back to the queue; the steps after
-// supervise wait for containerd and try again.
+// supervise wait for containerd and try again. A step's error counts as
+// containerd being unreachable when it wraps runtime.ErrUnavailable or when
+// containerd does not answer a ping right after it (outageCause).
 //
 //   - resolve image (GetImage, Pull, reading processing-container.json):
 //     nothing of the task is in containerd; the task is queued again at
