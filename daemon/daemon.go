@@ -117,6 +117,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckCrashPoint(); err != nil { // crashpoints builds only (crashpoint_on.go)
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -55,6 +56,14 @@ import (
 // (crash after the delete), written within recentLogWindow, is sealed. A container of no known task is left
 // alone.
 //
+// A stop request recorded on the task (Task.stop_request: a cancel or an
+// execution timeout the earlier daemon had begun) is taken up: a task with
+// a cancel that had not started (QUEUED, or PREPARING without a started
+// container) ends CANCELLED instead of being queued again; a resumed one
+// gets the request back (restoreStop), so supervise signals it again at
+// once with what is left of its grace (SIGKILL when it has passed) and it
+// ends CANCELLED or FAILED/TIMEOUT as without the restart.
+//
 // Host directories of resumed tasks are opened again without following
 // symlinks, so later tasks' outputs are checked against them
 // (channels.go).
@@ -77,6 +86,7 @@ func (d *Daemon) recover(ctx context.Context) error {
 		unfinished[id] = true
 		c, has := byTask[id]
 		delete(byTask, id)
+		cancelled := stopReasonOf(t.GetStopRequest().GetReason()) == stopCancel
 		switch t.GetState() {
 		case pcnodev1.TaskState_TASK_STATE_PREPARING:
 			if has && c.State != runtime.StateCreated {
@@ -93,6 +103,12 @@ func (d *Daemon) recover(ctx context.Context) error {
 					d.log.Warn("deleting the never-started container of a preparing task", "task", id, "err", err)
 				}
 			}
+			if cancelled {
+				if err := d.cancelledBeforeStart(ctx, id); err != nil {
+					return err
+				}
+				continue
+			}
 			t, err = d.update(ctx, id, func(t *pcnodev1.Task) {
 				t.State = pcnodev1.TaskState_TASK_STATE_QUEUED
 				t.Message = "requeued: the daemon restarted while preparing"
@@ -103,6 +119,12 @@ func (d *Daemon) recover(ctx context.Context) error {
 			}
 			fallthrough
 		case pcnodev1.TaskState_TASK_STATE_QUEUED:
+			if cancelled { // answered "admitted just now" by a daemon that closed before it ended the task
+				if err := d.cancelledBeforeStart(ctx, id); err != nil {
+					return err
+				}
+				continue
+			}
 			d.enqueue(ctx, t, d.schedRequest(t.GetSpec(), t.GetInstance()), nil)
 		case pcnodev1.TaskState_TASK_STATE_RUNNING:
 			if !has {
@@ -123,7 +145,16 @@ func (d *Daemon) recover(ctx context.Context) error {
 		t, err := d.store.GetTask(ctx, id)
 		if err == nil && isFinal(t.GetState()) {
 			d.log.Info("cleaning up the container of a finished task", "task", id, "container_state", string(c.State))
-			d.cleanupTask(ctx, id)
+			if derr := d.rt.Delete(ctx, id); errors.Is(derr, runtime.ErrUnavailable) {
+				// containerd went away meanwhile: delete it (and then seal
+				// the log) once it is back, without holding up the start.
+				d.wg.Add(1)
+				go func() { defer d.wg.Done(); d.cleanupTask(ctx, id) }()
+				continue
+			} else if derr != nil {
+				d.log.Warn("deleting the container of a finished task", "task", id, "err", derr)
+			}
+			d.sealLog(ctx, id)
 			continue
 		}
 		d.log.Warn("container in pcnode's namespace has no unfinished task; leaving it", "container", c.ID, "task", id, "state", string(c.State))
@@ -148,6 +179,7 @@ func (d *Daemon) resumeTask(ctx context.Context, t *pcnodev1.Task, c runtime.Con
 	}
 	a, _ := d.sched.Allocation(id)
 	r := d.newRunner(id, a, nil)
+	r.restoreStop(t.GetStopRequest())
 	if adopt {
 		at := timestamppb.Now()
 		if !c.Created.IsZero() {
@@ -166,6 +198,15 @@ func (d *Daemon) resumeTask(ctx context.Context, t *pcnodev1.Task, c runtime.Con
 	d.log.Info("re-attached task", "task", id, "container_state", string(c.State))
 	go r.resume(t)
 	return nil
+}
+
+// cancelledBeforeStart ends a task whose recorded cancel came before its
+// container started: CANCELLED, its log sealed.
+func (d *Daemon) cancelledBeforeStart(ctx context.Context, id string) error {
+	d.sealLog(ctx, id)
+	_, err := d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED,
+		"cancelled before the container started (the daemon restarted meanwhile)", nil)
+	return err
 }
 
 // recentLogWindow is how recently a finished task's log must have been

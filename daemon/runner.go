@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
@@ -39,6 +40,12 @@ import (
 // a task resumes. A runner that is detached (daemon shutdown) stops at the
 // next step boundary without touching the container; the next daemon start
 // resumes it the same way.
+//
+// containerd going away is not a task's failure (step_requeue.go): a task
+// whose resolve image or start met containerd unreachable goes back to the
+// queue (after start: once containerd says whether the container was
+// created or started), and the steps after supervise wait for containerd
+// and try again (waitReachable).
 
 // stopReason says why the daemon stopped a container.
 type stopReason int
@@ -48,6 +55,28 @@ const (
 	stopCancel
 	stopTimeout
 )
+
+// taskReason is how the task record spells a stop reason (StopRequest.reason).
+func (w stopReason) taskReason() pcnodev1.TaskReason {
+	switch w {
+	case stopCancel:
+		return pcnodev1.TaskReason_TASK_REASON_CANCELLED
+	case stopTimeout:
+		return pcnodev1.TaskReason_TASK_REASON_TIMEOUT
+	}
+	return pcnodev1.TaskReason_TASK_REASON_UNSPECIFIED
+}
+
+// stopReasonOf is the stop reason of a recorded StopRequest's reason.
+func stopReasonOf(r pcnodev1.TaskReason) stopReason {
+	switch r {
+	case pcnodev1.TaskReason_TASK_REASON_CANCELLED:
+		return stopCancel
+	case pcnodev1.TaskReason_TASK_REASON_TIMEOUT:
+		return stopTimeout
+	}
+	return stopNone
+}
 
 type runner struct {
 	d     *Daemon
@@ -64,12 +93,16 @@ type runner struct {
 	resolvedLate  bool  // resolveImage resolved the template just now; prepareOutputs checks the spec's paths
 	peakGPUMemory int64 // highest sampled GPU memory of the task's processes; supervise's goroutine only
 
+	requeued bool // the task went back to the queue (requeue): release leaves the scheduler and channels alone; run's goroutine only
+
 	mu        sync.Mutex
 	stopWhy   stopReason
 	stopGrace time.Duration // grace in force: the first request's, or the shorter one of an escalation
+	stopAt    time.Time     // when the first request came
 	stopBy    time.Time     // when SIGKILL is due
 	stopCh    chan struct{} // closed when a stop is first requested
 	escalate  chan struct{} // (buffered 1) signalled when a later request shortens the grace
+	gone      bool          // the runner handed its task back to the queue: stop requests are refused (cancelTask looks again)
 }
 
 func (d *Daemon) newRunner(id string, a sched.Assignment, auth *runtime.Auth) *runner {
@@ -125,6 +158,7 @@ type stopOutcome struct {
 	escalated bool          // this request shortened the grace of an earlier one
 	why       stopReason    // the reason in force (the first request's)
 	left      time.Duration // from now until SIGKILL is due
+	gone      bool          // refused: the runner handed its task back to the queue
 }
 
 // requestStop asks the runner to stop the container for why, with grace.
@@ -137,9 +171,12 @@ func (r *runner) requestStop(why stopReason, grace time.Duration) stopOutcome {
 	grace = max(grace, 0)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gone {
+		return stopOutcome{gone: true}
+	}
 	now := time.Now()
 	if r.stopWhy == stopNone {
-		r.stopWhy, r.stopGrace, r.stopBy = why, grace, now.Add(grace)
+		r.stopWhy, r.stopGrace, r.stopAt, r.stopBy = why, grace, now, now.Add(grace)
 		close(r.stopCh)
 		return stopOutcome{first: true, why: why, left: grace}
 	}
@@ -153,6 +190,65 @@ func (r *runner) requestStop(why stopReason, grace time.Duration) stopOutcome {
 	default: // one is pending: supervise reads the new grace when it takes it
 	}
 	return stopOutcome{escalated: true, why: r.stopWhy, left: grace}
+}
+
+// stopRecord is the stop request in force as the task record keeps it
+// (Task.stop_request); nil when none was made.
+func (r *runner) stopRecord() *pcnodev1.StopRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopWhy == stopNone {
+		return nil
+	}
+	return &pcnodev1.StopRequest{
+		Reason:      r.stopWhy.taskReason(),
+		RequestTime: timestamppb.New(r.stopAt),
+		GracePeriod: durationpb.New(r.stopGrace),
+		KillTime:    timestamppb.New(r.stopBy),
+	}
+}
+
+// persistStop writes the stop request in force to the task record, with
+// the message msg(state) when msg is not nil, and returns the task; a
+// finished task is returned unchanged. CancelTask answers, and supervise
+// signals a timeout stop, only after it: a daemon restarted during the
+// grace period stops the task again (restoreStop). The write is read from
+// the runner inside the store's transaction, so of two racing writers
+// (a cancel and the execution timeout) the last one writes the latest
+// request. It is bounded by storeTimeout and not cut short by ctx.
+func (r *runner) persistStop(ctx context.Context, msg func(pcnodev1.TaskState) string) (*pcnodev1.Task, error) {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	return r.d.update(wctx, r.id, func(t *pcnodev1.Task) {
+		if isFinal(t.GetState()) {
+			return
+		}
+		t.StopRequest = r.stopRecord()
+		if msg != nil {
+			t.Message = msg(t.GetState())
+		}
+	})
+}
+
+// restoreStop takes up the stop request an earlier daemon recorded for a
+// task this runner resumes: the same reason, the grace in force and the
+// same SIGKILL time, so that supervise signals the container again at once
+// with what is left of the grace (SIGKILL at once when it has passed), and
+// collect usage judges the outcome by the reason (CANCELLED, TIMEOUT). It
+// is called before the runner's goroutine starts.
+func (r *runner) restoreStop(sr *pcnodev1.StopRequest) {
+	why := stopReasonOf(sr.GetReason())
+	if why == stopNone {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopWhy != stopNone {
+		return
+	}
+	r.stopWhy, r.stopGrace = why, max(sr.GetGracePeriod().AsDuration(), 0)
+	r.stopAt, r.stopBy = sr.GetRequestTime().AsTime(), sr.GetKillTime().AsTime()
+	close(r.stopCh)
 }
 
 // stopRequest returns the reason of the stop and the grace in force.
@@ -215,13 +311,20 @@ func failStep(reason pcnodev1.TaskReason, format string, args ...any) error {
 	return &stepError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
-// release frees what the runner holds once it has ended.
+// release frees what the runner holds once it has ended. A runner that
+// handed its task back to the queue (requeue) released the allocation and
+// the opened directories then, and a new runner of the task may hold them
+// now: it leaves them alone.
 func (r *runner) release() {
 	r.d.mu.Lock()
-	delete(r.d.runners, r.id)
+	if r.d.runners[r.id] == r {
+		delete(r.d.runners, r.id)
+	}
 	r.d.mu.Unlock()
-	r.d.dropChannels(r.id)
-	r.d.sched.Release(r.id)
+	if !r.requeued {
+		r.d.dropChannels(r.id)
+		r.d.sched.Release(r.id)
+	}
 	// The final state was announced before the resources were free: tell
 	// node watchers again now that the allocation is gone.
 	r.d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_ALLOCATION)
@@ -241,6 +344,18 @@ func (r *runner) run() {
 	}
 	if err == nil {
 		task, err = r.start(task)
+	}
+	var cd *containerdDownError
+	if err != nil && errors.As(err, &cd) && r.ctx.Err() == nil {
+		// Not the task's failure: back to the queue, or adopted when start
+		// turns out to have started the process (containerdGone).
+		var adopted *pcnodev1.Task
+		if adopted, err = r.containerdGone(task, cd); err == nil {
+			if adopted == nil {
+				return // queued again, or detached
+			}
+			task = adopted
+		}
 	}
 	if err != nil {
 		r.fail(task, err)

@@ -23,16 +23,18 @@ const cleanupTimeout = 30 * time.Second
 // sealed log does nothing. Recovery runs it for a final task whose
 // container is still there (crash after the final state) and seals the
 // log of a final task whose log is unsealed (crash after the delete).
+//
+// While containerd cannot be reached the delete is tried again each time
+// it answers (deleteContainer), until ctx ends (the runner is detached:
+// the next start cleans up); the log is sealed only after the delete, when
+// the log driver's copy has ended.
 func (r *runner) cleanup(ctx context.Context) {
 	r.d.cleanupTask(ctx, r.id)
 }
 
 // cleanupTask deletes task id's container and seals its log.
 func (d *Daemon) cleanupTask(ctx context.Context, id string) {
-	dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
-	err := d.rt.Delete(dctx, id)
-	cancel()
-	if err != nil {
+	if err := d.deleteContainer(ctx, id); err != nil {
 		if ctx.Err() != nil {
 			return // detached: the next start cleans up
 		}

@@ -83,7 +83,9 @@ func (r *runner) fail(task *pcnodev1.Task, err error) {
 	}); werr != nil {
 		r.log.Error("recording failure", "err", werr)
 	}
-	r.cleanup(ctx)
+	// Clean up stops at a detach (the next start cleans up a final task's
+	// container); the final state above is written regardless.
+	r.cleanup(r.ctx)
 	r.log.Info("task failed", "reason", reason.String(), "msg", msg)
 }
 

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -23,6 +24,10 @@ import (
 // then crashed is taken as resolved at submit by the next one (its host
 // paths were resolved and checked when they were written). A crash inside a pull leaves content
 // that containerd's garbage collection or the next pull reuses.
+//
+// containerd unreachable (runtime.ErrUnavailable, or any error while
+// containerd does not answer a ping: outageCause) is returned as a
+// *containerdDownError: the runner queues the task again (step_requeue.go).
 func (r *runner) resolveImage(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	d := r.d
 	ctx, cancel := r.stepCtx(task)
@@ -31,12 +36,20 @@ func (r *runner) resolveImage(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 		d.publish(r.id, &pcnodev1.TaskEvent{Event: &pcnodev1.TaskEvent_ImageProgress{ImageProgress: p}})
 	})
 	if err != nil {
+		err = d.outageCause(ctx, err)
+		if cd := containerdDown(fmt.Sprintf("resolving image %q", task.GetSpec().GetImage()), err, false); cd != nil && ctx.Err() == nil {
+			return task, cd
+		}
 		return task, r.startupTimedOut(ctx, task, failStep(pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, "image %q: %v", task.GetSpec().GetImage(), err))
 	}
 	if task.GetInstance() == nil {
 		r.resolvedLate = true
 		inst, warnings, err := d.resolveWithImage(ctx, task.GetSpec(), img)
 		if err != nil {
+			err = d.outageCause(ctx, err)
+			if cd := containerdDown("reading the image's processing-container.json", err, false); cd != nil && ctx.Err() == nil {
+				return task, cd
+			}
 			return task, r.startupTimedOut(ctx, task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "resolving the task against image %s: %v", img.Digest, err))
 		}
 		task, err = d.update(ctx, r.id, func(t *pcnodev1.Task) {

@@ -32,6 +32,24 @@ func TestResolveImage(t *testing.T) {
 	}
 }
 
+// TestResolveImageContainerdUnavailable: containerd unreachable is no
+// image error: the step says so, for the runner to queue the task again
+// (TestRequeueWhenImageUnavailable).
+func TestResolveImageContainerdUnavailable(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	rt.failNext("GetImage", stepImage, fmt.Errorf("get image: %w", runtime.ErrUnavailable))
+	d, root := stepDaemon(t, rt)
+	task := stepTask(t, d, root)
+	_, err := stepRunner(t, d, task.GetId()).resolveImage(task)
+	var cd *containerdDownError
+	if !errors.As(err, &cd) || cd.mayExist {
+		t.Fatalf("resolveImage(containerd unavailable) error = %v, want a containerdDownError", err)
+	}
+	if n := rt.count("Pull", stepImage); n != 0 {
+		t.Errorf("resolveImage(containerd unavailable) pulled %d times, want 0", n)
+	}
+}
+
 func TestResolveImageFails(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -39,9 +57,6 @@ func TestResolveImageFails(t *testing.T) {
 		pulls  int
 	}{
 		{"not in the registry", func(f *fakeRuntime) { delete(f.images, stepImage) }, 1},
-		{"containerd unavailable", func(f *fakeRuntime) {
-			f.failNext("GetImage", stepImage, fmt.Errorf("get image: %w", runtime.ErrUnavailable))
-		}, 0},
 		{"pull refused", func(f *fakeRuntime) {
 			delete(f.images, stepImage)
 			f.failNext("Pull", stepImage, fmt.Errorf("pull: %w", runtime.ErrUnauthorized))

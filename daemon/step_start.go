@@ -23,6 +23,11 @@ import (
 // whose process was started (crash after the start, before RUNNING was
 // written) is adopted: RUNNING is recorded and the task resumes at
 // supervise. So a task's process is started at most once.
+//
+// A start that fails with containerd unreachable returns a
+// *containerdDownError: the runner waits for containerd and asks it what
+// start left (none, created or started) before it queues the task again or
+// adopts it (step_requeue.go), by the same rules as recovery.
 func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	d := r.d
 	ctx, cancel := r.stepCtx(task)
@@ -37,6 +42,9 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return task, failStep(pcnodev1.TaskReason_TASK_REASON_TIMEOUT, "startup timeout (%s) passed while starting: %v", d.startupTimeout(task), err)
+		}
+		if cd := containerdDown("starting the container", err, true); cd != nil {
+			return task, cd
 		}
 		if errors.Is(err, runtime.ErrImageNotFound) {
 			return task, failStep(pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR, "image %q: %v", task.GetSpec().GetImage(), err)

@@ -72,7 +72,6 @@ func TestStartFails(t *testing.T) {
 	}{
 		{"start error", errors.New("runc: exec format error"), pcnodev1.TaskReason_TASK_REASON_START_ERROR},
 		{"image gone", fmt.Errorf("image: %w", runtime.ErrImageNotFound), pcnodev1.TaskReason_TASK_REASON_IMAGE_ERROR},
-		{"containerd unavailable", fmt.Errorf("start: %w", runtime.ErrUnavailable), pcnodev1.TaskReason_TASK_REASON_START_ERROR},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := newFakeRuntime(stepImage)
@@ -95,6 +94,25 @@ func TestStartFails(t *testing.T) {
 				t.Errorf("container after a failed start: %q, want none", st)
 			}
 		})
+	}
+}
+
+// TestStartContainerdUnavailable: a start that finds containerd
+// unreachable is no step failure: it says containerd was unreachable and
+// that a container may be left, for the runner to settle
+// (TestRequeueWhenStartUnavailable).
+func TestStartContainerdUnavailable(t *testing.T) {
+	rt := newFakeRuntime(stepImage)
+	d, root := stepDaemon(t, rt)
+	r, task := preparedRunner(t, d, root)
+	rt.failNext("Start", task.GetId(), fmt.Errorf("start: %w", runtime.ErrUnavailable))
+	_, err := r.start(task)
+	var cd *containerdDownError
+	if !errors.As(err, &cd) || !cd.mayExist || !errors.Is(err, runtime.ErrUnavailable) {
+		t.Fatalf("start(containerd unavailable) error = %v, want a containerdDownError that may have left a container", err)
+	}
+	if got := getTask(t, d, task.GetId()); got.GetState() != pcnodev1.TaskState_TASK_STATE_PREPARING {
+		t.Errorf("start(containerd unavailable) left the task %v, want PREPARING", got.GetState())
 	}
 }
 

@@ -10,6 +10,14 @@ import (
 
 // supervise waits for the container to exit, stopping it on cancel or at
 // the execution deadline, and sampling usage meanwhile.
+//
+// Reads: containerd (Wait, usage samples). Writes: the task record's stop
+// request at the execution deadline (before the stop is signalled);
+// containerd: SIGTERM, then SIGKILL, on a stop request.
+//
+// Re-run: Wait on a stopped container returns its exit status at once. A
+// stop request recorded by an earlier daemon (restoreStop) is signalled
+// again at once with what is left of its grace.
 func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 	d := r.d
 	type result struct {
@@ -60,7 +68,13 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 			}()
 		case <-deadline:
 			deadline = nil
-			r.requestStop(stopTimeout, d.gracePeriod(task, nil))
+			// Recorded before the stop is signalled (the stopCh case of a
+			// later turn of this loop).
+			if out := r.requestStop(stopTimeout, d.gracePeriod(task, nil)); out.first || out.escalated {
+				if _, err := r.persistStop(r.ctx, func(state pcnodev1.TaskState) string { return stopMessage(out, state) }); err != nil {
+					r.log.Warn("recording the execution timeout's stop request", "err", err)
+				}
+			}
 		case <-stopCh:
 			stopCh = nil
 			r.signalStop(r.stopLeft())

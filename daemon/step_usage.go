@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pcnode/pcnode/daemon/runtime"
@@ -29,11 +30,21 @@ type outcome struct {
 // stop request. Writes: nothing.
 //
 // Re-run: it only reads, and the stopped task's cgroup stays until clean
-// up deletes it. A stop request lives in memory: after a crash a cancelled
-// or timed-out task's outcome is judged from its exit status alone.
-// It fails only when ctx ended (the runner was detached).
+// up deletes it. The stop request is the one recorded on the task
+// (Task.stop_request, taken up again by recovery: restoreStop), so a
+// cancelled or timed-out task resumed after a crash ends as it would have.
+// While containerd cannot be reached it waits for it and reads again
+// (waitReachable); other errors leave the usage unknown. It fails only
+// when ctx ended (the runner was detached).
 func (r *runner) collectUsage(ctx context.Context, task *pcnodev1.Task, exit runtime.ExitStatus) (*outcome, error) {
 	u, uerr := r.rt.Usage(ctx, r.id)
+	for errors.Is(uerr, runtime.ErrUnavailable) && ctx.Err() == nil {
+		r.log.Warn("reading usage: containerd unreachable; reading again once it answers", "err", uerr)
+		if err := r.d.waitReachable(ctx, uerr); err != nil {
+			return nil, err
+		}
+		u, uerr = r.rt.Usage(ctx, r.id)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

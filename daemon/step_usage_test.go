@@ -63,8 +63,9 @@ func TestCollectUsageErrors(t *testing.T) {
 	rt.addContainer(task.GetId(), runtime.StateStopped, runtime.ExitStatus{Code: 3})
 	r := stepRunner(t, d, task.GetId())
 
-	// Usage unreadable: the outcome stands without it.
-	rt.failNext("Usage", task.GetId(), fmt.Errorf("metrics: %w", runtime.ErrUnavailable))
+	// Usage unreadable: the outcome stands without it. (containerd
+	// unreachable is waited out instead: TestCollectUsageWaitsForContainerd.)
+	rt.failNext("Usage", task.GetId(), fmt.Errorf("metrics: %w", runtime.ErrNotFound))
 	o, err := r.collectUsage(context.Background(), task, runtime.ExitStatus{Code: 3})
 	if err != nil || o.usage != nil || o.reason != pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT {
 		t.Errorf("collectUsage() with usage failing = %+v, %v; want NONZERO_EXIT without usage", o, err)

@@ -403,6 +403,16 @@ func (d *Daemon) expireQueued(ctx context.Context) {
 // in 30s", "escalated: SIGKILL sent"). A finished task is returned
 // unchanged. A task this daemon has not taken up (it is starting or
 // recovering) is UNAVAILABLE, to be retried.
+//
+// The stop request (reason, grace in force, SIGKILL time) is written to the
+// task record (Task.stop_request) before CancelTask answers, for a running
+// or preparing task and for one admitted just now: a daemon restarted
+// before the task ended takes it up again (recover.go): a task that had not
+// started ends CANCELLED; a running one is stopped again with what is left
+// of its grace. So a cancel the daemon answered is never lost, not to a
+// crash nor to a shutdown (Close, which detaches runners, and launch, which
+// starts no runner once the daemon is closing) between the answer and the
+// task's end.
 func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationpb.Duration) (*pcnodev1.Task, error) {
 	task, err := d.store.GetTask(ctx, id)
 	if err != nil {
@@ -411,35 +421,58 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationp
 	if isFinal(task.GetState()) {
 		return task, nil
 	}
-	// One look under d.mu: launch moves a task from queued to runners
-	// under it, so the task is found in exactly one of the three places
-	// (or none: it ended, or is not taken up yet).
-	d.mu.Lock()
-	r := d.runners[id]
-	qt := d.queued[id]
-	removed := r == nil && d.sched.Remove(id)
-	switch {
-	case removed:
-		delete(d.queued, id)
-	case r == nil && qt != nil:
-		qt.cancelled = true
-	}
-	d.mu.Unlock()
-	switch {
-	case r != nil:
-		grace := d.gracePeriod(task, requested)
-		if why, _ := r.stopRequest(); why != stopNone {
-			grace = requested.AsDuration() // escalation: none is 0, SIGKILL now
+	// A runner that hands its task back to the queue (containerd went
+	// away before the start: requeue) refuses stop requests from then on
+	// and moves the task to d.queued: look again, a few times.
+	for try := 0; ; try++ {
+		// One look under d.mu: launch moves a task from queued to runners
+		// under it, so the task is found in exactly one of the three places
+		// (or none: it ended, or is not taken up yet).
+		d.mu.Lock()
+		r := d.runners[id]
+		qt := d.queued[id]
+		removed := r == nil && d.sched.Remove(id)
+		switch {
+		case removed:
+			delete(d.queued, id)
+		case r == nil && qt != nil:
+			qt.cancelled = true
 		}
-		out := r.requestStop(stopCancel, grace)
-		return d.setMessage(ctx, id, func(state pcnodev1.TaskState) string { return stopMessage(out, state) })
-	case removed:
-		d.sealLog(ctx, id) // the task never ran: followers of its log end now
-		return d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
-	case qt != nil:
-		return d.setMessage(ctx, id, func(pcnodev1.TaskState) string {
-			return "cancelling: admitted just now; it ends CANCELLED before its container starts"
-		})
+		d.mu.Unlock()
+		switch {
+		case r != nil:
+			grace := d.gracePeriod(task, requested)
+			if why, _ := r.stopRequest(); why != stopNone {
+				grace = requested.AsDuration() // escalation: none is 0, SIGKILL now
+			}
+			out := r.requestStop(stopCancel, grace)
+			if out.gone {
+				if try < 100 {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				return nil, withCode(codes.Unavailable, fmt.Errorf("task %s is going back to the queue (containerd unreachable): try again", id))
+			}
+			return r.persistStop(ctx, func(state pcnodev1.TaskState) string { return stopMessage(out, state) })
+		case removed:
+			d.sealLog(ctx, id) // the task never ran: followers of its log end now
+			return d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
+		case qt != nil:
+			// Recorded too: should the daemon close before launch ends the
+			// task, the next start ends it CANCELLED.
+			now := time.Now()
+			return d.update(ctx, id, func(t *pcnodev1.Task) {
+				if isFinal(t.GetState()) {
+					return
+				}
+				t.Message = "cancelling: admitted just now; it ends CANCELLED before its container starts"
+				if t.StopRequest == nil {
+					t.StopRequest = &pcnodev1.StopRequest{Reason: pcnodev1.TaskReason_TASK_REASON_CANCELLED,
+						RequestTime: timestamppb.New(now), GracePeriod: durationpb.New(0), KillTime: timestamppb.New(now)}
+				}
+			})
+		}
+		break
 	}
 	// A runner writes the final state before it lets go of the task:
 	// read again.
@@ -451,16 +484,6 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationp
 		return task, nil
 	}
 	return nil, withCode(codes.Unavailable, fmt.Errorf("task %s is %s but not yet taken up by this daemon (it is starting or recovering tasks): try again", id, task.GetState()))
-}
-
-// setMessage sets an unfinished task's message to msg(its state) and
-// returns the task; a finished task is returned unchanged.
-func (d *Daemon) setMessage(ctx context.Context, id string, msg func(pcnodev1.TaskState) string) (*pcnodev1.Task, error) {
-	return d.update(ctx, id, func(t *pcnodev1.Task) {
-		if !isFinal(t.GetState()) {
-			t.Message = msg(t.GetState())
-		}
-	})
 }
 
 // stopMessage says what a stop request did to a task in state.

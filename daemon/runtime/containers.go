@@ -8,9 +8,12 @@ import (
 	"syscall"
 	"time"
 
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Started says what Start started.
@@ -299,6 +302,14 @@ func (c *Containerd) Delete(ctx context.Context, id string) (retErr error) {
 		}
 	case !errdefs.IsNotFound(err):
 		return fmt.Errorf("task of container %s: %w", id, err)
+	default:
+		// containerd may still hold the shim of a task whose creation was
+		// cut off (containerd went away inside NewTask): its state is "not
+		// created", so the container shows no task, but the shim keeps the
+		// id until the task service deletes it.
+		if _, err := c.client.TaskService().Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id}); err != nil && status.Code(err) != codes.NotFound {
+			return fmt.Errorf("delete task %s: %w", id, err)
+		}
 	}
 	if err := container.Delete(ctx, client.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, err)

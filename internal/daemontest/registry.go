@@ -48,6 +48,28 @@ type Registry struct {
 	manifests    map[string]blob // "repo:tag" and "repo@digest"
 	blobs        map[digest.Digest]blob
 	requests     []RegistryRequest
+	// hold, while set, is what blob GETs wait on (HoldBlobs); held is
+	// closed when the first one waits.
+	hold, held chan struct{}
+}
+
+// HoldBlobs makes every later blob GET wait, before it answers, until
+// release is called (or its client goes away): a test holds a pull in the
+// middle. held is closed when the first blob GET is waiting.
+func (r *Registry) HoldBlobs() (held <-chan struct{}, release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hold, h := make(chan struct{}), make(chan struct{})
+	r.hold, r.held = hold, h
+	var once sync.Once
+	return h, func() {
+		once.Do(func() {
+			r.mu.Lock()
+			r.hold, r.held = nil, nil
+			r.mu.Unlock()
+			close(hold)
+		})
+	}
 }
 
 // RegistryRequest is one request the registry served.
@@ -240,6 +262,24 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		if !found {
 			rec.Status = registryError(w, http.StatusNotFound, "BLOB_UNKNOWN", "blob unknown")
 			return
+		}
+		r.mu.Lock()
+		hold, held := r.hold, r.held
+		if held != nil && req.Method == http.MethodGet {
+			select {
+			case <-held:
+			default:
+				close(held)
+			}
+		}
+		r.mu.Unlock()
+		if hold != nil && req.Method == http.MethodGet {
+			select {
+			case <-hold:
+			case <-req.Context().Done():
+				rec.Status = registryError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "client went away while held")
+				return
+			}
 		}
 	} else {
 		rec.Status = registryError(w, http.StatusNotFound, "NAME_UNKNOWN", "unknown path")

@@ -1030,8 +1030,15 @@ type Task struct {
 	// restart before the image was pulled loses them, and the task then says
 	// so if the pull fails without them.
 	RegistryAuthInMemory bool `protobuf:"varint,20,opt,name=registry_auth_in_memory,json=registryAuthInMemory,proto3" json:"registry_auth_in_memory,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Set when the daemon was asked to stop the task (CancelTask, or its
+	// execution timeout): written before CancelTask answers and before the
+	// stop is signalled, updated by an escalation. A daemon restarted during
+	// the grace period stops the task again with what is left of the grace
+	// (SIGKILL at once when it has passed), so the task ends CANCELLED or
+	// FAILED/TIMEOUT as it would have without the restart.
+	StopRequest   *StopRequest `protobuf:"bytes,21,opt,name=stop_request,json=stopRequest,proto3" json:"stop_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -1204,6 +1211,88 @@ func (x *Task) GetRegistryAuthInMemory() bool {
 	return false
 }
 
+func (x *Task) GetStopRequest() *StopRequest {
+	if x != nil {
+		return x.StopRequest
+	}
+	return nil
+}
+
+// StopRequest records a request to stop a task.
+type StopRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why: TASK_REASON_CANCELLED (CancelTask) or TASK_REASON_TIMEOUT
+	// (execution timeout). A later request keeps the first one's reason.
+	Reason TaskReason `protobuf:"varint,1,opt,name=reason,proto3,enum=pcnode.v1.TaskReason" json:"reason,omitempty"`
+	// When the first request came.
+	RequestTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=request_time,json=requestTime,proto3" json:"request_time,omitempty"`
+	// The grace period in force: the first request's, or the shorter one of
+	// an escalation.
+	GracePeriod *durationpb.Duration `protobuf:"bytes,3,opt,name=grace_period,json=gracePeriod,proto3" json:"grace_period,omitempty"`
+	// When SIGKILL is due (the grace period ends).
+	KillTime      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=kill_time,json=killTime,proto3" json:"kill_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopRequest) Reset() {
+	*x = StopRequest{}
+	mi := &file_pcnode_v1_task_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopRequest) ProtoMessage() {}
+
+func (x *StopRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pcnode_v1_task_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
+func (*StopRequest) Descriptor() ([]byte, []int) {
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StopRequest) GetReason() TaskReason {
+	if x != nil {
+		return x.Reason
+	}
+	return TaskReason_TASK_REASON_UNSPECIFIED
+}
+
+func (x *StopRequest) GetRequestTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestTime
+	}
+	return nil
+}
+
+func (x *StopRequest) GetGracePeriod() *durationpb.Duration {
+	if x != nil {
+		return x.GracePeriod
+	}
+	return nil
+}
+
+func (x *StopRequest) GetKillTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.KillTime
+	}
+	return nil
+}
+
 // Allocation is what the scheduler reserved for a task.
 type Allocation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1219,7 +1308,7 @@ type Allocation struct {
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[8]
+	mi := &file_pcnode_v1_task_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1320,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[8]
+	mi := &file_pcnode_v1_task_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1333,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{8}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Allocation) GetMemoryBytes() int64 {
@@ -1281,7 +1370,7 @@ type GpuAssignment struct {
 
 func (x *GpuAssignment) Reset() {
 	*x = GpuAssignment{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[9]
+	mi := &file_pcnode_v1_task_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1382,7 @@ func (x *GpuAssignment) String() string {
 func (*GpuAssignment) ProtoMessage() {}
 
 func (x *GpuAssignment) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[9]
+	mi := &file_pcnode_v1_task_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1395,7 @@ func (x *GpuAssignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuAssignment.ProtoReflect.Descriptor instead.
 func (*GpuAssignment) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{9}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GpuAssignment) GetIndex() int32 {
@@ -1340,7 +1429,7 @@ type GpuFault struct {
 
 func (x *GpuFault) Reset() {
 	*x = GpuFault{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[10]
+	mi := &file_pcnode_v1_task_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1441,7 @@ func (x *GpuFault) String() string {
 func (*GpuFault) ProtoMessage() {}
 
 func (x *GpuFault) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[10]
+	mi := &file_pcnode_v1_task_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1454,7 @@ func (x *GpuFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GpuFault.ProtoReflect.Descriptor instead.
 func (*GpuFault) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{10}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GpuFault) GetUuid() string {
@@ -1411,7 +1500,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[11]
+	mi := &file_pcnode_v1_task_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1512,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[11]
+	mi := &file_pcnode_v1_task_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1525,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{11}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Usage) GetPeakMemoryBytes() int64 {
@@ -1475,7 +1564,7 @@ type OutputSummary struct {
 
 func (x *OutputSummary) Reset() {
 	*x = OutputSummary{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[12]
+	mi := &file_pcnode_v1_task_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1576,7 @@ func (x *OutputSummary) String() string {
 func (*OutputSummary) ProtoMessage() {}
 
 func (x *OutputSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[12]
+	mi := &file_pcnode_v1_task_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1589,7 @@ func (x *OutputSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputSummary.ProtoReflect.Descriptor instead.
 func (*OutputSummary) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{12}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OutputSummary) GetName() string {
@@ -1543,7 +1632,7 @@ type OutputManifest struct {
 
 func (x *OutputManifest) Reset() {
 	*x = OutputManifest{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[13]
+	mi := &file_pcnode_v1_task_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1644,7 @@ func (x *OutputManifest) String() string {
 func (*OutputManifest) ProtoMessage() {}
 
 func (x *OutputManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[13]
+	mi := &file_pcnode_v1_task_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1657,7 @@ func (x *OutputManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputManifest.ProtoReflect.Descriptor instead.
 func (*OutputManifest) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{13}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *OutputManifest) GetName() string {
@@ -1621,7 +1710,7 @@ type OutputFile struct {
 
 func (x *OutputFile) Reset() {
 	*x = OutputFile{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[14]
+	mi := &file_pcnode_v1_task_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1722,7 @@ func (x *OutputFile) String() string {
 func (*OutputFile) ProtoMessage() {}
 
 func (x *OutputFile) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[14]
+	mi := &file_pcnode_v1_task_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1735,7 @@ func (x *OutputFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputFile.ProtoReflect.Descriptor instead.
 func (*OutputFile) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{14}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutputFile) GetPath() string {
@@ -1688,7 +1777,7 @@ type LogEntry struct {
 
 func (x *LogEntry) Reset() {
 	*x = LogEntry{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[15]
+	mi := &file_pcnode_v1_task_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1700,7 +1789,7 @@ func (x *LogEntry) String() string {
 func (*LogEntry) ProtoMessage() {}
 
 func (x *LogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[15]
+	mi := &file_pcnode_v1_task_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1713,7 +1802,7 @@ func (x *LogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogEntry.ProtoReflect.Descriptor instead.
 func (*LogEntry) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{15}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LogEntry) GetSequence() uint64 {
@@ -1761,7 +1850,7 @@ type ImageProgress struct {
 
 func (x *ImageProgress) Reset() {
 	*x = ImageProgress{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[16]
+	mi := &file_pcnode_v1_task_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +1862,7 @@ func (x *ImageProgress) String() string {
 func (*ImageProgress) ProtoMessage() {}
 
 func (x *ImageProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[16]
+	mi := &file_pcnode_v1_task_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +1875,7 @@ func (x *ImageProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageProgress.ProtoReflect.Descriptor instead.
 func (*ImageProgress) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{16}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ImageProgress) GetReference() string {
@@ -1845,7 +1934,7 @@ type TaskEvent struct {
 
 func (x *TaskEvent) Reset() {
 	*x = TaskEvent{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[17]
+	mi := &file_pcnode_v1_task_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1946,7 @@ func (x *TaskEvent) String() string {
 func (*TaskEvent) ProtoMessage() {}
 
 func (x *TaskEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[17]
+	mi := &file_pcnode_v1_task_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1959,7 @@ func (x *TaskEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskEvent.ProtoReflect.Descriptor instead.
 func (*TaskEvent) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{17}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskEvent) GetTaskId() string {
@@ -2019,7 +2108,7 @@ type LogGap struct {
 
 func (x *LogGap) Reset() {
 	*x = LogGap{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[18]
+	mi := &file_pcnode_v1_task_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2120,7 @@ func (x *LogGap) String() string {
 func (*LogGap) ProtoMessage() {}
 
 func (x *LogGap) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[18]
+	mi := &file_pcnode_v1_task_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2133,7 @@ func (x *LogGap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogGap.ProtoReflect.Descriptor instead.
 func (*LogGap) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{18}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LogGap) GetFirstMissedSequence() uint64 {
@@ -2074,7 +2163,7 @@ type Problem struct {
 
 func (x *Problem) Reset() {
 	*x = Problem{}
-	mi := &file_pcnode_v1_task_proto_msgTypes[19]
+	mi := &file_pcnode_v1_task_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2175,7 @@ func (x *Problem) String() string {
 func (*Problem) ProtoMessage() {}
 
 func (x *Problem) ProtoReflect() protoreflect.Message {
-	mi := &file_pcnode_v1_task_proto_msgTypes[19]
+	mi := &file_pcnode_v1_task_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2188,7 @@ func (x *Problem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Problem.ProtoReflect.Descriptor instead.
 func (*Problem) Descriptor() ([]byte, []int) {
-	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{19}
+	return file_pcnode_v1_task_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Problem) GetField() string {
@@ -2180,7 +2269,7 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\x04rule\x18\x02 \x01(\v2\x14.pcnode.v1.ScaleRuleR\x04rule\x12%\n" +
 	"\x0emeasured_bytes\x18\x03 \x01(\x03R\rmeasuredBytes\x12%\n" +
 	"\x0ecomputed_bytes\x18\x04 \x01(\x03R\rcomputedBytes\x12\x18\n" +
-	"\aapplied\x18\x05 \x01(\bR\aapplied\"\x81\a\n" +
+	"\aapplied\x18\x05 \x01(\bR\aapplied\"\xbc\a\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x04spec\x18\x02 \x01(\v2\x13.pcnode.v1.TaskSpecR\x04spec\x123\n" +
@@ -2209,7 +2298,13 @@ const file_pcnode_v1_task_proto_rawDesc = "" +
 	"\vupdate_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
 	"\fsubmitted_by\x18\x13 \x01(\tR\vsubmittedBy\x125\n" +
-	"\x17registry_auth_in_memory\x18\x14 \x01(\bR\x14registryAuthInMemory\"|\n" +
+	"\x17registry_auth_in_memory\x18\x14 \x01(\bR\x14registryAuthInMemory\x129\n" +
+	"\fstop_request\x18\x15 \x01(\v2\x16.pcnode.v1.StopRequestR\vstopRequest\"\xf2\x01\n" +
+	"\vStopRequest\x12-\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x15.pcnode.v1.TaskReasonR\x06reason\x12=\n" +
+	"\frequest_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestTime\x12<\n" +
+	"\fgrace_period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\vgracePeriod\x127\n" +
+	"\tkill_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bkillTime\"|\n" +
 	"\n" +
 	"Allocation\x12!\n" +
 	"\fmemory_bytes\x18\x01 \x01(\x03R\vmemoryBytes\x12\x1d\n" +
@@ -2318,7 +2413,7 @@ func file_pcnode_v1_task_proto_rawDescGZIP() []byte {
 }
 
 var file_pcnode_v1_task_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_pcnode_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_pcnode_v1_task_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_pcnode_v1_task_proto_goTypes = []any{
 	(NetworkMode)(0),              // 0: pcnode.v1.NetworkMode
 	(TaskState)(0),                // 1: pcnode.v1.TaskState
@@ -2332,74 +2427,80 @@ var file_pcnode_v1_task_proto_goTypes = []any{
 	(*Mount)(nil),                 // 9: pcnode.v1.Mount
 	(*ScaleResult)(nil),           // 10: pcnode.v1.ScaleResult
 	(*Task)(nil),                  // 11: pcnode.v1.Task
-	(*Allocation)(nil),            // 12: pcnode.v1.Allocation
-	(*GpuAssignment)(nil),         // 13: pcnode.v1.GpuAssignment
-	(*GpuFault)(nil),              // 14: pcnode.v1.GpuFault
-	(*Usage)(nil),                 // 15: pcnode.v1.Usage
-	(*OutputSummary)(nil),         // 16: pcnode.v1.OutputSummary
-	(*OutputManifest)(nil),        // 17: pcnode.v1.OutputManifest
-	(*OutputFile)(nil),            // 18: pcnode.v1.OutputFile
-	(*LogEntry)(nil),              // 19: pcnode.v1.LogEntry
-	(*ImageProgress)(nil),         // 20: pcnode.v1.ImageProgress
-	(*TaskEvent)(nil),             // 21: pcnode.v1.TaskEvent
-	(*LogGap)(nil),                // 22: pcnode.v1.LogGap
-	(*Problem)(nil),               // 23: pcnode.v1.Problem
-	nil,                           // 24: pcnode.v1.TaskSpec.LabelsEntry
-	(*TaskTemplate)(nil),          // 25: pcnode.v1.TaskTemplate
-	(*ResourceRequirements)(nil),  // 26: pcnode.v1.ResourceRequirements
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*ScaleRule)(nil),             // 28: pcnode.v1.ScaleRule
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*StopRequest)(nil),           // 12: pcnode.v1.StopRequest
+	(*Allocation)(nil),            // 13: pcnode.v1.Allocation
+	(*GpuAssignment)(nil),         // 14: pcnode.v1.GpuAssignment
+	(*GpuFault)(nil),              // 15: pcnode.v1.GpuFault
+	(*Usage)(nil),                 // 16: pcnode.v1.Usage
+	(*OutputSummary)(nil),         // 17: pcnode.v1.OutputSummary
+	(*OutputManifest)(nil),        // 18: pcnode.v1.OutputManifest
+	(*OutputFile)(nil),            // 19: pcnode.v1.OutputFile
+	(*LogEntry)(nil),              // 20: pcnode.v1.LogEntry
+	(*ImageProgress)(nil),         // 21: pcnode.v1.ImageProgress
+	(*TaskEvent)(nil),             // 22: pcnode.v1.TaskEvent
+	(*LogGap)(nil),                // 23: pcnode.v1.LogGap
+	(*Problem)(nil),               // 24: pcnode.v1.Problem
+	nil,                           // 25: pcnode.v1.TaskSpec.LabelsEntry
+	(*TaskTemplate)(nil),          // 26: pcnode.v1.TaskTemplate
+	(*ResourceRequirements)(nil),  // 27: pcnode.v1.ResourceRequirements
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*ScaleRule)(nil),             // 29: pcnode.v1.ScaleRule
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_pcnode_v1_task_proto_depIdxs = []int32{
-	25, // 0: pcnode.v1.TaskSpec.inline_template:type_name -> pcnode.v1.TaskTemplate
+	26, // 0: pcnode.v1.TaskSpec.inline_template:type_name -> pcnode.v1.TaskTemplate
 	6,  // 1: pcnode.v1.TaskSpec.inputs:type_name -> pcnode.v1.ChannelBinding
 	6,  // 2: pcnode.v1.TaskSpec.outputs:type_name -> pcnode.v1.ChannelBinding
 	7,  // 3: pcnode.v1.TaskSpec.env:type_name -> pcnode.v1.EnvVar
-	26, // 4: pcnode.v1.TaskSpec.resources:type_name -> pcnode.v1.ResourceRequirements
-	24, // 5: pcnode.v1.TaskSpec.labels:type_name -> pcnode.v1.TaskSpec.LabelsEntry
-	27, // 6: pcnode.v1.TaskSpec.startup_timeout:type_name -> google.protobuf.Duration
-	27, // 7: pcnode.v1.TaskSpec.execution_timeout:type_name -> google.protobuf.Duration
-	27, // 8: pcnode.v1.TaskSpec.stop_grace_period:type_name -> google.protobuf.Duration
+	27, // 4: pcnode.v1.TaskSpec.resources:type_name -> pcnode.v1.ResourceRequirements
+	25, // 5: pcnode.v1.TaskSpec.labels:type_name -> pcnode.v1.TaskSpec.LabelsEntry
+	28, // 6: pcnode.v1.TaskSpec.startup_timeout:type_name -> google.protobuf.Duration
+	28, // 7: pcnode.v1.TaskSpec.execution_timeout:type_name -> google.protobuf.Duration
+	28, // 8: pcnode.v1.TaskSpec.stop_grace_period:type_name -> google.protobuf.Duration
 	0,  // 9: pcnode.v1.TaskSpec.network:type_name -> pcnode.v1.NetworkMode
 	5,  // 10: pcnode.v1.TaskSpec.registry_auth:type_name -> pcnode.v1.RegistryAuth
-	28, // 11: pcnode.v1.ChannelBinding.scale_rule:type_name -> pcnode.v1.ScaleRule
+	29, // 11: pcnode.v1.ChannelBinding.scale_rule:type_name -> pcnode.v1.ScaleRule
 	7,  // 12: pcnode.v1.TaskInstance.env:type_name -> pcnode.v1.EnvVar
 	9,  // 13: pcnode.v1.TaskInstance.inputs:type_name -> pcnode.v1.Mount
 	9,  // 14: pcnode.v1.TaskInstance.outputs:type_name -> pcnode.v1.Mount
-	26, // 15: pcnode.v1.TaskInstance.resources:type_name -> pcnode.v1.ResourceRequirements
+	27, // 15: pcnode.v1.TaskInstance.resources:type_name -> pcnode.v1.ResourceRequirements
 	10, // 16: pcnode.v1.TaskInstance.scale_results:type_name -> pcnode.v1.ScaleResult
-	28, // 17: pcnode.v1.ScaleResult.rule:type_name -> pcnode.v1.ScaleRule
+	29, // 17: pcnode.v1.ScaleResult.rule:type_name -> pcnode.v1.ScaleRule
 	4,  // 18: pcnode.v1.Task.spec:type_name -> pcnode.v1.TaskSpec
 	8,  // 19: pcnode.v1.Task.instance:type_name -> pcnode.v1.TaskInstance
 	1,  // 20: pcnode.v1.Task.state:type_name -> pcnode.v1.TaskState
 	2,  // 21: pcnode.v1.Task.reason:type_name -> pcnode.v1.TaskReason
-	29, // 22: pcnode.v1.Task.create_time:type_name -> google.protobuf.Timestamp
-	29, // 23: pcnode.v1.Task.start_time:type_name -> google.protobuf.Timestamp
-	29, // 24: pcnode.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
-	12, // 25: pcnode.v1.Task.allocation:type_name -> pcnode.v1.Allocation
-	15, // 26: pcnode.v1.Task.usage:type_name -> pcnode.v1.Usage
-	16, // 27: pcnode.v1.Task.outputs:type_name -> pcnode.v1.OutputSummary
-	14, // 28: pcnode.v1.Task.gpu_faults:type_name -> pcnode.v1.GpuFault
-	29, // 29: pcnode.v1.Task.update_time:type_name -> google.protobuf.Timestamp
-	13, // 30: pcnode.v1.Allocation.gpus:type_name -> pcnode.v1.GpuAssignment
-	29, // 31: pcnode.v1.GpuFault.time:type_name -> google.protobuf.Timestamp
-	27, // 32: pcnode.v1.Usage.cpu_time:type_name -> google.protobuf.Duration
-	18, // 33: pcnode.v1.OutputManifest.files:type_name -> pcnode.v1.OutputFile
-	29, // 34: pcnode.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
-	3,  // 35: pcnode.v1.LogEntry.stream:type_name -> pcnode.v1.LogStream
-	29, // 36: pcnode.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
-	11, // 37: pcnode.v1.TaskEvent.state_change:type_name -> pcnode.v1.Task
-	20, // 38: pcnode.v1.TaskEvent.image_progress:type_name -> pcnode.v1.ImageProgress
-	19, // 39: pcnode.v1.TaskEvent.log:type_name -> pcnode.v1.LogEntry
-	15, // 40: pcnode.v1.TaskEvent.usage:type_name -> pcnode.v1.Usage
-	17, // 41: pcnode.v1.TaskEvent.output_manifest:type_name -> pcnode.v1.OutputManifest
-	22, // 42: pcnode.v1.TaskEvent.log_gap:type_name -> pcnode.v1.LogGap
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	30, // 22: pcnode.v1.Task.create_time:type_name -> google.protobuf.Timestamp
+	30, // 23: pcnode.v1.Task.start_time:type_name -> google.protobuf.Timestamp
+	30, // 24: pcnode.v1.Task.finish_time:type_name -> google.protobuf.Timestamp
+	13, // 25: pcnode.v1.Task.allocation:type_name -> pcnode.v1.Allocation
+	16, // 26: pcnode.v1.Task.usage:type_name -> pcnode.v1.Usage
+	17, // 27: pcnode.v1.Task.outputs:type_name -> pcnode.v1.OutputSummary
+	15, // 28: pcnode.v1.Task.gpu_faults:type_name -> pcnode.v1.GpuFault
+	30, // 29: pcnode.v1.Task.update_time:type_name -> google.protobuf.Timestamp
+	12, // 30: pcnode.v1.Task.stop_request:type_name -> pcnode.v1.StopRequest
+	2,  // 31: pcnode.v1.StopRequest.reason:type_name -> pcnode.v1.TaskReason
+	30, // 32: pcnode.v1.StopRequest.request_time:type_name -> google.protobuf.Timestamp
+	28, // 33: pcnode.v1.StopRequest.grace_period:type_name -> google.protobuf.Duration
+	30, // 34: pcnode.v1.StopRequest.kill_time:type_name -> google.protobuf.Timestamp
+	14, // 35: pcnode.v1.Allocation.gpus:type_name -> pcnode.v1.GpuAssignment
+	30, // 36: pcnode.v1.GpuFault.time:type_name -> google.protobuf.Timestamp
+	28, // 37: pcnode.v1.Usage.cpu_time:type_name -> google.protobuf.Duration
+	19, // 38: pcnode.v1.OutputManifest.files:type_name -> pcnode.v1.OutputFile
+	30, // 39: pcnode.v1.LogEntry.time:type_name -> google.protobuf.Timestamp
+	3,  // 40: pcnode.v1.LogEntry.stream:type_name -> pcnode.v1.LogStream
+	30, // 41: pcnode.v1.TaskEvent.time:type_name -> google.protobuf.Timestamp
+	11, // 42: pcnode.v1.TaskEvent.state_change:type_name -> pcnode.v1.Task
+	21, // 43: pcnode.v1.TaskEvent.image_progress:type_name -> pcnode.v1.ImageProgress
+	20, // 44: pcnode.v1.TaskEvent.log:type_name -> pcnode.v1.LogEntry
+	16, // 45: pcnode.v1.TaskEvent.usage:type_name -> pcnode.v1.Usage
+	18, // 46: pcnode.v1.TaskEvent.output_manifest:type_name -> pcnode.v1.OutputManifest
+	23, // 47: pcnode.v1.TaskEvent.log_gap:type_name -> pcnode.v1.LogGap
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_pcnode_v1_task_proto_init() }
@@ -2412,7 +2513,7 @@ func file_pcnode_v1_task_proto_init() {
 		(*TaskSpec_TemplateIdentifier)(nil),
 		(*TaskSpec_InlineTemplate)(nil),
 	}
-	file_pcnode_v1_task_proto_msgTypes[17].OneofWrappers = []any{
+	file_pcnode_v1_task_proto_msgTypes[18].OneofWrappers = []any{
 		(*TaskEvent_StateChange)(nil),
 		(*TaskEvent_ImageProgress)(nil),
 		(*TaskEvent_Log)(nil),
@@ -2426,7 +2527,7 @@ func file_pcnode_v1_task_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pcnode_v1_task_proto_rawDesc), len(file_pcnode_v1_task_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -194,7 +194,7 @@ class ScaleResult(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., rule: _Optional[_Union[_template_pb2.ScaleRule, _Mapping]] = ..., measured_bytes: _Optional[int] = ..., computed_bytes: _Optional[int] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("id", "spec", "instance", "state", "reason", "message", "exit_code", "idempotency_key", "image_digest", "create_time", "start_time", "finish_time", "allocation", "usage", "outputs", "warnings", "gpu_faults", "update_time", "submitted_by", "registry_auth_in_memory")
+    __slots__ = ("id", "spec", "instance", "state", "reason", "message", "exit_code", "idempotency_key", "image_digest", "create_time", "start_time", "finish_time", "allocation", "usage", "outputs", "warnings", "gpu_faults", "update_time", "submitted_by", "registry_auth_in_memory", "stop_request")
     ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class Task(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
     REGISTRY_AUTH_IN_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    STOP_REQUEST_FIELD_NUMBER: _ClassVar[int]
     id: str
     spec: TaskSpec
     instance: TaskInstance
@@ -235,7 +236,20 @@ class Task(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     submitted_by: str
     registry_auth_in_memory: bool
-    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., instance: _Optional[_Union[TaskInstance, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[_Union[TaskReason, str]] = ..., message: _Optional[str] = ..., exit_code: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., image_digest: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., gpu_faults: _Optional[_Iterable[_Union[GpuFault, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_by: _Optional[str] = ..., registry_auth_in_memory: _Optional[bool] = ...) -> None: ...
+    stop_request: StopRequest
+    def __init__(self, id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., instance: _Optional[_Union[TaskInstance, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., reason: _Optional[_Union[TaskReason, str]] = ..., message: _Optional[str] = ..., exit_code: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., image_digest: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allocation: _Optional[_Union[Allocation, _Mapping]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., outputs: _Optional[_Iterable[_Union[OutputSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., gpu_faults: _Optional[_Iterable[_Union[GpuFault, _Mapping]]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., submitted_by: _Optional[str] = ..., registry_auth_in_memory: _Optional[bool] = ..., stop_request: _Optional[_Union[StopRequest, _Mapping]] = ...) -> None: ...
+
+class StopRequest(_message.Message):
+    __slots__ = ("reason", "request_time", "grace_period", "kill_time")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_TIME_FIELD_NUMBER: _ClassVar[int]
+    GRACE_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    KILL_TIME_FIELD_NUMBER: _ClassVar[int]
+    reason: TaskReason
+    request_time: _timestamp_pb2.Timestamp
+    grace_period: _duration_pb2.Duration
+    kill_time: _timestamp_pb2.Timestamp
+    def __init__(self, reason: _Optional[_Union[TaskReason, str]] = ..., request_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grace_period: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., kill_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Allocation(_message.Message):
     __slots__ = ("memory_bytes", "cpu_millis", "gpus")
