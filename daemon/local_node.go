@@ -2,11 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/sched"
@@ -14,109 +14,10 @@ import (
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// nodeWatch tells WatchNode streams that something changed. Changes are
-// coalesced: a watcher learns the latest reason and reads the node afresh.
-type nodeWatch struct {
-	mu   sync.Mutex
-	subs map[chan pcnodev1.NodeChange]struct{}
-}
-
-func newNodeWatch() *nodeWatch { return &nodeWatch{subs: map[chan pcnodev1.NodeChange]struct{}{}} }
-
-func (w *nodeWatch) subscribe() chan pcnodev1.NodeChange {
-	c := make(chan pcnodev1.NodeChange, 1)
-	w.mu.Lock()
-	w.subs[c] = struct{}{}
-	w.mu.Unlock()
-	return c
-}
-
-func (w *nodeWatch) unsubscribe(c chan pcnodev1.NodeChange) {
-	w.mu.Lock()
-	delete(w.subs, c)
-	w.mu.Unlock()
-}
-
-func (w *nodeWatch) changed(why pcnodev1.NodeChange) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for c := range w.subs {
-		select { // keep only the latest reason, but never drop a condition change
-		case prev := <-c:
-			if prev == pcnodev1.NodeChange_NODE_CHANGE_CONDITION {
-				c <- prev // the node is read afresh: the other change shows too
-				continue
-			}
-		default:
-		}
-		c <- why
-	}
-}
-
-// nodeConditions holds GetNode's conditions, one per NodeConditionType,
-// all present from the start (ok, since the daemon's start, until set).
-type nodeConditions struct {
-	mu sync.Mutex
-	m  map[pcnodev1.NodeConditionType]*pcnodev1.NodeCondition
-}
-
-// conditionTypes are the condition types, in the order GetNode lists them.
-var conditionTypes = []pcnodev1.NodeConditionType{
-	pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY,
-	pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_GPUS_KNOWN,
-}
-
-func newNodeConditions(start time.Time) *nodeConditions {
-	c := &nodeConditions{m: map[pcnodev1.NodeConditionType]*pcnodev1.NodeCondition{}}
-	for _, typ := range conditionTypes {
-		c.m[typ] = &pcnodev1.NodeCondition{Type: typ, Ok: true, Since: timestamppb.New(start)}
-	}
-	return c
-}
-
-// set sets a condition; since is when ok last changed. It reports whether
-// ok or the message changed.
-func (c *nodeConditions) set(typ pcnodev1.NodeConditionType, ok bool, message string, since time.Time) bool {
-	if ok {
-		message = ""
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := c.m[typ]
-	if old != nil && old.GetOk() == ok && old.GetMessage() == message {
-		return false
-	}
-	if old != nil && old.GetOk() == ok {
-		since = old.GetSince().AsTime() // only the message changed
-	}
-	c.m[typ] = &pcnodev1.NodeCondition{Type: typ, Ok: ok, Message: message, Since: timestamppb.New(since)}
-	return true
-}
-
-// list returns copies of the conditions in conditionTypes order.
-func (c *nodeConditions) list() []*pcnodev1.NodeCondition {
-	if c == nil { // a Daemon built by a unit test without conditions
-		c = newNodeConditions(time.Time{})
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*pcnodev1.NodeCondition, 0, len(conditionTypes))
-	for _, typ := range conditionTypes {
-		if x := c.m[typ]; x != nil {
-			out = append(out, &pcnodev1.NodeCondition{Type: x.GetType(), Ok: x.GetOk(), Message: x.GetMessage(), Since: x.GetSince()})
-		}
-	}
-	return out
-}
-
-// containerdMessage is the CONTAINERD_READY condition's message for the
-// error that found containerd unreachable ("" for none).
-func containerdMessage(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
+// The local node's operations on the node itself: what NodeService
+// (service_node.go) calls once it has checked a request. The node's
+// conditions are in node_conditions.go, its change notifications in
+// node_watch.go, GPU health in gpus.go.
 
 // schedGPUs converts the inventory for the scheduler. Static GPUs are
 // healthy by declaration; others take their monitored health.
@@ -222,71 +123,6 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 	return n, nil
 }
 
-type nodeService struct {
-	pcnodev1.UnimplementedNodeServiceServer
-	d *Daemon
-}
-
-func (s *nodeService) GetNode(ctx context.Context, _ *pcnodev1.GetNodeRequest) (*pcnodev1.GetNodeResponse, error) {
-	n, err := s.d.nodeInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &pcnodev1.GetNodeResponse{Node: n}, nil
-}
-
-func (s *nodeService) WatchNode(req *pcnodev1.WatchNodeRequest, stream pcnodev1.NodeService_WatchNodeServer) error {
-	interval := 30 * time.Second
-	if hb := req.GetHeartbeatInterval(); hb != nil {
-		if err := hb.CheckValid(); err != nil || hb.AsDuration() < 0 {
-			var p problems
-			p.add("heartbeat_interval", "must be a non-negative duration")
-			return invalid(p)
-		}
-		if hb.AsDuration() > 0 {
-			interval = max(hb.AsDuration(), time.Second)
-		}
-	}
-	ctx := stream.Context()
-	changes := s.d.node.subscribe()
-	defer s.d.node.unsubscribe(changes)
-	why := pcnodev1.NodeChange_NODE_CHANGE_INITIAL
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		n, err := s.d.nodeInfo(ctx)
-		if err != nil {
-			return err
-		}
-		if err := stream.Send(&pcnodev1.WatchNodeResponse{Change: why, Node: n, Time: timestamppb.Now()}); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case why = <-changes:
-		case <-t.C:
-			why = pcnodev1.NodeChange_NODE_CHANGE_HEARTBEAT
-		}
-	}
-}
-
-func (s *nodeService) DrainNode(ctx context.Context, _ *pcnodev1.DrainNodeRequest) (*pcnodev1.DrainNodeResponse, error) {
-	if err := s.d.setDraining(ctx, true); err != nil {
-		return nil, err
-	}
-	n, err := s.d.nodeInfo(ctx)
-	return &pcnodev1.DrainNodeResponse{Node: n}, err
-}
-
-func (s *nodeService) ResumeNode(ctx context.Context, _ *pcnodev1.ResumeNodeRequest) (*pcnodev1.ResumeNodeResponse, error) {
-	if err := s.d.setDraining(ctx, false); err != nil {
-		return nil, err
-	}
-	n, err := s.d.nodeInfo(ctx)
-	return &pcnodev1.ResumeNodeResponse{Node: n}, err
-}
-
 // setDraining drains the node or resumes it. The store is written first,
 // so a node answered "draining" is still draining after a restart; when
 // the write fails nothing changed.
@@ -323,4 +159,46 @@ func (d *Daemon) restoreNodeState(ctx context.Context) error {
 	}
 	d.restoreGPUMarks(ctx, st.GPUMarks)
 	return nil
+}
+
+// watchNode subscribes to the node's changes (nodeWatch): the channel
+// holds the latest reason, and the node is read afresh. unwatchNode ends
+// the subscription.
+func (d *Daemon) watchNode() chan pcnodev1.NodeChange { return d.node.subscribe() }
+
+func (d *Daemon) unwatchNode(c chan pcnodev1.NodeChange) { d.node.unsubscribe(c) }
+
+// clearGPUHealth clears GPU uuid's unhealthy mark (clearGPU), applies its
+// health to the scheduler at once, and returns the GPU as GetNode shows
+// it. A node without monitored GPUs, or a GPU not in the inventory, is
+// NOT_FOUND; one the monitor does not watch FAILED_PRECONDITION.
+func (d *Daemon) clearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu, error) {
+	m := d.gpus.monitor
+	if m == nil {
+		return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s: this node has no monitored GPUs", uuid))
+	}
+	if err := d.clearGPU(ctx, uuid); err != nil {
+		switch {
+		case errors.Is(err, gpu.ErrUnknownGPU):
+			return nil, withCode(codes.NotFound, err)
+		case errors.Is(err, gpu.ErrNotMonitored):
+			return nil, withCode(codes.FailedPrecondition, err)
+		}
+		return nil, err
+	}
+	// Apply at once rather than waiting for the change to arrive.
+	if st, err := m.Status(uuid); err == nil {
+		d.sched.SetGPUHealth(st.UUID, d.gpus.assignable(st.UUID, st.Health))
+		d.kick()
+	}
+	n, err := d.nodeInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range n.GetGpus() {
+		if g.GetUuid() == uuid {
+			return g, nil
+		}
+	}
+	return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s is not in the inventory", uuid))
 }
