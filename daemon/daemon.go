@@ -85,10 +85,7 @@ type Daemon struct {
 	chanMu   sync.Mutex
 	channels map[string]*taskChannels // opened host directories of preparing and running tasks
 
-	mu      sync.Mutex
-	runners map[string]*runner     // preparing and running tasks
-	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
-	closing bool
+	taskTable // queued tasks and runners (task_table.go)
 
 	draining   atomic.Bool
 	drainMu    sync.Mutex  // held by DrainNode/ResumeNode: store write, then draining
@@ -102,13 +99,6 @@ type cachedPC struct {
 	pc       *spec.ProcessingContainer
 	warnings []spec.Warning
 	err      error
-}
-
-// queuedTask is what the daemon keeps in memory about a queued task.
-type queuedTask struct {
-	auth      *runtime.Auth // from the spec; never stored
-	deadline  time.Time     // startup deadline; zero: none
-	cancelled bool          // cancelled before the scheduler let go of it (cancelTask); under d.mu
 }
 
 // New opens the store, connects to containerd, builds the scheduler from the
@@ -138,9 +128,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		exe:       exe,
 		logsRoot:  filepath.Join(cfg.Node.StateDir, "logs"),
 		pcCache:   map[string]*cachedPC{},
-		runners:   map[string]*runner{},
-		queued:    map[string]*queuedTask{},
 		wake:      make(chan struct{}, 1),
+		// recover.go adds runners to the map directly.
+		taskTable: taskTable{runners: map[string]*runner{}, queued: map[string]*queuedTask{}},
 	}
 	d.streams.onDrop = new(memoryReclaimer).request
 	if cfg.Secrets.Dir != "" {
@@ -426,13 +416,7 @@ func (d *Daemon) containerdChanged(up bool) {
 // Close stops the daemon's loops and runners without touching containers:
 // running tasks keep running and are re-attached by the next start.
 func (d *Daemon) Close() error {
-	d.mu.Lock()
-	d.closing = true
-	runners := make([]*runner, 0, len(d.runners))
-	for _, r := range d.runners {
-		runners = append(runners, r)
-	}
-	d.mu.Unlock()
+	runners := d.taskTable.closeAll()
 	if d.cancel != nil {
 		d.cancel()
 	}
