@@ -21,7 +21,6 @@ import (
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	"github.com/pcnode/pcnode/daemon/secrets"
-	"github.com/pcnode/pcnode/daemon/spec"
 	"github.com/pcnode/pcnode/gpu/cdi"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
@@ -79,8 +78,7 @@ type Daemon struct {
 
 	writeMu sync.Mutex // held by update: store write + announcement
 
-	pcMu    sync.Mutex
-	pcCache map[string]*cachedPC // by image digest
+	pcs pcCache // processing-container.json by image digest (pc_cache.go)
 
 	chanMu   sync.Mutex
 	channels map[string]*taskChannels // opened host directories of preparing and running tasks
@@ -93,12 +91,6 @@ type Daemon struct {
 	wake       chan struct{}
 	wg         sync.WaitGroup
 	cancel     context.CancelFunc
-}
-
-type cachedPC struct {
-	pc       *spec.ProcessingContainer
-	warnings []spec.Warning
-	err      error
 }
 
 // New opens the store, connects to containerd, builds the scheduler from the
@@ -127,7 +119,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		startTime: time.Now(),
 		exe:       exe,
 		logsRoot:  filepath.Join(cfg.Node.StateDir, "logs"),
-		pcCache:   map[string]*cachedPC{},
 		wake:      make(chan struct{}, 1),
 		// recover.go adds runners to the map directly.
 		taskTable: taskTable{runners: map[string]*runner{}, queued: map[string]*queuedTask{}},

@@ -50,9 +50,7 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 	if err != nil {
 		return img, nil, err
 	}
-	d.pcMu.Lock()
-	c, ok := d.pcCache[img.Digest]
-	d.pcMu.Unlock()
+	c, ok := d.pcs.get(img.Digest)
 	if ok {
 		return img, c, nil
 	}
@@ -75,9 +73,7 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 		c = &cachedPC{pc: pc, warnings: warnings, err: perr}
 		img.Digest = digest
 	}
-	d.pcMu.Lock()
-	d.pcCache[img.Digest] = c
-	d.pcMu.Unlock()
+	d.pcs.put(img.Digest, c)
 	return img, c, nil
 }
 
