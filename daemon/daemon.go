@@ -80,8 +80,7 @@ type Daemon struct {
 
 	pcs pcCache // processing-container.json by image digest (pc_cache.go)
 
-	chanMu   sync.Mutex
-	channels map[string]*taskChannels // opened host directories of preparing and running tasks
+	chans channelTable // opened host directories of preparing and running tasks (channel_table.go)
 
 	taskTable // queued tasks and runners (task_table.go)
 
