@@ -17,7 +17,8 @@ import (
 // The local node's operations on the node itself: what NodeService
 // (service_node.go) calls once it has checked a request. The node's
 // conditions are in node_conditions.go, its change notifications in
-// node_watch.go, GPU health in gpus.go.
+// node_watch.go, drain and recovery state in node_admin.go, GPU health in
+// gpus.go.
 
 // schedGPUs converts the inventory for the scheduler. Static GPUs are
 // healthy by declaration; others take their monitored health.
@@ -49,7 +50,7 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 		Labels:     d.cfg.Node.Labels,
 		Version:    Version,
 		GpuBackend: d.gpus.inv.Backend(),
-		Draining:   d.draining.Load(),
+		Draining:   d.admin.isDraining(),
 		StartTime:  timestamppb.New(d.startTime),
 	}
 	// The version of containerd's last answer to the health monitor: no
@@ -127,22 +128,20 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 // so a node answered "draining" is still draining after a restart; when
 // the write fails nothing changed.
 func (d *Daemon) setDraining(ctx context.Context, draining bool) error {
-	d.drainMu.Lock()
-	defer d.drainMu.Unlock()
-	if d.draining.Load() == draining {
+	persist := func() error {
+		if err := d.store.SetDraining(ctx, draining); err != nil {
+			return fmt.Errorf("recording the drain: %w", err)
+		}
 		return nil
 	}
-	if err := d.store.SetDraining(ctx, draining); err != nil {
-		return fmt.Errorf("recording the drain: %w", err)
-	}
-	d.draining.Store(draining)
-	if draining {
-		d.log.Info("draining: no new tasks are admitted")
-	} else {
-		d.log.Info("resumed: admitting tasks")
-	}
-	d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
-	return nil
+	return d.admin.setDraining(draining, persist, func() {
+		if draining {
+			d.log.Info("draining: no new tasks are admitted")
+		} else {
+			d.log.Info("resumed: admitting tasks")
+		}
+		d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	})
 }
 
 // restoreNodeState applies what the store kept of the node across a
@@ -154,7 +153,7 @@ func (d *Daemon) restoreNodeState(ctx context.Context) error {
 		return fmt.Errorf("reading the node state: %w", err)
 	}
 	if st.Draining {
-		d.draining.Store(true)
+		d.admin.restoreDraining()
 		d.log.Warn("node was draining before the restart and still is: no new tasks are admitted until ResumeNode")
 	}
 	d.restoreGPUMarks(ctx, st.GPUMarks)

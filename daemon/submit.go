@@ -200,10 +200,10 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if _, ever, reason := d.sched.Fits(res.request); !ever {
 		return nil, false, withCode(codes.ResourceExhausted, errors.New(reason))
 	}
-	if d.draining.Load() {
+	if d.admin.isDraining() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
-	if d.recovering.Load() {
+	if d.admin.isRecovering() {
 		// Recovery (Start) re-queues the stored QUEUED tasks; a task stored
 		// now would be queued twice.
 		return nil, false, withCode(codes.Unavailable, fmt.Errorf("not admitting tasks yet: recovering the last run's tasks once containerd at %s answers", d.cfg.Containerd.Address))
