@@ -101,9 +101,9 @@ func cancelDaemon(t *testing.T, rt containerRuntime) *Daemon {
 		events:   newBroker(),
 		node:     newNodeWatch(),
 		logsRoot: filepath.Join(t.TempDir(), "logs"),
-		runners:  map[string]*runner{},
-		queued:   map[string]*queuedTask{},
 		wake:     make(chan struct{}, 1),
+
+		taskTable: taskTable{runners: map[string]*runner{}, queued: map[string]*queuedTask{}},
 	}
 }
 

@@ -145,8 +145,13 @@ func (d *Daemon) openChannels(task *pcnodev1.Task, late bool) (c *taskChannels, 
 // creation and registration happen under one lock, so two tasks cannot
 // both pass.
 func (d *Daemon) claimChannels(c *taskChannels) error {
-	d.chanMu.Lock()
-	defer d.chanMu.Unlock()
+	return d.chans.claim(c, c.claimAgainst)
+}
+
+// claimAgainst is claimChannels' check of c against the registered
+// channels of every task (channelTable.claim calls it under its lock),
+// creating c's missing outputs once they pass.
+func (c *taskChannels) claimAgainst(registered map[string]*taskChannels) error {
 	anc := map[*hostpath.Dir][]hostpath.FileID{}
 	ancestors := func(dir *hostpath.Dir) ([]hostpath.FileID, error) {
 		if a, ok := anc[dir]; ok {
@@ -175,7 +180,7 @@ func (d *Daemon) claimChannels(c *taskChannels) error {
 				out = append(out, other{o, c.describe(o)})
 			}
 		}
-		for _, tc := range d.channels {
+		for _, tc := range registered {
 			if tc.task == c.task {
 				continue
 			}
@@ -241,38 +246,19 @@ func (d *Daemon) claimChannels(c *taskChannels) error {
 		c.outputs[i].Close()
 		c.outputs[i], c.missing[i] = created, nil
 	}
-	if d.channels == nil {
-		d.channels = map[string]*taskChannels{}
-	}
-	d.channels[c.task] = c
 	return nil
 }
 
 // registerChannels records the channels of a task re-attached after a
 // restart, without checks: the task is already running.
-func (d *Daemon) registerChannels(c *taskChannels) {
-	d.chanMu.Lock()
-	defer d.chanMu.Unlock()
-	if d.channels == nil {
-		d.channels = map[string]*taskChannels{}
-	}
-	d.channels[c.task] = c
-}
+func (d *Daemon) registerChannels(c *taskChannels) { d.chans.register(c) }
 
 // taskChannelsOf returns the registered channels of task id, or nil.
-func (d *Daemon) taskChannelsOf(id string) *taskChannels {
-	d.chanMu.Lock()
-	defer d.chanMu.Unlock()
-	return d.channels[id]
-}
+func (d *Daemon) taskChannelsOf(id string) *taskChannels { return d.chans.get(id) }
 
 // dropChannels forgets task id's channels and closes their descriptors.
 func (d *Daemon) dropChannels(id string) {
-	d.chanMu.Lock()
-	c := d.channels[id]
-	delete(d.channels, id)
-	d.chanMu.Unlock()
-	c.close()
+	d.chans.remove(id).close()
 }
 
 // stageChannels bind-mounts each of the task's opened directories below

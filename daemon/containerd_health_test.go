@@ -313,8 +313,9 @@ func TestScheduleLoopGatedOnContainerd(t *testing.T) {
 	f := &flakyContainerd{down: true}
 	h := newContainerdHealth(f, "/run/test.sock", slog.New(slog.DiscardHandler), false, errors.New("refused"), time.Now())
 	d := &Daemon{log: slog.New(slog.DiscardHandler), sched: s, ctrd: h, node: newNodeWatch(), conds: newNodeConditions(time.Now()),
-		queued: map[string]*queuedTask{"t1": {}}, runners: map[string]*runner{}, wake: make(chan struct{}, 1),
-		closing: true} // closing: launch admits in the scheduler but starts no runner
+		wake: make(chan struct{}, 1),
+		// closing: launch admits in the scheduler but starts no runner
+		taskTable: taskTable{queued: map[string]*queuedTask{"t1": {}}, runners: map[string]*runner{}, closing: true}}
 	h.onChange = d.containerdChanged
 	d.conds.set(pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY, false, "refused", time.Now()) // as New does
 	if err := s.Enqueue(sched.Request{ID: "t1", Requests: sched.Resources{MilliCPU: 100, MemoryBytes: 1 << 20}, Submitted: time.Now()}); err != nil {

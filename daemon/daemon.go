@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	"github.com/pcnode/pcnode/daemon/secrets"
-	"github.com/pcnode/pcnode/daemon/spec"
 	"github.com/pcnode/pcnode/gpu/cdi"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
@@ -53,7 +51,13 @@ type containerRuntime interface {
 
 var _ containerRuntime = (*runtime.Containerd)(nil)
 
-// Daemon is one node's pcnoded: services, scheduler, runners.
+// Daemon is one node's pcnoded: the local node behind the gRPC services
+// (service_*.go call it through the interfaces they declare; its
+// operations are in local_*.go and submit.go), the scheduler and the
+// runners. What it holds in memory is in components, each a type with its
+// own lock in its own file: the task table, the processing-container
+// cache, the channel table, the node's admission state, the node watch and
+// conditions, the event broker, the containerd and GPU monitors.
 type Daemon struct {
 	cfg         config.Config
 	log         *slog.Logger
@@ -62,53 +66,30 @@ type Daemon struct {
 	sched       *sched.Scheduler
 	paths       *hostpath.Policy
 	staging     *hostpath.Staging // <state>/staging: bind mounts of opened host directories
-	gpus        *gpuNode
-	events      *broker
-	streams     *streamLimiter
-	roles       roleTable      // [[api.roles]]
-	tls         *tlsMaterial   // nil without api.tcp_address
-	secrets     *secrets.Store // nil without [secrets] dir
-	node        *nodeWatch
-	ctrd        *containerdHealth // is containerd reachable (containerd_health.go)
-	conds       *nodeConditions   // GetNode's conditions
+	roles       roleTable         // [[api.roles]]
+	tls         *tlsMaterial      // nil without api.tcp_address
+	secrets     *secrets.Store    // nil without [secrets] dir
 	startTime   time.Time
 	exe         string // this binary, started by the shim as the log driver
 	logsRoot    string // <state>/logs/<task id>/
 	capacity    sched.Resources
 	allocatable sched.Resources
 
+	taskTable                   // queued tasks and runners (task_table.go)
+	pcs       pcCache           // processing-container.json by image digest (pc_cache.go)
+	chans     channelTable      // opened host directories of preparing and running tasks (channel_table.go)
+	admin     nodeAdmin         // drain and recovery: does the node admit tasks (node_admin.go)
+	gpus      *gpuNode          // GPU inventory, health monitor, CDI (gpus.go)
+	events    *broker           // task events to watchers (broker.go)
+	streams   *streamLimiter    // open streams per client and node (streamcap.go)
+	node      *nodeWatch        // node changes to WatchNode streams (node_watch.go)
+	ctrd      *containerdHealth // is containerd reachable (containerd_health.go)
+	conds     *nodeConditions   // GetNode's conditions (node_conditions.go)
+
 	writeMu sync.Mutex // held by update: store write + announcement
-
-	pcMu    sync.Mutex
-	pcCache map[string]*cachedPC // by image digest
-
-	chanMu   sync.Mutex
-	channels map[string]*taskChannels // opened host directories of preparing and running tasks
-
-	mu      sync.Mutex
-	runners map[string]*runner     // preparing and running tasks
-	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
-	closing bool
-
-	draining   atomic.Bool
-	drainMu    sync.Mutex  // held by DrainNode/ResumeNode: store write, then draining
-	recovering atomic.Bool // from Start until recovery is done: submit refuses
-	wake       chan struct{}
-	wg         sync.WaitGroup
-	cancel     context.CancelFunc
-}
-
-type cachedPC struct {
-	pc       *spec.ProcessingContainer
-	warnings []spec.Warning
-	err      error
-}
-
-// queuedTask is what the daemon keeps in memory about a queued task.
-type queuedTask struct {
-	auth      *runtime.Auth // from the spec; never stored
-	deadline  time.Time     // startup deadline; zero: none
-	cancelled bool          // cancelled before the scheduler let go of it (cancelTask); under d.mu
+	wake    chan struct{}
+	wg      sync.WaitGroup
+	cancel  context.CancelFunc
 }
 
 // New opens the store, connects to containerd, builds the scheduler from the
@@ -140,10 +121,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		startTime: time.Now(),
 		exe:       exe,
 		logsRoot:  filepath.Join(cfg.Node.StateDir, "logs"),
-		pcCache:   map[string]*cachedPC{},
-		runners:   map[string]*runner{},
-		queued:    map[string]*queuedTask{},
 		wake:      make(chan struct{}, 1),
+		// recover.go adds runners to the map directly.
+		taskTable: taskTable{runners: map[string]*runner{}, queued: map[string]*queuedTask{}},
 	}
 	d.streams.onDrop = new(memoryReclaimer).request
 	if cfg.Secrets.Dir != "" {
@@ -335,7 +315,7 @@ func (d *Daemon) Register(s *grpc.Server) {
 // is done.
 func (d *Daemon) Start(ctx context.Context) error {
 	ctx, d.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	d.recovering.Store(true)
+	d.admin.setRecovering(true)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.ctrd.run(ctx) }()
 	if d.tls != nil {
@@ -406,7 +386,7 @@ func (d *Daemon) recoverWhenReachable(ctx context.Context) error {
 
 // startLoops starts the scheduling, GPU health and retention loops.
 func (d *Daemon) startLoops(ctx context.Context) {
-	d.recovering.Store(false)
+	d.admin.setRecovering(false)
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()
 	go func() { defer d.wg.Done(); d.watchGPUHealth(ctx) }()
@@ -429,13 +409,7 @@ func (d *Daemon) containerdChanged(up bool) {
 // Close stops the daemon's loops and runners without touching containers:
 // running tasks keep running and are re-attached by the next start.
 func (d *Daemon) Close() error {
-	d.mu.Lock()
-	d.closing = true
-	runners := make([]*runner, 0, len(d.runners))
-	for _, r := range d.runners {
-		runners = append(runners, r)
-	}
-	d.mu.Unlock()
+	runners := d.taskTable.closeAll()
 	if d.cancel != nil {
 		d.cancel()
 	}

@@ -5,8 +5,34 @@
 // (daemon/logs), output manifests (daemon/outputs), GPUs (gpu) and
 // persistence (store).
 //
-// The services are thin: they validate callers' input, call the local
-// implementation, and turn errors into gRPC status exactly once (errors.go).
+// # Layout
+//
+// The gRPC services are thin shells over a local node, as containerd's
+// service/local split: service_task.go, service_node.go and
+// service_image.go check and convert each request, call the local node,
+// convert the result, and keep the streaming loops (WatchTasks, RunTask,
+// StreamLogs, WatchNode, PullImage, ImportImage). Each declares the
+// interface it needs of the node (taskNode, nodeAPI, imageNode), so a
+// service reaches no store, runtime or scheduler. The local node is
+// *Daemon's operations with plain arguments and results: local_tasks.go
+// (get, list, cancel, delete, outputs, resolve, watch subscription, logs),
+// submit.go (submit, queueing, admission, cancelTask), local_node.go (node
+// info, drain and resume, GPU clear), local_images.go (import, pull, list,
+// remove, processing-container). They return the store's and runtime's
+// sentinels, wrapped, or errors carrying their code, and the interceptors
+// turn errors into gRPC status exactly once (errors.go).
+//
+// What the daemon holds in memory is split into components, each a type
+// with its own lock in its own file, which Daemon composes: the task table
+// of queued tasks and runners (task_table.go; embedded, so that the
+// lifecycle's files still use its fields under its lock), the
+// processing-container cache (pc_cache.go), the channel table of opened
+// host directories (channel_table.go), the node's admission state, drain
+// and recovery (node_admin.go), the node watch (node_watch.go) and
+// conditions (node_conditions.go), the event broker (broker.go), the
+// stream caps (streamcap.go), and the containerd and GPU monitors
+// (containerd_health.go, gpus.go).
+//
 // A task's life is a list of small steps run by one goroutine per task
 // (runner.go, step_*.go, docs/lifecycle.md), each safe to re-run after a
 // crash; recovery resumes them (recover.go). Every state transition is written to the store before it

@@ -236,42 +236,6 @@ func (d *Daemon) setCDIMissing(missing []string) {
 	}
 }
 
-func (s *nodeService) ClearGpuHealth(ctx context.Context, req *pcnodev1.ClearGpuHealthRequest) (*pcnodev1.ClearGpuHealthResponse, error) {
-	if err := gpu.ValidateUUID(req.GetUuid()); err != nil {
-		var p problems
-		p.add("uuid", "%v", err)
-		return nil, invalid(p)
-	}
-	m := s.d.gpus.monitor
-	if m == nil {
-		return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s: this node has no monitored GPUs", req.GetUuid()))
-	}
-	if err := s.d.clearGPU(ctx, req.GetUuid()); err != nil {
-		switch {
-		case errors.Is(err, gpu.ErrUnknownGPU):
-			return nil, withCode(codes.NotFound, err)
-		case errors.Is(err, gpu.ErrNotMonitored):
-			return nil, withCode(codes.FailedPrecondition, err)
-		}
-		return nil, err
-	}
-	// Apply at once rather than waiting for the change to arrive.
-	if st, err := m.Status(req.GetUuid()); err == nil {
-		s.d.sched.SetGPUHealth(st.UUID, s.d.gpus.assignable(st.UUID, st.Health))
-		s.d.kick()
-	}
-	n, err := s.d.nodeInfo(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, g := range n.GetGpus() {
-		if g.GetUuid() == req.GetUuid() {
-			return &pcnodev1.ClearGpuHealthResponse{Gpu: g}, nil
-		}
-	}
-	return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s is not in the inventory", req.GetUuid()))
-}
-
 // condition is one node condition's state.
 type condition struct {
 	ok    bool

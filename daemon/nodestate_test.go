@@ -84,7 +84,7 @@ func TestDrainPersisted(t *testing.T) {
 	if s, err := st.GetNodeState(ctx); err != nil || s.Draining {
 		t.Errorf("node state once ResumeNode answered = %+v, %v, want not draining", s, err)
 	}
-	if d3 := restartedDaemon(t, st); d3.draining.Load() {
+	if d3 := restartedDaemon(t, st); d3.admin.isDraining() {
 		t.Error("a daemon started after ResumeNode is draining")
 	}
 }
@@ -100,7 +100,7 @@ func TestDrainStoreFailure(t *testing.T) {
 	if !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("DrainNode() on a closed store = %v, want %v", err, store.ErrClosed)
 	}
-	if d.draining.Load() {
+	if d.admin.isDraining() {
 		t.Error("node is draining after a DrainNode that failed")
 	}
 }

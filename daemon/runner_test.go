@@ -284,7 +284,6 @@ func stepDaemon(t *testing.T, rt *fakeRuntime, dirs ...string) (*Daemon, string)
 	d.gpus = &gpuNode{}
 	d.events, d.node = newBroker(), newNodeWatch()
 	d.startTime = time.Now()
-	d.pcCache = map[string]*cachedPC{}
 	d.runners, d.queued = map[string]*runner{}, map[string]*queuedTask{}
 	d.wake = make(chan struct{}, 1)
 	if err := os.MkdirAll(d.logsRoot, 0o700); err != nil {

@@ -200,10 +200,10 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 	if _, ever, reason := d.sched.Fits(res.request); !ever {
 		return nil, false, withCode(codes.ResourceExhausted, errors.New(reason))
 	}
-	if d.draining.Load() {
+	if d.admin.isDraining() {
 		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
-	if d.recovering.Load() {
+	if d.admin.isRecovering() {
 		// Recovery (Start) re-queues the stored QUEUED tasks; a task stored
 		// now would be queued twice.
 		return nil, false, withCode(codes.Unavailable, fmt.Errorf("not admitting tasks yet: recovering the last run's tasks once containerd at %s answers", d.cfg.Containerd.Address))
@@ -266,10 +266,7 @@ func (d *Daemon) reattachAuth(task *pcnodev1.Task, s *pcnodev1.TaskSpec) {
 	if auth == nil || !task.GetRegistryAuthInMemory() {
 		return
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if qt := d.queued[task.GetId()]; qt != nil && qt.auth == nil {
-		qt.auth = auth
+	if d.taskTable.giveAuth(task.GetId(), auth) {
 		d.log.Info("registry credentials of a retried submit given to the queued task that had lost them", "task", task.GetId())
 	}
 }
@@ -291,26 +288,16 @@ func (d *Daemon) enqueue(ctx context.Context, task *pcnodev1.Task, req sched.Req
 		}
 	}
 	qt := &queuedTask{auth: auth, deadline: d.startupDeadline(task)}
-	d.mu.Lock()
-	d.queued[req.ID] = qt
-	d.mu.Unlock()
+	d.taskTable.addQueued(req.ID, qt)
 	if err := d.sched.Enqueue(req); err != nil {
-		d.mu.Lock()
-		delete(d.queued, req.ID)
-		d.mu.Unlock()
+		d.taskTable.dropQueued(req.ID)
 		d.sealLog(ctx, req.ID)
 		d.finish(ctx, req.ID, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_START_ERROR,
 			fmt.Sprintf("not admitted: %v", err), nil)
 		return
 	}
 	// A cancel that came before the scheduler had it was recorded (cancelTask).
-	d.mu.Lock()
-	cancelled := qt.cancelled && d.sched.Remove(req.ID)
-	if cancelled {
-		delete(d.queued, req.ID)
-	}
-	d.mu.Unlock()
-	if cancelled {
+	if d.taskTable.dropIfCancelled(req.ID, qt, d.sched.Remove) {
 		d.sealLog(ctx, req.ID)
 		d.finish(ctx, req.ID, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled while queued", nil)
 		return
@@ -342,45 +329,31 @@ func (d *Daemon) scheduleLoop(ctx context.Context) {
 	}
 }
 
+// launch starts the runner of a task the scheduler admitted, in one step
+// with taking it off the queued tasks (taskTable.admit).
 func (d *Daemon) launch(a sched.Assignment) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	qt := d.queued[a.ID]
-	delete(d.queued, a.ID)
-	if d.closing {
-		return
-	}
-	var auth *runtime.Auth
-	if qt != nil {
-		auth = qt.auth
-	}
-	r := d.newRunner(a.ID, a, auth)
-	d.runners[a.ID] = r
-	if qt != nil && qt.cancelled { // cancelled between admission and now (cancelTask)
-		r.requestStop(stopCancel, 0)
-		go r.endBeforeStart()
-		return
-	}
-	go r.run()
+	d.taskTable.admit(a.ID, func(qt *queuedTask) *runner {
+		var auth *runtime.Auth
+		if qt != nil {
+			auth = qt.auth
+		}
+		r := d.newRunner(a.ID, a, auth)
+		if qt != nil && qt.cancelled { // cancelled between admission and now (cancelTask)
+			r.requestStop(stopCancel, 0)
+			go r.endBeforeStart()
+			return r
+		}
+		go r.run()
+		return r
+	})
 }
 
 func (d *Daemon) expireQueued(ctx context.Context) {
-	now := time.Now()
-	d.mu.Lock()
-	var expired []string
-	for id, q := range d.queued {
-		if !q.deadline.IsZero() && now.After(q.deadline) {
-			expired = append(expired, id)
-		}
-	}
-	d.mu.Unlock()
-	for _, id := range expired {
+	for _, id := range d.taskTable.expiredQueued(time.Now()) {
 		if !d.sched.Remove(id) {
 			continue // just admitted; the runner enforces the deadline
 		}
-		d.mu.Lock()
-		delete(d.queued, id)
-		d.mu.Unlock()
+		d.taskTable.dropQueued(id)
 		d.sealLog(ctx, id) // the task never ran: followers of its log end now
 		d.finish(ctx, id, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_TIMEOUT,
 			"startup timeout passed while queued for resources", nil)

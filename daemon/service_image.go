@@ -10,15 +10,29 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/specpb"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
+// imageNode is what ImageService needs of the node: the local node's
+// image operations (*Daemon: local_images.go). The service sees nothing
+// else of the daemon.
+type imageNode interface {
+	pullImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error)
+	importImage(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error)
+	listImages(ctx context.Context) ([]runtime.Image, map[string][]string, error)
+	removeImage(ctx context.Context, ref string) error
+	processingContainer(ctx context.Context, ref string) (runtime.Image, *cachedPC, error)
+}
+
+var _ imageNode = (*Daemon)(nil)
+
+// imageService is ImageService: each RPC checks and converts its request,
+// calls the local node (d) and converts the result.
 type imageService struct {
 	pcnodev1.UnimplementedImageServiceServer
-	d *Daemon
+	d imageNode
 }
 
 func requireRef(field, ref string) (string, error) {
@@ -31,21 +45,6 @@ func requireRef(field, ref string) (string, error) {
 	return n, nil
 }
 
-// imageUsers maps normalised image names to the unfinished tasks using them.
-func (d *Daemon) imageUsers(ctx context.Context) (map[string][]string, error) {
-	tasks, err := d.store.Unfinished(ctx)
-	if err != nil {
-		return nil, err
-	}
-	users := map[string][]string{}
-	for _, t := range tasks {
-		if n, err := runtime.NormalizeRef(t.GetSpec().GetImage()); err == nil {
-			users[n] = append(users[n], t.GetId())
-		}
-	}
-	return users, nil
-}
-
 func (s *imageService) PullImage(req *pcnodev1.PullImageRequest, stream pcnodev1.ImageService_PullImageServer) error {
 	ref, err := requireRef("reference", req.GetReference())
 	if err != nil {
@@ -56,7 +55,7 @@ func (s *imageService) PullImage(req *pcnodev1.PullImageRequest, stream pcnodev1
 		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
 	}
 	ctx := stream.Context()
-	img, err := s.d.rt.Pull(ctx, ref, auth, func(p runtime.Progress) {
+	img, err := s.d.pullImage(ctx, ref, auth, func(p runtime.Progress) {
 		_ = stream.Send(&pcnodev1.PullImageResponse{Result: &pcnodev1.PullImageResponse_Progress{Progress: &pcnodev1.ImageProgress{
 			Reference: p.Ref, Status: p.Status, DoneBytes: p.Offset, TotalBytes: p.Total,
 		}}})
@@ -64,7 +63,6 @@ func (s *imageService) PullImage(req *pcnodev1.PullImageRequest, stream pcnodev1
 	if err != nil {
 		return err
 	}
-	s.d.log.Info("image pulled", "image", img.Name, "digest", img.Digest)
 	return stream.Send(&pcnodev1.PullImageResponse{Result: &pcnodev1.PullImageResponse_Image{Image: imageToProto(img, nil)}})
 }
 
@@ -123,32 +121,15 @@ func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServe
 			return err
 		}
 	}
-	opts.Limits = importLimits(s.d.cfg.Images)
-	imgs, err := s.d.rt.Import(stream.Context(), &importReader{stream: stream}, opts)
+	imgs, err := s.d.importImage(stream.Context(), &importReader{stream: stream}, opts)
 	if err != nil {
 		return importStatus(err)
 	}
 	resp := &pcnodev1.ImportImageResponse{}
 	for _, img := range imgs {
-		s.d.log.Info("image imported", "image", img.Name, "digest", img.Digest)
 		resp.Images = append(resp.Images, imageToProto(img, nil))
 	}
 	return stream.SendAndClose(resp)
-}
-
-// importLimits are the [images] caps as the runtime takes them.
-func importLimits(im config.Images) runtime.ImportLimits {
-	return runtime.ImportLimits{
-		MaxBytes:     im.MaxImportBytes.Bytes(),
-		MaxEntries:   im.MaxImportEntries,
-		MaxBlobBytes: im.MaxBlobBytes.Bytes(),
-		MaxJSONBytes: im.MaxJSONBytes.Bytes(),
-
-		MaxUnpackedBytes:   im.MaxUnpackedBytes.Bytes(),
-		MaxUnpackedEntries: im.MaxUnpackedEntries,
-
-		MaxCompressionRatio: int64(im.MaxCompressionRatio),
-	}
 }
 
 // importStatus turns an import that passed one of the [images] caps into
@@ -170,11 +151,7 @@ func importStatus(err error) error {
 }
 
 func (s *imageService) ListImages(ctx context.Context, _ *pcnodev1.ListImagesRequest) (*pcnodev1.ListImagesResponse, error) {
-	imgs, err := s.d.rt.ListImages(ctx)
-	if err != nil {
-		return nil, err
-	}
-	users, err := s.d.imageUsers(ctx)
+	imgs, users, err := s.d.listImages(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -190,17 +167,9 @@ func (s *imageService) RemoveImage(ctx context.Context, req *pcnodev1.RemoveImag
 	if err != nil {
 		return nil, err
 	}
-	users, err := s.d.imageUsers(ctx)
-	if err != nil {
+	if err := s.d.removeImage(ctx, ref); err != nil {
 		return nil, err
 	}
-	if u := users[ref]; len(u) > 0 {
-		return nil, withCode(codes.FailedPrecondition, fmt.Errorf("image %s is used by unfinished tasks %v", ref, u))
-	}
-	if err := s.d.rt.RemoveImage(ctx, ref); err != nil {
-		return nil, err
-	}
-	s.d.log.Info("image removed", "image", ref)
 	return &pcnodev1.RemoveImageResponse{}, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/logs"
@@ -21,9 +21,34 @@ import (
 	"github.com/pcnode/pcnode/store"
 )
 
+// taskNode is what TaskService needs of the node: the local node's task
+// operations (*Daemon: local_tasks.go, submit.go, runner.go). The service
+// sees nothing else of the daemon: no store, runtime or scheduler.
+type taskNode interface {
+	submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error)
+	getTask(ctx context.Context, id string) (*pcnodev1.Task, error)
+	taskChange(ctx context.Context, id string) (store.Change, error)
+	listTasks(ctx context.Context, q taskQuery) ([]*pcnodev1.Task, string, error)
+	taskOutputs(ctx context.Context, id string, pageSize int, pageToken string) ([]*pcnodev1.OutputManifest, string, error)
+	requestCancel(ctx context.Context, id string, grace *durationpb.Duration) (*pcnodev1.Task, error)
+	deleteTask(ctx context.Context, id string) error
+	resolveFit(ctx context.Context, s *pcnodev1.TaskSpec) (res *resolution, fitsNow, fitsNode bool, err error)
+	subscribeTasks(buffer int, filter func(*pcnodev1.TaskEvent) bool) *subscription
+	unsubscribeTasks(sub *subscription)
+	changesAfter(ctx context.Context, after uint64) ([]store.Change, store.Revisions, error)
+	unfinishedChanges(ctx context.Context) ([]store.Change, store.Revisions, error)
+	readTaskLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error
+	readLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error
+}
+
+var _ taskNode = (*Daemon)(nil)
+
+// taskService is TaskService: each RPC checks and converts its request,
+// calls the local node (d) and converts the result; streaming loops are
+// here.
 type taskService struct {
 	pcnodev1.UnimplementedTaskServiceServer
-	d *Daemon
+	d taskNode
 }
 
 func requireID(field, id string) error {
@@ -71,7 +96,7 @@ func (s *taskService) GetTask(ctx context.Context, req *pcnodev1.GetTaskRequest)
 	if err := requireID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
+	t, err := s.d.getTask(ctx, req.GetTaskId())
 	if err != nil {
 		return nil, err
 	}
@@ -91,9 +116,8 @@ func (s *taskService) ListTasks(ctx context.Context, req *pcnodev1.ListTasksRequ
 	if len(p) > 0 {
 		return nil, invalid(p)
 	}
-	tasks, next, err := s.d.store.ListTasks(ctx, store.ListOptions{
-		States: req.GetStates(), Labels: req.GetLabels(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
-		MaxBytes: store.DefaultPageBytes,
+	tasks, next, err := s.d.listTasks(ctx, taskQuery{
+		states: req.GetStates(), labels: req.GetLabels(), pageSize: int(req.GetPageSize()), pageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, pageTokenInvalid(err)
@@ -134,14 +158,7 @@ func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRe
 			return nil, invalid(p)
 		}
 	}
-	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
-	if err != nil {
-		return nil, err
-	}
-	if err := ownTask(ctx, t, "cancel"); err != nil {
-		return nil, err
-	}
-	t, err = s.d.cancelTask(ctx, t.GetId(), req.GetGracePeriod())
+	t, err := s.d.requestCancel(ctx, req.GetTaskId(), req.GetGracePeriod())
 	if err != nil {
 		return nil, err
 	}
@@ -152,21 +169,8 @@ func (s *taskService) DeleteTask(ctx context.Context, req *pcnodev1.DeleteTaskRe
 	if err := requireID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
-	if err != nil {
+	if err := s.d.deleteTask(ctx, req.GetTaskId()); err != nil {
 		return nil, err
-	}
-	if err := ownTask(ctx, t, "delete"); err != nil {
-		return nil, err
-	}
-	if !isFinal(t.GetState()) {
-		return nil, withCode(codes.FailedPrecondition, errors.New("task "+t.GetId()+" is "+t.GetState().String()+": cancel it first"))
-	}
-	if err := s.d.store.DeleteTask(ctx, t.GetId()); err != nil {
-		return nil, err
-	}
-	if err := os.RemoveAll(s.d.taskLogDir(t.GetId())); err != nil {
-		s.d.log.Warn("removing task logs", "task", t.GetId(), "err", err)
 	}
 	return &pcnodev1.DeleteTaskResponse{}, nil
 }
@@ -182,9 +186,7 @@ func (s *taskService) GetTaskOutputs(ctx context.Context, req *pcnodev1.GetTaskO
 	if len(p) > 0 {
 		return nil, invalid(p)
 	}
-	m, next, err := s.d.store.GetOutputsPage(ctx, req.GetTaskId(), store.OutputsOptions{
-		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(), MaxBytes: store.DefaultPageBytes,
-	})
+	m, next, err := s.d.taskOutputs(ctx, req.GetTaskId(), int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, pageTokenInvalid(err)
 	}
@@ -192,7 +194,7 @@ func (s *taskService) GetTaskOutputs(ctx context.Context, req *pcnodev1.GetTaskO
 }
 
 func (s *taskService) ResolveTask(ctx context.Context, req *pcnodev1.ResolveTaskRequest) (*pcnodev1.ResolveTaskResponse, error) {
-	res, err := s.d.resolve(ctx, req.GetSpec())
+	res, now, ever, err := s.d.resolveFit(ctx, req.GetSpec())
 	var inv *invalidError
 	if errors.As(err, &inv) {
 		return &pcnodev1.ResolveTaskResponse{Problems: inv.problems}, nil
@@ -200,7 +202,6 @@ func (s *taskService) ResolveTask(ctx context.Context, req *pcnodev1.ResolveTask
 	if err != nil {
 		return nil, err
 	}
-	now, ever, _ := s.d.sched.Fits(res.request)
 	return &pcnodev1.ResolveTaskResponse{Instance: res.instance, FitsNow: now, FitsNode: ever, Warnings: res.warnings}, nil
 }
 
@@ -225,10 +226,10 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		}
 		return true
 	}
-	sub := s.d.events.subscribe(watchBuffer, func(ev *pcnodev1.TaskEvent) bool {
+	sub := s.d.subscribeTasks(watchBuffer, func(ev *pcnodev1.TaskEvent) bool {
 		return ev.GetStateChange() != nil && match(ev.GetStateChange())
 	})
-	defer s.d.events.unsubscribe(sub)
+	defer s.d.unsubscribeTasks(sub)
 
 	// last is the newest revision this stream has gone past: sent, or
 	// skipped by the label filter.
@@ -239,7 +240,7 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		var err error
 		// The first page is read before the headers, so a refused resume
 		// point is the call's status.
-		if page, revs, err = s.d.store.Changes(ctx, last, 0); err != nil {
+		if page, revs, err = s.d.changesAfter(ctx, last); err != nil {
 			return resumeError(err, last, revs)
 		}
 	}
@@ -267,12 +268,12 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 			}
 			var revs store.Revisions
 			var err error
-			if page, revs, err = s.d.store.Changes(ctx, last, 0); err != nil {
+			if page, revs, err = s.d.changesAfter(ctx, last); err != nil {
 				return resumeError(err, last, revs)
 			}
 		}
 	case req.GetSendInitial():
-		tasks, revs, err := s.d.store.UnfinishedChanges(ctx)
+		tasks, revs, err := s.d.unfinishedChanges(ctx)
 		if err != nil {
 			return err
 		}
@@ -374,17 +375,6 @@ func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev
 		return err
 	}
 	ctx := stream.Context()
-	t, err := s.d.store.GetTask(ctx, req.GetTaskId())
-	if err != nil {
-		return err
-	}
-	if isFinal(t.GetState()) {
-		// The final state is written before the container is deleted
-		// (which ends the log driver's copy): read the log once it is
-		// sealed (docs/lifecycle.md).
-		s.d.waitCleanup(ctx, t.GetId())
-	}
-	opts.BufferBytes = s.d.streamBufferBytes()
 	opts.OnGap = func(g logs.Gap) error {
 		return stream.Send(&pcnodev1.StreamLogsResponse{Gap: logGapToProto(g)})
 	}
@@ -395,7 +385,8 @@ func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev
 		entries []pcnodev1.LogEntry
 		times   []timestamppb.Timestamp
 	)
-	return logs.Read(ctx, s.d.taskLogDir(req.GetTaskId()), opts, func(es []logs.Entry) error {
+	// A finished task's log is read once it is sealed (readTaskLog).
+	return s.d.readTaskLog(ctx, req.GetTaskId(), opts, func(es []logs.Entry) error {
 		if len(es) > len(entries) {
 			entries = make([]pcnodev1.LogEntry, len(es))
 			times = make([]timestamppb.Timestamp, len(es))
@@ -413,15 +404,6 @@ func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev
 		}
 		return err
 	})
-}
-
-// streamBufferBytes is [streams] buffer_bytes: what one stream may hold of
-// log data at a time.
-func (d *Daemon) streamBufferBytes() int {
-	if n := d.cfg.Streams.BufferBytes.Bytes(); n > 0 {
-		return int(n)
-	}
-	return logs.DefaultBufferBytes
 }
 
 // setLogEntry fills le (and ts, its time) from e; Data aliases e.Data.
@@ -450,12 +432,12 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	// Subscribe before submitting so no event is missed; filter by id once known.
 	var id string
 	var idMu sync.Mutex
-	sub := s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool {
+	sub := s.d.subscribeTasks(65536, func(ev *pcnodev1.TaskEvent) bool {
 		idMu.Lock()
 		defer idMu.Unlock()
 		return id == "" || ev.GetTaskId() == id
 	})
-	defer func() { s.d.events.unsubscribe(sub) }()
+	defer func() { s.d.unsubscribeTasks(sub) }()
 
 	var task *pcnodev1.Task
 	switch t := req.GetTarget().(type) {
@@ -469,7 +451,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 		if err := requireID("task_id", t.TaskId); err != nil {
 			return err
 		}
-		got, err := s.d.store.GetTask(ctx, t.TaskId)
+		got, err := s.d.getTask(ctx, t.TaskId)
 		if err != nil {
 			return err
 		}
@@ -484,7 +466,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	idMu.Unlock()
 	// The task as it is now, with the revision of its last state change:
 	// the subscription may hold older changes, dropped below by revision.
-	current, err := s.d.store.GetTaskChange(ctx, id)
+	current, err := s.d.taskChange(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -494,7 +476,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	logsDone := make(chan error, 1)
 	if req.GetIncludeLogs() {
 		go func() {
-			opts := logs.ReadOptions{Follow: true, BufferBytes: s.d.streamBufferBytes()}
+			opts := logs.ReadOptions{Follow: true}
 			opts.OnGap = func(g logs.Gap) error {
 				return send(&pcnodev1.TaskEvent{TaskId: id, Time: timestamppb.Now(), Event: &pcnodev1.TaskEvent_LogGap{LogGap: logGapToProto(g)}})
 			}
@@ -505,7 +487,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 				ts timestamppb.Timestamp
 			)
 			ev := &pcnodev1.TaskEvent{TaskId: id, Event: &pcnodev1.TaskEvent_Log{Log: &le}}
-			logsDone <- logs.Read(ctx, s.d.taskLogDir(id), opts, func(es []logs.Entry) error {
+			logsDone <- s.d.readLog(ctx, id, opts, func(es []logs.Entry) error {
 				for _, e := range es {
 					setLogEntry(&le, &ts, e)
 					ev.Time = &ts
@@ -581,8 +563,8 @@ drain:
 		}
 		if !ok {
 			// Dropped for falling behind: resubscribe and re-read.
-			sub = s.d.events.subscribe(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
-			c, err := s.d.store.GetTaskChange(ctx, id)
+			sub = s.d.subscribeTasks(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
+			c, err := s.d.taskChange(ctx, id)
 			if err != nil {
 				return err
 			}

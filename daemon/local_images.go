@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
+	"google.golang.org/grpc/codes"
+
+	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/spec"
 	"github.com/pcnode/pcnode/daemon/specpb"
@@ -46,9 +50,7 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 	if err != nil {
 		return img, nil, err
 	}
-	d.pcMu.Lock()
-	c, ok := d.pcCache[img.Digest]
-	d.pcMu.Unlock()
+	c, ok := d.pcs.get(img.Digest)
 	if ok {
 		return img, c, nil
 	}
@@ -71,9 +73,7 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 		c = &cachedPC{pc: pc, warnings: warnings, err: perr}
 		img.Digest = digest
 	}
-	d.pcMu.Lock()
-	d.pcCache[img.Digest] = c
-	d.pcMu.Unlock()
+	d.pcs.put(img.Digest, c)
 	return img, c, nil
 }
 
@@ -135,4 +135,94 @@ func (d *Daemon) specTask(s *pcnodev1.TaskSpec) (*spec.Task, error) {
 		return nil, invalid(p)
 	}
 	return t, nil
+}
+
+// The local node's image operations: what ImageService (service_image.go)
+// calls once it has checked and converted a request.
+
+// pullImage pulls ref with auth (nil: the node's configured credentials,
+// else none), calling progress as it goes.
+func (d *Daemon) pullImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error) {
+	img, err := d.rt.Pull(ctx, ref, auth, progress)
+	if err != nil {
+		return img, err
+	}
+	d.log.Info("image pulled", "image", img.Name, "digest", img.Digest)
+	return img, nil
+}
+
+// importImage imports the archive r holds, held to the [images] caps
+// (opts.Limits is set from them): passing one is an error wrapping a
+// *runtime.ImportLimitError.
+func (d *Daemon) importImage(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error) {
+	opts.Limits = importLimits(d.cfg.Images)
+	imgs, err := d.rt.Import(ctx, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, img := range imgs {
+		d.log.Info("image imported", "image", img.Name, "digest", img.Digest)
+	}
+	return imgs, nil
+}
+
+// importLimits are the [images] caps as the runtime takes them.
+func importLimits(im config.Images) runtime.ImportLimits {
+	return runtime.ImportLimits{
+		MaxBytes:     im.MaxImportBytes.Bytes(),
+		MaxEntries:   im.MaxImportEntries,
+		MaxBlobBytes: im.MaxBlobBytes.Bytes(),
+		MaxJSONBytes: im.MaxJSONBytes.Bytes(),
+
+		MaxUnpackedBytes:   im.MaxUnpackedBytes.Bytes(),
+		MaxUnpackedEntries: im.MaxUnpackedEntries,
+
+		MaxCompressionRatio: int64(im.MaxCompressionRatio),
+	}
+}
+
+// listImages returns the node's images and, by normalised image name, the
+// unfinished tasks using them.
+func (d *Daemon) listImages(ctx context.Context) ([]runtime.Image, map[string][]string, error) {
+	imgs, err := d.rt.ListImages(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	users, err := d.imageUsers(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return imgs, users, nil
+}
+
+// removeImage removes image ref (normalised) from the node; one an
+// unfinished task uses is FAILED_PRECONDITION naming the tasks.
+func (d *Daemon) removeImage(ctx context.Context, ref string) error {
+	users, err := d.imageUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if u := users[ref]; len(u) > 0 {
+		return withCode(codes.FailedPrecondition, fmt.Errorf("image %s is used by unfinished tasks %v", ref, u))
+	}
+	if err := d.rt.RemoveImage(ctx, ref); err != nil {
+		return err
+	}
+	d.log.Info("image removed", "image", ref)
+	return nil
+}
+
+// imageUsers maps normalised image names to the unfinished tasks using them.
+func (d *Daemon) imageUsers(ctx context.Context) (map[string][]string, error) {
+	tasks, err := d.store.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users := map[string][]string{}
+	for _, t := range tasks {
+		if n, err := runtime.NormalizeRef(t.GetSpec().GetImage()); err == nil {
+			users[n] = append(users[n], t.GetId())
+		}
+	}
+	return users, nil
 }
