@@ -118,6 +118,12 @@ func TestContainerdHealthTransitions(t *testing.T) {
 	if got := h.outageCount(); got != 1 {
 		t.Errorf("outageCount() = %d, want 1", got)
 	}
+	// onChange is called after the waiters are woken: wait for it.
+	waitUntil(t, "onChange told of the return", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(changes) >= 2
+	})
 	mu.Lock()
 	got := fmt.Sprint(changes)
 	mu.Unlock()
