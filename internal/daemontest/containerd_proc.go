@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,22 +109,8 @@ func (c *ContainerdProc) Start(t testing.TB) {
 	cmd.Stdout, cmd.Stderr = c.logFile, c.logFile
 	// containerd dies with the test process; its shims do not (they are
 	// not its children once started), and cleanup kills them.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &process{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	p, err := startProcess(cmd)
+	if err != nil {
 		t.Fatalf("daemontest: start containerd: %v", err)
 	}
 	c.mu.Lock()

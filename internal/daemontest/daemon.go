@@ -278,25 +278,9 @@ func (d *Daemon) start(t testing.TB) {
 	}
 	out := io.MultiWriter(d.logFile, d.logs)
 	cmd.Stdout, cmd.Stderr = out, out
-	// The daemon dies with the test process (go test -timeout). Pdeathsig
-	// follows the creating thread, so that thread stays locked until the
-	// process has been waited for.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &process{done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	if err := <-started; err != nil {
+	// The daemon dies with the test process (go test -timeout).
+	p, err := startProcess(cmd)
+	if err != nil {
 		t.Fatalf("daemontest: start %s: %v", d.bin, err)
 	}
 	d.mu.Lock()
@@ -379,6 +363,34 @@ func (d *Daemon) Running() bool {
 	p := d.proc
 	d.mu.Unlock()
 	return p.running()
+}
+
+// startProcess starts cmd with SIGKILL as its parent-death signal and
+// waits for it in the background. Pdeathsig follows the creating thread,
+// so that thread stays locked until the process has been waited for.
+func startProcess(cmd *exec.Cmd) (*process, error) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	p := &process{done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		p.pid = cmd.Process.Pid
+		started <- nil
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // running reports whether p (nil: none) has not exited.
