@@ -68,7 +68,7 @@ func openGPUs(ctx context.Context, cfg config.GPU, log *slog.Logger) (*gpuNode, 
 		if err != nil {
 			return nil, fmt.Errorf("gpu.static: %w", err)
 		}
-		g.inv, src = inv, health.StaticSource{}
+		g.inv, src = inv, testGPUSource(health.StaticSource{})
 	case "nvml", "auto":
 		inv, err := nvmlgpu.Open(ctx, nvmlgpu.Options{Logger: log.With("component", "nvml")})
 		if err != nil {

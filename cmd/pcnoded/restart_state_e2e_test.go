@@ -8,15 +8,16 @@ package main
 // is unhealthy. Two fake GPUs (static backend, CDI spec made at test time,
 // as gpu_e2e_test.go) and real containers.
 //
-// The static backend's health source delivers no events and no test hook
-// can feed an XID into a pcnoded process, so the mark is made as a previous
-// run would have made it: while pcnoded is down, written to its bbolt file
-// through package store (the daemon's own write on an XID is covered by
-// TestWatchGPUHealth and TestGPUMarkKinds in package daemon). Everything
-// after that (restoring it, keeping it through a further run and a clean
-// stop, clearing it, the drain) is the daemon's own doing.
+// The XID is fed into the running pcnoded, which is built for tests (the
+// crashpoints build tag): its static GPU backend's health source also
+// takes events written into the directory named by PCNODE_TEST_GPU_EVENTS
+// (daemon/gpuevents_on.go). Marking the GPU, storing the mark, restoring it,
+// keeping it through a further run and a clean stop, clearing it and the
+// drain are all the daemon's own doing.
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,9 +25,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/pcnode/pcnode/client"
+	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/internal/daemontest"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
-	"github.com/pcnode/pcnode/store"
 )
 
 // TestIntegrationRestartKeepsNodeState: GPU tasks queue behind two
@@ -39,7 +40,8 @@ import (
 // start is accepted, and once GPU 1 is cleared both two-GPU tasks run. A last
 // kill and start shows the resume and the clear were kept.
 func TestIntegrationRestartKeepsNodeState(t *testing.T) {
-	d, fakes, img := gpuStart(t, daemontest.Options{NoRace: true})
+	events := t.TempDir()
+	d, fakes, img := gpuStart(t, daemontest.Options{NoRace: true, CrashPoints: true, Env: []string{daemon.EnvTestGPUEvents + "=" + events}})
 	gpu0, gpu1 := fakes.Static[0].UUID, fakes.Static[1].UUID
 
 	// Two holders take both GPUs; three GPU tasks queue behind them.
@@ -58,10 +60,12 @@ func TestIntegrationRestartKeepsNodeState(t *testing.T) {
 		t.Fatalf("DrainNode() = %v, %v, want a draining node", resp, client.FromError(err))
 	}
 
-	d.Kill(t)
+	// GPU 1 falls off the bus (XID 79) while pcnoded runs.
 	xidTime := time.Now().UTC().Truncate(time.Millisecond)
-	markUnhealthy(t, d, gpu1, store.GPUMark{Kind: "xid", XID: 79, Time: xidTime, Message: "GPU has fallen off the bus"})
+	injectXID(t, events, gpu1, 79, xidTime)
+	waitUnhealthy(t, d, gpu1)
 
+	d.Kill(t)
 	d.Restart(t)
 	n := restartNode(t, d)
 	restartWantNode(t, n, "after the SIGKILL", true, map[string]pcnodev1.GpuHealth{gpu1: pcnodev1.GpuHealth_GPU_HEALTH_UNHEALTHY})
@@ -151,21 +155,38 @@ func TestIntegrationRestartKeepsNodeState(t *testing.T) {
 	}
 }
 
-// markUnhealthy writes an unhealthy mark for uuid into the stopped
-// daemon's store, as the daemon does on a critical XID.
-func markUnhealthy(t *testing.T, d *daemontest.Daemon, uuid string, m store.GPUMark) {
+// injectXID has the test build of pcnoded see XID code on GPU uuid at
+// when (written to a temporary name, then renamed into place, so that the
+// daemon never reads half a file).
+func injectXID(t *testing.T, dir, uuid string, code int, when time.Time) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(d.StateDir, "pcnode.db"), store.Options{})
-	if err != nil {
-		t.Fatalf("store.Open(the stopped daemon's file) = %v", err)
+	tmp := filepath.Join(dir, "xid.tmp")
+	if err := os.WriteFile(tmp, fmt.Appendf(nil, "%s %d %d\n", uuid, code, when.UnixMilli()), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	defer db.Close()
-	if err := db.PutGPUMark(t.Context(), uuid, m); err != nil {
-		t.Fatalf("PutGPUMark(%s) = %v", uuid, err)
+	if err := os.Rename(tmp, filepath.Join(dir, "xid.event")); err != nil {
+		t.Fatal(err)
 	}
-	st, err := db.GetNodeState(t.Context())
-	if err != nil || !st.Draining {
-		t.Fatalf("node state the killed daemon left = %+v, %v, want draining (DrainNode answered before the kill)", st, err)
+}
+
+// waitUnhealthy waits until GetNode shows GPU uuid unhealthy.
+func waitUnhealthy(t *testing.T, d *daemontest.Daemon, uuid string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := d.Client.Nodes.GetNode(t.Context(), &pcnodev1.GetNodeRequest{})
+		if err != nil {
+			t.Fatalf("GetNode() = %v", client.FromError(err))
+		}
+		for _, g := range resp.GetNode().GetGpus() {
+			if g.GetUuid() == uuid && g.GetHealth() == pcnodev1.GpuHealth_GPU_HEALTH_UNHEALTHY {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GPU %s not unhealthy 30 s after its XID: %v", uuid, resp.GetNode().GetGpus())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
