@@ -23,7 +23,7 @@ import (
 // in revision order, each once, whichever writers raced to commit them.
 type broker struct {
 	mu   sync.Mutex
-	subs map[*subscription]struct{}
+	subs map[*Subscription]struct{}
 
 	flushMu   sync.Mutex
 	published uint64 // newest revision published; guarded by flushMu
@@ -34,13 +34,16 @@ type changeSource interface {
 	Changes(ctx context.Context, after uint64, limit int) ([]store.Change, store.Revisions, error)
 }
 
-type subscription struct {
+// Subscription is one subscriber to the node's task events
+// (Daemon.SubscribeTasks): C carries the events its filter passes, and is
+// closed when the subscriber falls more than its buffer behind.
+type Subscription struct {
 	C      chan *pcnodev1.TaskEvent
 	filter func(*pcnodev1.TaskEvent) bool
 	closed bool
 }
 
-func newBroker() *broker { return &broker{subs: map[*subscription]struct{}{}} }
+func newBroker() *broker { return &broker{subs: map[*Subscription]struct{}{}} }
 
 // startAt makes flush publish the state changes after rev only: the
 // revision the store held when the daemon started, whose changes no live
@@ -70,7 +73,7 @@ func (b *broker) flush(ctx context.Context, src changeSource) error {
 			return errors.Join(lost, err)
 		}
 		for _, c := range page {
-			b.publish(changeEvent(c))
+			b.publish(ChangeEvent(c))
 			b.published = c.Revision
 		}
 		if len(page) < store.DefaultChangesLimit {
@@ -79,10 +82,10 @@ func (b *broker) flush(ctx context.Context, src changeSource) error {
 	}
 }
 
-// changeEvent is the TaskEvent of a state change. Its time is the task's
+// ChangeEvent is the TaskEvent of a state change. Its time is the task's
 // update_time (when the change was written), so that a change replayed
 // from the history reads as it did live.
-func changeEvent(c store.Change) *pcnodev1.TaskEvent {
+func ChangeEvent(c store.Change) *pcnodev1.TaskEvent {
 	ts := c.Task.GetUpdateTime()
 	if ts == nil {
 		ts = c.Task.GetCreateTime()
@@ -100,15 +103,15 @@ func changeEvent(c store.Change) *pcnodev1.TaskEvent {
 
 // subscribe returns a subscription receiving events that pass filter (all
 // events when filter is nil). Call unsubscribe when done.
-func (b *broker) subscribe(buffer int, filter func(*pcnodev1.TaskEvent) bool) *subscription {
-	s := &subscription{C: make(chan *pcnodev1.TaskEvent, buffer), filter: filter}
+func (b *broker) subscribe(buffer int, filter func(*pcnodev1.TaskEvent) bool) *Subscription {
+	s := &Subscription{C: make(chan *pcnodev1.TaskEvent, buffer), filter: filter}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
 	return s
 }
 
-func (b *broker) unsubscribe(s *subscription) {
+func (b *broker) unsubscribe(s *Subscription) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.subs[s]; ok {

@@ -54,7 +54,7 @@ func TestBrokerFilter(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		sub  *subscription
+		sub  *Subscription
 		want []string
 	}{
 		{"all", all, []string{"a", "b", "a", "c"}},
@@ -144,7 +144,7 @@ func TestBrokerConcurrent(t *testing.T) {
 	)
 	b := newBroker()
 	// Readers with buffers large enough for everything see every event.
-	var subs []*subscription
+	var subs []*Subscription
 	for range readers {
 		subs = append(subs, b.subscribe(publishers*perPub, nil))
 	}

@@ -355,35 +355,6 @@ func TestCancelTaskNotTakenUp(t *testing.T) {
 	}
 }
 
-func TestCancelTaskValidatesGrace(t *testing.T) {
-	d := cancelDaemon(t, newStopRuntime())
-	task := storeTask(t, d, pcnodev1.TaskState_TASK_STATE_QUEUED)
-	s := &taskService{d: d}
-	for _, tc := range []struct {
-		name  string
-		grace *durationpb.Duration
-		want  string
-	}{
-		{"negative", durationpb.New(-time.Second), "must not be negative"},
-		{"absurd", durationpb.New(25 * time.Hour), "must be at most 24h0m0s"},
-		{"malformed", &durationpb.Duration{Seconds: 1, Nanos: -5}, "different signs"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.CancelTask(context.Background(), &pcnodev1.CancelTaskRequest{TaskId: task.GetId(), GracePeriod: tc.grace})
-			var inv *invalidError
-			if !errors.As(err, &inv) || inv.code != codes.OK || len(inv.problems) != 1 {
-				t.Fatalf("CancelTask(grace %v) = %v, want INVALID_ARGUMENT with one problem", tc.grace, err)
-			}
-			if p := inv.problems[0]; p.GetField() != "grace_period" || !strings.Contains(p.GetDescription(), tc.want) {
-				t.Errorf("CancelTask(grace %v) problem = %s: %s, want grace_period: ...%s...", tc.grace, p.GetField(), p.GetDescription(), tc.want)
-			}
-			if got, _ := d.store.GetTask(context.Background(), task.GetId()); got.GetState() != pcnodev1.TaskState_TASK_STATE_QUEUED || got.GetMessage() != "" {
-				t.Errorf("after a refused cancel the task is %v %q, want it unchanged", got.GetState(), got.GetMessage())
-			}
-		})
-	}
-}
-
 // TestSignalStopRetriesWhileUnreachable: a stop that finds containerd
 // unreachable is tried again until it gets through.
 func TestSignalStopRetriesWhileUnreachable(t *testing.T) {

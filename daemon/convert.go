@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/outputs"
 	"github.com/pcnode/pcnode/daemon/runtime"
@@ -33,11 +32,4 @@ func allocationToProto(a sched.Assignment) *pcnodev1.Allocation {
 
 func resourcesToProto(r sched.Resources) *pcnodev1.ResourceList {
 	return &pcnodev1.ResourceList{MemoryBytes: r.MemoryBytes, CpuMillis: r.MilliCPU, Gpus: int32(r.GPUs)}
-}
-
-func imageToProto(img runtime.Image, users []string) *pcnodev1.Image {
-	return &pcnodev1.Image{
-		Name: img.Name, Digest: img.Digest, SizeBytes: img.Size,
-		CreateTime: timestamppb.New(img.Created), UsedByTaskIds: users,
-	}
 }

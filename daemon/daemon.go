@@ -300,13 +300,6 @@ func (d *Daemon) ServerOptions() []grpc.ServerOption {
 	}
 }
 
-// Register registers the daemon's services on s.
-func (d *Daemon) Register(s *grpc.Server) {
-	pcnodev1.RegisterTaskServiceServer(s, &taskService{d: d})
-	pcnodev1.RegisterNodeServiceServer(s, &nodeService{d: d})
-	pcnodev1.RegisterImageServiceServer(s, &imageService{d: d})
-}
-
 // Start recovers tasks left by an earlier run and starts the scheduling and
 // retention loops. They end when ctx ends or Close is called. When
 // containerd is not answering, Start returns at once, with the API

@@ -40,6 +40,22 @@ func (e *invalidError) Error() string {
 	return msg
 }
 
+// Invalid is the error of a refused request: every problem in ps, each
+// with its field. The error mapper turns it into INVALID_ARGUMENT with
+// google.rpc.BadRequest details.
+func Invalid(ps []*pcnodev1.Problem) error { return invalid(problems(ps)) }
+
+// InvalidProblems returns the problems of a refused spec or request (an
+// error of Invalid, or one the node made the same way), and whether err is
+// one.
+func InvalidProblems(err error) ([]*pcnodev1.Problem, bool) {
+	var inv *invalidError
+	if !errors.As(err, &inv) {
+		return nil, false
+	}
+	return inv.problems, true
+}
+
 func invalid(p problems) error {
 	sort.SliceStable(p, func(i, j int) bool { return p[i].GetField() < p[j].GetField() })
 	return &invalidError{problems: p}
@@ -63,7 +79,8 @@ type codedError struct {
 func (e *codedError) Error() string { return e.err.Error() }
 func (e *codedError) Unwrap() error { return e.err }
 
-func withCode(code codes.Code, err error) error { return &codedError{code: code, err: err} }
+// WithCode gives err the gRPC code the error mapper turns it into.
+func WithCode(code codes.Code, err error) error { return &codedError{code: code, err: err} }
 
 // toStatus turns an error into a gRPC status error. It is called once, at
 // the service boundary.
@@ -105,8 +122,8 @@ func toStatus(err error) error {
 	return status.Error(sentinelCode(err), err.Error())
 }
 
-// submitError describes a refused spec inside a SubmitTasks stream.
-func submitError(err error) *pcnodev1.SubmitError {
+// SubmitError describes a refused spec inside a SubmitTasks stream.
+func SubmitError(err error) *pcnodev1.SubmitError {
 	st, _ := status.FromError(toStatus(err))
 	se := &pcnodev1.SubmitError{Code: int32(st.Code()), Message: st.Message()}
 	var inv *invalidError

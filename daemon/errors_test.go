@@ -113,11 +113,11 @@ func TestToStatus(t *testing.T) {
 		message string
 	}{
 		{"status passes through", status.Error(codes.Unauthenticated, "who"), codes.Unauthenticated, "who"},
-		{"coded", withCode(codes.FailedPrecondition, errors.New("draining")), codes.FailedPrecondition, "draining"},
-		{"coded wrapped", fmt.Errorf("task t1: %w", withCode(codes.ResourceExhausted, errors.New("too big"))), codes.ResourceExhausted, "task t1: too big"},
+		{"coded", WithCode(codes.FailedPrecondition, errors.New("draining")), codes.FailedPrecondition, "draining"},
+		{"coded wrapped", fmt.Errorf("task t1: %w", WithCode(codes.ResourceExhausted, errors.New("too big"))), codes.ResourceExhausted, "task t1: too big"},
 		// An explicit code wins over what it wraps.
-		{"coded over sentinel", withCode(codes.Aborted, fmt.Errorf("x: %w", store.ErrNotFound)), codes.Aborted, "x: task not found"},
-		{"coded over context", withCode(codes.Unavailable, context.Canceled), codes.Unavailable, "context canceled"},
+		{"coded over sentinel", WithCode(codes.Aborted, fmt.Errorf("x: %w", store.ErrNotFound)), codes.Aborted, "x: task not found"},
+		{"coded over context", WithCode(codes.Unavailable, context.Canceled), codes.Unavailable, "context canceled"},
 		{"canceled", fmt.Errorf("waiting: %w", context.Canceled), codes.Canceled, "waiting: context canceled"},
 		{"deadline", fmt.Errorf("pull: %w", context.DeadlineExceeded), codes.DeadlineExceeded, "pull: context deadline exceeded"},
 		// Context errors are checked before sentinels.
@@ -288,7 +288,7 @@ func TestSubmitError(t *testing.T) {
 			Message:  "spec.image: a (and 1 more)",
 			Problems: []*pcnodev1.Problem{{Field: "spec.image", Description: "a"}, {Field: "spec.name", Description: "b"}},
 		}},
-		{"coded", withCode(codes.ResourceExhausted, errors.New("needs 9 GPUs")), &pcnodev1.SubmitError{
+		{"coded", WithCode(codes.ResourceExhausted, errors.New("needs 9 GPUs")), &pcnodev1.SubmitError{
 			Code: int32(codes.ResourceExhausted), Message: "needs 9 GPUs",
 		}},
 		{"sentinel", fmt.Errorf("key k: %w", store.ErrKeyConflict), &pcnodev1.SubmitError{
@@ -301,7 +301,7 @@ func TestSubmitError(t *testing.T) {
 		{"internal", errors.New("disk on fire"), &pcnodev1.SubmitError{Code: int32(codes.Internal), Message: "disk on fire"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, submitError(tc.err), protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(tc.want, SubmitError(tc.err), protocmp.Transform()); diff != "" {
 				t.Errorf("submitError(%q) (-want +got):\n%s", tc.err, diff)
 			}
 		})

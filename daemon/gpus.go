@@ -192,7 +192,7 @@ func (d *Daemon) checkCDI(gpus int) error {
 	}
 	av, err := cdi.Available(d.cfg.GPU.CDISpecDirs, d.gpus.uuids)
 	if err != nil {
-		return withCode(codes.FailedPrecondition, fmt.Errorf("reading CDI specs in %s: %w", strings.Join(d.cfg.GPU.CDISpecDirs, ", "), err))
+		return WithCode(codes.FailedPrecondition, fmt.Errorf("reading CDI specs in %s: %w", strings.Join(d.cfg.GPU.CDISpecDirs, ", "), err))
 	}
 	d.setCDIMissing(av.Missing)
 	if len(av.Present) >= gpus || gpus > len(d.gpus.uuids) {
@@ -203,7 +203,7 @@ func (d *Daemon) checkCDI(gpus int) error {
 	if len(av.SpecErrors) > 0 {
 		msg += "; spec problems: " + strings.Join(av.SpecErrors, "; ")
 	}
-	return withCode(codes.FailedPrecondition, errors.New(msg))
+	return WithCode(codes.FailedPrecondition, errors.New(msg))
 }
 
 // setCDIMissing records which GPUs lack a CDI device and tells the

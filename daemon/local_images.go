@@ -43,6 +43,21 @@ func (d *Daemon) ensureImage(ctx context.Context, task *pcnodev1.Task, auth *run
 	return img, err
 }
 
+// ProcessingContainer returns image ref (normalised) and its
+// processing-container.json, parsed, with the parser's warnings. A missing
+// file is NOT_FOUND; an invalid one INVALID_ARGUMENT with a problem for
+// each field, prefixed "processing_container.".
+func (d *Daemon) ProcessingContainer(ctx context.Context, ref string) (runtime.Image, *spec.ProcessingContainer, []spec.Warning, error) {
+	img, c, err := d.processingContainer(ctx, ref)
+	if err != nil {
+		return img, nil, nil, err
+	}
+	if c.err != nil {
+		return img, nil, nil, specInvalid(c.err, "processing_container.")
+	}
+	return img, c.pc, c.warnings, nil
+}
+
 // processingContainer reads and parses an image's pcFile, cached per digest.
 // An invalid file is an error wrapping spec.ErrInvalid (as spec.Problems).
 func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.Image, *cachedPC, error) {
@@ -140,9 +155,9 @@ func (d *Daemon) specTask(s *pcnodev1.TaskSpec) (*spec.Task, error) {
 // The local node's image operations: what ImageService (service_image.go)
 // calls once it has checked and converted a request.
 
-// pullImage pulls ref with auth (nil: the node's configured credentials,
+// PullImage pulls ref with auth (nil: the node's configured credentials,
 // else none), calling progress as it goes.
-func (d *Daemon) pullImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error) {
+func (d *Daemon) PullImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error) {
 	img, err := d.rt.Pull(ctx, ref, auth, progress)
 	if err != nil {
 		return img, err
@@ -151,10 +166,10 @@ func (d *Daemon) pullImage(ctx context.Context, ref string, auth *runtime.Auth, 
 	return img, nil
 }
 
-// importImage imports the archive r holds, held to the [images] caps
+// ImportImage imports the archive r holds, held to the [images] caps
 // (opts.Limits is set from them): passing one is an error wrapping a
 // *runtime.ImportLimitError.
-func (d *Daemon) importImage(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error) {
+func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error) {
 	opts.Limits = importLimits(d.cfg.Images)
 	imgs, err := d.rt.Import(ctx, r, opts)
 	if err != nil {
@@ -181,9 +196,9 @@ func importLimits(im config.Images) runtime.ImportLimits {
 	}
 }
 
-// listImages returns the node's images and, by normalised image name, the
+// ListImages returns the node's images and, by normalised image name, the
 // unfinished tasks using them.
-func (d *Daemon) listImages(ctx context.Context) ([]runtime.Image, map[string][]string, error) {
+func (d *Daemon) ListImages(ctx context.Context) ([]runtime.Image, map[string][]string, error) {
 	imgs, err := d.rt.ListImages(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -195,15 +210,15 @@ func (d *Daemon) listImages(ctx context.Context) ([]runtime.Image, map[string][]
 	return imgs, users, nil
 }
 
-// removeImage removes image ref (normalised) from the node; one an
+// RemoveImage removes image ref (normalised) from the node; one an
 // unfinished task uses is FAILED_PRECONDITION naming the tasks.
-func (d *Daemon) removeImage(ctx context.Context, ref string) error {
+func (d *Daemon) RemoveImage(ctx context.Context, ref string) error {
 	users, err := d.imageUsers(ctx)
 	if err != nil {
 		return err
 	}
 	if u := users[ref]; len(u) > 0 {
-		return withCode(codes.FailedPrecondition, fmt.Errorf("image %s is used by unfinished tasks %v", ref, u))
+		return WithCode(codes.FailedPrecondition, fmt.Errorf("image %s is used by unfinished tasks %v", ref, u))
 	}
 	if err := d.rt.RemoveImage(ctx, ref); err != nil {
 		return err

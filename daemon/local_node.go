@@ -39,8 +39,8 @@ func schedGPUs(devs []gpu.Device, health map[string]gpu.Status) []sched.GPU {
 	return out
 }
 
-// nodeInfo assembles the Node message.
-func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
+// NodeInfo assembles the Node message.
+func (d *Daemon) NodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 	name := d.cfg.Node.Name
 	if name == "" {
 		name, _ = os.Hostname()
@@ -124,10 +124,10 @@ func (d *Daemon) nodeInfo(ctx context.Context) (*pcnodev1.Node, error) {
 	return n, nil
 }
 
-// setDraining drains the node or resumes it. The store is written first,
+// SetDraining drains the node or resumes it. The store is written first,
 // so a node answered "draining" is still draining after a restart; when
 // the write fails nothing changed.
-func (d *Daemon) setDraining(ctx context.Context, draining bool) error {
+func (d *Daemon) SetDraining(ctx context.Context, draining bool) error {
 	persist := func() error {
 		if err := d.store.SetDraining(ctx, draining); err != nil {
 			return fmt.Errorf("recording the drain: %w", err)
@@ -160,28 +160,29 @@ func (d *Daemon) restoreNodeState(ctx context.Context) error {
 	return nil
 }
 
-// watchNode subscribes to the node's changes (nodeWatch): the channel
-// holds the latest reason, and the node is read afresh. unwatchNode ends
+// WatchNode subscribes to the node's changes (nodeWatch): the channel
+// holds the latest reason, and the node is read afresh. UnwatchNode ends
 // the subscription.
-func (d *Daemon) watchNode() chan pcnodev1.NodeChange { return d.node.subscribe() }
+func (d *Daemon) WatchNode() chan pcnodev1.NodeChange { return d.node.subscribe() }
 
-func (d *Daemon) unwatchNode(c chan pcnodev1.NodeChange) { d.node.unsubscribe(c) }
+// UnwatchNode ends a subscription of WatchNode.
+func (d *Daemon) UnwatchNode(c chan pcnodev1.NodeChange) { d.node.unsubscribe(c) }
 
-// clearGPUHealth clears GPU uuid's unhealthy mark (clearGPU), applies its
+// ClearGPUHealth clears GPU uuid's unhealthy mark (clearGPU), applies its
 // health to the scheduler at once, and returns the GPU as GetNode shows
 // it. A node without monitored GPUs, or a GPU not in the inventory, is
 // NOT_FOUND; one the monitor does not watch FAILED_PRECONDITION.
-func (d *Daemon) clearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu, error) {
+func (d *Daemon) ClearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu, error) {
 	m := d.gpus.monitor
 	if m == nil {
-		return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s: this node has no monitored GPUs", uuid))
+		return nil, WithCode(codes.NotFound, fmt.Errorf("GPU %s: this node has no monitored GPUs", uuid))
 	}
 	if err := d.clearGPU(ctx, uuid); err != nil {
 		switch {
 		case errors.Is(err, gpu.ErrUnknownGPU):
-			return nil, withCode(codes.NotFound, err)
+			return nil, WithCode(codes.NotFound, err)
 		case errors.Is(err, gpu.ErrNotMonitored):
-			return nil, withCode(codes.FailedPrecondition, err)
+			return nil, WithCode(codes.FailedPrecondition, err)
 		}
 		return nil, err
 	}
@@ -190,7 +191,7 @@ func (d *Daemon) clearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu
 		d.sched.SetGPUHealth(st.UUID, d.gpus.assignable(st.UUID, st.Health))
 		d.kick()
 	}
-	n, err := d.nodeInfo(ctx)
+	n, err := d.NodeInfo(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -199,5 +200,5 @@ func (d *Daemon) clearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu
 			return g, nil
 		}
 	}
-	return nil, withCode(codes.NotFound, fmt.Errorf("GPU %s is not in the inventory", uuid))
+	return nil, WithCode(codes.NotFound, fmt.Errorf("GPU %s is not in the inventory", uuid))
 }

@@ -54,54 +54,55 @@ func startHealth(t *testing.T, d *Daemon) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// A drain is written to the store before DrainNode answers, and a daemon
-// started on that store is draining; ResumeNode undoes both.
+// A drain is written to the store before SetDraining(true) returns, and a daemon
+// started on that store is draining; SetDraining(false) undoes both.
 func TestDrainPersisted(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewMemory()
 	d := restartedDaemon(t, st)
-	ns := &nodeService{d: d}
 	w := d.node.subscribe()
-	resp, err := ns.DrainNode(ctx, &pcnodev1.DrainNodeRequest{})
-	if err != nil || !resp.GetNode().GetDraining() {
-		t.Fatalf("DrainNode() = %v, %v, want a draining node", resp, err)
+	if err := d.SetDraining(ctx, true); err != nil {
+		t.Fatalf("SetDraining(true) = %v", err)
 	}
-	if got := nextChange(t, w, "DrainNode"); got != pcnodev1.NodeChange_NODE_CHANGE_DRAIN {
-		t.Errorf("node change after DrainNode = %v, want %v", got, pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
+	if n, err := d.NodeInfo(ctx); err != nil || !n.GetDraining() {
+		t.Fatalf("NodeInfo() after SetDraining(true) = %v, %v, want a draining node", n, err)
+	}
+	if got := nextChange(t, w, "SetDraining(true)"); got != pcnodev1.NodeChange_NODE_CHANGE_DRAIN {
+		t.Errorf("node change after SetDraining(true) = %v, want %v", got, pcnodev1.NodeChange_NODE_CHANGE_DRAIN)
 	}
 	if s, err := st.GetNodeState(ctx); err != nil || !s.Draining {
-		t.Errorf("node state once DrainNode answered = %+v, %v, want draining", s, err)
+		t.Errorf("node state once SetDraining(true) returned = %+v, %v, want draining", s, err)
 	}
 
 	d2 := restartedDaemon(t, st)
-	n, err := d2.nodeInfo(ctx)
+	n, err := d2.NodeInfo(ctx)
 	if err != nil || !n.GetDraining() {
 		t.Fatalf("nodeInfo() after a restart of a draining node = draining %v, %v, want true", n.GetDraining(), err)
 	}
-	if _, err := (&nodeService{d: d2}).ResumeNode(ctx, &pcnodev1.ResumeNodeRequest{}); err != nil {
-		t.Fatalf("ResumeNode() = %v", err)
+	if err := d2.SetDraining(ctx, false); err != nil {
+		t.Fatalf("SetDraining(false) = %v", err)
 	}
 	if s, err := st.GetNodeState(ctx); err != nil || s.Draining {
-		t.Errorf("node state once ResumeNode answered = %+v, %v, want not draining", s, err)
+		t.Errorf("node state once SetDraining(false) returned = %+v, %v, want not draining", s, err)
 	}
 	if d3 := restartedDaemon(t, st); d3.admin.isDraining() {
-		t.Error("a daemon started after ResumeNode is draining")
+		t.Error("a daemon started after SetDraining(false) is draining")
 	}
 }
 
-// When the drain cannot be written, DrainNode fails and the node is as it
+// When the drain cannot be written, SetDraining fails and the node is as it
 // was.
 func TestDrainStoreFailure(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewMemory()
 	d := restartedDaemon(t, st)
 	st.Close()
-	_, err := (&nodeService{d: d}).DrainNode(ctx, &pcnodev1.DrainNodeRequest{})
+	err := d.SetDraining(ctx, true)
 	if !errors.Is(err, store.ErrClosed) {
-		t.Fatalf("DrainNode() on a closed store = %v, want %v", err, store.ErrClosed)
+		t.Fatalf("SetDraining(true) on a closed store = %v, want %v", err, store.ErrClosed)
 	}
 	if d.admin.isDraining() {
-		t.Error("node is draining after a DrainNode that failed")
+		t.Error("node is draining after a SetDraining that failed")
 	}
 }
 
@@ -125,7 +126,7 @@ func TestGPUMarksRestored(t *testing.T) {
 	if diff := cmp.Diff(map[string]sched.Health{gpuA: sched.Unhealthy, gpuB: sched.Unknown}, gpuHealth(d)); diff != "" {
 		t.Errorf("scheduler health before the monitor runs (-want +got):\n%s", diff)
 	}
-	n, err := d.nodeInfo(ctx)
+	n, err := d.NodeInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestGPUMarksRestored(t *testing.T) {
 	startHealth(t, d)
 	waitFor(t, "GPU B healthy in the scheduler", func() bool { return gpuHealth(d)[gpuB] == sched.Healthy })
 	waitFor(t, "GPUS_KNOWN", func() bool {
-		n, _ := d.nodeInfo(ctx)
+		n, _ := d.NodeInfo(ctx)
 		return gpusKnown(n).GetOk()
 	})
 	if got := gpuHealth(d)[gpuA]; got != sched.Unhealthy {
@@ -153,7 +154,7 @@ func TestGPUMarksRestored(t *testing.T) {
 	if len(got) != 1 || got[0].ID != "gpu-task" || got[0].UUIDs()[0] != gpuB {
 		t.Errorf("Schedule() once the GPUs' health is known = %v, want gpu-task on GPU B", got)
 	}
-	n, err = d.nodeInfo(ctx)
+	n, err = d.NodeInfo(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,15 +171,15 @@ func TestGPUMarksRestored(t *testing.T) {
 	}
 
 	// The operator clears A: the mark is gone before the answer.
-	if _, err := (&nodeService{d: d}).ClearGpuHealth(ctx, &pcnodev1.ClearGpuHealthRequest{Uuid: gpuA}); err != nil {
-		t.Fatalf("ClearGpuHealth(A) = %v", err)
+	if _, err := d.ClearGPUHealth(ctx, gpuA); err != nil {
+		t.Fatalf("ClearGPUHealth(A) = %v", err)
 	}
 	s, err := st.GetNodeState(ctx)
 	if _, marked := s.GPUMarks[gpuA]; err != nil || marked {
-		t.Errorf("node state after ClearGpuHealth(A) = %+v, %v, want A unmarked", s, err)
+		t.Errorf("node state after ClearGPUHealth(A) = %+v, %v, want A unmarked", s, err)
 	}
 	if d2 := restartedDaemon(t, st); gpuHealth(d2)[gpuA] != sched.Unknown {
-		t.Errorf("GPU A after ClearGpuHealth and a restart = %v, want unknown until the monitor reports", gpuHealth(d2)[gpuA])
+		t.Errorf("GPU A after ClearGPUHealth and a restart = %v, want unknown until the monitor reports", gpuHealth(d2)[gpuA])
 	}
 }
 
@@ -266,7 +267,7 @@ func TestGPUsKnownFollowsMonitor(t *testing.T) {
 	var told atomic.Int32
 	d.gpus.onKnown = func() { told.Add(1) }
 	known := func() *pcnodev1.NodeCondition {
-		n, err := d.nodeInfo(ctx)
+		n, err := d.NodeInfo(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

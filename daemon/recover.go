@@ -143,7 +143,7 @@ func (d *Daemon) recover(ctx context.Context) error {
 	}
 	for id, c := range byTask {
 		t, err := d.store.GetTask(ctx, id)
-		if err == nil && isFinal(t.GetState()) {
+		if err == nil && IsFinal(t.GetState()) {
 			d.log.Info("cleaning up the container of a finished task", "task", id, "container_state", string(c.State))
 			if derr := d.rt.Delete(ctx, id); errors.Is(derr, runtime.ErrUnavailable) {
 				// containerd went away meanwhile: delete it (and then seal
@@ -236,7 +236,7 @@ func (d *Daemon) sealFinishedLogs(ctx context.Context, unfinished map[string]boo
 		if err != nil || info.Ended {
 			continue
 		}
-		if t, err := d.store.GetTask(ctx, id); err == nil && isFinal(t.GetState()) {
+		if t, err := d.store.GetTask(ctx, id); err == nil && IsFinal(t.GetState()) {
 			d.sealLog(ctx, id)
 		}
 	}

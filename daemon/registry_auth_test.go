@@ -49,7 +49,7 @@ func TestSubmitKeepsRegistryAuthInMemory(t *testing.T) {
 		Template:     &pcnodev1.TaskSpec_TemplateIdentifier{TemplateIdentifier: "seg"},
 		RegistryAuth: &pcnodev1.RegistryAuth{Username: "airflow", Password: testPassword},
 	}
-	task, existing, err := d.submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "dag/run/ti"})
+	task, existing, err := d.Submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "dag/run/ti"})
 	if err != nil || existing {
 		t.Fatalf("submit() = %v, %v", existing, err)
 	}
@@ -78,7 +78,7 @@ func TestSubmitKeepsRegistryAuthInMemory(t *testing.T) {
 	plain := proto.Clone(spec).(*pcnodev1.TaskSpec)
 	plain.RegistryAuth = &pcnodev1.RegistryAuth{}
 	plain.Name = "without-auth"
-	if p, _, err := d.submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: plain}); err != nil || p.GetRegistryAuthInMemory() {
+	if p, _, err := d.Submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: plain}); err != nil || p.GetRegistryAuthInMemory() {
 		t.Errorf("submit(empty registry_auth) = registry_auth_in_memory %v, %v; want false", p.GetRegistryAuthInMemory(), err)
 	}
 
@@ -110,7 +110,7 @@ func TestSubmitKeepsRegistryAuthInMemory(t *testing.T) {
 		t.Fatalf("queued[%s] after the restart = %+v, want no credentials", task.GetId(), qt)
 	}
 	// A retried submit (same key, same spec) gives them back.
-	again, existing, err := d.submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "dag/run/ti"})
+	again, existing, err := d.Submit(ctx, &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "dag/run/ti"})
 	if err != nil || !existing || again.GetId() != task.GetId() {
 		t.Fatalf("retried submit() = %s, %v, %v; want the existing task %s", again.GetId(), existing, err, task.GetId())
 	}

@@ -220,7 +220,7 @@ func (r *runner) persistStop(ctx context.Context, msg func(pcnodev1.TaskState) s
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 	defer cancel()
 	return r.d.update(wctx, r.id, func(t *pcnodev1.Task) {
-		if isFinal(t.GetState()) {
+		if IsFinal(t.GetState()) {
 			return
 		}
 		t.StopRequest = r.stopRecord()

@@ -341,7 +341,7 @@ func waitFinal(t *testing.T, d *Daemon, id string) *pcnodev1.Task {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		task := getTask(t, d, id)
-		if isFinal(task.GetState()) {
+		if IsFinal(task.GetState()) {
 			return task
 		}
 		if time.Now().After(deadline) {

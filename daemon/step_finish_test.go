@@ -61,7 +61,7 @@ func TestFinishTaskDetached(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("finishTask() detached error = %v, want context.Canceled", err)
 	}
-	if got := getTask(t, d, task.GetId()); isFinal(got.GetState()) {
+	if got := getTask(t, d, task.GetId()); IsFinal(got.GetState()) {
 		t.Errorf("finishTask() detached wrote %v", got.GetState())
 	}
 }

@@ -138,7 +138,7 @@ func (r *runner) containerdGone(task *pcnodev1.Task, cd *containerdDownError) (*
 	if cd.mayExist {
 		r.log.Warn("containerd unreachable while starting: waiting for it to say whether the container exists", "err", cd.err)
 		if _, err := d.update(r.ctx, r.id, func(t *pcnodev1.Task) {
-			if !isFinal(t.GetState()) {
+			if !IsFinal(t.GetState()) {
 				t.Message = fmt.Sprintf("%v; waiting for containerd to say whether the container was created (the task is queued again if it was not started)", cd)
 			}
 		}); err != nil && r.ctx.Err() == nil {

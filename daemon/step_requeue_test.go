@@ -55,7 +55,7 @@ func wantRequeued(t *testing.T, d *Daemon, id string) {
 		t.Errorf("task after containerd went away = %v allocation %v %q; want QUEUED, no allocation, a message saying containerd was unreachable",
 			got.GetState(), got.GetAllocation(), got.GetMessage())
 	}
-	if isFinal(got.GetState()) {
+	if IsFinal(got.GetState()) {
 		t.Fatalf("task ended %v/%v: containerd being unreachable must not end it", got.GetState(), got.GetReason())
 	}
 	d.mu.Lock()

@@ -23,18 +23,25 @@ import (
 	"github.com/pcnode/pcnode/store"
 )
 
-// resolution is what submit and ResolveTask learn about a spec.
-type resolution struct {
+// Resolution is what submit and ResolveTask learn about a spec.
+type Resolution struct {
 	instance *pcnodev1.TaskInstance // nil when the image is not on the node yet
 	warnings []string
 	request  sched.Request
 }
 
+// Instance is the task as the spec resolves it: nil when the image is not
+// on the node yet.
+func (r *Resolution) Instance() *pcnodev1.TaskInstance { return r.instance }
+
+// Warnings are what the spec does that works but is likely a mistake.
+func (r *Resolution) Warnings() []string { return r.warnings }
+
 // resolve checks a spec as far as the node allows now: field shapes, host
 // paths, and — when the image is on the node or the template is inline —
 // the template, channels, env and scale rules. Every problem is returned as
 // an invalidError.
-func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution, error) {
+func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*Resolution, error) {
 	if p := validateSpecFields(s, d.cfg.Tasks.AllowHostNetwork, d.cfg.Limits); len(p) > 0 {
 		return nil, invalid(p)
 	}
@@ -48,7 +55,7 @@ func (d *Daemon) resolve(ctx context.Context, s *pcnodev1.TaskSpec) (*resolution
 	if err := nodeLimits(d.cfg.Limits).Validate(t).Err(); err != nil {
 		return nil, specInvalid(err, "spec.")
 	}
-	res := &resolution{}
+	res := &Resolution{}
 	img, err := d.rt.GetImage(ctx, s.GetImage())
 	switch {
 	case errors.Is(err, runtime.ErrInvalidReference):
@@ -163,9 +170,9 @@ func specHash(s *pcnodev1.TaskSpec) []byte {
 	return h[:]
 }
 
-// submit queues a task (or returns the existing one for a repeated
+// Submit queues a task (or returns the existing one for a repeated
 // idempotency key).
-func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error) {
+func (d *Daemon) Submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error) {
 	var p problems
 	validateIdempotencyKey(&p, "idempotency_key", req.GetIdempotencyKey())
 	if len(p) > 0 {
@@ -198,15 +205,15 @@ func (d *Daemon) submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*
 		return nil, false, err
 	}
 	if _, ever, reason := d.sched.Fits(res.request); !ever {
-		return nil, false, withCode(codes.ResourceExhausted, errors.New(reason))
+		return nil, false, WithCode(codes.ResourceExhausted, errors.New(reason))
 	}
 	if d.admin.isDraining() {
-		return nil, false, withCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
+		return nil, false, WithCode(codes.FailedPrecondition, errors.New("node is draining: not admitting tasks (ResumeNode to admit again)"))
 	}
 	if d.admin.isRecovering() {
 		// Recovery (Start) re-queues the stored QUEUED tasks; a task stored
 		// now would be queued twice.
-		return nil, false, withCode(codes.Unavailable, fmt.Errorf("not admitting tasks yet: recovering the last run's tasks once containerd at %s answers", d.cfg.Containerd.Address))
+		return nil, false, WithCode(codes.Unavailable, fmt.Errorf("not admitting tasks yet: recovering the last run's tasks once containerd at %s answers", d.cfg.Containerd.Address))
 	}
 	// Per-spec registry credentials stay in memory (queuedTask.auth) until
 	// the image is pulled, and are never written: the stored spec has none,
@@ -391,7 +398,7 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationp
 	if err != nil {
 		return nil, err
 	}
-	if isFinal(task.GetState()) {
+	if IsFinal(task.GetState()) {
 		return task, nil
 	}
 	// A runner that hands its task back to the queue (containerd went
@@ -424,7 +431,7 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationp
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
-				return nil, withCode(codes.Unavailable, fmt.Errorf("task %s is going back to the queue (containerd unreachable): try again", id))
+				return nil, WithCode(codes.Unavailable, fmt.Errorf("task %s is going back to the queue (containerd unreachable): try again", id))
 			}
 			return r.persistStop(ctx, func(state pcnodev1.TaskState) string { return stopMessage(out, state) })
 		case removed:
@@ -435,7 +442,7 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationp
 			// task, the next start ends it CANCELLED.
 			now := time.Now()
 			return d.update(ctx, id, func(t *pcnodev1.Task) {
-				if isFinal(t.GetState()) {
+				if IsFinal(t.GetState()) {
 					return
 				}
 				t.Message = "cancelling: admitted just now; it ends CANCELLED before its container starts"
@@ -453,10 +460,10 @@ func (d *Daemon) cancelTask(ctx context.Context, id string, requested *durationp
 	if err != nil {
 		return nil, err
 	}
-	if isFinal(task.GetState()) {
+	if IsFinal(task.GetState()) {
 		return task, nil
 	}
-	return nil, withCode(codes.Unavailable, fmt.Errorf("task %s is %s but not yet taken up by this daemon (it is starting or recovering tasks): try again", id, task.GetState()))
+	return nil, WithCode(codes.Unavailable, fmt.Errorf("task %s is %s but not yet taken up by this daemon (it is starting or recovering tasks): try again", id, task.GetState()))
 }
 
 // stopMessage says what a stop request did to a task in state.

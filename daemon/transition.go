@@ -9,8 +9,8 @@ import (
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
-// isFinal reports whether s is a final state.
-func isFinal(s pcnodev1.TaskState) bool {
+// IsFinal reports whether s is a final state.
+func IsFinal(s pcnodev1.TaskState) bool {
 	switch s {
 	case pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskState_TASK_STATE_CANCELLED:
 		return true
@@ -67,7 +67,7 @@ func (d *Daemon) publish(id string, ev *pcnodev1.TaskEvent) {
 // finish moves a task to its final state with reason and message.
 func (d *Daemon) finish(ctx context.Context, id string, state pcnodev1.TaskState, reason pcnodev1.TaskReason, msg string, fn func(*pcnodev1.Task)) (*pcnodev1.Task, error) {
 	return d.update(ctx, id, func(t *pcnodev1.Task) {
-		if isFinal(t.GetState()) {
+		if IsFinal(t.GetState()) {
 			return
 		}
 		t.State, t.Reason, t.Message = state, reason, msg

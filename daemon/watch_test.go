@@ -1,10 +1,8 @@
-package daemon
+package daemon_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -19,33 +17,24 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/server"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
 )
 
-// watchDaemon is a Daemon with what WatchTasks and state changes need: a
-// memory store keeping history changes, the broker and the node watch.
-func watchDaemon(t *testing.T, history int) *Daemon {
-	t.Helper()
-	m, err := store.NewMemoryHistory(history)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Daemon{cfg: config.DefaultConfig(), log: slog.New(slog.DiscardHandler), store: m, events: newBroker(), node: newNodeWatch()}
-}
-
 // serveTasks serves d's TaskService on a unix socket, errors converted as
 // pcnoded converts them, and returns a client.
-func serveTasks(t *testing.T, d *Daemon) pcnodev1.TaskServiceClient {
+func serveTasks(t *testing.T, d *daemon.Daemon) pcnodev1.TaskServiceClient {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "api.sock")
 	lis, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(d.streamErrors))
-	pcnodev1.RegisterTaskServiceServer(srv, &taskService{d: d})
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(d.StreamErrorsForTest()))
+	server.Register(srv, d)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -64,15 +53,14 @@ var lifeOf = []pcnodev1.TaskState{
 
 // runTask creates a task and moves it through lifeOf as the daemon does:
 // store write, then announcement.
-func runTask(ctx context.Context, d *Daemon, labels map[string]string) error {
+func runTask(ctx context.Context, d *daemon.Daemon, labels map[string]string) error {
 	task := &pcnodev1.Task{Id: store.NewID(time.Now()), State: lifeOf[0], Spec: &pcnodev1.TaskSpec{Labels: labels}}
-	got, _, err := d.store.CreateTask(ctx, task, "", nil)
+	got, err := d.CreateTaskForTest(ctx, task)
 	if err != nil {
 		return err
 	}
-	d.announce(got)
 	for _, st := range lifeOf[1:] {
-		if _, err := d.update(ctx, got.GetId(), func(t *pcnodev1.Task) { t.State = st }); err != nil {
+		if _, err := d.UpdateForTest(ctx, got.GetId(), func(t *pcnodev1.Task) { t.State = st }); err != nil {
 			return err
 		}
 	}
@@ -106,7 +94,7 @@ func recvN(t *testing.T, w pcnodev1.TaskService_WatchTasksClient, n int) []watch
 // exactly what a watch that never dropped sees: every change once, in
 // revision order, each task's states in order.
 func TestWatchResumeWhileChanging(t *testing.T) {
-	d := watchDaemon(t, store.DefaultHistory)
+	d := daemon.NewWatchDaemonForTest(t, store.DefaultHistory)
 	c := serveTasks(t, d)
 	ctx := t.Context()
 	whole, err := c.WatchTasks(ctx, &pcnodev1.WatchTasksRequest{})
@@ -175,7 +163,7 @@ func TestWatchResumeWhileChanging(t *testing.T) {
 // INVALID_ARGUMENT on after_revision; from the newest, nothing until the
 // next change.
 func TestWatchResumeBounds(t *testing.T) {
-	d := watchDaemon(t, store.MinHistory)
+	d := daemon.NewWatchDaemonForTest(t, store.MinHistory)
 	c := serveTasks(t, d)
 	ctx := t.Context()
 	for range 30 { // 120 changes: 1 to 20 are pruned
@@ -251,16 +239,15 @@ func TestWatchResumeBounds(t *testing.T) {
 // state change, then follows from the snapshot's revision: no change the
 // snapshot holds is sent again.
 func TestWatchSendInitialRevisions(t *testing.T) {
-	d := watchDaemon(t, store.MinHistory)
+	d := daemon.NewWatchDaemonForTest(t, store.MinHistory)
 	c := serveTasks(t, d)
 	ctx := t.Context()
 	task := &pcnodev1.Task{Id: store.NewID(time.Now()), State: lifeOf[0]}
-	got, _, err := d.store.CreateTask(ctx, task, "", nil)
+	got, err := d.CreateTaskForTest(ctx, task)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.announce(got)
-	if _, err := d.update(ctx, got.GetId(), func(t *pcnodev1.Task) { t.State = lifeOf[1] }); err != nil {
+	if _, err := d.UpdateForTest(ctx, got.GetId(), func(t *pcnodev1.Task) { t.State = lifeOf[1] }); err != nil {
 		t.Fatal(err)
 	}
 	w, err := c.WatchTasks(ctx, &pcnodev1.WatchTasksRequest{SendInitial: true})
@@ -270,7 +257,7 @@ func TestWatchSendInitialRevisions(t *testing.T) {
 	if first := recvN(t, w, 1)[0]; first.rev != 2 || first.state != lifeOf[1] {
 		t.Errorf("initial event = %v, want revision 2 PREPARING", first)
 	}
-	if _, err := d.update(ctx, got.GetId(), func(t *pcnodev1.Task) { t.State = lifeOf[2] }); err != nil {
+	if _, err := d.UpdateForTest(ctx, got.GetId(), func(t *pcnodev1.Task) { t.State = lifeOf[2] }); err != nil {
 		t.Fatal(err)
 	}
 	if next := recvN(t, w, 1)[0]; next.rev != 3 || next.state != lifeOf[2] {
@@ -303,20 +290,17 @@ func (b *blockingWatch) Send(r *pcnodev1.WatchTasksResponse) error {
 	return nil
 }
 
-// A watcher more than watchBuffer events behind is ended with
+// A watcher more than server.WatchBuffer events behind is ended with
 // RESOURCE_EXHAUSTED that names the revision to resume after, and resuming
 // there continues without a gap.
 func TestWatchSlowWatcherResumable(t *testing.T) {
-	d := watchDaemon(t, store.DefaultHistory)
+	d := daemon.NewWatchDaemonForTest(t, store.DefaultHistory)
 	ctx := t.Context()
 	bw := &blockingWatch{ctx: ctx, first: make(chan struct{}), release: make(chan struct{})}
 	done := make(chan error, 1)
-	go func() { done <- (&taskService{d: d}).WatchTasks(&pcnodev1.WatchTasksRequest{}, bw) }()
+	go func() { done <- server.NewTaskService(d).WatchTasks(&pcnodev1.WatchTasksRequest{}, bw) }()
 	for { // until it has subscribed
-		d.events.mu.Lock()
-		n := len(d.events.subs)
-		d.events.mu.Unlock()
-		if n > 0 {
+		if d.SubscribersForTest() > 0 {
 			break
 		}
 		time.Sleep(time.Millisecond)
@@ -325,16 +309,15 @@ func TestWatchSlowWatcherResumable(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-bw.first
-	for range watchBuffer/len(lifeOf) + 1 {
+	for range server.WatchBuffer/len(lifeOf) + 1 {
 		if err := runTask(ctx, d, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	close(bw.release)
 	err := <-done
-	var ce *codedError
 	last := bw.sent[len(bw.sent)-1]
-	if !errors.As(err, &ce) || ce.code != codes.ResourceExhausted || !strings.Contains(err.Error(), fmt.Sprintf("after_revision %d", last)) {
+	if status.Code(daemon.ToStatusForTest(err)) != codes.ResourceExhausted || !strings.Contains(err.Error(), fmt.Sprintf("after_revision %d", last)) {
 		t.Fatalf("WatchTasks of a stalled watcher = %v, want ResourceExhausted naming after_revision %d", err, last)
 	}
 	for i, rev := range bw.sent {
@@ -342,7 +325,7 @@ func TestWatchSlowWatcherResumable(t *testing.T) {
 			t.Fatalf("stalled watcher's event %d has revision %d, want %d", i, rev, i+1)
 		}
 	}
-	rest, _, err := d.store.Changes(ctx, last, 0)
+	rest, _, err := d.ChangesAfter(ctx, last)
 	if err != nil || len(rest) == 0 || rest[0].Revision != last+1 {
 		t.Errorf("Changes(after %d) = %d changes, %v, want them from %d", last, len(rest), err, last+1)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/server"
 )
 
 type serveFlags struct {
@@ -135,7 +136,7 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 		return err
 	}
 	srv := grpc.NewServer(d.ServerOptions()...)
-	d.Register(srv)
+	server.Register(srv, d)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)

@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"errors"
@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/runtime"
 )
 
@@ -32,16 +31,5 @@ func TestImportStatus(t *testing.T) {
 	other := fmt.Errorf("x: %w", runtime.ErrInvalidArchive)
 	if got := importStatus(other); !errors.Is(got, runtime.ErrInvalidArchive) {
 		t.Errorf("importStatus(invalid archive) = %v, want it passed through", got)
-	}
-	if c := status.Code(toStatus(other)); c != codes.InvalidArgument {
-		t.Errorf("toStatus(invalid archive) = %v, want InvalidArgument", c)
-	}
-}
-
-// The runtime's defaults are the configuration's, so a runtime used
-// without the daemon's config bounds imports the same way.
-func TestImportLimitDefaultsMatchConfig(t *testing.T) {
-	if got := importLimits(config.DefaultConfig().Images); got != runtime.DefaultImportLimits {
-		t.Errorf("config [images] defaults = %+v, runtime.DefaultImportLimits = %+v", got, runtime.DefaultImportLimits)
 	}
 }

@@ -1,6 +1,8 @@
-package daemon
+package server
 
 import (
+	"strconv"
+
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -51,7 +53,7 @@ func boundProblems(ps []*pcnodev1.Problem, maxBytes int) []*pcnodev1.Problem {
 	used := 0
 	for i, p := range ps {
 		if used += fieldSize(proto.Size(p)); used > maxBytes {
-			return append(ps[:i:i], &pcnodev1.Problem{Description: itoa(len(ps)-i) + " more problems not shown"})
+			return append(ps[:i:i], &pcnodev1.Problem{Description: strconv.Itoa(len(ps)-i) + " more problems not shown"})
 		}
 	}
 	return ps

@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -6,22 +6,23 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/gpu"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
 // nodeAPI is what NodeService needs of the node: the local node's
-// operations on the node itself (*Daemon: local_node.go). The service sees
+// operations on the node itself (*daemon.Daemon: local_node.go). The service sees
 // nothing else of the daemon.
 type nodeAPI interface {
-	nodeInfo(ctx context.Context) (*pcnodev1.Node, error)
-	watchNode() chan pcnodev1.NodeChange
-	unwatchNode(c chan pcnodev1.NodeChange)
-	setDraining(ctx context.Context, draining bool) error
-	clearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu, error)
+	NodeInfo(ctx context.Context) (*pcnodev1.Node, error)
+	WatchNode() chan pcnodev1.NodeChange
+	UnwatchNode(c chan pcnodev1.NodeChange)
+	SetDraining(ctx context.Context, draining bool) error
+	ClearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu, error)
 }
 
-var _ nodeAPI = (*Daemon)(nil)
+var _ nodeAPI = (*daemon.Daemon)(nil)
 
 // nodeService is NodeService: each RPC checks its request, calls the local
 // node (d) and converts the result; WatchNode's loop is here.
@@ -31,7 +32,7 @@ type nodeService struct {
 }
 
 func (s *nodeService) GetNode(ctx context.Context, _ *pcnodev1.GetNodeRequest) (*pcnodev1.GetNodeResponse, error) {
-	n, err := s.d.nodeInfo(ctx)
+	n, err := s.d.NodeInfo(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +52,13 @@ func (s *nodeService) WatchNode(req *pcnodev1.WatchNodeRequest, stream pcnodev1.
 		}
 	}
 	ctx := stream.Context()
-	changes := s.d.watchNode()
-	defer s.d.unwatchNode(changes)
+	changes := s.d.WatchNode()
+	defer s.d.UnwatchNode(changes)
 	why := pcnodev1.NodeChange_NODE_CHANGE_INITIAL
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		n, err := s.d.nodeInfo(ctx)
+		n, err := s.d.NodeInfo(ctx)
 		if err != nil {
 			return err
 		}
@@ -75,18 +76,18 @@ func (s *nodeService) WatchNode(req *pcnodev1.WatchNodeRequest, stream pcnodev1.
 }
 
 func (s *nodeService) DrainNode(ctx context.Context, _ *pcnodev1.DrainNodeRequest) (*pcnodev1.DrainNodeResponse, error) {
-	if err := s.d.setDraining(ctx, true); err != nil {
+	if err := s.d.SetDraining(ctx, true); err != nil {
 		return nil, err
 	}
-	n, err := s.d.nodeInfo(ctx)
+	n, err := s.d.NodeInfo(ctx)
 	return &pcnodev1.DrainNodeResponse{Node: n}, err
 }
 
 func (s *nodeService) ResumeNode(ctx context.Context, _ *pcnodev1.ResumeNodeRequest) (*pcnodev1.ResumeNodeResponse, error) {
-	if err := s.d.setDraining(ctx, false); err != nil {
+	if err := s.d.SetDraining(ctx, false); err != nil {
 		return nil, err
 	}
-	n, err := s.d.nodeInfo(ctx)
+	n, err := s.d.NodeInfo(ctx)
 	return &pcnodev1.ResumeNodeResponse{Node: n}, err
 }
 
@@ -96,7 +97,7 @@ func (s *nodeService) ClearGpuHealth(ctx context.Context, req *pcnodev1.ClearGpu
 		p.add("uuid", "%v", err)
 		return nil, invalid(p)
 	}
-	g, err := s.d.clearGPUHealth(ctx, req.GetUuid())
+	g, err := s.d.ClearGPUHealth(ctx, req.GetUuid())
 	if err != nil {
 		return nil, err
 	}

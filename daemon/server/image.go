@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -9,24 +9,27 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/spec"
 	"github.com/pcnode/pcnode/daemon/specpb"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
 // imageNode is what ImageService needs of the node: the local node's
-// image operations (*Daemon: local_images.go). The service sees nothing
+// image operations (*daemon.Daemon: local_images.go). The service sees nothing
 // else of the daemon.
 type imageNode interface {
-	pullImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error)
-	importImage(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error)
-	listImages(ctx context.Context) ([]runtime.Image, map[string][]string, error)
-	removeImage(ctx context.Context, ref string) error
-	processingContainer(ctx context.Context, ref string) (runtime.Image, *cachedPC, error)
+	PullImage(ctx context.Context, ref string, auth *runtime.Auth, progress func(runtime.Progress)) (runtime.Image, error)
+	ImportImage(ctx context.Context, r io.Reader, opts runtime.ImportOptions) ([]runtime.Image, error)
+	ListImages(ctx context.Context) ([]runtime.Image, map[string][]string, error)
+	RemoveImage(ctx context.Context, ref string) error
+	ProcessingContainer(ctx context.Context, ref string) (runtime.Image, *spec.ProcessingContainer, []spec.Warning, error)
 }
 
-var _ imageNode = (*Daemon)(nil)
+var _ imageNode = (*daemon.Daemon)(nil)
 
 // imageService is ImageService: each RPC checks and converts its request,
 // calls the local node (d) and converts the result.
@@ -55,7 +58,7 @@ func (s *imageService) PullImage(req *pcnodev1.PullImageRequest, stream pcnodev1
 		auth = &runtime.Auth{Username: a.GetUsername(), Password: a.GetPassword()}
 	}
 	ctx := stream.Context()
-	img, err := s.d.pullImage(ctx, ref, auth, func(p runtime.Progress) {
+	img, err := s.d.PullImage(ctx, ref, auth, func(p runtime.Progress) {
 		_ = stream.Send(&pcnodev1.PullImageResponse{Result: &pcnodev1.PullImageResponse_Progress{Progress: &pcnodev1.ImageProgress{
 			Reference: p.Ref, Status: p.Status, DoneBytes: p.Offset, TotalBytes: p.Total,
 		}}})
@@ -121,7 +124,7 @@ func (s *imageService) ImportImage(stream pcnodev1.ImageService_ImportImageServe
 			return err
 		}
 	}
-	imgs, err := s.d.importImage(stream.Context(), &importReader{stream: stream}, opts)
+	imgs, err := s.d.ImportImage(stream.Context(), &importReader{stream: stream}, opts)
 	if err != nil {
 		return importStatus(err)
 	}
@@ -151,7 +154,7 @@ func importStatus(err error) error {
 }
 
 func (s *imageService) ListImages(ctx context.Context, _ *pcnodev1.ListImagesRequest) (*pcnodev1.ListImagesResponse, error) {
-	imgs, users, err := s.d.listImages(ctx)
+	imgs, users, err := s.d.ListImages(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +170,7 @@ func (s *imageService) RemoveImage(ctx context.Context, req *pcnodev1.RemoveImag
 	if err != nil {
 		return nil, err
 	}
-	if err := s.d.removeImage(ctx, ref); err != nil {
+	if err := s.d.RemoveImage(ctx, ref); err != nil {
 		return nil, err
 	}
 	return &pcnodev1.RemoveImageResponse{}, nil
@@ -178,16 +181,20 @@ func (s *imageService) GetProcessingContainer(ctx context.Context, req *pcnodev1
 	if err != nil {
 		return nil, err
 	}
-	img, c, err := s.d.processingContainer(ctx, ref)
+	img, pc, warnings, err := s.d.ProcessingContainer(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	if c.err != nil {
-		return nil, specInvalid(c.err, "processing_container.")
-	}
 	return &pcnodev1.GetProcessingContainerResponse{
 		Digest:              img.Digest,
-		ProcessingContainer: specpb.ProcessingContainer(c.pc),
-		Warnings:            specpb.Warnings(c.warnings),
+		ProcessingContainer: specpb.ProcessingContainer(pc),
+		Warnings:            specpb.Warnings(warnings),
 	}, nil
+}
+
+func imageToProto(img runtime.Image, users []string) *pcnodev1.Image {
+	return &pcnodev1.Image{
+		Name: img.Name, Digest: img.Digest, SizeBytes: img.Size,
+		CreateTime: timestamppb.New(img.Created), UsedByTaskIds: users,
+	}
 }

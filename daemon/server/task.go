@@ -1,4 +1,4 @@
-package daemon
+package server
 
 import (
 	"context"
@@ -16,32 +16,33 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/daemon/logs"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
 )
 
 // taskNode is what TaskService needs of the node: the local node's task
-// operations (*Daemon: local_tasks.go, submit.go, runner.go). The service
-// sees nothing else of the daemon: no store, runtime or scheduler.
+// operations (*daemon.Daemon: local_tasks.go, submit.go, runner.go). The
+// service sees nothing else of the daemon: no store, runtime or scheduler.
 type taskNode interface {
-	submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error)
-	getTask(ctx context.Context, id string) (*pcnodev1.Task, error)
-	taskChange(ctx context.Context, id string) (store.Change, error)
-	listTasks(ctx context.Context, q taskQuery) ([]*pcnodev1.Task, string, error)
-	taskOutputs(ctx context.Context, id string, pageSize int, pageToken string) ([]*pcnodev1.OutputManifest, string, error)
-	requestCancel(ctx context.Context, id string, grace *durationpb.Duration) (*pcnodev1.Task, error)
-	deleteTask(ctx context.Context, id string) error
-	resolveFit(ctx context.Context, s *pcnodev1.TaskSpec) (res *resolution, fitsNow, fitsNode bool, err error)
-	subscribeTasks(buffer int, filter func(*pcnodev1.TaskEvent) bool) *subscription
-	unsubscribeTasks(sub *subscription)
-	changesAfter(ctx context.Context, after uint64) ([]store.Change, store.Revisions, error)
-	unfinishedChanges(ctx context.Context) ([]store.Change, store.Revisions, error)
-	readTaskLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error
-	readLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error
+	Submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error)
+	GetTask(ctx context.Context, id string) (*pcnodev1.Task, error)
+	TaskChange(ctx context.Context, id string) (store.Change, error)
+	ListTasks(ctx context.Context, q daemon.TaskQuery) ([]*pcnodev1.Task, string, error)
+	TaskOutputs(ctx context.Context, id string, pageSize int, pageToken string) ([]*pcnodev1.OutputManifest, string, error)
+	RequestCancel(ctx context.Context, id string, grace *durationpb.Duration) (*pcnodev1.Task, error)
+	DeleteTask(ctx context.Context, id string) error
+	ResolveFit(ctx context.Context, s *pcnodev1.TaskSpec) (res *daemon.Resolution, fitsNow, fitsNode bool, err error)
+	SubscribeTasks(buffer int, filter func(*pcnodev1.TaskEvent) bool) *daemon.Subscription
+	UnsubscribeTasks(sub *daemon.Subscription)
+	ChangesAfter(ctx context.Context, after uint64) ([]store.Change, store.Revisions, error)
+	UnfinishedChanges(ctx context.Context) ([]store.Change, store.Revisions, error)
+	ReadTaskLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error
+	ReadLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error
 }
 
-var _ taskNode = (*Daemon)(nil)
+var _ taskNode = (*daemon.Daemon)(nil)
 
 // taskService is TaskService: each RPC checks and converts its request,
 // calls the local node (d) and converts the result; streaming loops are
@@ -61,7 +62,7 @@ func requireID(field, id string) error {
 }
 
 func (s *taskService) SubmitTask(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.SubmitTaskResponse, error) {
-	t, existing, err := s.d.submit(ctx, req)
+	t, existing, err := s.d.Submit(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +80,8 @@ func (s *taskService) SubmitTasks(stream pcnodev1.TaskService_SubmitTasksServer)
 			return err
 		}
 		resp := &pcnodev1.SubmitTasksResponse{Index: i}
-		if t, _, err := s.d.submit(ctx, req.GetSubmit()); err != nil {
-			se := submitError(err)
+		if t, _, err := s.d.Submit(ctx, req.GetSubmit()); err != nil {
+			se := daemon.SubmitError(err)
 			se.Problems = boundProblems(se.GetProblems(), responseProblemsBytes)
 			resp.Result = &pcnodev1.SubmitTasksResponse_Error{Error: se}
 		} else {
@@ -96,7 +97,7 @@ func (s *taskService) GetTask(ctx context.Context, req *pcnodev1.GetTaskRequest)
 	if err := requireID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	t, err := s.d.getTask(ctx, req.GetTaskId())
+	t, err := s.d.GetTask(ctx, req.GetTaskId())
 	if err != nil {
 		return nil, err
 	}
@@ -116,8 +117,8 @@ func (s *taskService) ListTasks(ctx context.Context, req *pcnodev1.ListTasksRequ
 	if len(p) > 0 {
 		return nil, invalid(p)
 	}
-	tasks, next, err := s.d.listTasks(ctx, taskQuery{
-		states: req.GetStates(), labels: req.GetLabels(), pageSize: int(req.GetPageSize()), pageToken: req.GetPageToken(),
+	tasks, next, err := s.d.ListTasks(ctx, daemon.TaskQuery{
+		States: req.GetStates(), Labels: req.GetLabels(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, pageTokenInvalid(err)
@@ -158,7 +159,7 @@ func (s *taskService) CancelTask(ctx context.Context, req *pcnodev1.CancelTaskRe
 			return nil, invalid(p)
 		}
 	}
-	t, err := s.d.requestCancel(ctx, req.GetTaskId(), req.GetGracePeriod())
+	t, err := s.d.RequestCancel(ctx, req.GetTaskId(), req.GetGracePeriod())
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (s *taskService) DeleteTask(ctx context.Context, req *pcnodev1.DeleteTaskRe
 	if err := requireID("task_id", req.GetTaskId()); err != nil {
 		return nil, err
 	}
-	if err := s.d.deleteTask(ctx, req.GetTaskId()); err != nil {
+	if err := s.d.DeleteTask(ctx, req.GetTaskId()); err != nil {
 		return nil, err
 	}
 	return &pcnodev1.DeleteTaskResponse{}, nil
@@ -186,7 +187,7 @@ func (s *taskService) GetTaskOutputs(ctx context.Context, req *pcnodev1.GetTaskO
 	if len(p) > 0 {
 		return nil, invalid(p)
 	}
-	m, next, err := s.d.taskOutputs(ctx, req.GetTaskId(), int(req.GetPageSize()), req.GetPageToken())
+	m, next, err := s.d.TaskOutputs(ctx, req.GetTaskId(), int(req.GetPageSize()), req.GetPageToken())
 	if err != nil {
 		return nil, pageTokenInvalid(err)
 	}
@@ -194,20 +195,19 @@ func (s *taskService) GetTaskOutputs(ctx context.Context, req *pcnodev1.GetTaskO
 }
 
 func (s *taskService) ResolveTask(ctx context.Context, req *pcnodev1.ResolveTaskRequest) (*pcnodev1.ResolveTaskResponse, error) {
-	res, now, ever, err := s.d.resolveFit(ctx, req.GetSpec())
-	var inv *invalidError
-	if errors.As(err, &inv) {
-		return &pcnodev1.ResolveTaskResponse{Problems: inv.problems}, nil
+	res, now, ever, err := s.d.ResolveFit(ctx, req.GetSpec())
+	if ps, ok := daemon.InvalidProblems(err); ok {
+		return &pcnodev1.ResolveTaskResponse{Problems: ps}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &pcnodev1.ResolveTaskResponse{Instance: res.instance, FitsNow: now, FitsNode: ever, Warnings: res.warnings}, nil
+	return &pcnodev1.ResolveTaskResponse{Instance: res.Instance(), FitsNow: now, FitsNode: ever, Warnings: res.Warnings()}, nil
 }
 
-// watchBuffer is how many events a WatchTasks stream may fall behind the
+// WatchBuffer is how many events a WatchTasks stream may fall behind the
 // node before it is ended (RESOURCE_EXHAUSTED, resumable from its revision).
-const watchBuffer = 4096
+const WatchBuffer = 4096
 
 // WatchTasks sends state changes. It subscribes before it reads the store,
 // so nothing written in between is missed, and sends a change only when its
@@ -226,10 +226,10 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		}
 		return true
 	}
-	sub := s.d.subscribeTasks(watchBuffer, func(ev *pcnodev1.TaskEvent) bool {
+	sub := s.d.SubscribeTasks(WatchBuffer, func(ev *pcnodev1.TaskEvent) bool {
 		return ev.GetStateChange() != nil && match(ev.GetStateChange())
 	})
-	defer s.d.unsubscribeTasks(sub)
+	defer s.d.UnsubscribeTasks(sub)
 
 	// last is the newest revision this stream has gone past: sent, or
 	// skipped by the label filter.
@@ -240,7 +240,7 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		var err error
 		// The first page is read before the headers, so a refused resume
 		// point is the call's status.
-		if page, revs, err = s.d.changesAfter(ctx, last); err != nil {
+		if page, revs, err = s.d.ChangesAfter(ctx, last); err != nil {
 			return resumeError(err, last, revs)
 		}
 	}
@@ -253,7 +253,7 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		if !match(c.Task) {
 			return nil
 		}
-		return stream.Send(&pcnodev1.WatchTasksResponse{Event: changeEvent(c)})
+		return stream.Send(&pcnodev1.WatchTasksResponse{Event: daemon.ChangeEvent(c)})
 	}
 	switch {
 	case last > 0:
@@ -268,12 +268,12 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 			}
 			var revs store.Revisions
 			var err error
-			if page, revs, err = s.d.changesAfter(ctx, last); err != nil {
+			if page, revs, err = s.d.ChangesAfter(ctx, last); err != nil {
 				return resumeError(err, last, revs)
 			}
 		}
 	case req.GetSendInitial():
-		tasks, revs, err := s.d.unfinishedChanges(ctx)
+		tasks, revs, err := s.d.UnfinishedChanges(ctx)
 		if err != nil {
 			return err
 		}
@@ -281,7 +281,7 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 			if !match(c.Task) {
 				continue
 			}
-			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: changeEvent(c)}); err != nil {
+			if err := stream.Send(&pcnodev1.WatchTasksResponse{Event: daemon.ChangeEvent(c)}); err != nil {
 				return err
 			}
 		}
@@ -296,9 +296,9 @@ func (s *taskService) WatchTasks(req *pcnodev1.WatchTasksRequest, stream pcnodev
 		case ev, ok := <-sub.C:
 			if !ok {
 				if last == 0 {
-					return withCode(codes.ResourceExhausted, fmt.Errorf("watcher fell more than %d events behind; watch again (with send_initial) to resynchronise", watchBuffer))
+					return daemon.WithCode(codes.ResourceExhausted, fmt.Errorf("watcher fell more than %d events behind; watch again (with send_initial) to resynchronise", WatchBuffer))
 				}
-				return withCode(codes.ResourceExhausted, fmt.Errorf("watcher fell more than %d events behind after revision %d; watch again with after_revision %d to resume where it stopped", watchBuffer, last, last))
+				return daemon.WithCode(codes.ResourceExhausted, fmt.Errorf("watcher fell more than %d events behind after revision %d; watch again with after_revision %d to resume where it stopped", WatchBuffer, last, last))
 			}
 			if ev.GetRevision() <= last {
 				continue
@@ -386,7 +386,7 @@ func (s *taskService) StreamLogs(req *pcnodev1.StreamLogsRequest, stream pcnodev
 		times   []timestamppb.Timestamp
 	)
 	// A finished task's log is read once it is sealed (readTaskLog).
-	return s.d.readTaskLog(ctx, req.GetTaskId(), opts, func(es []logs.Entry) error {
+	return s.d.ReadTaskLog(ctx, req.GetTaskId(), opts, func(es []logs.Entry) error {
 		if len(es) > len(entries) {
 			entries = make([]pcnodev1.LogEntry, len(es))
 			times = make([]timestamppb.Timestamp, len(es))
@@ -432,17 +432,17 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	// Subscribe before submitting so no event is missed; filter by id once known.
 	var id string
 	var idMu sync.Mutex
-	sub := s.d.subscribeTasks(65536, func(ev *pcnodev1.TaskEvent) bool {
+	sub := s.d.SubscribeTasks(65536, func(ev *pcnodev1.TaskEvent) bool {
 		idMu.Lock()
 		defer idMu.Unlock()
 		return id == "" || ev.GetTaskId() == id
 	})
-	defer func() { s.d.unsubscribeTasks(sub) }()
+	defer func() { s.d.UnsubscribeTasks(sub) }()
 
 	var task *pcnodev1.Task
 	switch t := req.GetTarget().(type) {
 	case *pcnodev1.RunTaskRequest_Submit:
-		got, _, err := s.d.submit(ctx, t.Submit)
+		got, _, err := s.d.Submit(ctx, t.Submit)
 		if err != nil {
 			return err
 		}
@@ -451,7 +451,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 		if err := requireID("task_id", t.TaskId); err != nil {
 			return err
 		}
-		got, err := s.d.getTask(ctx, t.TaskId)
+		got, err := s.d.GetTask(ctx, t.TaskId)
 		if err != nil {
 			return err
 		}
@@ -466,7 +466,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 	idMu.Unlock()
 	// The task as it is now, with the revision of its last state change:
 	// the subscription may hold older changes, dropped below by revision.
-	current, err := s.d.taskChange(ctx, id)
+	current, err := s.d.TaskChange(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -487,7 +487,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 				ts timestamppb.Timestamp
 			)
 			ev := &pcnodev1.TaskEvent{TaskId: id, Event: &pcnodev1.TaskEvent_Log{Log: &le}}
-			logsDone <- s.d.readLog(ctx, id, opts, func(es []logs.Entry) error {
+			logsDone <- s.d.ReadLog(ctx, id, opts, func(es []logs.Entry) error {
 				for _, e := range es {
 					setLogEntry(&le, &ts, e)
 					ev.Time = &ts
@@ -510,7 +510,7 @@ func (s *taskService) RunTask(req *pcnodev1.RunTaskRequest, stream pcnodev1.Task
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		return send(changeEvent(c))
+		return send(daemon.ChangeEvent(c))
 	}
 
 	// The subscription began before the submit, so it already holds the
@@ -533,16 +533,16 @@ drain:
 		}
 	}
 	for _, ev := range held {
-		if t := ev.GetStateChange(); t != nil && ev.GetTaskId() == id && ev.GetRevision() < current.Revision && !isFinal(t.GetState()) {
+		if t := ev.GetStateChange(); t != nil && ev.GetTaskId() == id && ev.GetRevision() < current.Revision && !daemon.IsFinal(t.GetState()) {
 			if err := send(ev); err != nil {
 				return err
 			}
 		}
 	}
-	if isFinal(current.Task.GetState()) {
+	if daemon.IsFinal(current.Task.GetState()) {
 		return finalize(current)
 	}
-	if err := send(changeEvent(current)); err != nil {
+	if err := send(daemon.ChangeEvent(current)); err != nil {
 		return err
 	}
 	// The state just sent, and older ones, may also be waiting in the
@@ -563,17 +563,17 @@ drain:
 		}
 		if !ok {
 			// Dropped for falling behind: resubscribe and re-read.
-			sub = s.d.subscribeTasks(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
-			c, err := s.d.taskChange(ctx, id)
+			sub = s.d.SubscribeTasks(65536, func(ev *pcnodev1.TaskEvent) bool { return ev.GetTaskId() == id })
+			c, err := s.d.TaskChange(ctx, id)
 			if err != nil {
 				return err
 			}
-			if isFinal(c.Task.GetState()) {
+			if daemon.IsFinal(c.Task.GetState()) {
 				return finalize(c)
 			}
 			if c.Revision > lastRev {
 				lastRev = c.Revision
-				if err := send(changeEvent(c)); err != nil {
+				if err := send(daemon.ChangeEvent(c)); err != nil {
 					return err
 				}
 			}
@@ -587,7 +587,7 @@ drain:
 				continue
 			}
 			lastRev = ev.GetRevision()
-			if isFinal(t.GetState()) {
+			if daemon.IsFinal(t.GetState()) {
 				return finalize(store.Change{Revision: ev.GetRevision(), Task: t})
 			}
 		}
