@@ -52,7 +52,7 @@ type containerRuntime interface {
 var _ containerRuntime = (*runtime.Containerd)(nil)
 
 // Daemon is one node's pcnoded: the local node behind the gRPC services
-// (service_*.go call it through the interfaces they declare; its
+// (daemon/server calls it through the interfaces they declare; its
 // operations are in local_*.go and submit.go), the scheduler and the
 // runners. What it holds in memory is in components, each a type with its
 // own lock in its own file: the task table, the processing-container

@@ -1,26 +1,34 @@
-// Package daemon owns pcnoded's gRPC services (TaskService, NodeService,
-// ImageService) and the task lifecycle that ties the node's parts together:
-// spec resolution (daemon/spec), host path policy (daemon/hostpath),
-// admission (daemon/sched), containers (daemon/runtime), log capture
-// (daemon/logs), output manifests (daemon/outputs), GPUs (gpu) and
-// persistence (store).
+// Package daemon owns pcnoded's local node and the task lifecycle that ties
+// the node's parts together: spec resolution (daemon/spec), host path
+// policy (daemon/hostpath), admission (daemon/sched), containers
+// (daemon/runtime), log capture (daemon/logs), output manifests
+// (daemon/outputs), GPUs (gpu) and persistence (store). The gRPC services
+// over it (TaskService, NodeService, ImageService) are daemon/server.
 //
 // # Layout
 //
 // The gRPC services are thin shells over a local node, as containerd's
-// service/local split: service_task.go, service_node.go and
-// service_image.go check and convert each request, call the local node,
-// convert the result, and keep the streaming loops (WatchTasks, RunTask,
-// StreamLogs, WatchNode, PullImage, ImportImage). Each declares the
-// interface it needs of the node (taskNode, nodeAPI, imageNode), so a
-// service reaches no store, runtime or scheduler. The local node is
-// *Daemon's operations with plain arguments and results: local_tasks.go
-// (get, list, cancel, delete, outputs, resolve, watch subscription, logs),
-// submit.go (submit, queueing, admission, cancelTask), local_node.go (node
-// info, drain and resume, GPU clear), local_images.go (import, pull, list,
-// remove, processing-container). They return the store's and runtime's
-// sentinels, wrapped, or errors carrying their code, and the interceptors
-// turn errors into gRPC status exactly once (errors.go).
+// service/local split. They are their own package, daemon/server, which
+// checks and converts each request, calls the local node, converts the
+// result, and keeps the streaming loops (WatchTasks, RunTask, StreamLogs,
+// WatchNode, PullImage, ImportImage). Each service declares the interface
+// it needs of the node, and since it is another package the compiler holds
+// it to *Daemon's exported API: a service reaches no store, runtime or
+// scheduler. This package does not import daemon/server; cmd/pcnoded
+// registers the services (server.Register(srv, d)) on a server built with
+// ServerOptions.
+//
+// The local node is *Daemon's exported operations with plain arguments and
+// results: local_tasks.go (GetTask, ListTasks, RequestCancel, DeleteTask,
+// TaskOutputs, ResolveFit, SubscribeTasks, ChangesAfter, ReadTaskLog, ...),
+// submit.go (Submit, queueing, admission, cancelTask), local_node.go
+// (NodeInfo, SetDraining, WatchNode, ClearGPUHealth), local_images.go
+// (PullImage, ImportImage, ListImages, RemoveImage, ProcessingContainer),
+// and the few types in their signatures (TaskQuery, Resolution,
+// Subscription). They return the store's and runtime's sentinels, wrapped,
+// or errors carrying their code (WithCode, Invalid, which the services use
+// too), and the interceptors of ServerOptions turn errors into gRPC status
+// exactly once (errors.go).
 //
 // What the daemon holds in memory is split into components, each a type
 // with its own lock in its own file, which Daemon composes: the task table

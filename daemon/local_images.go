@@ -152,7 +152,7 @@ func (d *Daemon) specTask(s *pcnodev1.TaskSpec) (*spec.Task, error) {
 	return t, nil
 }
 
-// The local node's image operations: what ImageService (service_image.go)
+// The local node's image operations: what ImageService (daemon/server)
 // calls once it has checked and converted a request.
 
 // PullImage pulls ref with auth (nil: the node's configured credentials,
