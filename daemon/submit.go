@@ -34,7 +34,7 @@ type Resolution struct {
 // on the node yet.
 func (r *Resolution) Instance() *pcnodev1.TaskInstance { return r.instance }
 
-// Warnings are what the spec does that works but is likely a mistake.
+// Warnings are what resolving the spec warned of: ResolveTask's warnings.
 func (r *Resolution) Warnings() []string { return r.warnings }
 
 // resolve checks a spec as far as the node allows now: field shapes, host
