@@ -3,6 +3,10 @@ package server
 import (
 	"reflect"
 	"testing"
+
+	"google.golang.org/grpc"
+
+	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
 // TestServicesSeeOnlyTheLocalNode holds the services to the layout of
@@ -19,6 +23,19 @@ func TestServicesSeeOnlyTheLocalNode(t *testing.T) {
 			if f.Type.Kind() != reflect.Interface {
 				t.Errorf("%s.%s is %s, want only an interface of the local node", typ.Name(), f.Name, f.Type)
 			}
+		}
+	}
+}
+
+// Register serves the API's three services, every method of each.
+func TestRegister(t *testing.T) {
+	srv := grpc.NewServer()
+	Register(srv, &fakeNode{})
+	info := srv.GetServiceInfo()
+	for _, sd := range []grpc.ServiceDesc{pcnodev1.TaskService_ServiceDesc, pcnodev1.NodeService_ServiceDesc, pcnodev1.ImageService_ServiceDesc} {
+		got, want := len(info[sd.ServiceName].Methods), len(sd.Methods)+len(sd.Streams)
+		if got == 0 || got != want {
+			t.Errorf("Register served %d methods of %s, want %d", got, sd.ServiceName, want)
 		}
 	}
 }
