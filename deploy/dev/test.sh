@@ -17,7 +17,8 @@
 #      the package's testdata/fuzz/ (commit it with the fix) and its log in
 #      .tmp/fuzz-*.log. Fuzzing is skipped when the tests already failed.
 #
-# `test.sh bench` runs the benchmarks (once each) instead of the tests.
+# `test.sh bench` runs the benchmarks (once each) instead of the tests; BENCH
+# (a -bench pattern, default .) and BENCH_PKGS (default ./...) narrow it.
 #
 # Environment: FUZZTIME (default 5s; 0 skips fuzzing), GOTEST_TIMEOUT (go
 # test -timeout, default 15m: a hung package fails instead of eating the
@@ -149,9 +150,9 @@ export TMPDIR=$tmp/tmp
 
 # --- bench mode: `test.sh bench` (make bench) runs the benchmarks instead ---------
 if [ "${1:-}" = bench ]; then
-  say "go test -run '^\$' -bench . -benchtime=1x ./... (BENCH_FLAGS to change)"
+  say "go test -run '^\$' -bench ${BENCH:-.} -benchtime=1x ${BENCH_PKGS:-./...} (BENCH, BENCH_PKGS, BENCH_FLAGS to change)"
   # shellcheck disable=SC2086
-  go test -run '^$' -bench . -benchtime=1x -timeout 20m ${BENCH_FLAGS:-} ./...
+  go test -run '^$' -bench "${BENCH:-.}" -benchtime=1x -timeout 20m ${BENCH_FLAGS:-} ${BENCH_PKGS:-./...}
   say "done in $((SECONDS - start))s against containerd $server_version at $sock"
   exit 0
 fi
