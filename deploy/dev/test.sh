@@ -15,7 +15,9 @@
 #   5. runs every fuzz target of the module (found with `go test -list`)
 #      for FUZZTIME each (default 5s); a failing one leaves its input in
 #      the package's testdata/fuzz/ (commit it with the fix) and its log in
-#      .tmp/fuzz-*.log. Fuzzing is skipped when the tests already failed.
+#      .tmp/fuzz-*.log. Fuzzing is skipped when the tests already failed;
+#   6. runs every benchmark once (-benchtime=1x, PCNODE_BENCH_CI=1: small
+#      sizes) so that none rots; BENCHCHECK=0 skips that step.
 #
 # `test.sh bench` runs the benchmarks (once each) instead of the tests; BENCH
 # (a -bench pattern, default .) and BENCH_PKGS (default ./...) narrow it.
@@ -288,6 +290,31 @@ if [ "$status" -eq 0 ] && [ "$FUZZTIME" != 0 ]; then
     done
   done
   say "fuzzed $nfuzz targets for $FUZZTIME each"
+fi
+
+# --- 6. every benchmark once, small sizes (so none rots) ------------------------
+# Only in a whole run (no GOTEST_FLAGS/GOTEST_PKGS) that passed so far;
+# BENCHCHECK=0 skips it, BENCHCHECK=1 forces it. The figures it prints are
+# not the issue's (PCNODE_BENCH_CI=1 shrinks sizes): `make bench` gives those.
+benchcheck=${BENCHCHECK:-}
+if [ -z "$benchcheck" ]; then
+  benchcheck=0
+  [ -z "${GOTEST_FLAGS:-}" ] && [ -z "${GOTEST_PKGS:-}" ] && benchcheck=1
+fi
+if [ "$status" -eq 0 ] && [ "$benchcheck" = 1 ]; then
+  blog=$repo/.tmp/bench.log
+  say "benchmarks once each, PCNODE_BENCH_CI=1 (log .tmp/bench.log)"
+  if PCNODE_BENCH_CI=1 go test -run '^$' -bench . -benchtime=1x -timeout 10m ./... >"$blog" 2>&1; then
+    nbench=$(grep -cE '^Benchmark' "$blog" || true)
+    printf '  ok   %s benchmarks ran once\n' "$nbench"
+    passed=$((passed + 1))
+  else
+    echo "  FAIL benchmarks (log .tmp/bench.log):"
+    grep -E '^(--- FAIL|FAIL|panic:)|_test\.go:[0-9]+:' "$blog" | head -40 || true
+    tail -20 "$blog"
+    failed=$((failed + 1))
+    status=1
+  fi
 fi
 
 say "done in $((SECONDS - start))s against containerd $server_version at $sock"
