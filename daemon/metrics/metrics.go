@@ -338,9 +338,9 @@ type scrapeCollector struct {
 	src     Source
 	timeout time.Duration
 
-	queue, ctrdUp, ctrdOutages                     *prometheus.Desc
-	gpuMemUsed, gpuMemTotal, gpuUtil, gpuTemp      *prometheus.Desc
-	gpuPower, gpuHealth, gpuAllocated, gpuTaskMem  *prometheus.Desc
+	queue, ctrdUp, ctrdOutages                    *prometheus.Desc
+	gpuMemUsed, gpuMemTotal, gpuUtil, gpuTemp     *prometheus.Desc
+	gpuPower, gpuHealth, gpuAllocated, gpuTaskMem *prometheus.Desc
 }
 
 // gpuLabels are dcgm-exporter's names for the same labels.
