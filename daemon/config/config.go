@@ -387,6 +387,12 @@ type StaticGPU struct {
 	Model    string   `toml:"model"`
 	Memory   Quantity `toml:"memory"`
 	NUMANode int      `toml:"numa_node"`
+	// Readings the static backend reports as the GPU's current ones (for
+	// tests and dashboards on nodes without NVML); nil: not reported.
+	MemoryUsed         *Quantity `toml:"memory_used"`
+	UtilizationPercent *int      `toml:"utilization_percent"`
+	TemperatureCelsius *int      `toml:"temperature_celsius"`
+	PowerDrawWatts     *int      `toml:"power_draw_watts"`
 }
 
 // Limits caps what a caller may submit: the whole spec, its lists and
@@ -640,6 +646,19 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("gpu.static[%d].uuid", i), "must be set and unique")
 		}
 		seen[g.UUID] = true
+		f := fmt.Sprintf("gpu.static[%d].", i)
+		if g.MemoryUsed != nil && (g.MemoryUsed.Bytes() > g.Memory.Bytes() && g.Memory.Bytes() > 0) {
+			bad(f+"memory_used", "must not exceed memory (%s), got %s", g.Memory.String(), g.MemoryUsed.String())
+		}
+		if v := g.UtilizationPercent; v != nil && (*v < 0 || *v > 100) {
+			bad(f+"utilization_percent", "must be from 0 to 100, got %d", *v)
+		}
+		if v := g.TemperatureCelsius; v != nil && (*v < -50 || *v > 200) {
+			bad(f+"temperature_celsius", "must be from -50 to 200, got %d", *v)
+		}
+		if v := g.PowerDrawWatts; v != nil && (*v < 0 || *v > 100000) {
+			bad(f+"power_draw_watts", "must be from 0 to 100000, got %d", *v)
+		}
 	}
 	c.validateImages(bad)
 	if c.Secrets.Dir != "" {

@@ -341,4 +341,10 @@ secrets = ["*"]
 # model = "Test GPU"
 # memory = "16Gi"
 # numa_node = 0
+# Optional readings reported as the GPU's current ones (GetNode, metrics),
+# for testing dashboards; unset: not reported.
+# memory_used = "1Gi"
+# utilization_percent = 40
+# temperature_celsius = 55
+# power_draw_watts = 120
 `
