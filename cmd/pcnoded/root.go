@@ -159,7 +159,9 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	ready := newReadiness(d, hs, srv.GetServiceInfo(), sd, log)
 	ready.set() // NOT_SERVING until containerd answers and recovery is done
 
+	errc := make(chan error, 3)
 	var ms *metrics.Server
+	metricsAddr := ""
 	if cfg.Metrics.Enabled() {
 		if ms, err = metrics.Listen(cfg.Metrics, m, log.With("component", "metrics")); err != nil {
 			lis.Close()
@@ -173,6 +175,14 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 			defer cancel()
 			ms.Shutdown(sctx)
 		}()
+		// Served from now on: a scrape during recovery sees the node
+		// recovering (what it reads was built by daemon.New).
+		metricsAddr = ms.Addr().String()
+		go func() {
+			if err := ms.Serve(); err != nil {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
 	}
 
 	if err := d.Start(ctx); err != nil {
@@ -183,21 +193,11 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(lis) }()
 	tcpAddr := ""
 	if tcp != nil {
 		tcpAddr = tcp.Addr().String()
 		go func() { errc <- srv.Serve(tcp) }()
-	}
-	metricsAddr := ""
-	if ms != nil {
-		metricsAddr = ms.Addr().String()
-		go func() {
-			if err := ms.Serve(); err != nil {
-				errc <- fmt.Errorf("metrics listener: %w", err)
-			}
-		}()
 	}
 	log.Info("pcnoded serving", "socket", cfg.API.Socket, "tcp", tcpAddr, "metrics", metricsAddr, "containerd", cfg.Containerd.Address,
 		"namespace", cfg.Containerd.Namespace, "state_dir", cfg.Node.StateDir)
