@@ -171,3 +171,39 @@ func TestNoteSubmit(t *testing.T) {
 		t.Errorf("queued after one new and one repeated submit = %v, want 1", got)
 	}
 }
+
+func TestReady(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		up, recov bool
+		ready     bool
+		why       string
+	}{
+		{"serving", true, false, true, "serving"},
+		{"containerd down", false, false, false, "waiting for containerd at /run/containerd/containerd.sock"},
+		{"containerd down while recovering", false, true, false, "waiting for containerd at /run/containerd/containerd.sock"},
+		{"recovering", true, true, false, "recovering the last run's tasks"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := metricsDaemon(t)
+			d.readyCh = make(chan struct{}, 1)
+			d.ctrd = newContainerdHealth(nil, d.cfg.Containerd.Address, d.log, c.up, nil, time.Now())
+			d.admin.setRecovering(c.recov)
+			if ready, why := d.Ready(); ready != c.ready || why != c.why {
+				t.Errorf("Ready() = %v, %q; want %v, %q", ready, why, c.ready, c.why)
+			}
+		})
+	}
+	d := metricsDaemon(t)
+	d.readyCh = make(chan struct{}, 1)
+	d.ctrd = newContainerdHealth(nil, "x", d.log, true, nil, time.Now())
+	d.ctrd.onChange = d.containerdChanged
+	d.conds = newNodeConditions(time.Now())
+	d.wake = make(chan struct{}, 1)
+	d.ctrd.down(fmt.Errorf("ping: %w", runtime.ErrUnavailable))
+	select {
+	case <-d.ReadinessChanged():
+	default:
+		t.Errorf("containerd going down did not signal ReadinessChanged")
+	}
+}
