@@ -194,7 +194,8 @@ const logDoneBuffer = 4096
 // logMetricsLoop measures the log of every task that reached its final
 // state (observeTransition), once its runner has ended (the log is sealed
 // after the container's delete, see step_cleanup.go): bytes kept, entries
-// written, entries rotated away.
+// written, entries rotated away. A runner still cleaning up (containerd
+// down) is waited for on its own, so that it holds up no other.
 func (d *Daemon) logMetricsLoop(ctx context.Context) {
 	for {
 		var id string
@@ -206,28 +207,38 @@ func (d *Daemon) logMetricsLoop(ctx context.Context) {
 		d.taskTable.mu.Lock()
 		r := d.runners[id]
 		d.taskTable.mu.Unlock()
-		if r != nil {
-			select {
-			case <-r.done:
-			case <-ctx.Done():
-				return
-			}
-		}
-		info, err := logs.Stat(d.taskLogDir(id))
-		if err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				d.log.Debug("measuring task log for metrics", "task", id, "err", err)
-			}
+		if r == nil {
+			d.measureLog(id)
 			continue
 		}
-		var entries, dropped uint64
-		if info.LastSeq >= info.FirstSeq {
-			entries = info.LastSeq
-		}
-		if info.FirstSeq > 1 {
-			dropped = info.FirstSeq - 1
-			entries = max(entries, dropped)
-		}
-		d.metrics.LogClosed(info.Bytes, entries, dropped)
+		d.wg.Add(1) // the loop's own count keeps Close's Wait from ending meanwhile
+		go func() {
+			defer d.wg.Done()
+			select {
+			case <-r.done:
+				d.measureLog(id)
+			case <-ctx.Done():
+			}
+		}()
 	}
+}
+
+// measureLog adds task id's log on disk to the log metrics.
+func (d *Daemon) measureLog(id string) {
+	info, err := logs.Stat(d.taskLogDir(id))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			d.log.Debug("measuring task log for metrics", "task", id, "err", err)
+		}
+		return
+	}
+	var entries, dropped uint64
+	if info.LastSeq >= info.FirstSeq {
+		entries = info.LastSeq
+	}
+	if info.FirstSeq > 1 {
+		dropped = info.FirstSeq - 1
+		entries = max(entries, dropped)
+	}
+	d.metrics.LogClosed(info.Bytes, entries, dropped)
 }
