@@ -257,3 +257,26 @@ func TestMetricsConfig(t *testing.T) {
 		t.Errorf("default metrics = %+v, want enabled on loopback %s", c.Metrics, DefaultMetricsAddress)
 	}
 }
+
+func TestStaticGPUReadings(t *testing.T) {
+	base := "[gpu]\nbackend = \"static\"\n[[gpu.static]]\nuuid = \"GPU-1\"\nmemory = \"16Gi\"\n"
+	for _, tt := range []struct{ name, extra, want string }{
+		{"all set", "memory_used = \"1Gi\"\nutilization_percent = 40\ntemperature_celsius = 55\npower_draw_watts = 120\n", ""},
+		{"used above total", "memory_used = \"17Gi\"\n", "gpu.static[0].memory_used"},
+		{"utilisation", "utilization_percent = 101\n", "gpu.static[0].utilization_percent"},
+		{"temperature", "temperature_celsius = 500\n", "gpu.static[0].temperature_celsius"},
+		{"power", "power_draw_watts = -1\n", "gpu.static[0].power_draw_watts"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(write(t, base+tt.extra))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Load = %v, want no error", err)
+			case tt.want == "" && (c.GPU.Static[0].UtilizationPercent == nil || *c.GPU.Static[0].UtilizationPercent != 40):
+				t.Errorf("utilization_percent = %v, want 40", c.GPU.Static[0].UtilizationPercent)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Load = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
