@@ -34,8 +34,9 @@ type versioner interface {
 // logged once (warn when down, info when up) and given to onChange.
 //
 // It also keeps what a metric needs: the number of outages seen since the
-// start and the current state with its since-time (outages, state);
-// issue 11 exports them to Prometheus, nothing does yet.
+// start and the current state with its since-time (outages, state),
+// exported as pcnode_containerd_up and pcnode_containerd_outages_total
+// (metrics_source.go).
 type containerdHealth struct {
 	rt       versioner
 	address  string

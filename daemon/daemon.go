@@ -17,6 +17,7 @@ import (
 
 	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/metrics"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
 	"github.com/pcnode/pcnode/daemon/secrets"
@@ -85,6 +86,9 @@ type Daemon struct {
 	node      *nodeWatch        // node changes to WatchNode streams (node_watch.go)
 	ctrd      *containerdHealth // is containerd reachable (containerd_health.go)
 	conds     *nodeConditions   // GetNode's conditions (node_conditions.go)
+	metrics   *metrics.Metrics  // Prometheus families (metrics_source.go)
+	logDone   chan string       // finished tasks whose log the metrics measure (logMetricsLoop)
+	readyCh   chan struct{}     // readiness may have changed (readiness.go)
 
 	writeMu sync.Mutex // held by update: store write + announcement
 	wake    chan struct{}
@@ -122,10 +126,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		exe:       exe,
 		logsRoot:  filepath.Join(cfg.Node.StateDir, "logs"),
 		wake:      make(chan struct{}, 1),
+		logDone:   make(chan string, logDoneBuffer),
+		readyCh:   make(chan struct{}, 1),
 		// recover.go adds runners to the map directly.
 		taskTable: taskTable{runners: map[string]*runner{}, queued: map[string]*queuedTask{}},
 	}
 	d.streams.onDrop = new(memoryReclaimer).request
+	d.metrics = newMetrics(d)
 	if cfg.Secrets.Dir != "" {
 		d.secrets = secrets.New(cfg.Secrets.Dir, cfg.Secrets.MaxSecretBytes.Bytes())
 		// Not fatal: the operator may create it after the start; every
@@ -173,6 +180,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		return nil, rerr
 	}
 	d.events.startAt(revs.Current)
+	if err := d.seedTaskMetrics(ctx); err != nil {
+		return nil, err
+	}
 	rcfg := runtime.Config{
 		Address:     cfg.Containerd.Address,
 		Namespace:   cfg.Containerd.Namespace,
@@ -311,6 +321,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.admin.setRecovering(true)
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.ctrd.run(ctx) }()
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.logMetricsLoop(ctx) }()
 	if d.tls != nil {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); d.tlsReloadLoop(ctx) }()
@@ -380,6 +392,7 @@ func (d *Daemon) recoverWhenReachable(ctx context.Context) error {
 // startLoops starts the scheduling, GPU health and retention loops.
 func (d *Daemon) startLoops(ctx context.Context) {
 	d.admin.setRecovering(false)
+	d.readinessChanged()
 	d.wg.Add(3)
 	go func() { defer d.wg.Done(); d.scheduleLoop(ctx) }()
 	go func() { defer d.wg.Done(); d.watchGPUHealth(ctx) }()
@@ -394,6 +407,7 @@ func (d *Daemon) containerdChanged(up bool) {
 	_, lastErr, since, _ := d.ctrd.state()
 	d.conds.set(pcnodev1.NodeConditionType_NODE_CONDITION_TYPE_CONTAINERD_READY, up, containerdMessage(lastErr), since)
 	d.node.changed(pcnodev1.NodeChange_NODE_CHANGE_CONDITION)
+	d.readinessChanged()
 	if up {
 		d.kick()
 	}

@@ -62,7 +62,15 @@ func openGPUs(ctx context.Context, cfg config.GPU, log *slog.Logger) (*gpuNode, 
 		var gs []gpu.StaticGPU
 		for _, sg := range cfg.Static {
 			numa := sg.NUMANode
-			gs = append(gs, gpu.StaticGPU{Index: sg.Index, UUID: sg.UUID, Model: sg.Model, MemoryBytes: sg.Memory.Bytes(), NUMANode: &numa})
+			s := gpu.StaticGPU{Index: sg.Index, UUID: sg.UUID, Model: sg.Model, MemoryBytes: sg.Memory.Bytes(), NUMANode: &numa,
+				UtilizationPercent: sg.UtilizationPercent, TemperatureCelsius: sg.TemperatureCelsius}
+			if sg.MemoryUsed != nil {
+				s.MemoryUsedBytes = new(sg.MemoryUsed.Bytes())
+			}
+			if sg.PowerDrawWatts != nil {
+				s.PowerDrawMilliwatts = new(int64(*sg.PowerDrawWatts) * 1000)
+			}
+			gs = append(gs, s)
 		}
 		inv, err := gpu.NewStatic(gs, gpu.SystemInfo{})
 		if err != nil {

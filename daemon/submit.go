@@ -172,7 +172,8 @@ func specHash(s *pcnodev1.TaskSpec) []byte {
 
 // Submit queues a task (or returns the existing one for a repeated
 // idempotency key).
-func (d *Daemon) Submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error) {
+func (d *Daemon) Submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (_ *pcnodev1.Task, existing bool, err error) {
+	defer func() { d.noteSubmit(existing, err) }() // metrics: new task or refusal
 	var p problems
 	validateIdempotencyKey(&p, "idempotency_key", req.GetIdempotencyKey())
 	if len(p) > 0 {

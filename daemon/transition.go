@@ -27,8 +27,9 @@ func (d *Daemon) update(ctx context.Context, id string, fn func(*pcnodev1.Task))
 	d.writeMu.Lock()
 	defer d.writeMu.Unlock()
 	var before pcnodev1.TaskState
+	var since time.Time // when the task entered before: the metrics' durations
 	t, err := d.store.ModifyTask(ctx, id, func(t *pcnodev1.Task) error {
-		before = t.GetState()
+		before, since = t.GetState(), t.GetUpdateTime().AsTime()
 		fn(t)
 		if t.GetState() != before {
 			t.UpdateTime = timestamppb.Now()
@@ -39,6 +40,7 @@ func (d *Daemon) update(ctx context.Context, id string, fn func(*pcnodev1.Task))
 		return nil, err
 	}
 	if t.GetState() != before {
+		d.observeTransition(before, since, t)
 		d.announce(t)
 	}
 	return t, nil

@@ -28,6 +28,12 @@ type StaticGPU struct {
 	PCIBusID string `toml:"pci_bus_id"`
 	// ComputeCapability is e.g. "8.0" (optional).
 	ComputeCapability string `toml:"compute_capability"`
+	// Readings reported as current (optional; nil: not reported), for
+	// tests and dashboards of nodes without NVML.
+	MemoryUsedBytes     *int64 `toml:"memory_used_bytes"`
+	UtilizationPercent  *int   `toml:"utilization_percent"`
+	TemperatureCelsius  *int   `toml:"temperature_celsius"`
+	PowerDrawMilliwatts *int64 `toml:"power_draw_milliwatts"`
 }
 
 // Static is the "static" backend: GPUs declared in the config, for
@@ -84,6 +90,10 @@ func NewStatic(gpus []StaticGPU, system SystemInfo) (*Static, error) {
 		if g.MemoryBytes > 0 {
 			d.MemoryTotalBytes = ptr(g.MemoryBytes)
 		}
+		d.MemoryUsedBytes = clonePtr(g.MemoryUsedBytes)
+		d.UtilizationPercent = clonePtr(g.UtilizationPercent)
+		d.TemperatureCelsius = clonePtr(g.TemperatureCelsius)
+		d.PowerDrawMilliwatts = clonePtr(g.PowerDrawMilliwatts)
 		devices = append(devices, d)
 	}
 	slices.SortFunc(devices, func(a, b Device) int { return a.Index - b.Index })

@@ -137,3 +137,35 @@ func TestValidateUUID(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticReadings: declared readings are reported as the device's
+// current ones, copied (a caller changing one changes nothing), and
+// undeclared ones stay nil.
+func TestStaticReadings(t *testing.T) {
+	used, util, temp, power := int64(3<<30), 42, 61, int64(250000)
+	s, err := gpu.NewStatic([]gpu.StaticGPU{
+		{Index: 0, UUID: "GPU-0", MemoryBytes: 16 << 30, MemoryUsedBytes: &used, UtilizationPercent: &util, TemperatureCelsius: &temp, PowerDrawMilliwatts: &power},
+		{Index: 1, UUID: "GPU-1"},
+	}, gpu.SystemInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, util = 0, 0 // the declaration was copied
+	devs, err := s.Devices(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := devs[0]
+	if d.MemoryUsedBytes == nil || *d.MemoryUsedBytes != 3<<30 || d.UtilizationPercent == nil || *d.UtilizationPercent != 42 ||
+		d.TemperatureCelsius == nil || *d.TemperatureCelsius != 61 || d.PowerDrawMilliwatts == nil || *d.PowerDrawMilliwatts != 250000 {
+		t.Errorf("Devices()[0] readings = %v %v %v %v, want 3Gi 42 61 250000", d.MemoryUsedBytes, d.UtilizationPercent, d.TemperatureCelsius, d.PowerDrawMilliwatts)
+	}
+	*devs[0].UtilizationPercent = 99
+	again, _ := s.Devices(context.Background())
+	if *again[0].UtilizationPercent != 42 {
+		t.Errorf("a caller's change of a returned reading changed the inventory")
+	}
+	if o := devs[1]; o.MemoryUsedBytes != nil || o.UtilizationPercent != nil || o.TemperatureCelsius != nil || o.PowerDrawMilliwatts != nil {
+		t.Errorf("Devices()[1] has readings it never declared: %+v", o)
+	}
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pcnode/pcnode/daemon"
 	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/metrics"
 	"github.com/pcnode/pcnode/daemon/server"
 )
 
@@ -119,6 +120,14 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	sd, err := newSDNotifier(os.Getenv)
+	if err != nil {
+		log.Warn("systemd notifications off", "err", err)
+	}
+	os.Unsetenv("NOTIFY_SOCKET") // for no process of ours to inherit
+	if err := sd.notify(sdStatus("starting: opening the state and connecting to containerd")); err != nil {
+		log.Warn("systemd notification", "err", err)
+	}
 
 	d, err := daemon.New(ctx, cfg, log)
 	if err != nil {
@@ -135,11 +144,46 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 		lis.Close()
 		return err
 	}
-	srv := grpc.NewServer(d.ServerOptions()...)
+	// The metrics interceptors come first: calls that authentication
+	// refuses are counted too.
+	m := d.Metrics()
+	srv := grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(m.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(m.StreamServerInterceptor()),
+	}, d.ServerOptions()...)...)
 	server.Register(srv, d)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
+	m.InitGRPC(srv.GetServiceInfo())
+	ready := newReadiness(d, hs, srv.GetServiceInfo(), sd, log)
+	ready.set() // NOT_SERVING until containerd answers and recovery is done
+
+	errc := make(chan error, 3)
+	var ms *metrics.Server
+	metricsAddr := ""
+	if cfg.Metrics.Enabled() {
+		if ms, err = metrics.Listen(cfg.Metrics, m, log.With("component", "metrics")); err != nil {
+			lis.Close()
+			if tcp != nil {
+				tcp.Close()
+			}
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			ms.Shutdown(sctx)
+		}()
+		// Served from now on: a scrape during recovery sees the node
+		// recovering (what it reads was built by daemon.New).
+		metricsAddr = ms.Addr().String()
+		go func() {
+			if err := ms.Serve(); err != nil {
+				errc <- fmt.Errorf("metrics listener: %w", err)
+			}
+		}()
+	}
 
 	if err := d.Start(ctx); err != nil {
 		return err
@@ -149,15 +193,23 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(lis) }()
 	tcpAddr := ""
 	if tcp != nil {
 		tcpAddr = tcp.Addr().String()
 		go func() { errc <- srv.Serve(tcp) }()
 	}
-	log.Info("pcnoded serving", "socket", cfg.API.Socket, "tcp", tcpAddr, "containerd", cfg.Containerd.Address,
+	log.Info("pcnoded serving", "socket", cfg.API.Socket, "tcp", tcpAddr, "metrics", metricsAddr, "containerd", cfg.Containerd.Address,
 		"namespace", cfg.Containerd.Namespace, "state_dir", cfg.Node.StateDir)
+	// READY=1: the API is served (while containerd is down too: the
+	// health service says NOT_SERVING and STATUS what it waits for).
+	if err := sd.notify("READY=1", sdStatus(ready.why())); err != nil {
+		log.Warn("systemd notification", "err", err)
+	}
+	hctx, hcancel := context.WithCancel(ctx)
+	hdone := make(chan struct{})
+	go func() { defer close(hdone); ready.follow(hctx) }()
+	defer func() { hcancel(); <-hdone }()
 
 	for done := false; !done; {
 		select {
@@ -172,6 +224,11 @@ func serve(cmd *cobra.Command, f *serveFlags) error {
 	}
 	// Running containers are left running: the next start re-attaches them.
 	log.Info("shutting down; running tasks keep running")
+	if err := sd.notify("STOPPING=1", sdStatus("stopping; running tasks keep running")); err != nil {
+		log.Warn("systemd notification", "err", err)
+	}
+	hcancel()
+	<-hdone
 	hs.Shutdown()
 	done := make(chan struct{})
 	go func() { srv.GracefulStop(); close(done) }()

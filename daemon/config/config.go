@@ -27,6 +27,7 @@ const DefaultPath = "/etc/pcnode/pcnoded.toml"
 type Config struct {
 	Node       Node       `toml:"node"`
 	API        API        `toml:"api"`
+	Metrics    Metrics    `toml:"metrics"`
 	Containerd Containerd `toml:"containerd"`
 	Registries []Registry `toml:"registries"`
 	Paths      Paths      `toml:"paths"`
@@ -64,6 +65,75 @@ type API struct {
 	// Roles maps client identities to roles; it replaces the default
 	// list as a whole when a file sets it.
 	Roles []RoleBinding `toml:"roles"`
+}
+
+// Metrics is the Prometheus listener (package daemon/metrics): a separate
+// HTTP listener serving GET /metrics only.
+type Metrics struct {
+	// Address is host:port; empty or "off": no listener. A host that is
+	// not a loopback address (127.0.0.0/8, ::1, localhost) needs TLS.
+	Address string `toml:"address"`
+	// TLSCertFile and TLSKeyFile serve HTTPS; needed when Address is not
+	// loopback. ClientCAFile, when set, requires scrapers' certificates
+	// signed by it.
+	TLSCertFile  string `toml:"tls_cert_file"`
+	TLSKeyFile   string `toml:"tls_key_file"`
+	ClientCAFile string `toml:"client_ca_file"`
+}
+
+// DefaultMetricsAddress is where metrics are served by default: loopback,
+// the port OpenTelemetry's Prometheus exporter also uses by convention.
+const DefaultMetricsAddress = "127.0.0.1:9464"
+
+// Enabled reports whether a metrics listener is configured.
+func (m *Metrics) Enabled() bool { return m.Address != "" && m.Address != "off" }
+
+// Loopback reports whether the address's host is a loopback address or
+// "localhost". An empty host (all interfaces) is not.
+func (m *Metrics) Loopback() bool {
+	host, _, err := net.SplitHostPort(m.Address)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// TLS reports whether the listener serves HTTPS.
+func (m *Metrics) TLS() bool { return m.TLSCertFile != "" || m.TLSKeyFile != "" }
+
+// validate checks the [metrics] keys: a well-formed host:port, TLS files
+// in pairs and absolute, and TLS whenever the host is not loopback.
+func (m *Metrics) validate(bad func(key, format string, args ...any), abs func(key, p string)) {
+	for key, p := range map[string]string{"metrics.tls_cert_file": m.TLSCertFile, "metrics.tls_key_file": m.TLSKeyFile, "metrics.client_ca_file": m.ClientCAFile} {
+		if p != "" {
+			abs(key, p)
+		}
+	}
+	if !m.Enabled() {
+		return
+	}
+	host, port, err := net.SplitHostPort(m.Address)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 1 || n > 65535 || strings.TrimLeft(port, "0123456789") != "" {
+		bad("metrics.address", "must be host:port with a port from 1 to 65535 (or \"off\"), got %q", m.Address)
+		return
+	}
+	if strings.ContainsAny(host, "/ \t") || len(host) > 253 {
+		bad("metrics.address", "host %q is not a host name or address", host)
+		return
+	}
+	if (m.TLSCertFile == "") != (m.TLSKeyFile == "") {
+		bad("metrics.tls_key_file", "metrics.tls_cert_file and metrics.tls_key_file must be set together")
+	}
+	if m.ClientCAFile != "" && !m.TLS() {
+		bad("metrics.client_ca_file", "needs metrics.tls_cert_file and metrics.tls_key_file")
+	}
+	if !m.Loopback() && !m.TLS() {
+		bad("metrics.tls_cert_file", "must be set when metrics.address %q is not a loopback address: metrics are served beyond this host only over TLS", m.Address)
+	}
 }
 
 // RoleBinding gives one identity a role.
@@ -317,6 +387,12 @@ type StaticGPU struct {
 	Model    string   `toml:"model"`
 	Memory   Quantity `toml:"memory"`
 	NUMANode int      `toml:"numa_node"`
+	// Readings the static backend reports as the GPU's current ones (for
+	// tests and dashboards on nodes without NVML); nil: not reported.
+	MemoryUsed         *Quantity `toml:"memory_used"`
+	UtilizationPercent *int      `toml:"utilization_percent"`
+	TemperatureCelsius *int      `toml:"temperature_celsius"`
+	PowerDrawWatts     *int      `toml:"power_draw_watts"`
 }
 
 // Limits caps what a caller may submit: the whole spec, its lists and
@@ -396,6 +472,7 @@ func DefaultConfig() Config {
 			TLSReloadInterval: Duration{5 * time.Second},
 			Roles:             []RoleBinding{{Identity: "uid:0", Role: "admin"}},
 		},
+		Metrics: Metrics{Address: DefaultMetricsAddress},
 		Containerd: Containerd{
 			Address:     "/run/containerd/containerd.sock",
 			Namespace:   "pcnode",
@@ -497,6 +574,7 @@ func (c *Config) Validate() error {
 	abs("node.state_dir", c.Node.StateDir)
 	abs("api.socket", c.API.Socket)
 	c.API.validate(bad, abs)
+	c.Metrics.validate(bad, abs)
 	if c.Containerd.Address == "" {
 		bad("containerd.address", "must be set")
 	}
@@ -568,6 +646,19 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("gpu.static[%d].uuid", i), "must be set and unique")
 		}
 		seen[g.UUID] = true
+		f := fmt.Sprintf("gpu.static[%d].", i)
+		if g.MemoryUsed != nil && (g.MemoryUsed.Bytes() > g.Memory.Bytes() && g.Memory.Bytes() > 0) {
+			bad(f+"memory_used", "must not exceed memory (%s), got %s", g.Memory.String(), g.MemoryUsed.String())
+		}
+		if v := g.UtilizationPercent; v != nil && (*v < 0 || *v > 100) {
+			bad(f+"utilization_percent", "must be from 0 to 100, got %d", *v)
+		}
+		if v := g.TemperatureCelsius; v != nil && (*v < -50 || *v > 200) {
+			bad(f+"temperature_celsius", "must be from -50 to 200, got %d", *v)
+		}
+		if v := g.PowerDrawWatts; v != nil && (*v < 0 || *v > 100000) {
+			bad(f+"power_draw_watts", "must be from 0 to 100000, got %d", *v)
+		}
 	}
 	c.validateImages(bad)
 	if c.Secrets.Dir != "" {

@@ -215,3 +215,68 @@ func TestSecretGrantsReplaceDefault(t *testing.T) {
 		t.Errorf("grants (-want +got):\n%s", diff)
 	}
 }
+
+func TestMetricsConfig(t *testing.T) {
+	tests := []struct {
+		name, text, want string // want "": valid
+	}{
+		{"default loopback", "", ""},
+		{"off", "[metrics]\naddress = \"off\"\n", ""},
+		{"empty", "[metrics]\naddress = \"\"\n", ""},
+		{"localhost", "[metrics]\naddress = \"localhost:9100\"\n", ""},
+		{"ipv6 loopback", "[metrics]\naddress = \"[::1]:9464\"\n", ""},
+		{"127/8", "[metrics]\naddress = \"127.0.0.2:9464\"\n", ""},
+		{"no port", "[metrics]\naddress = \"127.0.0.1\"\n", "metrics.address"},
+		{"port zero", "[metrics]\naddress = \"127.0.0.1:0\"\n", "metrics.address"},
+		{"port too big", "[metrics]\naddress = \"127.0.0.1:65536\"\n", "metrics.address"},
+		{"port signed", "[metrics]\naddress = \"127.0.0.1:+80\"\n", "metrics.address"},
+		{"port name", "[metrics]\naddress = \"127.0.0.1:http\"\n", "metrics.address"},
+		{"host with slash", "[metrics]\naddress = \"a/b:9464\"\n", "metrics.address"},
+		{"all interfaces without TLS", "[metrics]\naddress = \":9464\"\n", "metrics.tls_cert_file"},
+		{"0.0.0.0 without TLS", "[metrics]\naddress = \"0.0.0.0:9464\"\n", "metrics.tls_cert_file"},
+		{"host name without TLS", "[metrics]\naddress = \"node1.example.org:9464\"\n", "metrics.tls_cert_file"},
+		{"public with TLS", "[metrics]\naddress = \"0.0.0.0:9464\"\ntls_cert_file = \"/etc/pcnode/m.pem\"\ntls_key_file = \"/etc/pcnode/m-key.pem\"\n", ""},
+		{"cert without key", "[metrics]\naddress = \"0.0.0.0:9464\"\ntls_cert_file = \"/etc/pcnode/m.pem\"\n", "metrics.tls_key_file"},
+		{"relative cert", "[metrics]\ntls_cert_file = \"m.pem\"\ntls_key_file = \"/k.pem\"\n", "metrics.tls_cert_file"},
+		{"client CA without TLS", "[metrics]\nclient_ca_file = \"/etc/pcnode/ca.pem\"\n", "metrics.client_ca_file"},
+		{"unknown key", "[metrics]\nlisten = \"x\"\n", "unknown keys: metrics.listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(write(t, tt.text))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Load(%q) = %v, want no error", tt.text, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Load(%q) = %v, want an error naming %s", tt.text, err, tt.want)
+			}
+		})
+	}
+	c := DefaultConfig()
+	if !c.Metrics.Enabled() || !c.Metrics.Loopback() || c.Metrics.Address != DefaultMetricsAddress {
+		t.Errorf("default metrics = %+v, want enabled on loopback %s", c.Metrics, DefaultMetricsAddress)
+	}
+}
+
+func TestStaticGPUReadings(t *testing.T) {
+	base := "[gpu]\nbackend = \"static\"\n[[gpu.static]]\nuuid = \"GPU-1\"\nmemory = \"16Gi\"\n"
+	for _, tt := range []struct{ name, extra, want string }{
+		{"all set", "memory_used = \"1Gi\"\nutilization_percent = 40\ntemperature_celsius = 55\npower_draw_watts = 120\n", ""},
+		{"used above total", "memory_used = \"17Gi\"\n", "gpu.static[0].memory_used"},
+		{"utilisation", "utilization_percent = 101\n", "gpu.static[0].utilization_percent"},
+		{"temperature", "temperature_celsius = 500\n", "gpu.static[0].temperature_celsius"},
+		{"power", "power_draw_watts = -1\n", "gpu.static[0].power_draw_watts"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(write(t, base+tt.extra))
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Load = %v, want no error", err)
+			case tt.want == "" && (c.GPU.Static[0].UtilizationPercent == nil || *c.GPU.Static[0].UtilizationPercent != 40):
+				t.Errorf("utilization_percent = %v, want 40", c.GPU.Static[0].UtilizationPercent)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Load = %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -69,6 +69,23 @@ tls_reload_interval = "5s"
 identity = "uid:0"
 role = "admin"
 
+[metrics]
+# host:port of the Prometheus listener: plain HTTP serving GET /metrics only
+# (docs/metrics.md lists every family). "" or "off": no listener. 9464 is
+# the port OpenTelemetry's Prometheus exporter uses by convention; choose
+# another if that one is taken on the node.
+address = "127.0.0.1:9464"
+# PEM files of a server certificate (chain) and its key: the listener then
+# serves HTTPS (TLS 1.3). Required when the address is not a loopback
+# address (127.0.0.0/8, ::1, localhost): pcnoded refuses to start
+# otherwise. They are read again when they change (checked at most once a
+# second, at a connection).
+tls_cert_file = ""
+tls_key_file = ""
+# PEM bundle of CAs: when set (with TLS), a scraper must present a client
+# certificate one of them signed.
+client_ca_file = ""
+
 [containerd]
 # containerd's API socket.
 address = "/run/containerd/containerd.sock"
@@ -324,4 +341,10 @@ secrets = ["*"]
 # model = "Test GPU"
 # memory = "16Gi"
 # numa_node = 0
+# Optional readings reported as the GPU's current ones (GetNode, metrics),
+# for testing dashboards; unset: not reported.
+# memory_used = "1Gi"
+# utilization_percent = 40
+# temperature_celsius = 55
+# power_draw_watts = 120
 `

@@ -125,3 +125,12 @@ func (s *Scheduler) Snapshot() Snapshot {
 	}
 	return snap
 }
+
+// QueueLen is the number of queued tasks, and GPUHolders a copy of which
+// task holds which GPU (uuid → task id): what a metrics scrape reads,
+// without copying the queue as Snapshot does.
+func (s *Scheduler) QueueLen() (queued int, holders map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue), maps.Clone(s.holders)
+}

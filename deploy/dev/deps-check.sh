@@ -24,6 +24,11 @@ check deps    "./daemon/spec/..." "$mod/proto" "google.golang.org/grpc" "go.etcd
 check deps    "./daemon/sched/..." "$mod/proto" "google.golang.org/grpc" "go.etcd.io/bbolt" "github.com/containerd"
 check deps    "./store/..."       "$mod/daemon" "$mod/gpu" "github.com/containerd"
 check deps    "./gpu/..."         "$mod/daemon" "$mod/store" "go.etcd.io/bbolt"
+check deps    "./daemon/metrics/..." "$mod/daemon/runtime" "$mod/daemon/sched" "$mod/daemon/logs" "$mod/store" "$mod/gpu" "go.etcd.io/bbolt" "github.com/containerd"
+# daemon imports metrics, never the other way (daemon/config is allowed).
+if go list -deps ./daemon/metrics/... | grep -qx "$mod/daemon"; then
+  echo "deps-check: daemon/metrics must not import $mod/daemon"; fail=1
+fi
 check imports "./store/..."       "google.golang.org/grpc"
 check imports "./gpu/..."         "google.golang.org/grpc"
 # One package doc per library package, starting "Package x owns" (STYLE.md).

@@ -13,7 +13,7 @@ import (
 // runs: the documented defaults, with the paths, socket and namespace of the
 // test, no GPUs, small per-task defaults so that several tasks fit a small
 // test machine at once, short grace periods, and log files large enough to
-// keep a 50 MB output whole.
+// keep a 50 MB output whole, and no metrics listener.
 func Config(stateDir, socket, containerdAddress, namespace string, dataRoots []string) config.Config {
 	cfg := config.DefaultConfig()
 	cfg.Node.Name = "daemontest"
@@ -31,6 +31,9 @@ func Config(stateDir, socket, containerdAddress, namespace string, dataRoots []s
 	cfg.Logs.MaxFileSize = config.MustQuantity("64Mi")
 	cfg.Logs.MaxFiles = 5
 	cfg.GPU.Backend = "none"
+	// Tests run many daemons at once: the one that wants metrics picks
+	// its own free port.
+	cfg.Metrics.Address = "off"
 	return cfg
 }
 

@@ -296,7 +296,10 @@ func (d *Daemon) start(t testing.TB) {
 	d.Client = c
 }
 
-// waitHealthy polls the gRPC health service until it reports SERVING.
+// waitHealthy polls the gRPC health service until it answers: SERVING, or
+// NOT_SERVING while containerd is unreachable or the last run's tasks are
+// being recovered (pcnoded serves its API then too; tests of those states
+// start it so).
 func (d *Daemon) waitHealthy(ctx context.Context, p *process) error {
 	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -316,7 +319,7 @@ func (d *Daemon) waitHealthy(ctx context.Context, p *process) error {
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			resp, err := hc.Check(cctx, &healthpb.HealthCheckRequest{})
 			cancel()
-			if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			if st := resp.GetStatus(); err == nil && (st == healthpb.HealthCheckResponse_SERVING || st == healthpb.HealthCheckResponse_NOT_SERVING) {
 				return nil
 			}
 			last = err

@@ -354,6 +354,9 @@ role = "admin"
 identity = {_toml_str(VIEWER_IDENTITY)}
 role = "viewer"
 
+[metrics]
+address = "off"
+
 [containerd]
 address = {_toml_str(containerd)}
 namespace = {_toml_str(namespace)}
