@@ -207,7 +207,13 @@ func crWaitStates(t *testing.T, d *daemontest.Daemon, ids []string, running int)
 			return byID
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 60s %d running and %d queued, want %d and %d", nRun, nQueued, running, len(ids)-running)
+			var others []string
+			for i, id := range ids {
+				if st := byID[id].GetState(); st != pcnodev1.TaskState_TASK_STATE_RUNNING && st != pcnodev1.TaskState_TASK_STATE_QUEUED {
+					others = append(others, fmt.Sprintf("task %d %v (%v) %q", i, st, byID[id].GetReason(), byID[id].GetMessage()))
+				}
+			}
+			t.Fatalf("after 60s %d running and %d queued, want %d and %d; the others: %s", nRun, nQueued, running, len(ids)-running, strings.Join(others, "; "))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
