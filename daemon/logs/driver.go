@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -31,8 +30,22 @@ type DriverConfig struct {
 	// MaxFiles is how many segments are kept. 0: DefaultMaxFiles.
 	MaxFiles int
 	// Logger receives the driver's own problems. nil: discard.
-	Logger *slog.Logger
+	Logger Logger
 }
+
+// Logger is what a driver reports its own problems to; *slog.Logger is one.
+// The package does not import log/slog, so that the logging binary
+// (cmd/pcnode-logd) stays small.
+type Logger interface {
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// discardLogger is the Logger of a DriverConfig without one.
+type discardLogger struct{}
+
+func (discardLogger) Warn(string, ...any)  {}
+func (discardLogger) Error(string, ...any) {}
 
 // withDefaults validates c and fills in defaults.
 func (c DriverConfig) withDefaults() (DriverConfig, error) {
@@ -49,7 +62,7 @@ func (c DriverConfig) withDefaults() (DriverConfig, error) {
 		c.MaxFiles = DefaultMaxFiles
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = discardLogger{}
 	}
 	return c, nil
 }
@@ -82,7 +95,7 @@ func RunDriver(ctx context.Context, cfg DriverConfig, stdout, stderr io.Reader) 
 
 // capture is the state shared by the two pumps of one driver.
 type capture struct {
-	log *slog.Logger
+	log Logger
 
 	mu     sync.Mutex
 	w      *writer
@@ -93,7 +106,7 @@ type capture struct {
 
 // drive runs the pumps on an open writer, then ends and closes it. stopped
 // reports that ctx ended before both streams did.
-func drive(ctx context.Context, w *writer, log *slog.Logger, stdout, stderr io.Reader) (stopped bool, err error) {
+func drive(ctx context.Context, w *writer, log Logger, stdout, stderr io.Reader) (stopped bool, err error) {
 	c := &capture{w: w, log: log}
 	var wg sync.WaitGroup
 	for _, s := range []struct {
