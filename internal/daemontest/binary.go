@@ -200,3 +200,11 @@ func goCommand() string {
 	}
 	return "go"
 }
+
+// LogDriverBinary returns the path of the pcnode-logd built beside the
+// pcnoded of b (building both on first use), the logging binary that
+// daemon's shims run.
+func LogDriverBinary(t testing.TB, b Build) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(BinaryFor(t, b)), LogDriverName)
+}
