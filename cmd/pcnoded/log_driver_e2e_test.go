@@ -61,22 +61,6 @@ func findLogDrivers(t testing.TB, logsRoot string) map[string]logDriverProc {
 	return found
 }
 
-// vmRSS returns a process's resident set (VmRSS of /proc/PID/status), in
-// bytes.
-func vmRSS(pid int) (int64, error) {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(raw)) {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, os.ErrNotExist
-}
-
 // waitLogDriver waits for the logging binary of task id to show up.
 func waitLogDriver(t testing.TB, d *daemontest.Daemon, id string) logDriverProc {
 	t.Helper()
@@ -136,7 +120,7 @@ func TestIntegrationLogDriverBinary(t *testing.T) {
 			if p.exe != wantExe {
 				t.Errorf("logging binary of task %s is %s (pid %d), want %s", id, p.exe, p.pid, wantExe)
 			}
-			if rss, err := vmRSS(p.pid); err == nil {
+			if rss, _, err := procRSS(p.pid); err == nil {
 				t.Logf("logging binary %s: VmRSS %d KiB", filepath.Base(p.exe), rss>>10)
 			}
 
