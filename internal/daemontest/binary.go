@@ -41,6 +41,12 @@ type Build struct {
 	CrashPoints bool
 }
 
+// logDriverBuild is the one build of pcnode-logd beside the pcnoded builds.
+var logDriverBuild struct {
+	sync.Once
+	err error
+}
+
 var binaryCache struct {
 	sync.Mutex
 	builds map[Build]*built
@@ -114,8 +120,13 @@ func buildBinary(ctx context.Context, b Build) (string, error) {
 	// unset), so every integration test captures logs with pcnode-logd as
 	// installed. It is built without the race detector: it is one small
 	// process per running task, and daemon/logs's unit tests run with -race.
-	if err := goBuild(ctx, root, nil, filepath.Join(dir, LogDriverName), "./cmd/pcnode-logd"); err != nil {
-		return "", err
+	// Built once per process: a later pcnoded build (race, crash points)
+	// must not rewrite the file while shims run it.
+	logDriverBuild.Do(func() {
+		logDriverBuild.err = goBuild(ctx, root, nil, filepath.Join(dir, LogDriverName), "./cmd/pcnode-logd")
+	})
+	if logDriverBuild.err != nil {
+		return "", logDriverBuild.err
 	}
 	if err := goBuild(ctx, root, flags, out, "./cmd/pcnoded"); err != nil {
 		return "", err
