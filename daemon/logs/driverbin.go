@@ -14,12 +14,13 @@ const DriverBinaryName = "pcnode-logd"
 // ResolveDriverBinary returns the absolute path, symbolic links resolved, of
 // the logging binary the containerd shim should run: path when it is not
 // empty (it must be absolute), else DriverBinaryName in the directory of
-// self (the daemon's executable). The shim execs it as the daemon's user for
-// every task, so it must be an executable regular file; when requireRoot is
-// true (the daemon runs as root) it must also be owned by root and not
-// writable by group or others, or whoever could change it would run code as
-// root; the same holds for its directory. The returned path names the file that was checked, so a symbolic
-// link changed later does not redirect the shim.
+// self (the daemon's executable). The shim execs it for every task as
+// containerd's user, root on a node, so it must be an executable regular
+// file; when requireRoot is true (the daemon runs as root) it must also be
+// owned by root and not writable by group or others, nor its directory, or
+// whoever could change it would run code as root. The returned path names
+// the file that was checked, so a symbolic link changed later does not
+// redirect the shim.
 func ResolveDriverBinary(path, self string, requireRoot bool) (string, error) {
 	if path == "" {
 		path = filepath.Join(filepath.Dir(self), DriverBinaryName)
