@@ -157,7 +157,9 @@ func TestBinaryCaptures(t *testing.T) {
 		{"as the shim runs it", func(dir string) []string {
 			return []string{logs.BinarySubcommand, url.Values{"dir": {dir}, "max-file-bytes": {"4096"}, "max-files": {"100"}}.Encode()}
 		}},
-		{"flags", func(dir string) []string { return []string{"--dir", dir, "--max-file-bytes", "4096", "--max-files", "100"} }},
+		{"flags", func(dir string) []string {
+			return []string{"--dir", dir, "--max-file-bytes", "4096", "--max-files", "100"}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "log")

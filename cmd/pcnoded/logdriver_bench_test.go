@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -111,7 +113,7 @@ func BenchmarkIntegrationLogCaptureRSS(b *testing.B) {
 			}
 		}
 	}
-	measure := func(procs []logDriverProc, wantExe string) (rss, file int64) {
+	measure := func(procs []logDriverProc, wantExe string) (rss, file, pss int64) {
 		want, err := filepath.EvalSymlinks(wantExe)
 		if err != nil {
 			b.Fatal(err)
@@ -125,17 +127,22 @@ func BenchmarkIntegrationLogCaptureRSS(b *testing.B) {
 				b.Fatalf("VmRSS of logging binary %d: %v", p.pid, err)
 			}
 			rss, file = rss+r, file+f
+			if v, err := procPss(p.pid); err == nil {
+				pss += v
+			}
 		}
-		return rss, file
+		return rss, file, pss
 	}
 
 	// Warm up both binaries (page cache, image unpack).
 	latency()
 	var (
 		lat      = map[string][]time.Duration{}
+		ready    = map[string][]time.Duration{}
 		wall     = map[string][]time.Duration{}
 		total    int64
 		fileRSS  int64
+		pss      int64
 		oldRSS   int64
 		oldFile  int64
 		binaries = []string{newBin, oldBin}
@@ -152,14 +159,18 @@ func BenchmarkIntegrationLogCaptureRSS(b *testing.B) {
 				}
 				if block == 0 && bin == oldBin {
 					ids, procs := startLong(1)
-					oldRSS, oldFile = measure(procs, oldBin)
+					oldRSS, oldFile, _ = measure(procs, oldBin)
 					stopLong(ids)
 				}
 			}
 		}
+		for i := range 2 * runs {
+			bin := binaries[i%2]
+			ready[bin] = append(ready[bin], execToReady(b, bin, filepath.Join(b.TempDir(), "ready-log")))
+		}
 		useDriver(newBin)
 		ids, procs := startLong(n)
-		total, fileRSS = measure(procs, newBin)
+		total, fileRSS, pss = measure(procs, newBin)
 		stopLong(ids)
 	}
 	b.StopTimer()
@@ -173,14 +184,21 @@ func BenchmarkIntegrationLogCaptureRSS(b *testing.B) {
 	b.ReportMetric(mib(total), "logd-total-MiB")
 	b.ReportMetric(mib(perTask), "logd-per-task-MiB")
 	b.ReportMetric(ratio, "ratio-to-bound")
+	b.ReportMetric(mib(pss), "logd-total-Pss-MiB")
 	b.ReportMetric(mib(oldRSS), "old-per-task-MiB")
 	b.ReportMetric(float64(newLat.Microseconds())/1000, "start-ms-logd")
 	b.ReportMetric(float64(oldLat.Microseconds())/1000, "start-ms-old")
 	fmt.Printf("log capture of %d running tasks (VmRSS of their logging binaries):\n", n)
 	fmt.Printf("  pcnode-logd total      %8.1f MiB   bound %d × 4 MiB = %.0f MiB   ratio %.3f\n", mib(total), n, mib(bound), ratio)
 	fmt.Printf("  pcnode-logd per task   %8.2f MiB   (%.2f MiB of it file-backed: binary pages, shared in the page cache)\n", mib(perTask), mib(fileRSS/int64(n)))
+	fmt.Printf("  pcnode-logd total Pss  %8.1f MiB   (shared pages divided among their users: the memory really spent)\n", mib(pss))
 	fmt.Printf("  pcnoded log-driver     %8.2f MiB   per task (one measured; %.2f MiB file-backed)   ratio new/old %.3f\n", mib(oldRSS), mib(oldFile), float64(perTask)/float64(oldRSS))
 	fmt.Printf("start latency of a no-op task, median of %d runs each, alternating blocks:\n", len(lat[newBin]))
+	newReady, oldReady := median(ready[newBin]), median(ready[oldBin])
+	b.ReportMetric(float64(newReady.Microseconds())/1000, "ready-ms-logd")
+	b.ReportMetric(float64(oldReady.Microseconds())/1000, "ready-ms-old")
+	fmt.Printf("  exec→ready (driver)    pcnode-logd %7.2f ms   pcnoded log-driver %7.2f ms   ratio %.2f   (%d runs each, interleaved)\n",
+		float64(newReady.Microseconds())/1000, float64(oldReady.Microseconds())/1000, float64(newReady)/float64(oldReady), len(ready[newBin]))
 	fmt.Printf("  create→start (daemon)  pcnode-logd %7.1f ms   pcnoded log-driver %7.1f ms   ratio %.2f\n",
 		float64(newLat.Microseconds())/1000, float64(oldLat.Microseconds())/1000, float64(newLat)/float64(oldLat))
 	fmt.Printf("  RunTask submit→final   pcnode-logd %7.1f ms   pcnoded log-driver %7.1f ms   ratio %.2f\n",
@@ -215,4 +233,58 @@ func procRSS(pid int) (rss, file int64, err error) {
 		return 0, 0, fmt.Errorf("no VmRSS/RssFile in /proc/%d/status", pid)
 	}
 	return rss, file, nil
+}
+
+// procPss returns a process's proportional set size (Pss of
+// /proc/PID/smaps_rollup), in bytes.
+func procPss(pid int) (int64, error) {
+	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "smaps_rollup"))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no Pss in /proc/%d/smaps_rollup", pid)
+}
+
+// execToReady starts bin as the containerd shim starts a logging binary
+// (stdout and stderr pipes on fds 3 and 4, the readiness pipe on fd 5) for a
+// log in dir and returns how long it took to signal readiness, the part of
+// a container's start that the logging binary adds. It then ends its input
+// and waits for it to exit.
+func execToReady(b *testing.B, bin, dir string) time.Duration {
+	b.Helper()
+	var ends [3][2]*os.File
+	for i := range ends {
+		r, w, err := os.Pipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ends[i] = [2]*os.File{r, w}
+	}
+	cmd := exec.Command(bin, logs.BinarySubcommand, url.Values{"dir": {dir}}.Encode())
+	cmd.Env = []string{"CONTAINER_ID=bench", "CONTAINER_NAMESPACE=bench"}
+	cmd.ExtraFiles = []*os.File{ends[0][0], ends[1][0], ends[2][1]}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	var one [1]byte
+	n, err := ends[2][0].Read(one[:])
+	took := time.Since(start)
+	ends[0][1].Close()
+	ends[1][1].Close()
+	ends[2][0].Close()
+	werr := cmd.Wait()
+	if n != 1 || err != nil || werr != nil {
+		b.Fatalf("%s: readiness %d bytes, %v; exit %v", bin, n, err, werr)
+	}
+	return took
 }
