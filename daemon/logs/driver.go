@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -50,10 +49,10 @@ func (discardLogger) Error(string, ...any) {}
 // withDefaults validates c and fills in defaults.
 func (c DriverConfig) withDefaults() (DriverConfig, error) {
 	if c.Dir == "" {
-		return c, fmt.Errorf("%w: log directory is empty", ErrInvalidConfig)
+		return c, invalid("log directory is empty")
 	}
 	if c.MaxFileBytes < 0 || c.MaxFiles < 0 {
-		return c, fmt.Errorf("%w: negative limit (max file bytes %d, max files %d)", ErrInvalidConfig, c.MaxFileBytes, c.MaxFiles)
+		return c, invalid("negative limit (max file bytes " + itoa(c.MaxFileBytes) + ", max files " + itoa(c.MaxFiles) + ")")
 	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = DefaultMaxFileBytes
@@ -88,7 +87,7 @@ func RunDriver(ctx context.Context, cfg DriverConfig, stdout, stderr io.Reader) 
 	}
 	stopped, err := drive(ctx, w, cfg.Logger, stdout, stderr)
 	if stopped {
-		err = errors.Join(err, fmt.Errorf("log driver stopped: %w", context.Cause(ctx)))
+		err = errors.Join(err, wrap("log driver stopped", context.Cause(ctx)))
 	}
 	return err
 }
@@ -209,7 +208,7 @@ func (c *capture) pump(k kind, r io.Reader) error {
 			if errors.Is(rerr, io.EOF) || errors.Is(rerr, os.ErrDeadlineExceeded) {
 				return nil
 			}
-			return fmt.Errorf("read %s: %w", Stream(k), rerr)
+			return wrap("read "+Stream(k).String(), rerr)
 		}
 	}
 }
