@@ -22,9 +22,17 @@ const DriverBinaryName = "pcnode-logd"
 // the file that was checked, so a symbolic link changed later does not
 // redirect the shim.
 func ResolveDriverBinary(path, self string, requireRoot bool) (string, error) {
-	if path == "" {
-		path = filepath.Join(filepath.Dir(self), DriverBinaryName)
+	if path != "" {
+		return checkDriverBinary(path, requireRoot)
 	}
+	resolved, err := checkDriverBinary(filepath.Join(filepath.Dir(self), DriverBinaryName), requireRoot)
+	if err != nil {
+		return "", fmt.Errorf("%w (the default: %s installed beside the daemon's executable)", err, DriverBinaryName)
+	}
+	return resolved, nil
+}
+
+func checkDriverBinary(path string, requireRoot bool) (string, error) {
 	if !filepath.IsAbs(path) {
 		return "", fmt.Errorf("%w: log driver %q is not an absolute path", ErrInvalidConfig, path)
 	}
