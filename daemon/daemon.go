@@ -17,6 +17,7 @@ import (
 
 	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/hostpath"
+	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/metrics"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/daemon/sched"
@@ -71,7 +72,7 @@ type Daemon struct {
 	tls         *tlsMaterial      // nil without api.tcp_address
 	secrets     *secrets.Store    // nil without [secrets] dir
 	startTime   time.Time
-	exe         string // this binary, started by the shim as the log driver
+	exe         string // the log driver (pcnode-logd), started by the shim per task
 	logsRoot    string // <state>/logs/<task id>/
 	capacity    sched.Resources
 	allocatable sched.Resources
@@ -111,6 +112,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("finding own executable for the log driver: %w", err)
+	}
+	if exe, err = logs.ResolveDriverBinary(cfg.Logs.DriverPath, exe, os.Geteuid() == 0); err != nil {
+		return nil, fmt.Errorf("logs.driver_path: %w", err)
 	}
 	if err := os.MkdirAll(cfg.Node.StateDir, 0o700); err != nil {
 		return nil, err

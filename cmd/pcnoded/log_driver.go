@@ -6,9 +6,12 @@ import (
 	"github.com/pcnode/pcnode/daemon/logs"
 )
 
-// newLogDriverCmd is the logging binary the containerd shim starts for each
-// task (containerd's binary:// log URI). It runs outside the daemon process,
-// so a daemon restart loses no output.
+// newLogDriverCmd is the logging binary that the containerd shims of
+// containers started by an older pcnoded still run (their binary:// log URI
+// names pcnoded itself). New containers get cmd/pcnode-logd, which does the
+// same with a fraction of the memory (logs.driver_path); this sub-command
+// stays so that those containers keep their logs across the upgrade, and it
+// can be configured as logs.driver_path to fall back to it.
 func newLogDriverCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:                logs.BinarySubcommand + " ARGS",

@@ -6,7 +6,7 @@
 //	pcnoded [--config FILE] [--socket PATH] [--state-dir DIR] ...  serve
 //	pcnoded config default                                        print the documented default config
 //	pcnoded config check [--config FILE]                          validate a config file
-//	pcnoded log-driver ...                                         containerd shim logging binary (internal)
+//	pcnoded log-driver ...                                         logging binary of containers an older pcnoded started (internal; now pcnode-logd)
 package main
 
 import (

@@ -307,6 +307,10 @@ func parseID(s string) (uint32, error) {
 type Logs struct {
 	MaxFileSize Quantity `toml:"max_file_size"`
 	MaxFiles    int      `toml:"max_files"`
+	// DriverPath is the logging binary (cmd/pcnode-logd) the containerd
+	// shim runs for each task; empty: pcnode-logd next to pcnoded. The
+	// daemon checks the file when it starts (logs.ResolveDriverBinary).
+	DriverPath string `toml:"driver_path"`
 }
 
 // Streams bounds the API's streaming RPCs.
@@ -600,6 +604,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Logs.MaxFileSize.Bytes() < 4096 {
 		bad("logs.max_file_size", "must be at least 4Ki")
+	}
+	if c.Logs.DriverPath != "" {
+		abs("logs.driver_path", c.Logs.DriverPath)
+		if len(c.Logs.DriverPath) > 4096 {
+			bad("logs.driver_path", "must be at most 4096 bytes, got %d", len(c.Logs.DriverPath))
+		}
 	}
 	if c.Streams.MaxPerClient < 1 {
 		bad("streams.max_per_client", "must be at least 1, got %d", c.Streams.MaxPerClient)

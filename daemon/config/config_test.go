@@ -45,6 +45,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad backend", "[gpu]\nbackend = \"cuda\"\n", "gpu.backend"},
 		{"registry host", "[[registries]]\nhost = \"https://x\"\n", "registries[0].host"},
 		{"log files", "[logs]\nmax_files = 0\n", "logs.max_files"},
+		{"log driver relative", "[logs]\ndriver_path = \"bin/pcnode-logd\"\n", "logs.driver_path"},
 		{"max output files zero", "[tasks]\nmax_output_files = 0\n", "tasks.max_output_files"},
 		{"max output files huge", "[tasks]\nmax_output_files = 20000000\n", "tasks.max_output_files"},
 		{"watch history too small", "[tasks]\nwatch_history = 99\n", "tasks.watch_history"},

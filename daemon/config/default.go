@@ -171,6 +171,13 @@ default_user = ""
 # 64-byte lines. Raise them for tasks whose full output must be kept.
 max_file_size = "10Mi"
 max_files = 5
+# The logging binary the containerd shim runs for each task to capture its
+# output (pcnode-logd, installed beside pcnoded). Empty: pcnode-logd in the
+# directory of the pcnoded executable. pcnoded checks it at start: an
+# executable regular file, and when pcnoded runs as root owned by root and
+# not writable by group or others, nor its directory (the shim runs it as
+# containerd's user, root).
+driver_path = ""
 
 [limits]
 # Caps on what a caller submits (SubmitTask, RunTask, SubmitTasks, ResolveTask,

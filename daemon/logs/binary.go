@@ -3,9 +3,6 @@ package logs
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"os/signal"
@@ -71,27 +68,12 @@ func ParseBinaryArgs(args []string) (DriverConfig, error) {
 	)
 	switch {
 	case len(args) == 1 && !strings.HasPrefix(args[0], "-"):
-		q, err := url.ParseQuery(args[0])
-		if err != nil {
-			return cfg, fmt.Errorf("%w: log driver argument: %w", ErrInvalidConfig, err)
-		}
-		for k, vs := range q {
-			if len(vs) != 1 {
-				return cfg, fmt.Errorf("%w: log driver argument %q given %d times", ErrInvalidConfig, k, len(vs))
-			}
-			values[k] = vs[0]
+		if err := parseQuery(args[0], values); err != nil {
+			return cfg, err
 		}
 	default:
-		fs := flag.NewFlagSet(BinarySubcommand, flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		for _, name := range []string{argDir, argMaxFileBytes, argMaxFiles} {
-			fs.Func(name, "", func(s string) error { values[name] = s; return nil })
-		}
-		if err := fs.Parse(args); err != nil {
-			return cfg, fmt.Errorf("%w: log driver flags: %w", ErrInvalidConfig, err)
-		}
-		if fs.NArg() != 0 {
-			return cfg, fmt.Errorf("%w: unexpected log driver arguments %q", ErrInvalidConfig, fs.Args())
+		if err := parseFlags(args, values); err != nil {
+			return cfg, err
 		}
 	}
 	for k, v := range values {
@@ -104,17 +86,89 @@ func ParseBinaryArgs(args []string) (DriverConfig, error) {
 		case argMaxFiles:
 			cfg.MaxFiles, err = strconv.Atoi(v)
 		default:
-			return cfg, fmt.Errorf("%w: unknown log driver argument %q", ErrInvalidConfig, k)
+			return cfg, invalid("unknown log driver argument " + strconv.Quote(k))
 		}
 		if err != nil {
-			return cfg, fmt.Errorf("%w: log driver argument %s: %w", ErrInvalidConfig, k, err)
+			return cfg, invalid("log driver argument "+k, err)
 		}
 	}
 	if !filepath.IsAbs(cfg.Dir) {
-		return cfg, fmt.Errorf("%w: log directory %q is not an absolute path", ErrInvalidConfig, cfg.Dir)
+		return cfg, invalid("log directory " + strconv.Quote(cfg.Dir) + " is not an absolute path")
 	}
 	cfg.Dir = filepath.Clean(cfg.Dir)
 	return cfg.withDefaults()
+}
+
+// parseQuery parses the encoded argument into values as url.ParseQuery
+// would ("&" between pairs, key and value query-unescaped, no ";"), and
+// refuses a key given twice. (Package url's ParseQuery and package flag
+// would bring package fmt into the logging binary.)
+func parseQuery(q string, values map[string]string) error {
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if kv == "" {
+			continue
+		}
+		if strings.Contains(kv, ";") {
+			return invalid("log driver argument: invalid semicolon separator in query")
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, err := url.QueryUnescape(k)
+		if err != nil {
+			return invalid("log driver argument", err)
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			return invalid("log driver argument "+strconv.Quote(k), err)
+		}
+		if _, dup := values[k]; dup {
+			return invalid("log driver argument " + strconv.Quote(k) + " given more than once")
+		}
+		values[k] = v
+	}
+	return nil
+}
+
+// parseFlags parses -NAME VALUE and -NAME=VALUE (one dash or two) of the
+// three argument names into values, as package flag would; "--" ends the
+// flags, and nothing may follow them.
+func parseFlags(args []string, values map[string]string) error {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			if rest := args[i+1:]; len(rest) != 0 {
+				return invalid("unexpected log driver arguments " + quoteAll(rest))
+			}
+			return nil
+		}
+		name, ok := strings.CutPrefix(a, "-")
+		if !ok || name == "" {
+			return invalid("unexpected log driver arguments " + quoteAll(args[i:]))
+		}
+		name = strings.TrimPrefix(name, "-")
+		name, v, hasValue := strings.Cut(name, "=")
+		if name != argDir && name != argMaxFileBytes && name != argMaxFiles {
+			return invalid("log driver flags: flag provided but not defined: -" + name)
+		}
+		if !hasValue {
+			if i+1 == len(args) {
+				return invalid("log driver flags: flag needs an argument: -" + name)
+			}
+			i++
+			v = args[i]
+		}
+		values[name] = v
+	}
+	return nil
+}
+
+// quoteAll is %q of a []string.
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, " ") + "]"
 }
 
 // RunBinary is binary mode: the logging binary that the containerd shim
@@ -134,16 +188,16 @@ func RunBinary(ctx context.Context, args []string) error {
 	for i, fd := range []int{fdStdout, fdStderr, fdReady} {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(fd, &st); err != nil {
-			return fmt.Errorf("%w: file descriptor %d: %w", ErrInvalidConfig, fd, err)
+			return invalid("file descriptor "+itoa(fd), err)
 		}
 		if fd != fdReady {
 			// Non-blocking descriptors go through Go's poller, so that
 			// read deadlines can interrupt them.
 			if err := syscall.SetNonblock(fd, true); err != nil {
-				return fmt.Errorf("file descriptor %d: %w", fd, err)
+				return wrap("file descriptor "+itoa(fd), err)
 			}
 		}
-		files[i] = os.NewFile(uintptr(fd), fmt.Sprintf("fd%d", fd))
+		files[i] = os.NewFile(uintptr(fd), "fd"+itoa(fd))
 	}
 	stdout, stderr, ready := files[0], files[1], files[2]
 	defer stdout.Close()
@@ -194,7 +248,7 @@ func RunBinary(ctx context.Context, args []string) error {
 	}()
 	stopped, err := drive(dctx, w, cfg.Logger, stdout, stderr)
 	if cause := context.Cause(dctx); stopped && !errors.Is(cause, errSignalled) {
-		err = errors.Join(err, fmt.Errorf("log driver stopped: %w", cause))
+		err = errors.Join(err, wrap("log driver stopped", cause))
 	}
 	return err
 }

@@ -42,6 +42,14 @@ func TestParseBinaryArgs(t *testing.T) {
 		{name: "unknown flag", args: []string{"--dir=/x", "--colour=red"}, wantErr: true},
 		{name: "extra argument", args: []string{"--dir=/x", "more"}, wantErr: true},
 		{name: "two encoded", args: []string{"dir=%2Fx", "dir=%2Fy"}, wantErr: true},
+		{name: "encoded empty pairs", args: []string{"&dir=%2Fx&&max-files=3&"}, want: DriverConfig{Dir: "/x", MaxFileBytes: DefaultMaxFileBytes, MaxFiles: 3}},
+		{name: "semicolon", args: []string{"dir=%2Fx;max-files=3"}, wantErr: true},
+		{name: "bad escape", args: []string{"dir=%2Fx%zz"}, wantErr: true},
+		{name: "bad escape in key", args: []string{"d%r=%2Fx"}, wantErr: true},
+		{name: "flags end", args: []string{"--dir", "/x", "--"}, want: DriverConfig{Dir: "/x", MaxFileBytes: DefaultMaxFileBytes, MaxFiles: DefaultMaxFiles}},
+		{name: "argument after flags end", args: []string{"--dir", "/x", "--", "more"}, wantErr: true},
+		{name: "flag without value", args: []string{"--dir"}, wantErr: true},
+		{name: "bare dash", args: []string{"--dir=/x", "-"}, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ParseBinaryArgs(tc.args)

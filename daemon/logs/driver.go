@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sync"
 	"time"
@@ -31,16 +29,30 @@ type DriverConfig struct {
 	// MaxFiles is how many segments are kept. 0: DefaultMaxFiles.
 	MaxFiles int
 	// Logger receives the driver's own problems. nil: discard.
-	Logger *slog.Logger
+	Logger Logger
 }
+
+// Logger is what a driver reports its own problems to; *slog.Logger is one.
+// The package does not import log/slog, so that the logging binary
+// (cmd/pcnode-logd) stays small.
+type Logger interface {
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// discardLogger is the Logger of a DriverConfig without one.
+type discardLogger struct{}
+
+func (discardLogger) Warn(string, ...any)  {}
+func (discardLogger) Error(string, ...any) {}
 
 // withDefaults validates c and fills in defaults.
 func (c DriverConfig) withDefaults() (DriverConfig, error) {
 	if c.Dir == "" {
-		return c, fmt.Errorf("%w: log directory is empty", ErrInvalidConfig)
+		return c, invalid("log directory is empty")
 	}
 	if c.MaxFileBytes < 0 || c.MaxFiles < 0 {
-		return c, fmt.Errorf("%w: negative limit (max file bytes %d, max files %d)", ErrInvalidConfig, c.MaxFileBytes, c.MaxFiles)
+		return c, invalid("negative limit (max file bytes " + itoa(c.MaxFileBytes) + ", max files " + itoa(c.MaxFiles) + ")")
 	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = DefaultMaxFileBytes
@@ -49,7 +61,7 @@ func (c DriverConfig) withDefaults() (DriverConfig, error) {
 		c.MaxFiles = DefaultMaxFiles
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = discardLogger{}
 	}
 	return c, nil
 }
@@ -75,14 +87,14 @@ func RunDriver(ctx context.Context, cfg DriverConfig, stdout, stderr io.Reader) 
 	}
 	stopped, err := drive(ctx, w, cfg.Logger, stdout, stderr)
 	if stopped {
-		err = errors.Join(err, fmt.Errorf("log driver stopped: %w", context.Cause(ctx)))
+		err = errors.Join(err, wrap("log driver stopped", context.Cause(ctx)))
 	}
 	return err
 }
 
 // capture is the state shared by the two pumps of one driver.
 type capture struct {
-	log *slog.Logger
+	log Logger
 
 	mu     sync.Mutex
 	w      *writer
@@ -93,7 +105,7 @@ type capture struct {
 
 // drive runs the pumps on an open writer, then ends and closes it. stopped
 // reports that ctx ended before both streams did.
-func drive(ctx context.Context, w *writer, log *slog.Logger, stdout, stderr io.Reader) (stopped bool, err error) {
+func drive(ctx context.Context, w *writer, log Logger, stdout, stderr io.Reader) (stopped bool, err error) {
 	c := &capture{w: w, log: log}
 	var wg sync.WaitGroup
 	for _, s := range []struct {
@@ -196,7 +208,7 @@ func (c *capture) pump(k kind, r io.Reader) error {
 			if errors.Is(rerr, io.EOF) || errors.Is(rerr, os.ErrDeadlineExceeded) {
 				return nil
 			}
-			return fmt.Errorf("read %s: %w", Stream(k), rerr)
+			return wrap("read "+Stream(k).String(), rerr)
 		}
 	}
 }

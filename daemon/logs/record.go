@@ -2,8 +2,9 @@ package logs
 
 import (
 	"encoding/binary"
-	"fmt"
 	"hash/crc32"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -68,16 +69,16 @@ func recordLen(b []byte) (int, error) {
 	}
 	n := binary.LittleEndian.Uint32(b[4:])
 	if n > MaxEntryBytes {
-		return 0, fmt.Errorf("%w: record length %d exceeds %d", ErrCorrupt, n, MaxEntryBytes)
+		return 0, corrupt("record length " + itoa(n) + " exceeds " + itoa(MaxEntryBytes))
 	}
 	switch k := kind(b[24]); k {
 	case kindStdout, kindStderr:
 	case kindEnd:
 		if n != 0 {
-			return 0, fmt.Errorf("%w: end marker with %d bytes of data", ErrCorrupt, n)
+			return 0, corrupt("end marker with " + itoa(n) + " bytes of data")
 		}
 	default:
-		return 0, fmt.Errorf("%w: unknown record kind %d", ErrCorrupt, k)
+		return 0, corrupt("unknown record kind " + itoa(uint8(k)))
 	}
 	return recordHeaderLen + int(n), nil
 }
@@ -95,7 +96,7 @@ func decodeRecord(b []byte) (record, int, error) {
 	}
 	want := binary.LittleEndian.Uint32(b[0:])
 	if got := crc32.Checksum(b[4:n], castagnoli); got != want {
-		return record{}, 0, fmt.Errorf("%w: checksum %08x, want %08x", ErrCorrupt, got, want)
+		return record{}, 0, corrupt("checksum " + hex32(got) + ", want " + hex32(want))
 	}
 	return record{
 		seq:  binary.LittleEndian.Uint64(b[8:]),
@@ -127,7 +128,7 @@ func (s Stream) String() string {
 	case StreamStderr:
 		return "stderr"
 	}
-	return fmt.Sprintf("Stream(%d)", uint8(s))
+	return "Stream(" + itoa(uint8(s)) + ")"
 }
 
 // Entry is one entry of a log.
@@ -141,4 +142,10 @@ type Entry struct {
 	// Data is the line including its newline, a final line without one, or
 	// a piece of an over-long line.
 	Data []byte
+}
+
+// hex32 is %08x.
+func hex32(v uint32) string {
+	h := strconv.FormatUint(uint64(v), 16)
+	return strings.Repeat("0", 8-len(h)) + h
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -29,7 +28,8 @@ const (
 
 // segmentName returns the file name of the segment whose first entry is first.
 func segmentName(first uint64) string {
-	return fmt.Sprintf("%020d%s", first, segmentSuffix)
+	digits := strconv.FormatUint(first, 10)
+	return strings.Repeat("0", 20-len(digits)) + digits + segmentSuffix
 }
 
 // parseSegmentName returns the first sequence number encoded in name.
@@ -55,12 +55,12 @@ func parseSegmentName(name string) (uint64, bool) {
 func listSegments(root *os.Root) ([]uint64, error) {
 	d, err := root.Open(".")
 	if err != nil {
-		return nil, fmt.Errorf("open log directory: %w", err)
+		return nil, wrap("open log directory", err)
 	}
 	defer d.Close()
 	names, err := d.Readdirnames(-1)
 	if err != nil {
-		return nil, fmt.Errorf("list log directory: %w", err)
+		return nil, wrap("list log directory", err)
 	}
 	var firsts []uint64
 	for _, name := range names {
@@ -78,7 +78,7 @@ func listSegments(root *os.Root) ([]uint64, error) {
 func lockLog(ctx context.Context, root *os.Root) (*os.File, error) {
 	f, err := root.OpenFile(lockName, os.O_RDWR|os.O_CREATE, filePerm)
 	if err != nil {
-		return nil, fmt.Errorf("open log lock: %w", err)
+		return nil, wrap("open log lock", err)
 	}
 	for {
 		err := flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
@@ -87,12 +87,12 @@ func lockLog(ctx context.Context, root *os.Root) (*os.File, error) {
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("lock log: %w", err)
+			return nil, wrap("lock log", err)
 		}
 		select {
 		case <-ctx.Done():
 			f.Close()
-			return nil, fmt.Errorf("wait for log lock held by another writer: %w", context.Cause(ctx))
+			return nil, wrap("wait for log lock held by another writer", context.Cause(ctx))
 		case <-time.After(lockPollInterval):
 		}
 	}
@@ -139,11 +139,11 @@ type segmentScan struct {
 func scanSegment(f *os.File, first uint64) (segmentScan, error) {
 	fi, err := f.Stat()
 	if err != nil {
-		return segmentScan{}, fmt.Errorf("stat segment: %w", err)
+		return segmentScan{}, wrap("stat segment", err)
 	}
 	s := segmentScan{size: fi.Size()}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return s, fmt.Errorf("seek segment: %w", err)
+		return s, wrap("seek segment", err)
 	}
 	br := bufio.NewReaderSize(f, readBufferSize)
 	hdr, err := br.Peek(len(segmentMagic))
@@ -152,12 +152,12 @@ func scanSegment(f *os.File, first uint64) (segmentScan, error) {
 			return s, nil
 		}
 		if errors.Is(err, io.EOF) {
-			return s, fmt.Errorf("%w: bad segment header %q", ErrCorrupt, hdr)
+			return s, corrupt("bad segment header " + strconv.Quote(string(hdr)))
 		}
-		return s, fmt.Errorf("read segment: %w", err)
+		return s, wrap("read segment", err)
 	}
 	if string(hdr) != segmentMagic {
-		return s, fmt.Errorf("%w: bad segment header %q", ErrCorrupt, hdr)
+		return s, corrupt("bad segment header " + strconv.Quote(string(hdr)))
 	}
 	s.headerOK = true
 	off := int64(len(segmentMagic))
@@ -203,7 +203,7 @@ func peekRecord(br *bufio.Reader) (record, int, error) {
 		if errors.Is(err, io.EOF) {
 			return record{}, 0, errShort
 		}
-		return record{}, 0, fmt.Errorf("read log: %w", err)
+		return record{}, 0, wrap("read log", err)
 	}
 	n, err := recordLen(hdr)
 	if err != nil {
@@ -214,7 +214,7 @@ func peekRecord(br *bufio.Reader) (record, int, error) {
 		if errors.Is(err, io.EOF) {
 			return record{}, 0, errShort
 		}
-		return record{}, 0, fmt.Errorf("read log: %w", err)
+		return record{}, 0, wrap("read log", err)
 	}
 	return decodeRecord(b)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -38,11 +37,11 @@ type writer struct {
 // end marker found there is kept; resume removes it.
 func openWriter(ctx context.Context, dir string, maxFileBytes int64, maxFiles int) (_ *writer, err error) {
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
-		return nil, fmt.Errorf("create log directory: %w", err)
+		return nil, wrap("create log directory", err)
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open log directory: %w", err)
+		return nil, wrap("open log directory", err)
 	}
 	w := &writer{root: root, maxFileBytes: maxFileBytes, maxFiles: maxFiles}
 	defer func() {
@@ -62,11 +61,11 @@ func openWriter(ctx context.Context, dir string, maxFileBytes int64, maxFiles in
 	}
 	newest := w.segs[len(w.segs)-1]
 	if w.f, err = root.OpenFile(segmentName(newest), os.O_RDWR, 0); err != nil {
-		return nil, fmt.Errorf("open newest segment: %w", err)
+		return nil, wrap("open newest segment", err)
 	}
 	s, err := scanSegment(w.f, newest)
 	if err != nil {
-		return nil, fmt.Errorf("segment %s: %w", segmentName(newest), err)
+		return nil, wrap("segment "+segmentName(newest), err)
 	}
 	w.next = newest + uint64(s.entries)
 	w.ended, w.endOff = s.ended, s.endOff
@@ -76,11 +75,11 @@ func openWriter(ctx context.Context, dir string, maxFileBytes int64, maxFiles in
 	}
 	if end != s.size {
 		if err := w.f.Truncate(end); err != nil {
-			return nil, fmt.Errorf("drop torn tail of segment: %w", err)
+			return nil, wrap("drop torn tail of segment", err)
 		}
 	}
 	if _, err := w.f.Seek(end, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("seek segment: %w", err)
+		return nil, wrap("seek segment", err)
 	}
 	w.bw = bufio.NewWriterSize(w.f, writeBufferSize)
 	w.size = end
@@ -97,13 +96,13 @@ func (w *writer) resume() error {
 		return nil
 	}
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("write log: %w", err)
+		return wrap("write log", err)
 	}
 	if err := w.f.Truncate(w.endOff); err != nil {
-		return fmt.Errorf("remove end marker: %w", err)
+		return wrap("remove end marker", err)
 	}
 	if _, err := w.f.Seek(w.endOff, io.SeekStart); err != nil {
-		return fmt.Errorf("seek segment: %w", err)
+		return wrap("seek segment", err)
 	}
 	w.size, w.ended = w.endOff, false
 	return nil
@@ -113,7 +112,7 @@ func (w *writer) resume() error {
 func (w *writer) create() error {
 	f, err := w.root.OpenFile(segmentName(w.next), os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
+		return wrap("create segment", err)
 	}
 	w.f = f
 	if w.bw == nil {
@@ -133,10 +132,10 @@ func (w *writer) create() error {
 // oldest segments beyond maxFiles.
 func (w *writer) rotate() error {
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("write log: %w", err)
+		return wrap("write log", err)
 	}
 	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("close segment: %w", err)
+		return wrap("close segment", err)
 	}
 	w.f = nil
 	if err := w.create(); err != nil {
@@ -144,7 +143,7 @@ func (w *writer) rotate() error {
 	}
 	for len(w.segs) > w.maxFiles {
 		if err := w.root.Remove(segmentName(w.segs[0])); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove oldest segment: %w", err)
+			return wrap("remove oldest segment", err)
 		}
 		w.segs = w.segs[1:]
 	}
@@ -165,7 +164,7 @@ func (w *writer) append(k kind, data []byte, nano int64) error {
 	record{seq: w.next, nano: nano, kind: k, data: data}.putHeader(w.hdr[:])
 	w.bw.Write(w.hdr[:])
 	if _, err := w.bw.Write(data); err != nil {
-		return fmt.Errorf("write log: %w", err)
+		return wrap("write log", err)
 	}
 	w.size += n
 	w.next++
@@ -175,7 +174,7 @@ func (w *writer) append(k kind, data []byte, nano int64) error {
 // flush hands buffered records to the kernel, where readers see them.
 func (w *writer) flush() error {
 	if err := w.bw.Flush(); err != nil {
-		return fmt.Errorf("write log: %w", err)
+		return wrap("write log", err)
 	}
 	return nil
 }
@@ -193,7 +192,7 @@ func (w *writer) end() error {
 		return err
 	}
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("sync log: %w", err)
+		return wrap("sync log", err)
 	}
 	return nil
 }
@@ -225,7 +224,7 @@ func (w *writer) close() error {
 func Seal(ctx context.Context, dir string) error {
 	w, err := openWriter(ctx, dir, DefaultMaxFileBytes, DefaultMaxFiles)
 	if err != nil {
-		return fmt.Errorf("seal log: %w", err)
+		return wrap("seal log", err)
 	}
 	err = w.end()
 	return errors.Join(err, w.close())

@@ -8,11 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pcnode/pcnode/daemon/logs"
 )
 
 // EnvBinary names the variable that points at a prebuilt pcnoded to test
@@ -36,6 +39,12 @@ type Build struct {
 	// at the lifecycle point named by $PCNODE_CRASH_AT (daemon.EnvCrashAt).
 	// Never a release build.
 	CrashPoints bool
+}
+
+// logDriverBuild is the one build of pcnode-logd beside the pcnoded builds.
+var logDriverBuild struct {
+	sync.Once
+	err error
 }
 
 var binaryCache struct {
@@ -79,6 +88,11 @@ func buildBinary(ctx context.Context, b Build) (string, error) {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%s: %w", EnvBinary, err)
 		}
+		// `make build` puts pcnode-logd beside it; the daemon refuses to
+		// start without one, so say so here, once.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(p), LogDriverName)); err != nil {
+			return "", fmt.Errorf("%s: no %s beside it (make build builds both): %w", EnvBinary, LogDriverName, err)
+		}
 		return p, nil
 	}
 	root, err := ModuleRoot()
@@ -100,24 +114,49 @@ func buildBinary(ctx context.Context, b Build) (string, error) {
 		out += "-crashpoints"
 		flags = append(flags, "-tags", "crashpoints")
 	}
-	args := append(append([]string{"build"}, flags...), "-o", out, "./cmd/pcnoded")
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
+	// The daemon runs the logging binary found beside it (logs.driver_path
+	// unset), so every integration test captures logs with pcnode-logd as
+	// installed. It is built without the race detector: it is one small
+	// process per running task, and daemon/logs's unit tests run with -race.
+	// Built once per process: a later pcnoded build (race, crash points)
+	// must not rewrite the file while shims run it.
+	logDriverBuild.Do(func() {
+		logDriverBuild.err = goBuild(ctx, root, nil, filepath.Join(dir, LogDriverName), "./cmd/pcnode-logd")
+	})
+	if logDriverBuild.err != nil {
+		return "", logDriverBuild.err
+	}
+	if err := goBuild(ctx, root, flags, out, "./cmd/pcnoded"); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// LogDriverName is the file name of the logging binary that Binary builds
+// beside pcnoded, where the daemon looks for it.
+const LogDriverName = logs.DriverBinaryName
+
+// goBuild runs `go build FLAGS -o out pkg` in the module root. Building with
+// the race detector needs cgo.
+func goBuild(ctx context.Context, root string, flags []string, out, pkg string) error {
+	args := append(append([]string{"build"}, flags...), "-o", out, pkg)
 	cmd := exec.CommandContext(ctx, goCommand(), args...)
 	cmd.Dir = root
-	if b.Race {
+	if slices.Contains(flags, "-race") {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	}
 	var log bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), root, err, log.Bytes())
+		return fmt.Errorf("go %s (in %s): %w\n%s", strings.Join(args, " "), root, err, log.Bytes())
 	}
 	if d := time.Since(start); d > 30*time.Second {
-		fmt.Fprintf(os.Stderr, "daemontest: built pcnoded in %v\n", d.Round(time.Second))
+		fmt.Fprintf(os.Stderr, "daemontest: built %s in %v\n", filepath.Base(out), d.Round(time.Second))
 	}
-	return out, nil
+	return nil
 }
 
 // removeStaleBinaryDirs removes build directories of processes that have
@@ -171,4 +210,12 @@ func goCommand() string {
 		return p
 	}
 	return "go"
+}
+
+// LogDriverBinary returns the path of the pcnode-logd built beside the
+// pcnoded of b (building both on first use), the logging binary that
+// daemon's shims run.
+func LogDriverBinary(t testing.TB, b Build) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(BinaryFor(t, b)), LogDriverName)
 }

@@ -54,13 +54,12 @@ type Options struct {
 	LogLevel string
 	// Args are extra command-line arguments, after --config and --log-level.
 	Args []string
-	// NoRace runs a pcnoded built without the race detector. The binary
-	// is also the log driver that the containerd shim starts for every
-	// container, and a race-enabled binary sleeps 1 s when it exits (the
-	// race runtime's atexit_sleep_ms; the shim starts the driver with an
-	// environment of its own, so GORACE cannot reach it). The daemon waits
-	// for the driver when it deletes a container, so every task takes 1 s
-	// longer to reach its final state: tests of wall-clock bounds set NoRace.
+	// NoRace runs a pcnoded built without the race detector, for tests of
+	// wall-clock bounds. The logging binary the shim starts for every
+	// container is pcnode-logd, always built without it; a test that sets
+	// logs.driver_path to a race-enabled pcnoded (`pcnoded log-driver`)
+	// makes each task 1 s slower to reach its final state (the race
+	// runtime's atexit_sleep_ms, which GORACE cannot reach under the shim).
 	NoRace bool
 	// TCP also serves the API on a free 127.0.0.1 port with mutual TLS:
 	// Start makes a CA (Daemon.CA) and a server certificate for localhost

@@ -1,7 +1,8 @@
 """Shared pytest fixtures: a real pcnoded against the containerd that
 deploy/dev/test.sh starts (PCNODE_TEST_CONTAINERD_ADDRESS).
 
-The session-scoped ``pcnoded`` fixture builds ``cmd/pcnoded`` and
+The session-scoped ``pcnoded`` fixture builds ``cmd/pcnoded``, ``cmd/pcnode-logd``
+(the logging binary pcnoded runs from its own directory) and
 ``internal/testimage/cmd/pctestimage`` once (``go build`` into a temporary
 directory), makes a CA, a server certificate for 127.0.0.1/localhost and
 client certificates (admin and viewer) with ``cryptography``, writes a
@@ -446,6 +447,7 @@ def pcnoded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcnoded]:
     bindir = base / "bin"
     bindir.mkdir()
     _go_build(bindir / "pcnoded", "./cmd/pcnoded")
+    _go_build(bindir / "pcnode-logd", "./cmd/pcnode-logd")
     _go_build(bindir / "pctestimage", "./internal/testimage/cmd/pctestimage")
     with _launch(base, containerd, bindir, node_name="pytest", reserved_memory="256Mi") as d:
         yield d
