@@ -319,3 +319,50 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, before time.Time) ([]str
 		}
 	}
 }
+
+// MaxBulkTasks is the most tasks one CreateTasks call stores.
+const MaxBulkTasks = 50_000
+
+// CreateTasks stores many new tasks in one transaction, as CreateTask does
+// each (sanitized, indexed, each creation a state change with its own
+// revision), but without idempotency keys: a task carrying one is
+// ErrInvalidArgument. It is for filling a file in bulk (benchmarks, tools
+// importing a history) where one fsync per task would take minutes. A task
+// already stored, or twice in tasks, is ErrExists; on any error nothing is
+// written. At most MaxBulkTasks per call.
+func (db *DB) CreateTasks(ctx context.Context, tasks []*pcnodev1.Task) error {
+	if len(tasks) > MaxBulkTasks {
+		return fmt.Errorf("create tasks: %d tasks, at most %d per call: %w", len(tasks), MaxBulkTasks, ErrInvalidArgument)
+	}
+	prepared := make([]*pcnodev1.Task, len(tasks))
+	for i, task := range tasks {
+		if task.GetIdempotencyKey() != "" {
+			return fmt.Errorf("create tasks: task %d (%s) has an idempotency key: %w", i, task.GetId(), ErrInvalidArgument)
+		}
+		t, err := prepareNew(task, "")
+		if err != nil {
+			return fmt.Errorf("create tasks: task %d: %w", i, err)
+		}
+		prepared[i] = t
+	}
+	err := db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		for i, t := range prepared {
+			if i%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if bk.tasks.Get([]byte(t.GetId())) != nil {
+				return fmt.Errorf("task %s: %w", t.GetId(), ErrExists)
+			}
+			if err := bk.putTask(nil, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create tasks: %w", err)
+	}
+	return nil
+}
