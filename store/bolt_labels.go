@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -58,22 +59,30 @@ func addLabelIndex(tx *bolt.Tx) error {
 	if err != nil {
 		return fmt.Errorf("bucket %s: %w", bucketByLabel, err)
 	}
-	return tasks.ForEach(func(k, v []byte) error {
+	// bbolt splits nodes only at commit: keys put in task order land in
+	// the middle of the bucket and grow one node quadratically. Sorted,
+	// they only append.
+	var keys [][]byte
+	err = tasks.ForEach(func(k, v []byte) error {
 		t := &pcnodev1.Task{}
 		if err := proto.Unmarshal(v, t); err != nil {
 			return fmt.Errorf("task %s: %w: %w", k, ErrCorrupt, err)
 		}
-		keys, err := labelKeys(t)
-		if err != nil {
+		tk, err := labelKeys(t)
+		keys = append(keys, tk...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(keys, bytes.Compare)
+	byLabel.FillPercent = 1 // appended in order: pages may be full
+	for _, key := range keys {
+		if err := byLabel.Put(key, nil); err != nil {
 			return err
 		}
-		for _, key := range keys {
-			if err := byLabel.Put(key, nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // putLabels and deleteLabels keep by_label in step with a task's labels.

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -103,5 +105,66 @@ func TestMigration4(t *testing.T) {
 	}
 	if st, err := db.GetNodeState(ctx); err != nil || !st.Draining {
 		t.Errorf("GetNodeState() after migration 4 = %+v, %v, want draining kept", st, err)
+	}
+}
+
+// BenchmarkMigration4 times migration 4 on a file of 100k labelled tasks
+// (10k under PCNODE_BENCH_CI): the first start of a daemon of schema 4 on
+// a node that kept that many tasks.
+func BenchmarkMigration4(b *testing.B) {
+	n := 100_000
+	if os.Getenv("PCNODE_BENCH_CI") != "" {
+		n = 10_000
+	}
+	ctx := context.Background()
+	path := filepath.Join(b.TempDir(), "db")
+	db, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	at := time.Now().Add(-time.Hour)
+	for i := 0; i < n; i += 10_000 {
+		var batch []*pcnodev1.Task
+		for j := i; j < min(n, i+10_000); j++ {
+			batch = append(batch, &pcnodev1.Task{Id: NewID(at), State: pcnodev1.TaskState_TASK_STATE_SUCCEEDED,
+				Spec: &pcnodev1.TaskSpec{Name: "t", Image: "img", Labels: map[string]string{"project": "demo", "dag": fmt.Sprint(j / 100)}}})
+		}
+		if err := db.CreateTasks(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		b.StopTimer()
+		// Back to version 3: no by_label.
+		raw, err := bolt.Open(path, 0o600, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = raw.Update(func(tx *bolt.Tx) error {
+			if err := tx.Bucket(bucketRoot).DeleteBucket(bucketByLabel); err != nil {
+				return err
+			}
+			return setSchemaVersion(tx, 3)
+		})
+		if cerr := raw.Close(); err != nil || cerr != nil {
+			b.Fatal(err, cerr)
+		}
+		b.StartTimer()
+		start := time.Now()
+		db, err := Open(path, Options{})
+		took := time.Since(start)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		page, _, err := db.ListTasks(ctx, ListOptions{Labels: map[string]string{"dag": "0"}})
+		if cerr := db.Close(); err != nil || cerr != nil || len(page) != 100 {
+			b.Fatalf("ListTasks(dag=0) after migration 4 = %d tasks, %v, %v; want 100", len(page), err, cerr)
+		}
+		fmt.Printf("migration 4 of %d tasks: Open took %.2f s\n", n, took.Seconds())
+		b.StartTimer()
 	}
 }
