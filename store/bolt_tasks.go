@@ -179,17 +179,20 @@ func (db *DB) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.Task
 					return err
 				}
 			}
-			t, err := bk.getTask(id)
-			if err != nil {
-				return err
-			}
-			if t == nil {
+			v := bk.tasks.Get([]byte(id))
+			if v == nil {
 				return fmt.Errorf("index names missing task %s: %w", id, ErrCorrupt)
+			}
+			t := &pcnodev1.Task{}
+			if err := proto.Unmarshal(v, t); err != nil {
+				return fmt.Errorf("task %s: %w: %w", id, ErrCorrupt, err)
 			}
 			if !q.matches(t) {
 				continue
 			}
-			if !budget.fits(embeddedSize(proto.Size(t)), true) {
+			// The stored encoding is what the page will carry: its length
+			// is proto.Size(t) without computing it again.
+			if !budget.fits(embeddedSize(len(v)), true) {
 				next = encodePageToken(page[len(page)-1].GetId(), q.filter)
 				return nil
 			}
