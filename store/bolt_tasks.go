@@ -288,6 +288,29 @@ func (db *DB) Unfinished(ctx context.Context) ([]*pcnodev1.Task, error) {
 	return changeTasks(changes), err
 }
 
+// FinishedSince implements Store: the by_finish keys from the newest down
+// to since.
+func (db *DB) FinishedSince(ctx context.Context, since time.Time) ([]string, error) {
+	bound := finishKey(since, "")
+	var ids []string
+	err := db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		c := bk.byFinish.Cursor()
+		for k, _ := c.Last(); k != nil && bytes.Compare(k, bound) >= 0; k, _ = c.Prev() {
+			if len(ids)%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			ids = append(ids, string(k[len(bound):]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tasks finished since %s: %w", since.Format(time.RFC3339), err)
+	}
+	return ids, nil
+}
+
 // DeleteFinishedBefore implements Store.
 func (db *DB) DeleteFinishedBefore(ctx context.Context, before time.Time) ([]string, error) {
 	bound := finishKey(before, "")

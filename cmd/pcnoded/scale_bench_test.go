@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/internal/daemontest"
 	"github.com/pcnode/pcnode/internal/testimage"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -84,8 +85,9 @@ func printBound(b *testing.B, name string, l latencies, bound time.Duration) {
 // last six days, inside the default week of retention, final states with
 // reasons and exit codes, an allocation), their logs directories absent.
 // Labels: project=demo on all; dag=run-K on the 100 tasks K*100…K*100+99
-// (dag=run-0 holds the oldest); series=<i> on each.
-func fillFinished(b *testing.B, d *daemontest.Daemon, n int) {
+// (dag=run-0 holds the oldest); series=<i> on each. With logs, each task
+// also gets its sealed log (fillLogs).
+func fillFinished(b *testing.B, d *daemontest.Daemon, n int, withLogs bool) {
 	b.Helper()
 	start := time.Now()
 	db, err := store.Open(filepath.Join(d.StateDir, "pcnode.db"), store.Options{History: d.Config.Tasks.WatchHistory})
@@ -109,6 +111,7 @@ func fillFinished(b *testing.B, d *daemontest.Daemon, n int) {
 	}
 	const batch = 10_000
 	tasks := make([]*pcnodev1.Task, 0, batch)
+	var logged []*pcnodev1.Task
 	for i := range n {
 		created := first.Add(time.Duration(int64(span) / int64(n) * int64(i)))
 		s := states[i%len(states)]
@@ -138,19 +141,124 @@ func fillFinished(b *testing.B, d *daemontest.Daemon, n int) {
 			if err := db.CreateTasks(ctx, tasks); err != nil {
 				b.Fatal(err)
 			}
-			tasks = tasks[:0]
+			if withLogs {
+				logged = append(logged, tasks...)
+			}
+			tasks = make([]*pcnodev1.Task, 0, batch)
 		}
 	}
-	fmt.Printf("filled %d finished tasks in %.1f s\n", n, time.Since(start).Seconds())
+	if withLogs {
+		fillLogs(b, d, logged)
+	}
+	fmt.Printf("filled %d finished tasks (logs: %v) in %.1f s\n", n, withLogs, time.Since(start).Seconds())
+}
+
+// fillLogs gives each task a sealed log of 32 KiB of stdout, as the log
+// driver writes it (one log made with logs.RunDriver, copied), with the
+// directory's and files' modification times at the task's finish: the
+// logs of the last day are copies, older ones hard links to a few copies
+// (their times are the oldest task's).
+func fillLogs(b *testing.B, d *daemontest.Daemon, tasks []*pcnodev1.Task) {
+	b.Helper()
+	tmpl := filepath.Join(d.Dir, "log-template")
+	line := strings.Repeat("x", 127) + "\n"
+	out := strings.NewReader(strings.Repeat(line, 256))
+	if err := logs.RunDriver(context.Background(), logs.DriverConfig{Dir: tmpl}, out, strings.NewReader("")); err != nil {
+		b.Fatal(err)
+	}
+	if info, err := logs.Stat(tmpl); err != nil || !info.Ended || info.LastSeq != 256 {
+		b.Fatalf("template log = %+v, %v; want 256 entries, sealed", info, err)
+	}
+	ents, err := os.ReadDir(tmpl)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type file struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}
+	var files []file
+	oldest := tasks[0].GetFinishTime().AsTime()
+	for _, e := range ents {
+		p := filepath.Join(tmpl, e.Name())
+		data, err := os.ReadFile(p)
+		fi, serr := os.Stat(p)
+		if err != nil || serr != nil {
+			b.Fatal(err, serr)
+		}
+		files = append(files, file{e.Name(), data, fi.Mode().Perm()})
+	}
+	// A file takes at most 65000 links on ext4: one copy per linksPer.
+	const linksPer = 50_000
+	for k := range len(tasks)/linksPer + 1 {
+		dir := fmt.Sprintf("%s-%d", tmpl, k)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		for _, f := range files {
+			p := filepath.Join(dir, f.name)
+			if err := os.WriteFile(p, f.data, f.mode); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Chtimes(p, oldest, oldest); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	root := filepath.Join(d.StateDir, "logs")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	recent := time.Now().Add(-24 * time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(tasks); i += 4 {
+				t := tasks[i]
+				dir := filepath.Join(root, t.GetId())
+				at := t.GetFinishTime().AsTime()
+				err := os.Mkdir(dir, 0o700)
+				for _, f := range files {
+					if err != nil {
+						break
+					}
+					p := filepath.Join(dir, f.name)
+					if at.After(recent) {
+						if err = os.WriteFile(p, f.data, f.mode); err == nil {
+							err = os.Chtimes(p, at, at)
+						}
+					} else {
+						err = os.Link(filepath.Join(fmt.Sprintf("%s-%d", tmpl, i/linksPer), f.name), p)
+					}
+				}
+				if err == nil {
+					err = os.Chtimes(dir, at, at)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
 }
 
 // startFilled starts a pcnoded (no race detector: timings) on a database
-// of n finished tasks.
-func startFilled(b *testing.B, n int, configure func(*config.Config)) *daemontest.Daemon {
+// of n finished tasks, with their logs or without.
+func startFilled(b *testing.B, n int, withLogs bool) *daemontest.Daemon {
 	b.Helper()
-	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: "warn", Configure: configure})
+	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: "warn"})
 	d.Stop(b)
-	fillFinished(b, d, n)
+	fillFinished(b, d, n, withLogs)
 	d.Restart(b)
 	return d
 }
@@ -162,7 +270,7 @@ func startFilled(b *testing.B, n int, configure func(*config.Config)) *daemontes
 // one filtered by a label only the 100 oldest carry.
 func BenchmarkIntegrationList100k(b *testing.B) {
 	sz := scaleSizesFor()
-	d := startFilled(b, sz.finished, nil)
+	d := startFilled(b, sz.finished, false)
 	ctx := b.Context()
 	list := func(req *pcnodev1.ListTasksRequest) *pcnodev1.ListTasksResponse {
 		resp, err := d.Client.Tasks.ListTasks(ctx, req)
@@ -248,14 +356,15 @@ func isFinalState(s pcnodev1.TaskState) bool {
 }
 
 // BenchmarkIntegrationRestart100k times pcnoded's start on a database of
-// 100k finished tasks, after SIGKILL and after SIGTERM: from the exec of
+// 100k finished tasks, each with its sealed log on disk (a sixth of them
+// written within the last day), after SIGKILL and after SIGTERM: from the exec of
 // the binary until the gRPC health service says SERVING and GetNode
 // answers. pcnoded serves only once Start has recovered the tasks (with
 // containerd up, recovery runs before the listener serves), so SERVING is
 // "recovery done". Polled every 2 ms.
 func BenchmarkIntegrationRestart100k(b *testing.B) {
 	sz := scaleSizesFor()
-	d := startFilled(b, sz.finished, nil)
+	d := startFilled(b, sz.finished, true)
 	bin := daemontest.BinaryFor(b, daemontest.Build{})
 	runs := 5
 	if os.Getenv("PCNODE_BENCH_CI") != "" {
