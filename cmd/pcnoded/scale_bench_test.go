@@ -70,11 +70,10 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // printBound prints one figure against its bound, as the other benchmarks
 // do, and reports it.
-func printBound(b *testing.B, name string, l latencies, bound time.Duration) {
+func printBound(b *testing.B, name, unit string, l latencies, bound time.Duration) {
 	p50, p99 := l.quantile(0.5), l.quantile(0.99)
 	fmt.Printf("%s: p50 %.2f ms, p99 %.2f ms over %d calls; bound %.0f ms (p99): ratio %.3f\n",
 		name, ms(p50), ms(p99), len(l), ms(bound), float64(p99)/float64(bound))
-	unit := strings.ReplaceAll(name, " ", "-")
 	b.ReportMetric(ms(p50), unit+"-p50-ms")
 	b.ReportMetric(ms(p99), unit+"-p99-ms")
 }
@@ -343,7 +342,7 @@ func BenchmarkIntegrationList100k(b *testing.B) {
 				}
 			}
 		}
-		printBound(b, fmt.Sprintf("%s (%d finished)", c.name, sz.finished), l, listPageBound)
+		printBound(b, fmt.Sprintf("%s (%d finished)", c.name, sz.finished), strings.ReplaceAll(c.name, " ", "-"), l, listPageBound)
 	}
 }
 
@@ -394,7 +393,7 @@ func BenchmarkIntegrationRestart100k(b *testing.B) {
 		p50 := r.l.quantile(0.5)
 		fmt.Printf("%s (%d finished): median %.0f ms, max %.0f ms over %d starts; bound %.0f ms: ratio %.3f\n",
 			r.name, sz.finished, ms(p50), ms(slices.Max(r.l)), len(r.l), ms(restartBound), float64(p50)/float64(restartBound))
-		b.ReportMetric(ms(p50), strings.ReplaceAll(r.name, " ", "-")+"-ms")
+		b.ReportMetric(ms(p50), strings.ReplaceAll(r.name, " ", "-")+"-p50-ms")
 	}
 }
 
@@ -483,8 +482,9 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	img := d.ImportImage(b, testimage.Image{}).GetName()
-	// Long tasks that write a line of 4 KiB every 100 ms for a while.
-	steps := strings.Repeat("write-stdout 4Ki -- sleep 0.1 -- ", 600) + "sleep forever"
+	// Long tasks that write 2 KiB every 400 ms for over two minutes (the
+	// spec's size allows no more steps), then sleep.
+	steps := strings.Repeat("write-stdout 2Ki -- sleep 0.4 -- ", 350) + "sleep forever"
 	var running []string
 	for i := range sz.running {
 		t := d.Submit(b, &pcnodev1.TaskSpec{
@@ -600,7 +600,7 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 			b.Fatalf("follower %d received no log entry", i)
 		}
 	}
-	printBound(b, fmt.Sprintf("GetNode under load (%d queued, %d followers)", sz.queued, sz.followers), l, getNodeP99Bound)
+	printBound(b, fmt.Sprintf("GetNode under load (%d queued, %d followers)", sz.queued, sz.followers), "getnode", l, getNodeP99Bound)
 	cancel()
 	fwg.Wait()
 }
