@@ -471,7 +471,8 @@ func servingNode(socket string) bool {
 // BenchmarkIntegrationGetNodeUnderLoad times GetNode while 10k tasks are
 // queued (max_concurrent is reached by long-running tasks, so they wait)
 // and 100 followers stream the running tasks' logs, which keep writing.
-// The queued tasks are submitted through the API, 16 at a time.
+// The queued tasks are submitted through the API, 16 at a time; GetNode
+// is also timed while they are.
 func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 	sz := scaleSizesFor()
 	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: "warn", Configure: func(c *config.Config) {
@@ -564,11 +565,36 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 			}
 		}()
 	}
+	// GetNode meanwhile too: every submission passes the scheduler.
+	var during latencies
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			t0 := time.Now()
+			if _, err := d.Client.Nodes.GetNode(ctx, &pcnodev1.GetNodeRequest{}); err != nil {
+				select {
+				case serrs <- fmt.Errorf("GetNode while submitting: %w", err):
+				default:
+				}
+				return
+			}
+			during = append(during, time.Since(t0))
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 	for i := range sz.queued {
 		next <- i
 	}
 	close(next)
 	swg.Wait()
+	close(stopSampling)
+	<-sampled
 	select {
 	case err := <-serrs:
 		b.Fatal(err)
@@ -600,6 +626,7 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 			b.Fatalf("follower %d received no log entry", i)
 		}
 	}
+	printBound(b, fmt.Sprintf("GetNode while %d tasks are submitted (%d followers)", sz.queued, sz.followers), "getnode-submitting", during, getNodeP99Bound)
 	printBound(b, fmt.Sprintf("GetNode under load (%d queued, %d followers)", sz.queued, sz.followers), "getnode", l, getNodeP99Bound)
 	cancel()
 	fwg.Wait()
