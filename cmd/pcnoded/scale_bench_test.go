@@ -72,8 +72,8 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // do, and reports it.
 func printBound(b *testing.B, name, unit string, l latencies, bound time.Duration) {
 	p50, p99 := l.quantile(0.5), l.quantile(0.99)
-	fmt.Printf("%s: p50 %.2f ms, p99 %.2f ms over %d calls; bound %.0f ms (p99): ratio %.3f\n",
-		name, ms(p50), ms(p99), len(l), ms(bound), float64(p99)/float64(bound))
+	fmt.Printf("%s: p50 %.2f ms, p99 %.2f ms over %d calls; bound %.0f ms: ratio p50 %.3f, p99 %.3f\n",
+		name, ms(p50), ms(p99), len(l), ms(bound), float64(p50)/float64(bound), float64(p99)/float64(bound))
 	b.ReportMetric(ms(p50), unit+"-p50-ms")
 	b.ReportMetric(ms(p99), unit+"-p99-ms")
 }
