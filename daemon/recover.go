@@ -246,7 +246,7 @@ func (d *Daemon) checkRecentLogs(ctx context.Context) {
 			}
 		}
 		if len(ids) > 0 {
-			d.log.Debug("checked the logs of the tasks finished within a day", "count", len(ids), "took", time.Since(start))
+			d.log.Info("checked the logs of the tasks finished within a day", "count", len(ids), "took", time.Since(start).Round(time.Millisecond))
 		}
 	}()
 }
