@@ -18,7 +18,8 @@
 // backwards. [ValidID] checks an id from a caller before it is used.
 //
 // Every method that writes does so in one transaction and returns only after
-// it is durable (bbolt fsyncs on commit), so a state transition the daemon has
+// it is durable (bbolt fsyncs on commit; [DB.CreateTasks] stores many new
+// tasks in one, to fill a file in bulk), so a state transition the daemon has
 // written survives a crash before it is announced. Returned tasks are copies:
 // changing them changes nothing stored. Registry credentials
 // (spec.registry_auth) are removed from every task before it is written.
@@ -58,7 +59,7 @@
 // tasks is the record; the other buckets are indexes kept in step with it in
 // the same transaction. by_state serves state-filtered listings and
 // [Store.Unfinished]; by_label label-filtered listings; by_finish serves
-// retention ([Store.DeleteFinishedBefore])
+// retention ([Store.DeleteFinishedBefore]) and [Store.FinishedSince]
 // and holds every task in a final state (SUCCEEDED, FAILED, CANCELLED) under
 // its finish_time, or update_time, or create_time, the first one set.
 //
