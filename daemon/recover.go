@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -236,19 +238,40 @@ func (d *Daemon) checkRecentLogs(ctx context.Context) {
 		defer d.wg.Done()
 		defer close(done)
 		start := time.Now()
+		next := make(chan string)
+		var wg sync.WaitGroup
+		for range recentLogWorkers() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range next {
+					if d.isUnchecked(id) {
+						d.sealIfOpen(ctx, id)
+						d.checked(id)
+					}
+				}
+			}()
+		}
+	feed:
 		for _, id := range ids {
-			if ctx.Err() != nil {
-				return
-			}
-			if d.isUnchecked(id) {
-				d.sealIfOpen(ctx, id)
-				d.checked(id)
+			select {
+			case next <- id:
+			case <-ctx.Done():
+				break feed
 			}
 		}
-		if len(ids) > 0 {
+		close(next)
+		wg.Wait()
+		if len(ids) > 0 && ctx.Err() == nil {
 			d.log.Info("checked the logs of the tasks finished within a day", "count", len(ids), "took", time.Since(start).Round(time.Millisecond))
 		}
 	}()
+}
+
+// recentLogWorkers is how many logs checkRecentLogs checks at once: half
+// the CPUs, one to four, so that the check leaves the daemon room.
+func recentLogWorkers() int {
+	return min(4, max(1, goruntime.NumCPU()/2))
 }
 
 // checkLogBeforeRead seals final task id's log before it is read when the
