@@ -35,9 +35,9 @@ import (
 
 // Bounds of the issue.
 const (
-	listPageBound   = 5 * time.Millisecond
-	restartBound    = time.Second
-	getNodeP99Bound = 50 * time.Millisecond
+	scaleListBound   = 5 * time.Millisecond
+	scaleRestartBound    = time.Second
+	scaleGetNodeBound = 50 * time.Millisecond
 )
 
 // scaleSizes are the benchmarks' sizes: the issue's, or CI's.
@@ -46,17 +46,17 @@ type scaleSizes struct {
 	calls                                int // timed calls per measured operation
 }
 
-func scaleSizesFor() scaleSizes {
+func scaleSizesNow() scaleSizes {
 	if os.Getenv("PCNODE_BENCH_CI") != "" {
 		return scaleSizes{finished: 10_000, queued: 1_000, followers: 10, running: 2, calls: 200}
 	}
 	return scaleSizes{finished: 100_000, queued: 10_000, followers: 100, running: 4, calls: 500}
 }
 
-// latencies are the durations of repeated calls.
-type latencies []time.Duration
+// scaleLatencies are the durations of repeated calls.
+type scaleLatencies []time.Duration
 
-func (l latencies) quantile(q float64) time.Duration {
+func (l scaleLatencies) quantile(q float64) time.Duration {
 	s := slices.Clone(l)
 	slices.Sort(s)
 	if len(s) == 0 {
@@ -66,27 +66,27 @@ func (l latencies) quantile(q float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func scaleMS(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// printBound prints one figure against its bound, as the other benchmarks
+// scalePrintBound prints one figure against its bound, as the other benchmarks
 // do, and reports it.
-func printBound(b *testing.B, name, unit string, l latencies, bound time.Duration) {
+func scalePrintBound(b *testing.B, name, unit string, l scaleLatencies, bound time.Duration) {
 	p50, p99 := l.quantile(0.5), l.quantile(0.99)
 	fmt.Printf("%s: p50 %.2f ms, p99 %.2f ms over %d calls; bound %.0f ms: ratio p50 %.3f, p99 %.3f\n",
-		name, ms(p50), ms(p99), len(l), ms(bound), float64(p50)/float64(bound), float64(p99)/float64(bound))
-	b.ReportMetric(ms(p50), unit+"-p50-ms")
-	b.ReportMetric(ms(p99), unit+"-p99-ms")
+		name, scaleMS(p50), scaleMS(p99), len(l), scaleMS(bound), float64(p50)/float64(bound), float64(p99)/float64(bound))
+	b.ReportMetric(scaleMS(p50), unit+"-p50-ms")
+	b.ReportMetric(scaleMS(p99), unit+"-p99-ms")
 }
 
-// fillFinished writes n finished tasks straight into the stopped daemon's
+// scaleFillFinished writes n finished tasks straight into the stopped daemon's
 // bbolt file with the store package, in big transactions: realistic
 // records (spec with bindings, env and labels, timestamps spread over the
 // last six days, inside the default week of retention, final states with
 // reasons and exit codes, an allocation), their logs directories absent.
 // Labels: project=demo on all; dag=run-K on the 100 tasks K*100…K*100+99
 // (dag=run-0 holds the oldest); series=<i> on each. With logs, each task
-// also gets its sealed log (fillLogs).
-func fillFinished(b *testing.B, d *daemontest.Daemon, n int, withLogs bool) {
+// also gets its sealed log (scaleFillLogs).
+func scaleFillFinished(b *testing.B, d *daemontest.Daemon, n int, withLogs bool) {
 	b.Helper()
 	start := time.Now()
 	db, err := store.Open(filepath.Join(d.StateDir, "pcnode.db"), store.Options{History: d.Config.Tasks.WatchHistory})
@@ -147,17 +147,17 @@ func fillFinished(b *testing.B, d *daemontest.Daemon, n int, withLogs bool) {
 		}
 	}
 	if withLogs {
-		fillLogs(b, d, logged)
+		scaleFillLogs(b, d, logged)
 	}
 	fmt.Printf("filled %d finished tasks (logs: %v) in %.1f s\n", n, withLogs, time.Since(start).Seconds())
 }
 
-// fillLogs gives each task a sealed log of 32 KiB of stdout, as the log
+// scaleFillLogs gives each task a sealed log of 32 KiB of stdout, as the log
 // driver writes it (one log made with logs.RunDriver, copied), with the
 // directory's and files' modification times at the task's finish: the
 // logs of the last day are copies, older ones hard links to a few copies
 // (their times are the oldest task's).
-func fillLogs(b *testing.B, d *daemontest.Daemon, tasks []*pcnodev1.Task) {
+func scaleFillLogs(b *testing.B, d *daemontest.Daemon, tasks []*pcnodev1.Task) {
 	b.Helper()
 	tmpl := filepath.Join(d.Dir, "log-template")
 	line := strings.Repeat("x", 127) + "\n"
@@ -251,13 +251,13 @@ func fillLogs(b *testing.B, d *daemontest.Daemon, tasks []*pcnodev1.Task) {
 	}
 }
 
-// startFilled starts a pcnoded (no race detector: timings) on a database
+// scaleStartFilled starts a pcnoded (no race detector: timings) on a database
 // of n finished tasks, with their logs or without.
-func startFilled(b *testing.B, n int, withLogs bool) *daemontest.Daemon {
+func scaleStartFilled(b *testing.B, n int, withLogs bool) *daemontest.Daemon {
 	b.Helper()
 	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: "warn"})
 	d.Stop(b)
-	fillFinished(b, d, n, withLogs)
+	scaleFillFinished(b, d, n, withLogs)
 	d.Restart(b)
 	return d
 }
@@ -268,8 +268,8 @@ func startFilled(b *testing.B, n int, withLogs bool) *daemontest.Daemon {
 // thousand tasks), a page filtered by a label that every task carries, and
 // one filtered by a label only the 100 oldest carry.
 func BenchmarkIntegrationList100k(b *testing.B) {
-	sz := scaleSizesFor()
-	d := startFilled(b, sz.finished, false)
+	sz := scaleSizesNow()
+	d := scaleStartFilled(b, sz.finished, false)
 	ctx := b.Context()
 	list := func(req *pcnodev1.ListTasksRequest) *pcnodev1.ListTasksResponse {
 		resp, err := d.Client.Tasks.ListTasks(ctx, req)
@@ -318,7 +318,7 @@ func BenchmarkIntegrationList100k(b *testing.B) {
 			}},
 	}
 	for _, c := range cases {
-		var l latencies
+		var l scaleLatencies
 		for range b.N * sz.calls {
 			start := time.Now()
 			resp := list(c.req)
@@ -332,7 +332,7 @@ func BenchmarkIntegrationList100k(b *testing.B) {
 						b.Fatalf("%s: task %s without label %s=%s", c.name, t.GetId(), k, v)
 					}
 				}
-				if !isFinalState(t.GetState()) {
+				if !scaleIsFinal(t.GetState()) {
 					b.Fatalf("%s: task %s is %v, want a final state", c.name, t.GetId(), t.GetState())
 				}
 			}
@@ -342,11 +342,11 @@ func BenchmarkIntegrationList100k(b *testing.B) {
 				}
 			}
 		}
-		printBound(b, fmt.Sprintf("%s (%d finished)", c.name, sz.finished), strings.ReplaceAll(c.name, " ", "-"), l, listPageBound)
+		scalePrintBound(b, fmt.Sprintf("%s (%d finished)", c.name, sz.finished), strings.ReplaceAll(c.name, " ", "-"), l, scaleListBound)
 	}
 }
 
-func isFinalState(s pcnodev1.TaskState) bool {
+func scaleIsFinal(s pcnodev1.TaskState) bool {
 	switch s {
 	case pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskState_TASK_STATE_CANCELLED:
 		return true
@@ -362,18 +362,18 @@ func isFinalState(s pcnodev1.TaskState) bool {
 // containerd up, recovery runs before the listener serves), so SERVING is
 // "recovery done". Polled every 2 ms.
 func BenchmarkIntegrationRestart100k(b *testing.B) {
-	sz := scaleSizesFor()
-	d := startFilled(b, sz.finished, true)
+	sz := scaleSizesNow()
+	d := scaleStartFilled(b, sz.finished, true)
 	bin := daemontest.BinaryFor(b, daemontest.Build{})
 	runs := 5
 	if os.Getenv("PCNODE_BENCH_CI") != "" {
 		runs = 2
 	}
 	d.Kill(b)
-	var kill, term latencies
+	var kill, term scaleLatencies
 	for i := range runs * b.N * 2 {
 		byKill := i%2 == 0
-		took, stop := startTimed(b, bin, d)
+		took, stop := scaleStartTimed(b, bin, d)
 		if byKill {
 			kill = append(kill, took)
 		} else {
@@ -383,8 +383,8 @@ func BenchmarkIntegrationRestart100k(b *testing.B) {
 	}
 	// Once more, to see how long the check of the recent logs takes in the
 	// background after the start (it logs when it is done).
-	_, stop := startTimed(b, bin, d)
-	checked := waitLogLine(b, filepath.Join(d.Dir, "timed-starts.log"), "checked the logs of the tasks finished within a day", 3*time.Minute)
+	_, stop := scaleStartTimed(b, bin, d)
+	checked := scaleWaitLogLine(b, filepath.Join(d.Dir, "timed-starts.log"), "checked the logs of the tasks finished within a day", 3*time.Minute)
 	stop(false)
 	fmt.Printf("after a start (%d finished): %s\n", sz.finished, checked)
 	d.Restart(b) // the harness's own process again, for its clean up
@@ -394,18 +394,18 @@ func BenchmarkIntegrationRestart100k(b *testing.B) {
 	}
 	for _, r := range []struct {
 		name string
-		l    latencies
+		l    scaleLatencies
 	}{{"restart after SIGKILL", kill}, {"restart after SIGTERM", term}} {
 		p50 := r.l.quantile(0.5)
 		fmt.Printf("%s (%d finished): median %.0f ms, max %.0f ms over %d starts; bound %.0f ms: ratio %.3f\n",
-			r.name, sz.finished, ms(p50), ms(slices.Max(r.l)), len(r.l), ms(restartBound), float64(p50)/float64(restartBound))
-		b.ReportMetric(ms(p50), strings.ReplaceAll(r.name, " ", "-")+"-p50-ms")
+			r.name, sz.finished, scaleMS(p50), scaleMS(slices.Max(r.l)), len(r.l), scaleMS(scaleRestartBound), float64(p50)/float64(scaleRestartBound))
+		b.ReportMetric(scaleMS(p50), strings.ReplaceAll(r.name, " ", "-")+"-p50-ms")
 	}
 }
 
-// startTimed starts bin on d's configuration and returns how long it took
+// scaleStartTimed starts bin on d's configuration and returns how long it took
 // to serve, and a function that stops it (SIGKILL or SIGTERM).
-func startTimed(b *testing.B, bin string, d *daemontest.Daemon) (time.Duration, func(kill bool)) {
+func scaleStartTimed(b *testing.B, bin string, d *daemontest.Daemon) (time.Duration, func(kill bool)) {
 	b.Helper()
 	logf, err := os.OpenFile(filepath.Join(d.Dir, "timed-starts.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -414,7 +414,7 @@ func startTimed(b *testing.B, bin string, d *daemontest.Daemon) (time.Duration, 
 	defer logf.Close()
 	cmd := exec.Command(bin, "--config", d.ConfigPath, "--log-level", "info")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	fmt.Fprintln(logf, timedStartMark, time.Now().Format(time.RFC3339Nano))
+	fmt.Fprintln(logf, scaleStartMark, time.Now().Format(time.RFC3339Nano))
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -442,7 +442,7 @@ func startTimed(b *testing.B, bin string, d *daemontest.Daemon) (time.Duration, 
 			b.Fatalf("pcnoded exited while starting: %v (log %s)", err, logf.Name())
 		default:
 		}
-		if servingNode(d.Socket) {
+		if scaleServing(d.Socket) {
 			return time.Since(start), stop
 		}
 		if time.Now().After(deadline) {
@@ -453,12 +453,12 @@ func startTimed(b *testing.B, bin string, d *daemontest.Daemon) (time.Duration, 
 	}
 }
 
-// timedStartMark begins the log of each start of startTimed.
-const timedStartMark = "==== timed start"
+// scaleStartMark begins the log of each start of scaleStartTimed.
+const scaleStartMark = "==== timed start"
 
-// waitLogLine waits for a line of path holding want, after the last
-// timedStartMark, and returns it.
-func waitLogLine(b *testing.B, path, want string, timeout time.Duration) string {
+// scaleWaitLogLine waits for a line of path holding want, after the last
+// scaleStartMark, and returns it.
+func scaleWaitLogLine(b *testing.B, path, want string, timeout time.Duration) string {
 	b.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -467,7 +467,7 @@ func waitLogLine(b *testing.B, path, want string, timeout time.Duration) string 
 			b.Fatal(err)
 		}
 		lines := strings.Split(string(data), "\n")
-		for i := len(lines) - 1; i >= 0 && !strings.HasPrefix(lines[i], timedStartMark); i-- {
+		for i := len(lines) - 1; i >= 0 && !strings.HasPrefix(lines[i], scaleStartMark); i-- {
 			if strings.Contains(lines[i], want) {
 				return strings.TrimSpace(lines[i])
 			}
@@ -479,10 +479,10 @@ func waitLogLine(b *testing.B, path, want string, timeout time.Duration) string 
 	}
 }
 
-// servingNode reports whether the daemon on socket answers health SERVING
+// scaleServing reports whether the daemon on socket answers health SERVING
 // and a GetNode of a node that admits tasks. A new connection each time:
 // a client's reconnect backoff would blur the figure.
-func servingNode(socket string) bool {
+func scaleServing(socket string) bool {
 	if _, err := os.Stat(socket); err != nil {
 		return false
 	}
@@ -507,7 +507,7 @@ func servingNode(socket string) bool {
 // The queued tasks are submitted through the API, 16 at a time; GetNode
 // is also timed while they are.
 func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
-	sz := scaleSizesFor()
+	sz := scaleSizesNow()
 	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: "warn", Configure: func(c *config.Config) {
 		c.Resources.MaxConcurrent = sz.running
 		c.Streams.MaxPerClient = 256
@@ -607,7 +607,7 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 		}()
 	}
 	// GetNode meanwhile too: every submission passes the scheduler.
-	var during latencies
+	var during scaleLatencies
 	sampled := make(chan struct{})
 	stopSampling := make(chan struct{})
 	go func() {
@@ -643,7 +643,7 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 	}
 	fmt.Printf("submitted %d queued tasks in %.1f s (16 submitters)\n", sz.queued, time.Since(start).Seconds())
 
-	var l latencies
+	var l scaleLatencies
 	for range b.N * max(sz.calls, 200) {
 		t0 := time.Now()
 		resp, err := nodes.GetNode(ctx, &pcnodev1.GetNodeRequest{})
@@ -667,8 +667,8 @@ func BenchmarkIntegrationGetNodeUnderLoad(b *testing.B) {
 			b.Fatalf("follower %d received no log entry", i)
 		}
 	}
-	printBound(b, fmt.Sprintf("GetNode while %d tasks are submitted (%d followers)", sz.queued, sz.followers), "getnode-submitting", during, getNodeP99Bound)
-	printBound(b, fmt.Sprintf("GetNode under load (%d queued, %d followers)", sz.queued, sz.followers), "getnode", l, getNodeP99Bound)
+	scalePrintBound(b, fmt.Sprintf("GetNode while %d tasks are submitted (%d followers)", sz.queued, sz.followers), "getnode-submitting", during, scaleGetNodeBound)
+	scalePrintBound(b, fmt.Sprintf("GetNode under load (%d queued, %d followers)", sz.queued, sz.followers), "getnode", l, scaleGetNodeBound)
 	cancel()
 	fwg.Wait()
 }
