@@ -35,8 +35,8 @@ import (
 
 // Bounds of the issue.
 const (
-	scaleListBound   = 5 * time.Millisecond
-	scaleRestartBound    = time.Second
+	scaleListBound    = 5 * time.Millisecond
+	scaleRestartBound = time.Second
 	scaleGetNodeBound = 50 * time.Millisecond
 )
 
