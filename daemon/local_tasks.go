@@ -132,7 +132,9 @@ func (d *Daemon) UnfinishedChanges(ctx context.Context) ([]store.Change, store.R
 // ReadTaskLog reads task id's log for StreamLogs: a task not stored is
 // the store's not-found error; a finished task's log is read once it is
 // sealed (the final state is written before the container is deleted,
-// which ends the log driver's copy; docs/lifecycle.md).
+// which ends the log driver's copy; docs/lifecycle.md), or, for one the
+// start's check has not come to yet, once it was checked
+// (checkRecentLogs).
 func (d *Daemon) ReadTaskLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error {
 	t, err := d.store.GetTask(ctx, id)
 	if err != nil {
@@ -140,6 +142,7 @@ func (d *Daemon) ReadTaskLog(ctx context.Context, id string, opts logs.ReadOptio
 	}
 	if IsFinal(t.GetState()) {
 		d.waitCleanup(ctx, t.GetId())
+		d.checkLogBeforeRead(ctx, t.GetId()) // a crash may have left it unsealed
 	}
 	return d.ReadLog(ctx, id, opts, fn)
 }

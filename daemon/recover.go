@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	goruntime "runtime"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -53,8 +55,9 @@ import (
 // Final tasks are not unfinished, but their clean up may be: a container
 // in pcnode's namespace whose task is final (crash after the final state)
 // is deleted and its log sealed; a final task's log without its end marker
-// (crash after the delete), written within recentLogWindow, is sealed. A container of no known task is left
-// alone.
+// (crash after the delete), of a task finished within recentLogWindow, is
+// sealed in the background after the start (checkRecentLogs). A container
+// of no known task is left alone.
 //
 // A stop request recorded on the task (Task.stop_request: a cancel or an
 // execution timeout the earlier daemon had begun) is taken up: a task with
@@ -80,10 +83,8 @@ func (d *Daemon) recover(ctx context.Context) error {
 	for _, c := range containers {
 		byTask[c.TaskID] = c
 	}
-	unfinished := map[string]bool{}
 	for _, t := range tasks {
 		id := t.GetId()
-		unfinished[id] = true
 		c, has := byTask[id]
 		delete(byTask, id)
 		cancelled := stopReasonOf(t.GetStopRequest().GetReason()) == stopCancel
@@ -159,7 +160,7 @@ func (d *Daemon) recover(ctx context.Context) error {
 		}
 		d.log.Warn("container in pcnode's namespace has no unfinished task; leaving it", "container", c.ID, "task", id, "state", string(c.State))
 	}
-	d.sealFinishedLogs(ctx, unfinished)
+	d.checkRecentLogs(ctx)
 	return nil
 }
 
@@ -209,55 +210,91 @@ func (d *Daemon) cancelledBeforeStart(ctx context.Context, id string) error {
 	return err
 }
 
-// recentLogWindow is how recently a finished task's log must have been
-// written for sealFinishedLogs to check it: a log left unsealed by a crash
-// was written just before the crash, and reading every retained log at
-// every start would cost a full read of each.
+// recentLogWindow is how recently a final task must have finished for the
+// start's check of its log (checkRecentLogs): a log left unsealed by a
+// crash belongs to a task that finished just before the crash, and reading
+// every retained log at every start would cost a full read of each.
 const recentLogWindow = 24 * time.Hour
 
-// sealFinishedLogs seals the log of every task that is not unfinished
-// whose log, written within recentLogWindow, has no end marker (a crash
-// between deleting its container and sealing its log, with a log driver
-// that could not seal it itself): its followers would otherwise wait for
-// more.
-func (d *Daemon) sealFinishedLogs(ctx context.Context, unfinished map[string]bool) {
-	ents, err := os.ReadDir(d.logsRoot)
+// checkRecentLogs seals, in the background, the log of every final task
+// that finished within recentLogWindow and whose log has no end marker (a
+// crash between deleting its container and sealing its log, with a log
+// driver that could not seal it itself): its followers would otherwise
+// wait for more. The tasks come from the store's by_finish index, not
+// from the logs directory, so that a start never lists or stats the logs
+// of every retained task; the check itself reads each recent log's newest
+// segment, which on a node of many tasks takes seconds, so it runs after
+// the start, newest first (a crash leaves the newest unsealed), and a
+// reader of a log not yet checked checks it first (ReadTaskLog,
+// checkLogBeforeRead).
+func (d *Daemon) checkRecentLogs(ctx context.Context) {
+	ids, err := d.store.FinishedSince(ctx, time.Now().Add(-recentLogWindow))
 	if err != nil {
-		d.log.Warn("listing task logs", "err", err)
-		return
+		d.log.Warn("listing the tasks finished within a day, whose logs are checked", "err", err)
 	}
-	since := time.Now().Add(-recentLogWindow)
-	for _, e := range ents {
-		id := e.Name()
-		if !e.IsDir() || unfinished[id] || !writtenSince(d.taskLogDir(id), since) {
-			continue
+	done := d.setUnchecked(ids)
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(done)
+		start := time.Now()
+		next := make(chan string)
+		var wg sync.WaitGroup
+		for range recentLogWorkers() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for id := range next {
+					if d.isUnchecked(id) {
+						d.sealIfOpen(ctx, id)
+						d.checked(id)
+					}
+				}
+			}()
 		}
-		info, err := logs.Stat(d.taskLogDir(id))
-		if err != nil || info.Ended {
-			continue
+	feed:
+		for _, id := range ids {
+			select {
+			case next <- id:
+			case <-ctx.Done():
+				break feed
+			}
 		}
-		if t, err := d.store.GetTask(ctx, id); err == nil && IsFinal(t.GetState()) {
-			d.sealLog(ctx, id)
+		close(next)
+		wg.Wait()
+		if len(ids) > 0 && ctx.Err() == nil {
+			d.log.Info("checked the logs of the tasks finished within a day", "count", len(ids), "took", time.Since(start).Round(time.Millisecond))
 		}
+	}()
+}
+
+// recentLogWorkers is how many logs checkRecentLogs checks at once: half
+// the CPUs, one to four, so that the check leaves the daemon room.
+func recentLogWorkers() int {
+	return min(4, max(1, goruntime.NumCPU()/2))
+}
+
+// checkLogBeforeRead seals final task id's log before it is read when the
+// start's check (checkRecentLogs) has not come to it yet.
+func (d *Daemon) checkLogBeforeRead(ctx context.Context, id string) {
+	if d.isUnchecked(id) {
+		d.sealIfOpen(ctx, id)
+		d.checked(id)
 	}
 }
 
-// writtenSince reports whether dir itself or a file in it was modified
-// after since (metadata only).
-func writtenSince(dir string, since time.Time) bool {
-	if fi, err := os.Stat(dir); err != nil || fi.ModTime().After(since) {
-		return err == nil
+// sealIfOpen seals final task id's log when it exists and has no end
+// marker. Sealing is idempotent (logs.Seal waits for the log's lock and
+// appends no second marker), so two callers at once do no harm.
+func (d *Daemon) sealIfOpen(ctx context.Context, id string) {
+	info, err := logs.Stat(d.taskLogDir(id))
+	if err != nil || info.Ended {
+		return // no log (absent logs are tolerated), or sealed
 	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return false
+	if t, err := d.store.GetTask(ctx, id); err == nil && IsFinal(t.GetState()) {
+		d.log.Info("sealing the log of a finished task left open by a crash", "task", id)
+		d.sealLog(ctx, id)
 	}
-	for _, e := range ents {
-		if fi, err := e.Info(); err == nil && fi.ModTime().After(since) {
-			return true
-		}
-	}
-	return false
 }
 
 // retentionLoop removes finished tasks and their logs once they are older

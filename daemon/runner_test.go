@@ -493,40 +493,6 @@ func TestRecover(t *testing.T) {
 	}
 }
 
-// TestRecoverSealsFinishedLog: a crash between the delete and the seal
-// leaves a final task's log unsealed; the next start seals it.
-func TestRecoverSealsFinishedLog(t *testing.T) {
-	d, root := stepDaemon(t, newFakeRuntime(stepImage))
-	task := stepTask(t, d, root)
-	if _, err := d.finish(context.Background(), task.GetId(), pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, "exited 0", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(d.taskLogDir(task.GetId()), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	// One written long ago is not read at all (recentLogWindow).
-	old := stepTask(t, d, root)
-	if _, err := d.finish(context.Background(), old.GetId(), pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, "exited 0", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(d.taskLogDir(old.GetId()), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	long := time.Now().Add(-2 * recentLogWindow)
-	if err := os.Chtimes(d.taskLogDir(old.GetId()), long, long); err != nil {
-		t.Fatal(err)
-	}
-	if err := d.recover(context.Background()); err != nil {
-		t.Fatalf("recover() = %v", err)
-	}
-	if info, err := logs.Stat(d.taskLogDir(task.GetId())); err != nil || !info.Ended {
-		t.Errorf("log %+v, %v after recover, want sealed", info, err)
-	}
-	if info, err := logs.Stat(d.taskLogDir(old.GetId())); err != nil || info.Ended {
-		t.Errorf("old log %+v, %v after recover, want it left as it was", info, err)
-	}
-}
-
 // TestDetachDuringCollect: a runner detached after the exit (shutdown)
 // leaves the task RUNNING with its stopped container, and the next start
 // collects it as if nothing had happened.

@@ -23,6 +23,13 @@ type taskTable struct {
 	runners map[string]*runner     // preparing and running tasks
 	queued  map[string]*queuedTask // queued tasks: deadlines, pull credentials
 	closing bool                   // Close has begun: admit starts nothing more
+
+	// unchecked holds the final tasks whose log the start's check
+	// (checkRecentLogs) has not looked at yet; its own lock, since a
+	// reader asks it on every read of a final task's log.
+	uncheckedMu sync.Mutex
+	unchecked   map[string]bool
+	checkDone   chan struct{} // closed when the check has ended
 }
 
 // queuedTask is what the daemon keeps in memory about a queued task.
@@ -122,4 +129,40 @@ func (t *taskTable) closeAll() []*runner {
 		out = append(out, r)
 	}
 	return out
+}
+
+// setUnchecked records ids as the logs the start's check is to look at,
+// and returns the channel it closes when it is done.
+func (t *taskTable) setUnchecked(ids []string) chan struct{} {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	t.uncheckedMu.Lock()
+	defer t.uncheckedMu.Unlock()
+	t.unchecked = m
+	t.checkDone = make(chan struct{})
+	return t.checkDone
+}
+
+// recentLogsChecked returns the channel closed when the start's check of
+// recent logs has ended; nil before it began.
+func (t *taskTable) recentLogsChecked() <-chan struct{} {
+	t.uncheckedMu.Lock()
+	defer t.uncheckedMu.Unlock()
+	return t.checkDone
+}
+
+// isUnchecked reports whether task id's log is still to be checked.
+func (t *taskTable) isUnchecked(id string) bool {
+	t.uncheckedMu.Lock()
+	defer t.uncheckedMu.Unlock()
+	return t.unchecked[id]
+}
+
+// checked records that task id's log was checked.
+func (t *taskTable) checked(id string) {
+	t.uncheckedMu.Lock()
+	defer t.uncheckedMu.Unlock()
+	delete(t.unchecked, id)
 }

@@ -112,9 +112,9 @@ func (db *DB) Check(ctx context.Context) error {
 // buckets are the v1 buckets of one transaction, and the history limit its
 // writes keep to.
 type buckets struct {
-	meta, tasks, idempotency, outputs, byState, byFinish, revs, history *bolt.Bucket
-	node, gpuMarks                                                      *bolt.Bucket
-	historyLimit                                                        int
+	meta, tasks, idempotency, outputs, byState, byFinish, byLabel, revs, history *bolt.Bucket
+	node, gpuMarks                                                               *bolt.Bucket
+	historyLimit                                                                 int
 }
 
 func openBuckets(tx *bolt.Tx, historyLimit int) (*buckets, error) {
@@ -132,12 +132,13 @@ func openBuckets(tx *bolt.Tx, historyLimit int) (*buckets, error) {
 		outputs:      root.Bucket(bucketOutputs),
 		byState:      root.Bucket(bucketByState),
 		byFinish:     root.Bucket(bucketByFinish),
+		byLabel:      root.Bucket(bucketByLabel),
 		node:         root.Bucket(bucketNode),
 	}
 	if bk.node != nil {
 		bk.gpuMarks = bk.node.Bucket(bucketGPUMarks)
 	}
-	if bk.meta == nil || bk.tasks == nil || bk.idempotency == nil || bk.outputs == nil || bk.byState == nil || bk.byFinish == nil ||
+	if bk.meta == nil || bk.tasks == nil || bk.idempotency == nil || bk.outputs == nil || bk.byState == nil || bk.byFinish == nil || bk.byLabel == nil ||
 		bk.revs == nil || bk.history == nil || bk.node == nil || bk.gpuMarks == nil {
 		return nil, fmt.Errorf("a bucket under %s is missing: %w", bucketRoot, ErrCorrupt)
 	}

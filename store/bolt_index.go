@@ -109,6 +109,11 @@ func (bk *buckets) putTask(prev, next *pcnodev1.Task) error {
 		if err := bk.removeIndexes(prev); err != nil {
 			return err
 		}
+		if !sameLabels(prev, next) {
+			if err := bk.deleteLabels(prev); err != nil {
+				return err
+			}
+		}
 	}
 	id := next.GetId()
 	if err := bk.tasks.Put([]byte(id), v); err != nil {
@@ -116,6 +121,11 @@ func (bk *buckets) putTask(prev, next *pcnodev1.Task) error {
 	}
 	if err := bk.byState.Put(stateKey(next.GetState(), id), nil); err != nil {
 		return err
+	}
+	if prev == nil || !sameLabels(prev, next) {
+		if err := bk.putLabels(next); err != nil {
+			return err
+		}
 	}
 	if isStateChange(prev, next) {
 		if err := bk.record(id, v); err != nil {
@@ -147,6 +157,9 @@ func (bk *buckets) removeIndexes(t *pcnodev1.Task) error {
 func (bk *buckets) deleteTask(t *pcnodev1.Task) error {
 	id := t.GetId()
 	if err := bk.removeIndexes(t); err != nil {
+		return err
+	}
+	if err := bk.deleteLabels(t); err != nil {
 		return err
 	}
 	if key := t.GetIdempotencyKey(); key != "" {
@@ -207,34 +220,27 @@ func (it *descIter) head() string {
 
 func (it *descIter) advance() { it.k, _ = it.c.Prev() }
 
-// idsDesc yields task ids below q.after, newest first: from tasks, or merged
-// from the by_state ranges of q.states.
+// idsDesc yields task ids below q.after, newest first: from tasks; or,
+// with filters, the intersection of the by_label range of each label
+// (intersect) and the by_state ranges of q.states merged. Every id passes
+// the filters of the indexes; the caller still checks the task.
 func (bk *buckets) idsDesc(q *listQuery) func(yield func(string) bool) {
 	return func(yield func(string) bool) {
-		if q.states == nil {
-			for it := newDescIter(bk.tasks, nil, q.after); it.head() != ""; it.advance() {
-				if !yield(it.head()) {
-					return
-				}
-			}
-			return
+		var its []idIter
+		for _, k := range sortedLabels(q.labels) {
+			its = append(its, newDescIter(bk.byLabel, labelPrefix(k, q.labels[k]), q.after))
 		}
-		its := make([]*descIter, len(q.states))
-		for i, s := range q.states {
-			its[i] = newDescIter(bk.byState, stateKey(s, ""), q.after)
-		}
-		for {
-			var best *descIter
-			for _, it := range its {
-				if h := it.head(); h != "" && (best == nil || h > best.head()) {
-					best = it
-				}
+		if q.states != nil {
+			u := make(unionIter, len(q.states))
+			for i, s := range q.states {
+				u[i] = newDescIter(bk.byState, stateKey(s, ""), q.after)
 			}
-			if best == nil || !yield(best.head()) {
-				return
-			}
-			best.advance()
+			its = append(its, u)
 		}
+		if len(its) == 0 {
+			its = append(its, newDescIter(bk.tasks, nil, q.after))
+		}
+		intersect(its, yield)
 	}
 }
 
@@ -247,6 +253,7 @@ func checkIndexes(ctx context.Context, bk *buckets) []error {
 	}
 	wantState := map[string]bool{}
 	wantFinish := map[string]bool{}
+	wantLabel := map[string]bool{}
 	wantKeys := map[string]string{}
 	err := bk.tasks.ForEach(func(k, v []byte) error {
 		if err := ctx.Err(); err != nil {
@@ -264,6 +271,13 @@ func checkIndexes(ctx context.Context, bk *buckets) []error {
 		wantState[string(stateKey(t.GetState(), id))] = true
 		if when, ok := retentionTime(t); ok {
 			wantFinish[string(finishKey(when, id))] = true
+		}
+		keys, err := labelKeys(t)
+		if err != nil {
+			bad("task %s: %v", id, err)
+		}
+		for _, k := range keys {
+			wantLabel[string(k)] = true
 		}
 		if key := t.GetIdempotencyKey(); key != "" {
 			wantKeys[idempotencyIndexKey(t.GetSubmittedBy(), key)] = id
@@ -287,6 +301,7 @@ func checkIndexes(ctx context.Context, bk *buckets) []error {
 	}
 	checkSet("by_state", bk.byState, wantState)
 	checkSet("by_finish", bk.byFinish, wantFinish)
+	checkSet("by_label", bk.byLabel, wantLabel)
 	_ = bk.idempotency.ForEach(func(k, v []byte) error {
 		id, _, err := decodeIdempotency(v)
 		switch {

@@ -18,14 +18,15 @@
 // backwards. [ValidID] checks an id from a caller before it is used.
 //
 // Every method that writes does so in one transaction and returns only after
-// it is durable (bbolt fsyncs on commit), so a state transition the daemon has
+// it is durable (bbolt fsyncs on commit; [DB.CreateTasks] stores many new
+// tasks in one, to fill a file in bulk), so a state transition the daemon has
 // written survives a crash before it is announced. Returned tasks are copies:
 // changing them changes nothing stored. Registry credentials
 // (spec.registry_auth) are removed from every task before it is written.
 //
 // # Schema
 //
-// Schema version 3 ([SchemaVersion]). The file holds one root bucket, v1:
+// Schema version 4 ([SchemaVersion]). The file holds one root bucket, v1:
 //
 //	v1/
 //	├── meta/
@@ -45,6 +46,10 @@
 //	│   └── <time ‖ task id>   → empty; time as Unix seconds (uint64 big
 //	│                            endian, sign bit flipped) ‖ nanoseconds
 //	│                            (uint32 big endian), so byte order is time order
+//	├── by_label/
+//	│   └── <label ‖ task id>  → empty; label as uvarint(len(key)) ‖ key ‖
+//	│                            uvarint(len(value)) ‖ value, one entry per
+//	│                            label of the task's spec
 //	├── revisions/
 //	│   └── <task id>          → uint64 big endian: revision of its last state change
 //	└── history/
@@ -53,7 +58,8 @@
 //
 // tasks is the record; the other buckets are indexes kept in step with it in
 // the same transaction. by_state serves state-filtered listings and
-// [Store.Unfinished]; by_finish serves retention ([Store.DeleteFinishedBefore])
+// [Store.Unfinished]; by_label label-filtered listings; by_finish serves
+// retention ([Store.DeleteFinishedBefore]) and [Store.FinishedSince]
 // and holds every task in a final state (SUCCEEDED, FAILED, CANCELLED) under
 // its finish_time, or update_time, or create_time, the first one set.
 //
@@ -77,7 +83,8 @@
 // ([Store.SetDraining]) and the GPUs marked unhealthy, each under its uuid
 // with the event that marked it ([Store.PutGPUMark], [Store.DeleteGPUMark]).
 // Migration 3 added it, empty: a file from before starts not draining and
-// with no marks. It never holds credentials.
+// with no marks. It never holds credentials. Migration 4 added by_label,
+// filled from the tasks stored.
 //
 // # Pages
 //
@@ -104,6 +111,10 @@
 //
 // One process may open the file at a time; a second [Open] waits
 // [Options.LockTimeout] for bbolt's file lock and then fails with [ErrLocked].
-// Listing with a label filter reads every candidate task; filtering by state
-// narrows the candidates through by_state first.
+// A filtered listing walks the index ranges of its filters downwards at
+// once, the by_label range of each label and the by_state ranges of its
+// states merged, and seeks each range past the ids another one lacks, so
+// it decodes only the tasks on its page, however rare they are among the
+// others. A label of more than 16 KiB with its value cannot be indexed and
+// is [ErrInvalidArgument] (the API allows far less).
 package store

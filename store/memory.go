@@ -413,6 +413,33 @@ func (m *Memory) DeleteFinishedBefore(ctx context.Context, before time.Time) ([]
 	return ids, nil
 }
 
+// FinishedSince implements Store.
+func (m *Memory) FinishedSince(ctx context.Context, since time.Time) ([]string, error) {
+	unlock, err := m.lock(ctx, false)
+	if err != nil {
+		return nil, fmt.Errorf("tasks finished since %s: %w", since.Format(time.RFC3339), err)
+	}
+	defer unlock()
+	type finished struct {
+		when time.Time
+		id   string
+	}
+	var fs []finished
+	for id, t := range m.tasks {
+		if when, ok := retentionTime(t); ok && !when.Before(since) {
+			fs = append(fs, finished{when, id})
+		}
+	}
+	slices.SortFunc(fs, func(a, b finished) int {
+		return cmp.Or(b.when.Compare(a.when), cmp.Compare(b.id, a.id))
+	})
+	var ids []string
+	for _, f := range fs {
+		ids = append(ids, f.id)
+	}
+	return ids, nil
+}
+
 // Close implements Store. Closing twice is harmless.
 func (m *Memory) Close() error {
 	m.mu.Lock()

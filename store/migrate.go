@@ -10,7 +10,7 @@ import (
 
 // SchemaVersion is the version of the bucket layout this code writes: the
 // number of migrations it knows.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Bucket and key names; the package doc draws the tree.
 var (
@@ -21,6 +21,7 @@ var (
 	bucketOutputs     = []byte("outputs")
 	bucketByState     = []byte("by_state")
 	bucketByFinish    = []byte("by_finish")
+	bucketByLabel     = []byte("by_label")
 	bucketRevisions   = []byte("revisions")
 	bucketHistory     = []byte("history")
 	bucketNode        = []byte("node")
@@ -45,6 +46,7 @@ var migrations = []migration{
 	{version: 1, name: "create the v1 buckets", apply: createV1Buckets},
 	{version: 2, name: "add revisions and the history of state changes", apply: addRevisions},
 	{version: 3, name: "add the node state: drain and GPU health marks", apply: addNodeState},
+	{version: 4, name: "add the label index", apply: addLabelIndex},
 }
 
 // createV1Buckets creates the tree of schema version 1. Buckets that exist

@@ -71,6 +71,11 @@ type Store interface {
 	// counts), and returns their ids, oldest first, so that the caller can
 	// remove their logs. On error it returns the ids deleted so far.
 	DeleteFinishedBefore(ctx context.Context, before time.Time) ([]string, error)
+	// FinishedSince returns the ids of the tasks in a final state whose
+	// time (the one retention uses, see the package doc) is at or after
+	// since, newest first, without reading the tasks: what the daemon
+	// checks at start for logs a crash left unsealed.
+	FinishedSince(ctx context.Context, since time.Time) ([]string, error)
 	// GetTaskChange returns the task with id and the revision of its last
 	// state change, or ErrNotFound.
 	GetTaskChange(ctx context.Context, id string) (Change, error)

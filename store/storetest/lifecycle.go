@@ -315,3 +315,50 @@ func callAllCtx(c context.Context, s store.Store, id string) map[string]error {
 	errs["DeleteGPUMark"] = s.DeleteGPUMark(c, "GPU-a")
 	return errs
 }
+
+func testFinishedSince(t *testing.T, open Opener) {
+	s := open(t)
+	at := func(d time.Duration) *timestamppb.Timestamp { return timestamppb.New(base.Add(d)) }
+	id := newIDs(7, 0)
+	tasks := []*pcnodev1.Task{
+		{Id: id[0], State: succeeded, FinishTime: at(time.Hour)},
+		{Id: id[1], State: failed, FinishTime: at(2 * time.Hour)}, // exactly at the cut: listed
+		{Id: id[2], State: cancelled, FinishTime: at(3 * time.Hour)},
+		{Id: id[3], State: running, UpdateTime: at(4 * time.Hour)},                               // not final
+		{Id: id[4], State: failed, UpdateTime: at(150 * time.Minute)},                            // update time counts
+		{Id: id[5], State: succeeded, FinishTime: at(3 * time.Hour)},                             // same time as 2: by id
+		{Id: id[6], State: queued, FinishTime: at(5 * time.Hour), CreateTime: at(5 * time.Hour)}, // not final
+	}
+	for _, task := range tasks {
+		mustCreate(t, s, task)
+	}
+	tests := []struct {
+		since time.Time
+		want  []string
+	}{
+		{base.Add(2 * time.Hour), []string{id[5], id[2], id[4], id[1]}},
+		{base.Add(3 * time.Hour), []string{id[5], id[2]}},
+		{base.Add(6 * time.Hour), nil},
+		{base.Add(-time.Hour), []string{id[5], id[2], id[4], id[1], id[0]}},
+	}
+	for _, tt := range tests {
+		got, err := s.FinishedSince(ctx(), tt.since)
+		if d := diff(tt.want, got); err != nil || d != "" {
+			t.Errorf("FinishedSince(%v) = %v, diff (-want +got):\n%s", tt.since, err, d)
+		}
+	}
+	// Deleting and finishing move a task out of and into the listing.
+	if err := s.DeleteTask(ctx(), id[5]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ModifyTask(ctx(), id[3], func(t *pcnodev1.Task) error {
+		t.State, t.FinishTime = succeeded, at(4*time.Hour)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FinishedSince(ctx(), base.Add(3*time.Hour))
+	if d := diff([]string{id[3], id[2]}, got); err != nil || d != "" {
+		t.Errorf("FinishedSince after a delete and a finish = %v, diff (-want +got):\n%s", err, d)
+	}
+}

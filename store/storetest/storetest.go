@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"ListPageBytes", testListPageBytes},
 		{"Unfinished", testUnfinished},
 		{"DeleteFinishedBefore", testDeleteFinishedBefore},
+		{"FinishedSince", testFinishedSince},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Closed", testClosed},
 		{"CanceledContext", testCanceledContext},
