@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,16 +24,20 @@ import (
 
 // Shape of TestIntegrationContainerdRestart's workload: crRunning tasks run
 // (resources.max_concurrent) and as many are queued when containerd goes
-// away. Of the running ones, the first crExitEarly exit crShortSleep after
-// starting, while containerd is still down; the others sleep through the
-// outage. Task i exits with code i%7, prints known lines and writes
-// crOutputBytes(i) pattern bytes into output channel "out".
+// away. The running ones wait for a file in their input channel "go": the
+// first crExitEarly for crEarly, which the test writes once containerd is
+// down, so they exit during the outage; the others for crLate, written once
+// containerd is back. (Waiting for files rather than sleeping keeps the
+// shape however slowly a loaded machine submits and starts them.) Task i
+// exits with code i%7, prints known lines and writes crOutputBytes(i)
+// pattern bytes into output channel "out".
 const (
 	crRunning    = 10
 	crQueued     = 10
 	crExitEarly  = 5
-	crShortSleep = "2s"
-	crLongSleep  = "13s"
+	crEarly      = "early"
+	crLate       = "late"
+	crWaitMax    = "5m"
 	crQuickSleep = "1s" // tasks queued at the outage
 	crOutage     = 10 * time.Second
 )
@@ -45,25 +51,27 @@ func crWantStdout(i int) []byte {
 
 // crSpec is task i: an inline template of the test program with output
 // channel out bound to outDir.
-func crSpec(img string, i int, outDir string) *pcnodev1.TaskSpec {
-	sleep := crQuickSleep
+func crSpec(img string, i int, outDir, goDir string) *pcnodev1.TaskSpec {
+	wait := "sleep " + crQuickSleep
 	switch {
 	case i < crExitEarly:
-		sleep = crShortSleep
+		wait = "wait-file /data/go/" + crEarly + " " + crWaitMax
 	case i < crRunning:
-		sleep = crLongSleep
+		wait = "wait-file /data/go/" + crLate + " " + crWaitMax
 	}
-	steps := fmt.Sprintf("echo task-%d begin -- write-file /data/out/result-%d.bin %d -- sleep %s -- write-stdout %d -- echo task-%d end -- exit %d",
-		i, i, crOutputBytes(i), sleep, 2048+i, i, i%7)
+	steps := fmt.Sprintf("echo task-%d begin -- write-file /data/out/result-%d.bin %d -- %s -- write-stdout %d -- echo task-%d end -- exit %d",
+		i, i, crOutputBytes(i), wait, 2048+i, i, i%7)
 	tmpl := &pcnodev1.TaskTemplate{
 		Identifier: "containerd-restart",
 		Command:    append([]string{"/pctest"}, strings.Fields(steps)...),
+		Inputs:     []*pcnodev1.ChannelTemplate{{Name: "go", MountedPath: "/data/go"}},
 		Outputs:    []*pcnodev1.ChannelTemplate{{Name: "out", MountedPath: "/data/out"}},
 	}
 	return &pcnodev1.TaskSpec{
 		Name:     fmt.Sprintf("cr-%d", i),
 		Image:    img,
 		Template: &pcnodev1.TaskSpec_InlineTemplate{InlineTemplate: tmpl},
+		Inputs:   []*pcnodev1.ChannelBinding{e2eBind("go", goDir)},
 		Outputs:  []*pcnodev1.ChannelBinding{e2eBind("out", outDir)},
 		Labels:   map[string]string{"test": "containerd-restart"},
 	}
@@ -233,13 +241,14 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 		name string
 		// fault takes containerd (and maybe pcnoded) away and brings it
 		// back, checking what the node says meanwhile.
-		fault func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string)
+		fault func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string, release func(string))
 	}{
-		{name: "containerd stopped and started", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string) {
+		{name: "containerd stopped and started", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string, release func(string)) {
 			w := crWatchNode(t, d)
 			begin := time.Now()
 			c.Stop(t)
 			crWaitContainerdCondition(t, d, false, 8*time.Second)
+			release(crEarly)
 			crWantUnavailable(t, d, img, c.Address, running)
 			time.Sleep(crOutage - time.Since(begin))
 			c.Start(t)
@@ -252,17 +261,19 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 			}
 		}},
-		{name: "containerd and pcnoded killed", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string) {
+		{name: "containerd and pcnoded killed", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string, release func(string)) {
 			d.Kill(t)
 			c.Kill(t)
+			release(crEarly)
 			time.Sleep(crOutage)
 			c.Start(t)
 			d.Restart(t)
 		}},
-		{name: "pcnoded restarted while containerd is down", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string) {
+		{name: "pcnoded restarted while containerd is down", fault: func(t *testing.T, d *daemontest.Daemon, c *daemontest.ContainerdProc, img, running string, release func(string)) {
 			begin := time.Now()
 			c.Stop(t)
 			crWaitContainerdCondition(t, d, false, 8*time.Second)
+			release(crEarly)
 			d.Restart(t)
 			crWaitContainerdCondition(t, d, false, time.Second)
 			crWantUnavailable(t, d, img, c.Address, running)
@@ -289,9 +300,16 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 			img := e2eTestImage(t, d).GetName()
 			ids := make([]string, crRunning+crQueued)
 			outDirs := make([]string, len(ids))
+			goDir := d.DataDir(t, "go")
+			release := func(name string) {
+				t.Helper()
+				if err := os.WriteFile(filepath.Join(goDir, name), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for i := range ids {
 				outDirs[i] = d.DataDir(t, fmt.Sprintf("out-%d", i))
-				ids[i] = d.Submit(t, crSpec(img, i, outDirs[i])).GetId()
+				ids[i] = d.Submit(t, crSpec(img, i, outDirs[i], goDir)).GetId()
 			}
 			before := crWaitStates(t, d, ids, crRunning)
 			for i, id := range ids[:crRunning] { // admitted in submission order
@@ -300,7 +318,8 @@ func TestIntegrationContainerdRestart(t *testing.T) {
 				}
 			}
 
-			tt.fault(t, d, c, img, ids[crRunning-1]) // sleeps through the outage
+			tt.fault(t, d, c, img, ids[crRunning-1], release) // sleeps through the outage; releases the early ones in it
+			release(crLate)
 
 			for i, id := range ids {
 				final := d.WaitTask(t, id, 2*time.Minute)

@@ -47,6 +47,7 @@
 //	                        prints "pctest: allocated SIZE bytes" (stderr)
 //	spin DURATION         burn one CPU for DURATION
 //	sleep DURATION        sleep
+//	wait-file FILE DURATION  wait until FILE exists (checked every 20 ms); an error after DURATION
 //	ignore-sigterm        from now on SIGTERM only prints "pctest: SIGTERM ignored" (stderr)
 //	exit CODE             exit at once with CODE (0-255); later steps do not run
 //	mknod PATH            create a character device node 1:3, mode 0666, at PATH and print

@@ -42,6 +42,7 @@ func init() {
 		{name: "alloc", minArgs: 1, maxArgs: 1, check: checkSizeAt(0), run: (*program).alloc},
 		{name: "spin", minArgs: 1, maxArgs: 1, check: checkDuration, run: (*program).spin},
 		{name: "sleep", minArgs: 1, maxArgs: 1, check: checkDuration, run: (*program).sleep},
+		{name: "wait-file", minArgs: 2, maxArgs: 2, check: checkDurationAt(1), run: (*program).waitFile},
 		{name: "ignore-sigterm", run: (*program).ignoreSIGTERM},
 		{name: "exit", minArgs: 1, maxArgs: 1, check: checkExitCode, run: (*program).exit},
 	}
@@ -181,6 +182,13 @@ func parseDuration(s string) (time.Duration, error) {
 func checkDuration(args []string) error {
 	_, err := parseDuration(args[0])
 	return err
+}
+
+func checkDurationAt(i int) func([]string) error {
+	return func(args []string) error {
+		_, err := parseDuration(args[i])
+		return err
+	}
 }
 
 func parseExitCode(s string) (int, error) {

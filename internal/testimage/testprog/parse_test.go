@@ -38,6 +38,8 @@ func TestParse(t *testing.T) {
 		{name: "bad size", args: []string{"alloc", "12XB"}, wantErr: `step 1: alloc: size "12XB"`},
 		{name: "negative size", args: []string{"write-stdout", "-1"}, wantErr: `size "-1"`},
 		{name: "bad duration", args: []string{"sleep", "soon"}, wantErr: `duration "soon"`},
+		{name: "wait-file", args: []string{"wait-file", "/data/go/now", "30s"}, want: []parsed{{"wait-file", []string{"/data/go/now", "30s"}}}},
+		{name: "wait-file bad duration", args: []string{"wait-file", "/data/go/now", "later"}, wantErr: `duration "later"`},
 		{name: "bad exit code", args: []string{"exit", "256"}, wantErr: `exit code "256"`},
 		{name: "empty step in the middle", args: []string{"env", "--", "--", "env"}, wantErr: "empty step"},
 		{name: "trailing separator", args: []string{"env", "--"}, wantErr: "empty step"},
@@ -253,4 +255,24 @@ func TestUpstreamDownstream(t *testing.T) {
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestWaitFile(t *testing.T) {
+	dir := t.TempDir()
+	p := &program{}
+	if err := p.waitFile([]string{filepath.Join(dir, "never"), "0.1"}); err == nil || !strings.Contains(err.Error(), "did not appear within 0.1") {
+		t.Errorf("wait-file of a missing file = %v, want an error after its duration", err)
+	}
+	path := filepath.Join(dir, "soon")
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		_ = os.WriteFile(path, nil, 0o644)
+	}()
+	start := time.Now()
+	if err := p.waitFile([]string{path, "10s"}); err != nil {
+		t.Fatalf("wait-file of a file made after 100 ms = %v", err)
+	}
+	if took := time.Since(start); took < 100*time.Millisecond || took > 5*time.Second {
+		t.Errorf("wait-file returned after %v, want soon after the file appeared (100 ms)", took)
+	}
 }

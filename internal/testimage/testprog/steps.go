@@ -132,6 +132,25 @@ func (p *program) sleep(args []string) error {
 	return nil
 }
 
+// waitFile waits until FILE exists (looking every 20 ms), for at most
+// DURATION; then it is an error.
+func (p *program) waitFile(args []string) error {
+	d, err := parseDuration(args[1])
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := os.Lstat(args[0]); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("wait-file: %s did not appear within %s", args[0], args[1])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (p *program) ignoreSIGTERM(_ []string) error {
 	p.ignoreTERM.Store(true)
 	return nil
