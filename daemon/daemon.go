@@ -90,6 +90,8 @@ type Daemon struct {
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
+
+	logEnds logEnds // followers of logs not ended yet (log_ends.go)
 }
 
 // New opens the store, connects to containerd, builds the scheduler from the

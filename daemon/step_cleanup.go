@@ -51,4 +51,7 @@ func (d *Daemon) sealLog(ctx context.Context, id string) {
 	if err := logs.Seal(ctx, d.taskLogDir(id)); err != nil {
 		d.log.Warn("sealing log", "task", id, "err", err)
 	}
+	// Followers look at once: they find the end marker (or, when sealing
+	// failed, poll on as before).
+	d.logEnds.ended(id)
 }

@@ -61,7 +61,11 @@ func startCLIBench(b *testing.B) *cliBench {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build ./cmd/pcnode-cli: %v\n%s", err, out)
 	}
-	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: "warn"})
+	lvl := "warn"
+	if v := os.Getenv("PCNODE_BENCH_LOG_LEVEL"); v != "" {
+		lvl = v
+	}
+	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: lvl})
 	img := d.ImportImage(b, testimage.Image{})
 	taskJSON := filepath.Join(dir, "noop.json")
 	body := fmt.Sprintf(`{"name": "noop", "image": %q, "taskTemplate": "exit", "inputs": [], "outputs": [], "env": [{"name": "CODE", "value": "0"}]}`, img.GetName())

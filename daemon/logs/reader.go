@@ -58,6 +58,11 @@ type ReadOptions struct {
 	// PollInterval is how often a follower looks for new entries.
 	// 0: DefaultPollInterval.
 	PollInterval time.Duration
+	// Wake, when set, has a follower look for new entries at once when it
+	// is closed, instead of at the end of its poll interval (once; it polls
+	// as before after that). The daemon closes it when the log has ended,
+	// so that a follower sees the end marker without waiting a poll.
+	Wake <-chan struct{}
 	// BufferBytes bounds one batch: the sum over its entries of their data
 	// and EntryOverhead. 0: DefaultBufferBytes; at least MinBufferBytes.
 	// A reader holds one batch, its growing data buffer and a file buffer
@@ -404,6 +409,9 @@ func (r *reader) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	case <-t.C:
+		return nil
+	case <-r.opts.Wake:
+		r.opts.Wake = nil
 		return nil
 	}
 }
