@@ -86,7 +86,7 @@ type Daemon struct {
 	ctrd      *containerdHealth // is containerd reachable (containerd_health.go)
 	conds     *nodeConditions   // GetNode's conditions (node_conditions.go)
 
-	writeMu sync.Mutex // held by update: store write + announcement
+	writeMu sync.RWMutex // shared by update (writes run concurrently); tests hold it to hold writes back
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
