@@ -2,22 +2,24 @@ package daemon
 
 import "sync"
 
-// logEnds wakes the followers of a task's log when the log has ended.
-// A follower (ReadLog with Follow) polls the log's files; without a wake
-// it would see the end marker up to one poll interval (100 ms) after the
-// log was sealed, and RunTask, which sends the final state only after the
-// whole log, would answer that much later. sealLog calls ended once the
-// end marker is written (by the log driver or by sealLog itself).
+// logEnds wakes the followers of a task's log when the log is about to
+// end. A follower (ReadLog with Follow) polls the log's files every 100 ms;
+// woken (logs.ReadOptions.Wake) it looks every few milliseconds for a
+// while, so that it sees the end marker right after the log driver writes
+// it, and RunTask, which sends the final state only after the whole log,
+// answers that much sooner. Clean up calls ending when it starts to delete
+// the container (whose task delete ends the driver's copy: the driver
+// then seals the log), sealLog once the log is sealed.
 //
 // The zero value is ready to use. An entry lives while a follower watches
-// it: ended removes it, and the last follower's unwatch does.
+// it: ending removes it, and the last follower's unwatch does.
 type logEnds struct {
 	mu sync.Mutex
 	m  map[string]*logEnd
 }
 
 type logEnd struct {
-	ch   chan struct{} // closed by ended
+	ch   chan struct{} // closed by ending
 	refs int
 }
 
@@ -48,9 +50,9 @@ func (l *logEnds) watch(id string) (<-chan struct{}, func()) {
 	}
 }
 
-// ended wakes every follower of task id's log. A follower that starts
-// watching after it reads the end marker from the files.
-func (l *logEnds) ended(id string) {
+// ending wakes every follower of task id's log. A follower that starts
+// watching after it polls as usual.
+func (l *logEnds) ending(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e := l.m[id]; e != nil {
