@@ -30,7 +30,7 @@ func TestLogEnds(t *testing.T) {
 	}
 	unA()
 	unB()
-	unB()         // a second unwatch does nothing
+	unB()          // a second unwatch does nothing
 	l.ending("t1") // nothing watched: nothing to close
 	unOther()
 	if n := len(l.m); n != 0 {

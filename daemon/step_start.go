@@ -52,6 +52,10 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "starting the container: %v", err)
 	}
 	crashAt(crashAfterStarted)
+	// supervise's Wait begins now, while RUNNING is written: its round
+	// trips to containerd overlap the store's fsync, and a process that
+	// exits at once is seen at once.
+	r.waitc = r.waitExit()
 	task, err = r.markRunning(context.WithoutCancel(ctx), timestamppb.Now(), started.ImageDigest)
 	if err != nil {
 		return task, err
