@@ -34,6 +34,10 @@ type ExitStatus struct {
 	// OOMKilled is true when the kernel's OOM killer killed a process of
 	// the container, as its memory cgroup or containerd's OOM event says.
 	OOMKilled bool
+	// Usage is the container's usage (what Usage returns) as read with
+	// the exit status, nil when it could not be read: the caller need not
+	// ask again.
+	Usage *Usage
 }
 
 // Start creates the container and its task and starts it. The image must
@@ -253,7 +257,15 @@ func (c *Containerd) Wait(ctx context.Context, id string) (_ ExitStatus, retErr 
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("wait for %s: %w", id, err)
 	}
-	oom, err := c.oomKilled(ctx, container, task)
+	// One read of the cgroup's metrics gives both the OOM kills and the
+	// usage the runner collects next.
+	m, merr := taskMetrics(ctx, task)
+	var usage *Usage
+	if merr == nil {
+		u := usageOf(m)
+		usage = &u
+	}
+	oom, err := c.oomKilledFrom(ctx, container, task, m, merr)
 	if err != nil {
 		c.log.WarnContext(ctx, "reading OOM state", "task", id, "error", err)
 	}
@@ -261,7 +273,7 @@ func (c *Containerd) Wait(ctx context.Context, id string) (_ ExitStatus, retErr 
 		oom = oomEvent()
 	}
 	c.log.InfoContext(ctx, "container exited", "task", id, "code", code, "oom_killed", oom)
-	return ExitStatus{Code: int(code), ExitedAt: at, OOMKilled: oom}, nil
+	return ExitStatus{Code: int(code), ExitedAt: at, OOMKilled: oom, Usage: usage}, nil
 }
 
 // Kill sends signal to id's task. Signalling a task that has exited is not
