@@ -39,6 +39,7 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	}
 	cs.AfterCreate = func() { crashAt(crashAfterContainerCreated) }
 	started, err := r.rt.Start(ctx, cs)
+	startedAt := timestamppb.Now() // when containerd's Start returned
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return task, failStep(pcnodev1.TaskReason_TASK_REASON_TIMEOUT, "startup timeout (%s) passed while starting: %v", d.startupTimeout(task), err)
@@ -56,7 +57,7 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	// trips to containerd overlap the store's fsync, and a process that
 	// exits at once is seen at once.
 	r.waitc = r.waitExit()
-	task, err = r.markRunning(context.WithoutCancel(ctx), timestamppb.Now(), started.ImageDigest)
+	task, err = r.markRunning(context.WithoutCancel(ctx), startedAt, started.ImageDigest)
 	if err != nil {
 		return task, err
 	}
