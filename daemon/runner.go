@@ -90,8 +90,6 @@ type runner struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	waitc chan exitResult // the Wait start began for supervise; nil when the task resumes (recovery, adoption)
-
 	resolvedLate  bool  // resolveImage resolved the template just now; prepareOutputs checks the spec's paths
 	peakGPUMemory int64 // highest sampled GPU memory of the task's processes; supervise's goroutine only
 

@@ -39,7 +39,6 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 	}
 	cs.AfterCreate = func() { crashAt(crashAfterContainerCreated) }
 	started, err := r.rt.Start(ctx, cs)
-	startedAt := timestamppb.Now() // when containerd's Start returned
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return task, failStep(pcnodev1.TaskReason_TASK_REASON_TIMEOUT, "startup timeout (%s) passed while starting: %v", d.startupTimeout(task), err)
@@ -53,11 +52,7 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 		return task, failStep(pcnodev1.TaskReason_TASK_REASON_START_ERROR, "starting the container: %v", err)
 	}
 	crashAt(crashAfterStarted)
-	// supervise's Wait begins now, while RUNNING is written: its round
-	// trips to containerd overlap the store's fsync, and a process that
-	// exits at once is seen at once.
-	r.waitc = r.waitExit()
-	task, err = r.markRunning(context.WithoutCancel(ctx), startedAt, started.ImageDigest)
+	task, err = r.markRunning(context.WithoutCancel(ctx), timestamppb.Now(), started.ImageDigest)
 	if err != nil {
 		return task, err
 	}

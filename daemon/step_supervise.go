@@ -20,11 +20,15 @@ import (
 // again at once with what is left of its grace.
 func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 	d := r.d
-	type result = exitResult
-	waitc := r.waitc // start's, begun while RUNNING was written
-	if waitc == nil {
-		waitc = r.waitExit()
+	type result struct {
+		exit runtime.ExitStatus
+		err  error
 	}
+	waitc := make(chan result, 1)
+	go func() {
+		exit, err := d.rt.Wait(r.ctx, r.id)
+		waitc <- result{exit, err}
+	}()
 	var deadline <-chan time.Time
 	if t := d.executionTimeout(task); t > 0 {
 		started := task.GetStartTime().AsTime()
@@ -85,23 +89,6 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 			}
 		}
 	}
-}
-
-// exitResult is what the runtime's Wait returned.
-type exitResult struct {
-	exit runtime.ExitStatus
-	err  error
-}
-
-// waitExit calls the runtime's Wait for the task's container in the
-// background; the channel (buffered) receives its answer.
-func (r *runner) waitExit() chan exitResult {
-	waitc := make(chan exitResult, 1)
-	go func() {
-		exit, err := r.d.rt.Wait(r.ctx, r.id)
-		waitc <- exitResult{exit, err}
-	}()
-	return waitc
 }
 
 // sampleGPUMemory records the GPU memory used by the task's processes on
