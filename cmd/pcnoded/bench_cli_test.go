@@ -156,8 +156,10 @@ func BenchmarkIntegrationCLIRun(b *testing.B) {
 // processes, until every task is finished (and succeeded), against C
 // concurrent loops of whole `ctr run --rm` processes running the same N.
 // N=100, C=10 by default (PCNODE_BENCH_TASKS, PCNODE_BENCH_CONCURRENCY);
-// N=20 under PCNODE_BENCH_CI=1. The bound is a ratio of tasks/s of at
-// least 1.0.
+// N=20 under PCNODE_BENCH_CI=1. The N tasks of each side run in two
+// halves, interleaved (pcnode, ctr, ctr, pcnode), so that a change of the
+// machine's load during the run weighs on both sides alike. The bound is
+// a ratio of tasks/s of at least 1.0.
 func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 	n := 100
 	if benchCI() {
@@ -172,16 +174,16 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 	if err := cb.ctrRun("bench-tp-ctr-warm"); err != nil {
 		b.Fatal(err)
 	}
-	// loops runs job(i) for i in [0, n) from c goroutines and returns the
-	// wall time and the first error.
-	loops := func(job func(i int) error) (time.Duration, error) {
+	// loops runs job(i) for i in [0, n) from min(c, n) goroutines and
+	// returns the wall time and the first error.
+	loops := func(n int, job func(i int) error) (time.Duration, error) {
 		var (
 			wg    sync.WaitGroup
 			mu    sync.Mutex
 			first error
 		)
 		start := time.Now()
-		for w := range c {
+		for w := range min(c, n) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -198,31 +200,51 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 		wg.Wait()
 		return time.Since(start), first
 	}
-	var pcTime, ctrTime time.Duration
-	b.ResetTimer()
-	for round := range b.N {
+	// pcBatch submits n tasks and waits until all are finished.
+	pcBatch := func(n int) (time.Duration, error) {
 		ids := make([]string, n)
 		start := time.Now()
-		_, err := loops(func(i int) error {
+		if _, err := loops(n, func(i int) error {
 			out, err := cb.cliProc("submit", cb.taskJSON)
 			ids[i] = strings.TrimSpace(out)
 			return err
-		})
-		if err != nil {
-			b.Fatal(err)
+		}); err != nil {
+			return 0, err
 		}
 		for i, id := range ids {
 			task := cb.d.WaitTask(b, id, 2*time.Minute)
 			if task.GetState() != pcnodev1.TaskState_TASK_STATE_SUCCEEDED {
-				b.Fatalf("task %d (%s): %v %s", i, id, task.GetState(), task.GetMessage())
+				return 0, fmt.Errorf("task %d (%s): %v %s", i, id, task.GetState(), task.GetMessage())
 			}
 		}
-		pcTime = time.Since(start)
-		ctrTime, err = loops(func(i int) error {
+		return time.Since(start), nil
+	}
+	ctrBatch := func(round, n int) (time.Duration, error) {
+		return loops(n, func(i int) error {
 			return cb.ctrRun(fmt.Sprintf("bench-tp-ctr-%d-%d", round, i))
 		})
-		if err != nil {
-			b.Fatal(err)
+	}
+	halves := []int{n / 2, n - n/2}
+	var pcTime, ctrTime time.Duration
+	b.ResetTimer()
+	for round := range b.N {
+		pcTime, ctrTime = 0, 0
+		for h, size := range halves {
+			var pc, ctr time.Duration
+			var err error
+			if h == 0 {
+				if pc, err = pcBatch(size); err == nil {
+					ctr, err = ctrBatch(round*2+h, size)
+				}
+			} else {
+				if ctr, err = ctrBatch(round*2+h, size); err == nil {
+					pc, err = pcBatch(size)
+				}
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			pcTime, ctrTime = pcTime+pc, ctrTime+ctr
 		}
 	}
 	b.StopTimer()
@@ -231,7 +253,7 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 	b.ReportMetric(pcRate, "cli-tasks/s")
 	b.ReportMetric(ctrRate, "ctr-tasks/s")
 	b.ReportMetric(ratio, "ratio")
-	fmt.Printf("%d no-op tasks from %d concurrent submitters, whole processes, until all finished:\n", n, c)
+	fmt.Printf("%d no-op tasks from %d concurrent submitters, whole processes, until all finished (two interleaved halves):\n", n, c)
 	fmt.Printf("  pcnode-cli submit  %8.1f tasks/s  (%v)\n", pcRate, pcTime.Round(time.Millisecond))
 	fmt.Printf("  ctr run --rm       %8.1f tasks/s  (%v)\n", ctrRate, ctrTime.Round(time.Millisecond))
 	fmt.Printf("  ratio cli/ctr      %8.2f   (bound ≥ 1.00)\n", ratio)
