@@ -91,10 +91,12 @@ type Daemon struct {
 	logDone   chan string       // finished tasks whose log the metrics measure (logMetricsLoop)
 	readyCh   chan struct{}     // readiness may have changed (readiness.go)
 
-	writeMu sync.Mutex // held by update: store write + announcement
+	writeMu sync.RWMutex // shared by update (writes run concurrently); tests hold it to hold writes back
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
+
+	logEnds logEnds // followers of logs not ended yet (log_ends.go)
 }
 
 // New opens the store, connects to containerd, builds the scheduler from the

@@ -151,6 +151,12 @@ func (d *Daemon) ReadTaskLog(ctx context.Context, id string, opts logs.ReadOptio
 // held at a time, calling fn with each batch.
 func (d *Daemon) ReadLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error {
 	opts.BufferBytes = d.streamBufferBytes()
+	if opts.Follow && opts.Wake == nil {
+		// Woken when the log is sealed (sealLog), not a poll later.
+		wake, unwatch := d.logEnds.watch(id)
+		defer unwatch()
+		opts.Wake = wake
+	}
 	return logs.Read(ctx, d.taskLogDir(id), opts, fn)
 }
 

@@ -34,6 +34,11 @@ func (r *runner) cleanup(ctx context.Context) {
 
 // cleanupTask deletes task id's container and seals its log.
 func (d *Daemon) cleanupTask(ctx context.Context, id string) {
+	// Deleting the container's task ends the log driver's copy, and the
+	// driver seals the log: its followers (RunTask's) look every few
+	// milliseconds from now on, and see the end without waiting for the
+	// rest of the delete (shim shutdown, snapshot) or a poll interval.
+	d.logEnds.ending(id)
 	if err := d.deleteContainer(ctx, id); err != nil {
 		if ctx.Err() != nil {
 			return // detached: the next start cleans up
@@ -51,4 +56,7 @@ func (d *Daemon) sealLog(ctx context.Context, id string) {
 	if err := logs.Seal(ctx, d.taskLogDir(id)); err != nil {
 		d.log.Warn("sealing log", "task", id, "err", err)
 	}
+	// Followers look at once: they find the end marker (or, when sealing
+	// failed, poll on as before).
+	d.logEnds.ending(id)
 }

@@ -22,7 +22,8 @@ type outcome struct {
 	warnings  []string
 }
 
-// collectUsage reads the exited container's usage from its cgroup and
+// collectUsage reads the exited container's usage from its cgroup (the
+// runtime's Wait read it with the exit status; else it is read now) and
 // turns the exit status and the reason the daemon stopped it (cancel,
 // execution timeout) into the task's outcome.
 //
@@ -37,7 +38,15 @@ type outcome struct {
 // (waitReachable); other errors leave the usage unknown. It fails only
 // when ctx ended (the runner was detached).
 func (r *runner) collectUsage(ctx context.Context, task *pcnodev1.Task, exit runtime.ExitStatus) (*outcome, error) {
-	u, uerr := r.rt.Usage(ctx, r.id)
+	var (
+		u    runtime.Usage
+		uerr error
+	)
+	if exit.Usage != nil { // read with the exit status (Wait)
+		u = *exit.Usage
+	} else {
+		u, uerr = r.rt.Usage(ctx, r.id)
+	}
 	for errors.Is(uerr, runtime.ErrUnavailable) && ctx.Err() == nil {
 		r.log.Warn("reading usage: containerd unreachable; reading again once it answers", "err", uerr)
 		if err := r.d.waitReachable(ctx, uerr); err != nil {

@@ -21,11 +21,15 @@ func IsFinal(s pcnodev1.TaskState) bool {
 // update writes a change to a task and, when its state changed, announces
 // it. The write happens before the announcement, always.
 func (d *Daemon) update(ctx context.Context, id string, fn func(*pcnodev1.Task)) (*pcnodev1.Task, error) {
-	// One writer at a time, write and announcement together, so that
-	// watchers see every task's changes in the order they were written
-	// (bbolt serialises writers anyway).
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
+	// Writers run concurrently: bbolt serialises the transactions, and the
+	// announcement (events.flush) publishes, under its own lock, every
+	// change written since the last one in revision order, so watchers
+	// see each task's changes in the order they were written, each after
+	// its write. Holding one lock across a write and its announcement
+	// would keep the next write waiting for the fan-out to every watcher.
+	// writeMu is taken shared: a test takes it exclusively to hold writes.
+	d.writeMu.RLock()
+	defer d.writeMu.RUnlock()
 	var before pcnodev1.TaskState
 	var since time.Time // when the task entered before: the metrics' durations
 	t, err := d.store.ModifyTask(ctx, id, func(t *pcnodev1.Task) error {

@@ -14,6 +14,10 @@ import (
 const (
 	// DefaultPollInterval is how often a follower looks for new entries.
 	DefaultPollInterval = 100 * time.Millisecond
+	// WakePollInterval is how often a woken follower (ReadOptions.Wake)
+	// looks, for WakePollFor after the wake.
+	WakePollInterval = 5 * time.Millisecond
+	WakePollFor      = 10 * time.Second
 	// DefaultBufferBytes is ReadOptions.BufferBytes when it is 0.
 	DefaultBufferBytes = 256 << 10
 	// MinBufferBytes is the smallest ReadOptions.BufferBytes: one entry of
@@ -58,6 +62,14 @@ type ReadOptions struct {
 	// PollInterval is how often a follower looks for new entries.
 	// 0: DefaultPollInterval.
 	PollInterval time.Duration
+	// Wake, when set and closed, has a follower look for new entries at
+	// once and then every WakePollInterval for WakePollFor, before it
+	// polls at PollInterval again. The daemon closes it when the log is
+	// about to end (the task's process has exited and containerd is
+	// deleting it, which ends the log driver's copy), so that a follower
+	// sees the end marker within milliseconds of its writing, not a poll
+	// interval later.
+	Wake <-chan struct{}
 	// BufferBytes bounds one batch: the sum over its entries of their data
 	// and EntryOverhead. 0: DefaultBufferBytes; at least MinBufferBytes.
 	// A reader holds one batch, its growing data buffer and a file buffer
@@ -136,6 +148,8 @@ type reader struct {
 	batch     []Entry       // reused: valid until fn returns
 	batchCost int           // data + EntryOverhead of the batch's entries
 	arena     []byte        // backing store of the batch's data; len is what is used
+
+	wokeAt time.Time // when opts.Wake was closed; zero before
 }
 
 // outcome is how reading a segment ended.
@@ -396,14 +410,23 @@ func (r *reader) deliver(ctx context.Context) error {
 	return err
 }
 
-// wait sleeps one poll interval.
+// wait sleeps one poll interval: WakePollInterval for WakePollFor after
+// opts.Wake was closed, else opts.PollInterval, or until opts.Wake is
+// closed.
 func (r *reader) wait(ctx context.Context) error {
-	t := time.NewTimer(r.opts.PollInterval)
+	d := r.opts.PollInterval
+	if !r.wokeAt.IsZero() && time.Since(r.wokeAt) < WakePollFor {
+		d = min(d, WakePollInterval)
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	case <-t.C:
+		return nil
+	case <-r.opts.Wake:
+		r.opts.Wake, r.wokeAt = nil, time.Now()
 		return nil
 	}
 }

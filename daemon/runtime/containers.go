@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -31,6 +34,10 @@ type ExitStatus struct {
 	// OOMKilled is true when the kernel's OOM killer killed a process of
 	// the container, as its memory cgroup or containerd's OOM event says.
 	OOMKilled bool
+	// Usage is the container's usage (what Usage returns) as read with
+	// the exit status, nil when it could not be read: the caller need not
+	// ask again.
+	Usage *Usage
 }
 
 // Start creates the container and its task and starts it. The image must
@@ -61,11 +68,16 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (_ Started, 
 			return Started{}, fmt.Errorf("unpack %s: %w", rec.Name, err)
 		}
 	}
-	ociImg, err := img.Spec(ctx)
-	if err != nil {
-		return Started{}, fmt.Errorf("config of image %s: %w", rec.Name, err)
+	imgConfig, ok := c.configs.get(rec.Target.Digest)
+	if !ok {
+		ociImg, err := img.Spec(ctx)
+		if err != nil {
+			return Started{}, fmt.Errorf("config of image %s: %w", rec.Name, err)
+		}
+		imgConfig = ociImg.Config
+		c.configs.put(rec.Target.Digest, imgConfig)
 	}
-	opts := specOpts(&spec, ociImg.Config, specOptions{limitSwap: c.limitSwap, cdiSpecDirs: c.cfg.CDISpecDirs})
+	opts := specOpts(&spec, imgConfig, specOptions{limitSwap: c.limitSwap, cdiSpecDirs: c.cfg.CDISpecDirs})
 
 	log := c.log.With("task", spec.ID, "image", rec.Name)
 	if err := c.claimID(ctx, spec.ID); err != nil {
@@ -111,6 +123,37 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (_ Started, 
 	}
 	log.InfoContext(ctx, "container started", "pid", task.Pid())
 	return Started{PID: task.Pid(), ImageDigest: rec.Target.Digest.String()}, nil
+}
+
+// maxImageConfigs bounds imageConfigs: past it the cache starts afresh.
+const maxImageConfigs = 256
+
+// imageConfigs caches the runtime configuration (environment, entrypoint,
+// command, working directory, user) of the images Start ran, by the
+// digest of the image's target. The digest names the content, so an entry
+// never goes stale; reading it from the content store (the index, the
+// platform's manifest and the config blob) took 2–5 ms of every start.
+// Its zero value is ready to use; entries are read only (specOpts clones
+// what it takes).
+type imageConfigs struct {
+	mu sync.Mutex
+	m  map[digest.Digest]ocispec.ImageConfig
+}
+
+func (c *imageConfigs) get(d digest.Digest) (ocispec.ImageConfig, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cfg, ok := c.m[d]
+	return cfg, ok
+}
+
+func (c *imageConfigs) put(d digest.Digest, cfg ocispec.ImageConfig) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxImageConfigs {
+		c.m = map[digest.Digest]ocispec.ImageConfig{}
+	}
+	c.m[d] = cfg
 }
 
 // claimID fails with ErrAlreadyExists when a container id exists, and
@@ -214,7 +257,15 @@ func (c *Containerd) Wait(ctx context.Context, id string) (_ ExitStatus, retErr 
 	if err != nil {
 		return ExitStatus{}, fmt.Errorf("wait for %s: %w", id, err)
 	}
-	oom, err := c.oomKilled(ctx, container, task)
+	// One read of the cgroup's metrics gives both the OOM kills and the
+	// usage the runner collects next.
+	m, merr := taskMetrics(ctx, task)
+	var usage *Usage
+	if merr == nil {
+		u := usageOf(m)
+		usage = &u
+	}
+	oom, err := c.oomKilledFrom(ctx, container, task, m, merr)
 	if err != nil {
 		c.log.WarnContext(ctx, "reading OOM state", "task", id, "error", err)
 	}
@@ -222,7 +273,7 @@ func (c *Containerd) Wait(ctx context.Context, id string) (_ ExitStatus, retErr 
 		oom = oomEvent()
 	}
 	c.log.InfoContext(ctx, "container exited", "task", id, "code", code, "oom_killed", oom)
-	return ExitStatus{Code: int(code), ExitedAt: at, OOMKilled: oom}, nil
+	return ExitStatus{Code: int(code), ExitedAt: at, OOMKilled: oom, Usage: usage}, nil
 }
 
 // Kill sends signal to id's task. Signalling a task that has exited is not

@@ -120,6 +120,12 @@ func TestIntegrationExitAndOOM(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st, logPath := run(t, c, ContainerSpec{Image: img.Name, Args: tt.args, MemoryLimitBytes: tt.limit})
 			st.ExitedAt = time.Time{}
+			// The usage read with the exit status: the cgroup's, so
+			// the process's memory shows.
+			if st.Usage == nil || st.Usage.PeakMemoryBytes <= 0 {
+				t.Errorf("Wait: Usage = %+v, want the exited container's usage", st.Usage)
+			}
+			st.Usage = nil
 			if diff := cmp.Diff(tt.want, st); diff != "" {
 				b, _ := os.ReadFile(logPath)
 				t.Errorf("Wait (-want +got):\n%s\nlog:\n%s", diff, b)

@@ -110,6 +110,12 @@ func oomKillsOf(m any) (uint64, bool) {
 // deleted yet.
 func (c *Containerd) oomKilled(ctx context.Context, container client.Container, task client.Task) (bool, error) {
 	m, err := taskMetrics(ctx, task)
+	return c.oomKilledFrom(ctx, container, task, m, err)
+}
+
+// oomKilledFrom is oomKilled with the task's metrics (or the error reading
+// them) already read.
+func (c *Containerd) oomKilledFrom(ctx context.Context, container client.Container, task client.Task, m any, err error) (bool, error) {
 	if err == nil {
 		if n, ok := oomKillsOf(m); ok {
 			c.log.DebugContext(ctx, "OOM kills from task metrics", "task", task.ID(), "oom_kills", n)

@@ -93,6 +93,7 @@ type Containerd struct {
 	// limitSwap says whether the kernel accounts swap per cgroup, so a
 	// memory limit can also forbid swapping.
 	limitSwap bool
+	configs   imageConfigs // image runtime configurations by digest (containers.go)
 }
 
 // reconnectBackoff is how the connection to containerd is re-dialled after
