@@ -152,7 +152,8 @@ func (d *Daemon) ReadTaskLog(ctx context.Context, id string, opts logs.ReadOptio
 func (d *Daemon) ReadLog(ctx context.Context, id string, opts logs.ReadOptions, fn func([]logs.Entry) error) error {
 	opts.BufferBytes = d.streamBufferBytes()
 	if opts.Follow && opts.Wake == nil {
-		// Woken when the log is sealed (sealLog), not a poll later.
+		// Woken when clean up starts deleting the container (logEnds):
+		// the end marker is seen within milliseconds, not a poll later.
 		wake, unwatch := d.logEnds.watch(id)
 		defer unwatch()
 		opts.Wake = wake
