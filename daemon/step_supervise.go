@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pcnode/pcnode/daemon/logs"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
@@ -46,6 +47,9 @@ func (r *runner) supervise(task *pcnodev1.Task) (runtime.ExitStatus, error) {
 	for {
 		select {
 		case res := <-waitc:
+			if res.err == nil {
+				r.drainLog()
+			}
 			if !errors.Is(res.err, runtime.ErrUnavailable) || r.ctx.Err() != nil {
 				return res.exit, res.err
 			}
@@ -109,4 +113,18 @@ func (r *runner) sampleGPUMemory() {
 		return
 	}
 	r.peakGPUMemory = max(r.peakGPUMemory, m.TotalBytes)
+}
+
+// drainLog tells the task's log driver that the container has exited: its
+// init is gone, and with it every process of its PID namespace (each task
+// has its own), so nothing can write to its stdout or stderr any more. The
+// driver reads what the pipes hold and seals the log now, and followers
+// (RunTask) look every few milliseconds from now on, instead of waiting for
+// the task delete in clean up to end the pipes. A driver that does not
+// listen (started by an older pcnoded) seals at the delete as before.
+func (r *runner) drainLog() {
+	if _, err := logs.RequestDrain(r.d.taskLogDir(r.id)); err != nil {
+		r.log.Warn("asking the log driver to drain", "err", err)
+	}
+	r.d.logEnds.ending(r.id)
 }

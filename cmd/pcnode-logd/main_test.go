@@ -255,3 +255,73 @@ func TestBinaryRefusesBadArguments(t *testing.T) {
 		})
 	}
 }
+
+// TestBinaryDrains: with the write ends of both pipes still open (the shim
+// holds them until the task is deleted), a drain request (logs.RequestDrain,
+// which pcnoded sends once the container has exited) makes the binary read
+// everything the pipes hold, a line without a newline included, seal the
+// log and exit, and remove its drain FIFO.
+func TestBinaryDrains(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	d := startDriver(t, logs.BinarySubcommand, url.Values{"dir": {dir}}.Encode())
+	var b [1]byte
+	if n, _ := d.ready.Read(b[:]); n != 1 {
+		t.Fatalf("no readiness\n%s", d.diag.Bytes())
+	}
+	var want bytes.Buffer
+	for i := range 2000 { // more than a pipe holds: read while written
+		line := strings.Repeat("d", i%300) + "\n"
+		want.WriteString(line)
+		if _, err := d.stdout.WriteString(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Left in the pipes, unread, when the drain is asked for.
+	d.stdout.WriteString("no newline at the end")
+	want.WriteString("no newline at the end")
+	d.stderr.WriteString("err line\n")
+	told, err := logs.RequestDrain(dir)
+	if err != nil || !told {
+		t.Fatalf("RequestDrain = %v, %v; want true, nil", told, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- d.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("pcnode-logd = %v, want exit 0\n%s", err, d.diag.Bytes())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("pcnode-logd did not end within 5 s of the drain request with the pipes still open")
+	}
+	var stdout bytes.Buffer
+	var stderr []string
+	if err := logs.Read(t.Context(), dir, logs.ReadOptions{}, func(es []logs.Entry) error {
+		for _, e := range es {
+			if e.Stream == logs.StreamStderr {
+				stderr = append(stderr, string(e.Data))
+			} else {
+				stdout.Write(e.Data)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(stdout.Bytes(), want.Bytes()) {
+		t.Errorf("stdout: %d bytes captured, want %d (byte-exact)", stdout.Len(), want.Len())
+	}
+	if !slices.Equal(stderr, []string{"err line\n"}) {
+		t.Errorf("stderr = %q, want [\"err line\\n\"]", stderr)
+	}
+	if info, err := logs.Stat(dir); err != nil || !info.Ended {
+		t.Errorf("logs.Stat = %+v, %v; want ended", info, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, logs.DrainFileName)); !os.IsNotExist(err) {
+		t.Errorf("drain FIFO left behind: %v", err)
+	}
+	// Nobody listens any more: not an error, nothing told.
+	if told, err := logs.RequestDrain(dir); err != nil || told {
+		t.Errorf("RequestDrain after the driver ended = %v, %v; want false, nil", told, err)
+	}
+}

@@ -224,6 +224,13 @@ func RunBinary(ctx context.Context, args []string) error {
 		ready.Close()
 		return err
 	}
+	drain, stopDrain, err := listenDrain(cfg.Dir)
+	if err != nil {
+		// The log then ends at end of file, when the task is deleted.
+		cfg.Logger.Warn("no drain FIFO", "error", err)
+		stopDrain = func() {}
+	}
+	defer stopDrain()
 	if _, err := ready.Write([]byte{1}); err != nil {
 		cfg.Logger.Warn("signal readiness", "error", err)
 	}
@@ -246,7 +253,7 @@ func RunBinary(ctx context.Context, args []string) error {
 		case <-dctx.Done():
 		}
 	}()
-	stopped, err := drive(dctx, w, cfg.Logger, stdout, stderr)
+	stopped, err := drive(dctx, w, cfg.Logger, stdout, stderr, drain)
 	if cause := context.Cause(dctx); stopped && !errors.Is(cause, errSignalled) {
 		err = errors.Join(err, wrap("log driver stopped", cause))
 	}

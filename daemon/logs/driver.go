@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -85,7 +86,7 @@ func RunDriver(ctx context.Context, cfg DriverConfig, stdout, stderr io.Reader) 
 	if err := w.resume(); err != nil {
 		return errors.Join(err, w.close())
 	}
-	stopped, err := drive(ctx, w, cfg.Logger, stdout, stderr)
+	stopped, err := drive(ctx, w, cfg.Logger, stdout, stderr, nil)
 	if stopped {
 		err = errors.Join(err, wrap("log driver stopped", context.Cause(ctx)))
 	}
@@ -96,6 +97,8 @@ func RunDriver(ctx context.Context, cfg DriverConfig, stdout, stderr io.Reader) 
 type capture struct {
 	log Logger
 
+	draining atomic.Bool // the container has exited: read what the pipes hold, then end
+
 	mu     sync.Mutex
 	w      *writer
 	closed bool
@@ -104,8 +107,10 @@ type capture struct {
 }
 
 // drive runs the pumps on an open writer, then ends and closes it. stopped
-// reports that ctx ended before both streams did.
-func drive(ctx context.Context, w *writer, log Logger, stdout, stderr io.Reader) (stopped bool, err error) {
+// reports that ctx ended before both streams did. When drain is closed
+// (RequestDrain), the pumps read what their pipes hold without waiting and
+// end: the log ends without waiting for end of file.
+func drive(ctx context.Context, w *writer, log Logger, stdout, stderr io.Reader, drain <-chan struct{}) (stopped bool, err error) {
 	c := &capture{w: w, log: log}
 	var wg sync.WaitGroup
 	for _, s := range []struct {
@@ -123,20 +128,36 @@ func drive(ctx context.Context, w *writer, log Logger, stdout, stderr io.Reader)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 
-	select {
-	case <-done:
-	case <-ctx.Done():
-		stopped = true
+	interrupt := func() {
 		for _, r := range []io.Reader{stdout, stderr} {
 			if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
 				d.SetReadDeadline(time.Now())
 			}
 		}
+	}
+	stop := func() {
+		stopped = true
+		interrupt()
 		select {
 		case <-done:
 		case <-time.After(cancelGrace):
 			log.Warn("log driver abandons a blocked read")
 		}
+	}
+	select {
+	case <-done:
+	case <-drain:
+		// A reader without deadlines is not interrupted: it ends at end
+		// of file, as without a drain request.
+		c.draining.Store(true)
+		interrupt()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			stop()
+		}
+	case <-ctx.Done():
+		stop()
 	}
 
 	c.mu.Lock()
@@ -182,8 +203,17 @@ func (c *capture) pump(k kind, r io.Reader) error {
 	buf := make([]byte, 2*MaxEntryBytes)
 	p := 0
 	var chunks [][]byte
+	now := false // draining: read what the pipe holds, never wait
 	for {
-		n, rerr := r.Read(buf[p:])
+		var (
+			n    int
+			rerr error
+		)
+		if now {
+			n, rerr = readNow(r, buf[p:])
+		} else {
+			n, rerr = r.Read(buf[p:])
+		}
 		if n > 0 {
 			data := buf[:p+n]
 			chunks = chunks[:0]
@@ -202,6 +232,14 @@ func (c *capture) pump(k kind, r io.Reader) error {
 			p = copy(buf, data)
 		}
 		if rerr != nil {
+			if !now && errors.Is(rerr, os.ErrDeadlineExceeded) && c.draining.Load() {
+				// drive interrupted the read to drain: what the pipe
+				// still holds is read without waiting.
+				if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok && d.SetReadDeadline(time.Time{}) == nil {
+					now = true
+					continue
+				}
+			}
 			if p > 0 {
 				c.emit(k, [][]byte{buf[:p]})
 			}
