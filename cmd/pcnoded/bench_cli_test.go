@@ -68,7 +68,10 @@ func startCLIBench(b *testing.B) *cliBench {
 	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: lvl})
 	img := d.ImportImage(b, testimage.Image{})
 	taskJSON := filepath.Join(dir, "noop.json")
-	body := fmt.Sprintf(`{"name": "noop", "image": %q, "taskTemplate": "exit", "inputs": [], "outputs": [], "env": [{"name": "CODE", "value": "0"}]}`, img.GetName())
+	// A no-op asks for what it needs (the node's default request is a
+	// whole CPU and 1 GiB, which would let only one run at a time on
+	// these 2-core machines, and measure the admission policy instead).
+	body := fmt.Sprintf(`{"name": "noop", "image": %q, "taskTemplate": "exit", "inputs": [], "outputs": [], "env": [{"name": "CODE", "value": "0"}], "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}`, img.GetName())
 	if err := os.WriteFile(taskJSON, []byte(body), 0o644); err != nil {
 		b.Fatal(err)
 	}

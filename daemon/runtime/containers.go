@@ -348,7 +348,16 @@ func (c *Containerd) Delete(ctx context.Context, id string) (retErr error) {
 	task, err := container.Task(ctx, nil)
 	switch {
 	case err == nil:
-		if _, err := task.Delete(ctx, client.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		// A task whose process has exited (the normal case: clean up
+		// follows the exit) is deleted without a kill, which the shim
+		// would carry out as one more runc process (runc kill --all)
+		// only to learn that nothing runs. A stopped task never runs
+		// again, so the status cannot go stale.
+		var opts []client.ProcessDeleteOpts
+		if st, err := task.Status(ctx); err != nil || st.Status != client.Stopped {
+			opts = append(opts, client.WithProcessKill)
+		}
+		if _, err := task.Delete(ctx, opts...); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete task %s: %w", id, err)
 		}
 	case !errdefs.IsNotFound(err):
