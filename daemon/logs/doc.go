@@ -43,6 +43,13 @@
 // pipes are already closed by then, so this normally ends at once) and then
 // seals the log.
 //
+// The log need not wait for the delete: once locked, the driver makes the
+// FIFO [DrainFileName] in the log directory, and a byte written to it
+// ([RequestDrain], which the daemon calls once the container's init, and so
+// every process of its PID namespace, has exited) makes it read what the
+// pipes still hold without waiting, seal the log and exit, although the
+// shim still holds the write ends. It removes the FIFO when it ends.
+//
 // Because the driver is a separate process, a daemon restart loses nothing;
 // because it takes an exclusive lock on the directory, two drivers never write
 // the same log. A restarted driver continues the sequence numbers found on
