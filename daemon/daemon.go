@@ -195,6 +195,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, err
 		Snapshotter: cfg.Containerd.Snapshotter,
 		CDISpecDirs: cfg.GPU.CDISpecDirs,
 		Registries:  map[string]runtime.Auth{},
+
+		Allow32BitSyscalls: cfg.Tasks.Allow32BitSyscalls,
 	}
 	for _, r := range cfg.Registries {
 		if r.Insecure {

@@ -74,7 +74,7 @@ func (r *runner) collectUsage(ctx context.Context, task *pcnodev1.Task, exit run
 		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_OOM_KILLED,
 			fmt.Sprintf("killed by the kernel OOM killer: memory limit %d bytes (exit code %d)", task.GetInstance().GetResources().GetLimits().GetMemoryBytes(), exit.Code)
 	case exit.Code != 0:
-		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, fmt.Sprintf("exited %d", exit.Code)
+		o.state, o.reason, o.msg = pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, exitMessage(exit.Code, r.d.cfg.Tasks.Allow32BitSyscalls)
 	}
 	if uerr == nil {
 		o.usage = usageToProto(u)
@@ -86,4 +86,22 @@ func (r *runner) collectUsage(ctx context.Context, task *pcnodev1.Task, exit run
 		o.usage.PeakGpuMemoryBytes = r.peakGPUMemory
 	}
 	return o, nil
+}
+
+// exitSIGSYS is the exit code the runtime reports for a process killed by
+// SIGSYS (128 + 31), which is what the seccomp filter does to a system call
+// made through an architecture it does not admit.
+const exitSIGSYS = 128 + 31
+
+// exitMessage is the message of a nonzero exit. A SIGSYS death says what
+// the likely cause is, since nothing in the task's own log will.
+func exitMessage(code int, allow32Bit bool) string {
+	if code != exitSIGSYS {
+		return fmt.Sprintf("exited %d", code)
+	}
+	if allow32Bit {
+		return fmt.Sprintf("exited %d (killed by SIGSYS: a system call the seccomp filter does not admit)", code)
+	}
+	return fmt.Sprintf("exited %d (killed by SIGSYS: the seccomp filter admits only the node's native system calls; "+
+		"a 32-bit program needs tasks.allow_32bit_syscalls)", code)
 }

@@ -22,6 +22,8 @@ func TestCollectUsage(t *testing.T) {
 	}{
 		{"exit 0", runtime.ExitStatus{}, stopNone, pcnodev1.TaskState_TASK_STATE_SUCCEEDED, pcnodev1.TaskReason_TASK_REASON_COMPLETED, "exited 0"},
 		{"exit 3", runtime.ExitStatus{Code: 3}, stopNone, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT, "exited 3"},
+		{"sigsys", runtime.ExitStatus{Code: 159}, stopNone, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_NONZERO_EXIT,
+			"exited 159 (killed by SIGSYS: the seccomp filter admits only the node's native system calls; a 32-bit program needs tasks.allow_32bit_syscalls)"},
 		{"oom", runtime.ExitStatus{Code: 137, OOMKilled: true}, stopNone, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_OOM_KILLED, "killed by the kernel OOM killer: memory limit 0 bytes (exit code 137)"},
 		{"cancel", runtime.ExitStatus{Code: 143}, stopCancel, pcnodev1.TaskState_TASK_STATE_CANCELLED, pcnodev1.TaskReason_TASK_REASON_CANCELLED, "cancelled (exit code 143, grace 2s)"},
 		{"timeout", runtime.ExitStatus{Code: 143}, stopTimeout, pcnodev1.TaskState_TASK_STATE_FAILED, pcnodev1.TaskReason_TASK_REASON_TIMEOUT, "execution timeout (0s) reached; stopped with exit code 143"},

@@ -247,7 +247,11 @@ type Tasks struct {
 	PidsLimit        int64    `toml:"pids_limit"`
 	Retention        Duration `toml:"retention"`
 	AllowHostNetwork bool     `toml:"allow_host_network"`
-	ManifestWorkers  int      `toml:"manifest_workers"`
+	// Allow32BitSyscalls lets containers make system calls through the
+	// kernel's 32-bit entry points (i386 and x32 on amd64, arm on arm64).
+	// Off, the seccomp filter admits only the node's native architecture.
+	Allow32BitSyscalls bool `toml:"allow_32bit_syscalls"`
+	ManifestWorkers    int  `toml:"manifest_workers"`
 	// MaxOutputFiles caps the files listed in a task's output manifests,
 	// all channels together, and MaxOutputPathBytes the bytes of their
 	// paths.

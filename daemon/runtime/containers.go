@@ -77,7 +77,7 @@ func (c *Containerd) Start(ctx context.Context, spec ContainerSpec) (_ Started, 
 		imgConfig = ociImg.Config
 		c.configs.put(rec.Target.Digest, imgConfig)
 	}
-	opts := specOpts(&spec, imgConfig, specOptions{limitSwap: c.limitSwap, cdiSpecDirs: c.cfg.CDISpecDirs})
+	opts := specOpts(&spec, imgConfig, specOptions{limitSwap: c.limitSwap, cdiSpecDirs: c.cfg.CDISpecDirs, compatSyscalls: c.cfg.Allow32BitSyscalls})
 
 	log := c.log.With("task", spec.ID, "image", rec.Name)
 	if err := c.claimID(ctx, spec.ID); err != nil {

@@ -34,7 +34,8 @@
 // capability set without CAP_MKNOD and CAP_SETFCAP (a container's root is
 // the host's root on its bind mounts, so it must not leave device nodes or
 // file capabilities there), no-new-privileges, containerd's default seccomp
-// profile,
+// profile narrowed to the native architecture (Config.Allow32BitSyscalls
+// keeps its 32-bit ones),
 // masked and read-only /proc paths, their own empty network namespace
 // (network "none", only a loopback device) and host name unless NetworkHost
 // is set. Bind mounts are rbind, nosuid

@@ -52,6 +52,10 @@ type Config struct {
 	// CDISpecDirs are where CDI device specs are read from (default
 	// DefaultCDISpecDirs).
 	CDISpecDirs []string
+	// Allow32BitSyscalls keeps the 32-bit architectures of containerd's
+	// default seccomp profile (i386 and x32 on amd64, arm on arm64); by
+	// default the filter admits only the native one.
+	Allow32BitSyscalls bool
 }
 
 // Auth is a registry's basic-auth credentials. It prints itself without the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -363,5 +364,57 @@ func TestLogURIs(t *testing.T) {
 	}
 	if _, err := BinaryLogURI("relative", nil); !errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("BinaryLogURI(relative) = %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestSpecSeccompArchitectures checks that the seccomp filter admits only
+// the native architecture unless 32-bit system calls are allowed, in which
+// case containerd's profile keeps its whole list; the rules are the same.
+func TestSpecSeccompArchitectures(t *testing.T) {
+	native := mustBuildSpec(t, ContainerSpec{ID: "task-1", Image: "x"}, specOptions{})
+	compat := mustBuildSpec(t, ContainerSpec{ID: "task-1", Image: "x"}, specOptions{compatSyscalls: true})
+	want, known := nativeSeccompArch[goruntime.GOARCH]
+	if !known {
+		if diff := cmp.Diff(compat.Linux.Seccomp, native.Linux.Seccomp); diff != "" {
+			t.Errorf("on %s the profile changed without compatSyscalls (-compat +native):\n%s", goruntime.GOARCH, diff)
+		}
+		return
+	}
+	if got := native.Linux.Seccomp.Architectures; !slices.Equal(got, []specs.Arch{want}) {
+		t.Errorf("architectures = %v, want only %v", got, want)
+	}
+	if got := compat.Linux.Seccomp.Architectures; len(got) < 2 || !slices.Contains(got, want) {
+		t.Errorf("architectures with compatSyscalls = %v, want containerd's list (%v and its 32-bit ones)", got, want)
+	}
+	if diff := cmp.Diff(compat.Linux.Seccomp.Syscalls, native.Linux.Seccomp.Syscalls); diff != "" {
+		t.Errorf("rules differ (-compat +native):\n%s", diff)
+	}
+	if native.Linux.Seccomp.DefaultAction != compat.Linux.Seccomp.DefaultAction {
+		t.Errorf("default action %v, want %v", native.Linux.Seccomp.DefaultAction, compat.Linux.Seccomp.DefaultAction)
+	}
+}
+
+func TestWithNativeSeccompArch(t *testing.T) {
+	for _, c := range []struct {
+		goarch string
+		in     []specs.Arch
+		want   []specs.Arch
+	}{
+		{"amd64", []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}, []specs.Arch{specs.ArchX86_64}},
+		{"arm64", []specs.Arch{specs.ArchARM, specs.ArchAARCH64}, []specs.Arch{specs.ArchAARCH64}},
+		{"riscv64", []specs.Arch{specs.ArchRISCV64}, []specs.Arch{specs.ArchRISCV64}},
+	} {
+		s := &oci.Spec{Linux: &specs.Linux{Seccomp: &specs.LinuxSeccomp{Architectures: slices.Clone(c.in)}}}
+		if err := withNativeSeccompArch(c.goarch)(context.Background(), nil, nil, s); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Linux.Seccomp.Architectures; !slices.Equal(got, c.want) {
+			t.Errorf("%s: architectures %v became %v, want %v", c.goarch, c.in, got, c.want)
+		}
+	}
+	// No seccomp section: nothing to narrow, nothing added.
+	s := &oci.Spec{Linux: &specs.Linux{}}
+	if err := withNativeSeccompArch("amd64")(context.Background(), nil, nil, s); err != nil || s.Linux.Seccomp != nil {
+		t.Errorf("without a profile: %v, %+v", err, s.Linux.Seccomp)
 	}
 }

@@ -57,6 +57,11 @@ func sourceHash(dir string) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		asm, err := filepath.Glob(filepath.Join(dir, sub, "*.s"))
+		if err != nil {
+			return "", err
+		}
+		files = append(files, asm...)
 		slices.Sort(files)
 		for _, f := range files {
 			b, err := os.ReadFile(f)

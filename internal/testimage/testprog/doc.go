@@ -54,6 +54,10 @@
 //	                        "mknod: created PATH"; fails (EPERM) without CAP_MKNOD
 //	chmod PATH MODE       set PATH's mode (octal up to 7777, setuid/setgid included) and print
 //	                        "chmod: PATH MODE"
+//	syscall32             fork a child that calls exit(42) through the kernel's 32-bit
+//	                        entry point (int 0x80, amd64 only) and print how it ended:
+//	                        "syscall32: exit 42" (admitted), "syscall32: exit 43" (the call
+//	                        returned an error), "syscall32: killed by SIGNAL"
 //
 // Example: pctest env -- write-stdout 1Mi -- alloc 64Mi -- sleep 10s -- exit 3
 //

@@ -8,11 +8,12 @@ import (
 )
 
 // privilegeKinds are the steps that probe what a container may leave on the
-// host: mknod and chmod.
+// host, mknod and chmod, and what the kernel lets it reach: syscall32.
 func privilegeKinds() []*stepKind {
 	return []*stepKind{
 		{name: "mknod", minArgs: 1, maxArgs: 1, run: (*program).mknod},
 		{name: "chmod", minArgs: 2, maxArgs: 2, check: checkModeAt(1), run: (*program).chmod},
+		{name: "syscall32", run: (*program).syscall32},
 	}
 }
 
