@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -58,26 +59,28 @@ func (d *Daemon) ProcessingContainer(ctx context.Context, ref string) (runtime.I
 	return img, c.pc, c.warnings, nil
 }
 
-// processingContainer reads and parses an image's pcFile, cached per digest.
+// pcReadTimeout bounds one read of an image's pcFile (pcCache.load), which
+// runs detached from the requests waiting for it.
+const pcReadTimeout = 5 * time.Minute
+
+// processingContainer reads and parses an image's pcFile, cached per digest;
+// concurrent misses on one image share one read.
 // An invalid file is an error wrapping spec.ErrInvalid (as spec.Problems).
 func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.Image, *cachedPC, error) {
 	img, err := d.rt.GetImage(ctx, ref)
 	if err != nil {
 		return img, nil, err
 	}
-	c, ok := d.pcs.get(img.Digest)
-	if ok {
-		return img, c, nil
-	}
-	data, digest, err := d.rt.ReadImageFile(ctx, img.Name, pcFile, spec.MaxFileSize)
-	switch {
-	case errors.Is(err, runtime.ErrFileNotFound):
-		c = &cachedPC{err: fmt.Errorf("%s (%s): %w", ref, img.Digest, errNoProcessingContainer)}
-	case errors.Is(err, runtime.ErrNotRegularFile), errors.Is(err, runtime.ErrFileTooLarge):
-		c = &cachedPC{err: fmt.Errorf("%s of %s (%s): %w", pcFile, ref, img.Digest, err)}
-	case err != nil:
-		return img, nil, err // not cached: may be transient
-	default:
+	c, digest, err := d.pcs.load(ctx, img.Digest, func(ctx context.Context) (*cachedPC, string, error) {
+		data, digest, err := d.rt.ReadImageFile(ctx, img.Name, pcFile, spec.MaxFileSize)
+		switch {
+		case errors.Is(err, runtime.ErrFileNotFound):
+			return &cachedPC{err: fmt.Errorf("%s (%s): %w", ref, img.Digest, errNoProcessingContainer)}, img.Digest, nil
+		case errors.Is(err, runtime.ErrNotRegularFile), errors.Is(err, runtime.ErrFileTooLarge):
+			return &cachedPC{err: fmt.Errorf("%s of %s (%s): %w", pcFile, ref, img.Digest, err)}, img.Digest, nil
+		case err != nil:
+			return nil, "", err // not cached: may be transient
+		}
 		pc, warnings, perr := spec.ParseProcessingContainer(data)
 		if perr == nil {
 			perr = nodeLimits(d.cfg.Limits).ValidateProcessingContainer(pc).Err()
@@ -85,10 +88,12 @@ func (d *Daemon) processingContainer(ctx context.Context, ref string) (runtime.I
 		if perr != nil {
 			perr = fmt.Errorf("%s of %s: %w", pcFile, ref, perr)
 		}
-		c = &cachedPC{pc: pc, warnings: warnings, err: perr}
-		img.Digest = digest
+		return &cachedPC{pc: pc, warnings: warnings, err: perr}, digest, nil
+	})
+	if err != nil {
+		return img, nil, err
 	}
-	d.pcs.put(img.Digest, c)
+	img.Digest = digest
 	return img, c, nil
 }
 
