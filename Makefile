@@ -28,7 +28,7 @@ endef
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build pcnoded, pcnode-logd and pcnode-cli into bin/
+build: ## build pcnoded, pcnode-logd, pcnode-cli and pcnode-schema into bin/
 	$(GO) build -ldflags "-X github.com/pcnode/pcnode/daemon.Version=$(VERSION)" -o bin/ ./cmd/...
 
 generate: ## regenerate Go and Python stubs from proto/ (tools pinned in go.mod and requirements-dev.txt) and the Python schema copy

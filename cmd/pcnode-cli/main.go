@@ -1,6 +1,8 @@
 // Command pcnode-cli is pcnode's admin command line. Offline it validates
 // processing-container.json and Kaapana task.json files and resolves a task
-// against its template; the other commands talk to a pcnoded.
+// against its template; the other commands talk to a pcnoded. validate's
+// JSON Schema checks run in pcnode-schema, installed beside pcnode-cli
+// (schemacheck.go says why).
 //
 //	pcnode-cli validate FILE [--schema pc|task] [--pc PCFILE]
 //	pcnode-cli resolve [--pc PCFILE] TASK.json

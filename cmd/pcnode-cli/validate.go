@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,11 +8,9 @@ import (
 	"os"
 	"slices"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/spf13/cobra"
 
 	"github.com/pcnode/pcnode/daemon/spec"
-	"github.com/pcnode/pcnode/daemon/spec/schema"
 )
 
 // finding is a problem or warning in the -o json output. File is set only
@@ -27,7 +24,7 @@ type finding struct {
 // validateReport is validate's result; its JSON form is stable.
 type validateReport struct {
 	File         string             `json:"file"`
-	Kind         schema.Kind        `json:"kind"`
+	Kind         schemaKind         `json:"kind"`
 	Valid        bool               `json:"valid"`
 	Problems     []finding          `json:"problems"`
 	Warnings     []finding          `json:"warnings"`
@@ -53,13 +50,16 @@ func newValidateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var kind schema.Kind
+			var kind schemaKind
 			switch kindFlag {
 			case "":
-			case string(schema.ProcessingContainer), string(schema.Task):
-				kind = schema.Kind(kindFlag)
+			case string(kindPC), string(kindTask):
+				kind = schemaKind(kindFlag)
 			default:
 				return usagef("--schema must be pc or task, not %s", quote(kindFlag))
+			}
+			if err := schemas.Ready(); err != nil {
+				return err
 			}
 			data, err := os.ReadFile(args[0])
 			if err != nil {
@@ -67,7 +67,7 @@ func newValidateCmd() *cobra.Command {
 			}
 			if kind == "" {
 				if kind = detectKind(data); kind == "" {
-					kind = schema.Task // report against the task schema; the problems say why
+					kind = kindTask // report against the task schema; the problems say why
 					if pcPath == "" {
 						return reportValidate(cmd.OutOrStdout(), format, &validateReport{File: args[0], Problems: []finding{{
 							Description: "cannot tell whether this is a processing-container.json (templates), a task.json (taskTemplate, image) or a JSON Schema; use --schema pc|task",
@@ -75,7 +75,7 @@ func newValidateCmd() *cobra.Command {
 					}
 				}
 			}
-			if pcPath != "" && kind != schema.Task {
+			if pcPath != "" && kind != kindTask {
 				return usagef("--pc applies to a task.json only")
 			}
 			if kind == kindJSONSchema {
@@ -90,23 +90,18 @@ func newValidateCmd() *cobra.Command {
 	return cmd
 }
 
-// kindJSONSchema is a JSON Schema document, such as Kaapana's
-// ProcessingContainer.schema.json and Task.schema.json: it is checked to
-// compile as a JSON Schema.
-const kindJSONSchema schema.Kind = "jsonschema"
-
 // detectKind tells the formats apart by their required keys.
-func detectKind(data []byte) schema.Kind {
+func detectKind(data []byte) schemaKind {
 	var top map[string]json.RawMessage
 	if json.Unmarshal(data, &top) != nil {
 		return ""
 	}
 	if _, ok := top["templates"]; ok {
-		return schema.ProcessingContainer
+		return kindPC
 	}
 	for _, k := range []string{"taskTemplate", "image"} {
 		if _, ok := top[k]; ok {
-			return schema.Task
+			return kindTask
 		}
 	}
 	_, defs := top["$defs"]
@@ -121,16 +116,15 @@ func detectKind(data []byte) schema.Kind {
 // 2020-12 unless it names another dialect).
 func validateJSONSchema(path string, data []byte) *validateReport {
 	rep := &validateReport{File: path, Kind: kindJSONSchema}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err == nil {
-		c := jsonschema.NewCompiler()
-		c.DefaultDraft(jsonschema.Draft2020)
-		if err = c.AddResource("file:///schema.json", doc); err == nil {
-			_, err = c.Compile("file:///schema.json")
-		}
-	}
+	ps, err := schemas.Check(kindJSONSchema, data)
 	if err != nil {
-		rep.Problems = append(rep.Problems, finding{Description: "not a valid JSON Schema: " + err.Error()})
+		rep.Problems = append(rep.Problems, finding{Description: err.Error()})
+		return rep
+	}
+	if len(ps) > 0 {
+		for _, p := range ps {
+			rep.Problems = append(rep.Problems, finding{Field: p.Field, Description: p.Description})
+		}
 		return rep
 	}
 	rep.Warnings = append(rep.Warnings, finding{Description: "a JSON Schema, not a processing-container.json or task.json; " +
@@ -141,9 +135,9 @@ func validateJSONSchema(path string, data []byte) *validateReport {
 // validateFile runs the schema and the semantic checks and merges their
 // findings: a schema problem is dropped when the semantic checks report one
 // for the same field, which says more.
-func validateFile(path string, data []byte, kind schema.Kind, pcPath string) *validateReport {
+func validateFile(path string, data []byte, kind schemaKind, pcPath string) *validateReport {
 	rep := &validateReport{File: path, Kind: kind}
-	schemaProblems, err := schema.Validate(kind, data)
+	schemaProblems, err := schemas.Check(kind, data)
 	if err != nil {
 		rep.Problems = append(rep.Problems, finding{Description: err.Error()})
 		return rep
@@ -163,14 +157,14 @@ func validateFile(path string, data []byte, kind schema.Kind, pcPath string) *va
 		}
 	}
 	switch kind {
-	case schema.ProcessingContainer:
+	case kindPC:
 		pc, warns, err := spec.ParseProcessingContainer(data)
 		addWarnings("", warns)
 		add("", problemsOf(err))
 		if pc != nil {
 			add("", pc.Validate())
 		}
-	case schema.Task:
+	case kindTask:
 		t, warns, err := spec.ParseTask(data, nil)
 		addWarnings("", warns)
 		add("", problemsOf(err))
@@ -252,11 +246,11 @@ func reportValidate(w io.Writer, format string, rep *validateReport) error {
 	return nil
 }
 
-func kindName(k schema.Kind) string {
+func kindName(k schemaKind) string {
 	switch k {
-	case schema.ProcessingContainer:
+	case kindPC:
 		return "processing-container.json"
-	case schema.Task:
+	case kindTask:
 		return "task.json"
 	case kindJSONSchema:
 		return "JSON Schema"

@@ -7,4 +7,9 @@
 // pcnode ignores. Rules a schema cannot express (unique names, overlapping
 // mounts, values within choices) are daemon/spec's validation; run both, as
 // pcnode-cli validate does.
+//
+// The JSON Schema library compiles every draft's meta-schema when its
+// package initialises (about 10 ms of CPU), so only cmd/pcnode-schema links
+// this package; pcnode-cli runs that binary for its schema checks and so
+// starts without paying for it.
 package schema

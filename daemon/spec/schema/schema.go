@@ -178,3 +178,34 @@ func fieldPath(tokens []string) string {
 	}
 	return b.String()
 }
+
+// JSONSchema is the kind of a JSON Schema document itself (Kaapana's
+// ProcessingContainer.schema.json, say), which Check compiles rather than
+// validates against one of pcnode's schemas.
+const JSONSchema Kind = "jsonschema"
+
+// Check is what pcnode-cli validate asks of the schemas: for
+// ProcessingContainer and Task, Validate; for JSONSchema, whether data
+// compiles as a JSON Schema (draft 2020-12 unless it names another
+// dialect), reported as one problem for the whole document when it does
+// not.
+func Check(k Kind, data []byte) (spec.Problems, error) {
+	if k != JSONSchema {
+		return Validate(k, data)
+	}
+	if len(data) > spec.MaxFileSize {
+		return nil, fmt.Errorf("%w: %d bytes", spec.ErrTooLarge, len(data))
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err == nil {
+		c := jsonschema.NewCompiler()
+		c.DefaultDraft(jsonschema.Draft2020)
+		if err = c.AddResource("file:///schema.json", doc); err == nil {
+			_, err = c.Compile("file:///schema.json")
+		}
+	}
+	if err != nil {
+		return spec.Problems{{Description: "not a valid JSON Schema: " + err.Error()}}, nil
+	}
+	return nil, nil
+}
