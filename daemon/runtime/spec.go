@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -318,6 +319,24 @@ func withNativeSeccompArch(goarch string) oci.SpecOpts {
 		s.Linux.Seccomp.Architectures = []specs.Arch{native}
 		return nil
 	}
+}
+
+// SeccompProfile is the seccomp profile a task's container gets with
+// Config.Allow32BitSyscalls set to allow32Bit (containerd's default profile
+// for the spec's capabilities, narrowed to the native architecture unless
+// allow32Bit), in the OCI form runc reads; the CLI benchmarks give it to
+// `ctr run --seccomp-profile` for a baseline under the same filter.
+func SeccompProfile(allow32Bit bool) (*specs.LinuxSeccomp, error) {
+	ctx := namespaces.WithNamespace(context.Background(), "pcnode")
+	s, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: "seccomp-profile"},
+		specOpts(&ContainerSpec{ID: "seccomp-profile"}, ocispec.ImageConfig{}, specOptions{compatSyscalls: allow32Bit})...)
+	if err != nil {
+		return nil, err
+	}
+	if s.Linux == nil || s.Linux.Seccomp == nil {
+		return nil, errors.New("the spec has no seccomp profile")
+	}
+	return s.Linux.Seccomp, nil
 }
 
 // withImageConfig applies the image's environment, entrypoint and command,

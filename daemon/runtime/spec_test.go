@@ -418,3 +418,16 @@ func TestWithNativeSeccompArch(t *testing.T) {
 		t.Errorf("without a profile: %v, %+v", err, s.Linux.Seccomp)
 	}
 }
+
+func TestSeccompProfile(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		got, err := SeccompProfile(allow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := mustBuildSpec(t, ContainerSpec{ID: "task-1", Image: "x"}, specOptions{compatSyscalls: allow}).Linux.Seccomp
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("SeccompProfile(%v) is not a task's (-task +got):\n%s", allow, diff)
+		}
+	}
+}
