@@ -61,11 +61,14 @@ func (r *runner) start(task *pcnodev1.Task) (*pcnodev1.Task, error) {
 }
 
 // markRunning records RUNNING, the start time and the digest of the image
-// run (when known). Recovery uses it too, to adopt a container whose
-// process an earlier daemon started.
+// run (when known), and clears the message, which said why the task was
+// waiting ("waiting for resources", a requeue's reason) and no longer holds.
+// Recovery uses it too, to adopt a container whose process an earlier
+// daemon started.
 func (r *runner) markRunning(ctx context.Context, at *timestamppb.Timestamp, digest string) (*pcnodev1.Task, error) {
 	task, err := r.d.update(ctx, r.id, func(t *pcnodev1.Task) {
 		t.State = pcnodev1.TaskState_TASK_STATE_RUNNING
+		t.Message = ""
 		t.StartTime = at
 		if digest != "" {
 			t.ImageDigest = digest

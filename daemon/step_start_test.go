@@ -32,6 +32,10 @@ func TestStart(t *testing.T) {
 	rt := newFakeRuntime(stepImage)
 	d, root := stepDaemon(t, rt)
 	r, task := preparedRunner(t, d, root)
+	task, err := d.update(context.Background(), task.GetId(), func(t *pcnodev1.Task) { t.Message = "waiting for resources" })
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := r.start(task)
 	if err != nil {
 		t.Fatalf("start() error = %v", err)
@@ -41,6 +45,9 @@ func TestStart(t *testing.T) {
 	}
 	if got.GetImageDigest() != rt.images[stepImage].Digest {
 		t.Errorf("start() digest = %q, want the image's", got.GetImageDigest())
+	}
+	if got.GetMessage() != "" {
+		t.Errorf("start() message = %q, want the queued task's message cleared", got.GetMessage())
 	}
 	if n := rt.count("Start", task.GetId()); n != 1 {
 		t.Errorf("runtime Start called %d times, want 1", n)
