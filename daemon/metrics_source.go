@@ -42,6 +42,13 @@ func (s metricsSource) QueueLength() int {
 	return n
 }
 
+func (s metricsSource) QueueWaiting() map[string]int {
+	if s.d.sched == nil {
+		return nil
+	}
+	return s.d.sched.Waiting()
+}
+
 func (s metricsSource) Containerd() (bool, uint64) {
 	return s.d.ctrd.containerdUp(), s.d.ctrd.outageCount()
 }

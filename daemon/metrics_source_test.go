@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/metrics"
 	"github.com/pcnode/pcnode/daemon/runtime"
+	"github.com/pcnode/pcnode/daemon/sched"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
 )
@@ -205,5 +208,13 @@ func TestReady(t *testing.T) {
 	case <-d.ReadinessChanged():
 	default:
 		t.Errorf("containerd going down did not signal ReadinessChanged")
+	}
+}
+
+// TestQueueWaitReasonsAgree checks that the metrics package labels every
+// reason the scheduler reports, and no other.
+func TestQueueWaitReasonsAgree(t *testing.T) {
+	if !slices.Equal(metrics.QueueWaitReasons, sched.WaitReasons) {
+		t.Errorf("metrics.QueueWaitReasons = %v, sched.WaitReasons = %v", metrics.QueueWaitReasons, sched.WaitReasons)
 	}
 }

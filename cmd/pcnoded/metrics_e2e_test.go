@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pcnode/pcnode/daemon/config"
+	"github.com/pcnode/pcnode/daemon/metrics"
 	"github.com/pcnode/pcnode/internal/daemontest"
 	"github.com/pcnode/pcnode/internal/testenv"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -202,7 +203,7 @@ func TestIntegrationMetrics(t *testing.T) {
 	counter, gauge, histogram := dto.MetricType_COUNTER, dto.MetricType_GAUGE, dto.MetricType_HISTOGRAM
 	for name, typ := range map[string]dto.MetricType{
 		"pcnode_build_info": gauge, "pcnode_tasks": gauge, "pcnode_tasks_finished_total": counter,
-		"pcnode_queue_length": gauge, "pcnode_queue_wait_seconds": histogram,
+		"pcnode_queue_length": gauge, "pcnode_queue_wait_seconds": histogram, "pcnode_queue_waiting_tasks": gauge,
 		"pcnode_admission_refusals_total": counter, "pcnode_task_duration_seconds": histogram,
 		"pcnode_container_start_seconds": histogram, "pcnode_containerd_up": gauge,
 		"pcnode_containerd_outages_total": counter, "pcnode_task_log_bytes_total": counter,
@@ -245,6 +246,9 @@ func TestIntegrationMetrics(t *testing.T) {
 	}
 	add("pcnode_tasks_finished_total", map[string]string{"state": "succeeded", "reason": "completed"}, eq, 2)
 	add("pcnode_queue_length", nil, eq, 0)
+	for _, r := range metrics.QueueWaitReasons {
+		add("pcnode_queue_waiting_tasks", map[string]string{"reason": r}, eq, 0)
+	}
 	add("pcnode_queue_wait_seconds", nil, eq, 2)
 	add("pcnode_container_start_seconds", nil, eq, 2)
 	add("pcnode_task_duration_seconds", map[string]string{"state": "succeeded"}, eq, 2)

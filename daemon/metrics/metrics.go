@@ -78,6 +78,14 @@ type GPU struct {
 	TaskMemoryBytes *int64
 }
 
+// QueueWaitReasons are the values of pcnode_queue_waiting_tasks's reason
+// label, the scheduler's reasons (daemon/sched's WaitReasons; a daemon test
+// checks that the two agree): concurrency (the node runs max_concurrent
+// tasks), behind (an earlier task past its backfill window holds the queue),
+// cpu, memory, gpu (not enough of it free), ready (fits; starts at the next
+// scheduling pass).
+var QueueWaitReasons = []string{"concurrency", "behind", "cpu", "memory", "gpu", "ready"}
+
 // GPUHealthStates are the values of pcnode_gpu_health's state label.
 var GPUHealthStates = []string{"healthy", "unhealthy", "unknown"}
 
@@ -86,6 +94,9 @@ var GPUHealthStates = []string{"healthy", "unhealthy", "unknown"}
 type Source interface {
 	// QueueLength is the number of tasks waiting for admission.
 	QueueLength() int
+	// QueueWaiting counts the queued tasks by why they wait, by the reasons
+	// in QueueWaitReasons.
+	QueueWaiting() map[string]int
 	// Containerd reports whether containerd answers now and how many
 	// outages were seen since the daemon started.
 	Containerd() (up bool, outages uint64)
@@ -338,7 +349,7 @@ type scrapeCollector struct {
 	src     Source
 	timeout time.Duration
 
-	queue, ctrdUp, ctrdOutages                    *prometheus.Desc
+	queue, queueWaiting, ctrdUp, ctrdOutages      *prometheus.Desc
 	gpuMemUsed, gpuMemTotal, gpuUtil, gpuTemp     *prometheus.Desc
 	gpuPower, gpuHealth, gpuAllocated, gpuTaskMem *prometheus.Desc
 }
@@ -356,6 +367,7 @@ func newScrapeCollector(src Source, timeout time.Duration) *scrapeCollector {
 	return &scrapeCollector{
 		src: src, timeout: timeout,
 		queue:        d("pcnode_queue_length", "Tasks waiting for admission (the scheduler's queue)."),
+		queueWaiting: d("pcnode_queue_waiting_tasks", "Queued tasks by why they wait, the first that applies in the scheduler's order: concurrency (max_concurrent tasks run), behind (an earlier task past its backfill window holds the queue), cpu, memory, gpu (not enough free), ready (starts at the next scheduling pass).", "reason"),
 		ctrdUp:       d("pcnode_containerd_up", "1 while containerd answers, 0 while it is unreachable (the CONTAINERD_READY condition)."),
 		ctrdOutages:  d("pcnode_containerd_outages_total", "Times containerd became unreachable since the daemon started (a start while it was down counts once)."),
 		gpuMemUsed:   g("pcnode_gpu_memory_used_bytes", "GPU memory in use (dcgm-exporter: DCGM_FI_DEV_FB_USED, in MiB there)."),
@@ -370,7 +382,7 @@ func newScrapeCollector(src Source, timeout time.Duration) *scrapeCollector {
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queue, c.ctrdUp, c.ctrdOutages, c.gpuMemUsed, c.gpuMemTotal, c.gpuUtil,
+	for _, d := range []*prometheus.Desc{c.queue, c.queueWaiting, c.ctrdUp, c.ctrdOutages, c.gpuMemUsed, c.gpuMemTotal, c.gpuUtil,
 		c.gpuTemp, c.gpuPower, c.gpuHealth, c.gpuAllocated, c.gpuTaskMem} {
 		ch <- d
 	}
@@ -381,6 +393,10 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(c.queue, float64(c.src.QueueLength()))
+	waiting := c.src.QueueWaiting()
+	for _, r := range QueueWaitReasons {
+		gauge(c.queueWaiting, float64(waiting[r]), r)
+	}
 	up, outages := c.src.Containerd()
 	gauge(c.ctrdUp, boolFloat(up))
 	ch <- prometheus.MustNewConstMetric(c.ctrdOutages, prometheus.CounterValue, float64(outages))

@@ -35,12 +35,18 @@ import (
 type fakeSource struct {
 	mu      sync.Mutex
 	queue   int
+	waiting map[string]int
 	up      bool
 	outages uint64
 	gpus    []GPU
 }
 
 func (f *fakeSource) QueueLength() int { f.mu.Lock(); defer f.mu.Unlock(); return f.queue }
+func (f *fakeSource) QueueWaiting() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.waiting
+}
 func (f *fakeSource) Containerd() (bool, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -209,7 +215,7 @@ func TestRefusedAndLogs(t *testing.T) {
 }
 
 func TestScrapeSource(t *testing.T) {
-	src := &fakeSource{queue: 5, up: false, outages: 2, gpus: []GPU{
+	src := &fakeSource{queue: 5, waiting: map[string]int{"gpu": 3, "cpu": 2}, up: false, outages: 2, gpus: []GPU{
 		{Index: 0, UUID: "GPU-a", Model: "Fake", MemoryUsedBytes: ptr(int64(1 << 30)), MemoryTotalBytes: ptr(int64(16 << 30)),
 			UtilizationPercent: ptr(42), TemperatureCelsius: ptr(61), PowerDrawMilliwatts: ptr(int64(123500)),
 			Health: "healthy", Allocated: true, TaskMemoryBytes: ptr(int64(512 << 20))},
@@ -231,6 +237,10 @@ func TestScrapeSource(t *testing.T) {
 		want   float64
 	}{
 		{"pcnode_queue_length", nil, 5},
+		{"pcnode_queue_waiting_tasks", map[string]string{"reason": "gpu"}, 3},
+		{"pcnode_queue_waiting_tasks", map[string]string{"reason": "cpu"}, 2},
+		{"pcnode_queue_waiting_tasks", map[string]string{"reason": "memory"}, 0}, // every reason, 0 when none
+		{"pcnode_queue_waiting_tasks", map[string]string{"reason": "ready"}, 0},
 		{"pcnode_containerd_up", nil, 0},
 		{"pcnode_containerd_outages_total", nil, 2},
 		{"pcnode_gpu_memory_used_bytes", gpuA, 1 << 30},
