@@ -1,4 +1,7 @@
-"""Fixtures of the kaapana tests: cmd/pcnode-cli, built once, the Go side to compare with."""
+"""Fixtures of the kaapana tests: cmd/pcnode-cli, built once, the Go side to compare with.
+
+pcnode-schema is built beside it: ``pcnode-cli validate`` runs it for its JSON Schema checks.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,6 @@ from kaapanatest import REPO
 def pcnode_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = shutil.which("go")
     assert go is not None, "go is needed to build cmd/pcnode-cli (the Go side of this comparison)"
-    out = tmp_path_factory.mktemp("bin") / "pcnode-cli"
-    subprocess.run([go, "build", "-o", str(out), "./cmd/pcnode-cli"], cwd=REPO, check=True)
-    return out
+    bindir = tmp_path_factory.mktemp("bin")
+    subprocess.run([go, "build", "-o", f"{bindir}/", "./cmd/pcnode-cli", "./cmd/pcnode-schema"], cwd=REPO, check=True)
+    return bindir / "pcnode-cli"
