@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+
+	"github.com/pcnode/pcnode/daemon/config"
 	"github.com/pcnode/pcnode/daemon/runtime"
 	"github.com/pcnode/pcnode/internal/daemontest"
 	"github.com/pcnode/pcnode/internal/testimage"
@@ -42,12 +45,14 @@ func benchEnvInt(name string, def int) int {
 // the pcnode-cli binary built once, and the task.json that runs it.
 type cliBench struct {
 	d        *daemontest.Daemon
+	ctrd     *containerd.Client // of d's containerd, in d's namespace
+	ctrdCtx  context.Context
 	cli      string // the pcnode-cli binary
 	taskJSON string // a Kaapana task.json of the no-op task
 	image    string
 }
 
-func startCLIBench(b *testing.B) *cliBench {
+func startCLIBench(b *testing.B, configure func(*config.Config)) *cliBench {
 	b.Helper()
 	if _, err := exec.LookPath("ctr"); err != nil {
 		b.Fatalf("ctr is needed for the baseline: %v", err)
@@ -67,7 +72,7 @@ func startCLIBench(b *testing.B) *cliBench {
 	if v := os.Getenv("PCNODE_BENCH_LOG_LEVEL"); v != "" {
 		lvl = v
 	}
-	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: lvl})
+	d := daemontest.Start(b, daemontest.Options{NoRace: true, LogLevel: lvl, Configure: configure})
 	img := d.ImportImage(b, testimage.Image{})
 	taskJSON := filepath.Join(dir, "noop.json")
 	// A no-op asks for what it needs (the node's default request is a
@@ -77,7 +82,31 @@ func startCLIBench(b *testing.B) *cliBench {
 	if err := os.WriteFile(taskJSON, []byte(body), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	return &cliBench{d: d, cli: cli, taskJSON: taskJSON, image: img.GetName()}
+	ctx, c := d.Containerd(b)
+	return &cliBench{d: d, ctrd: c, ctrdCtx: ctx, cli: cli, taskJSON: taskJSON, image: img.GetName()}
+}
+
+// waitContainersGone waits until the namespace has no container left.
+// pcnoded writes a task's final state, and answers RunTask, before it
+// deletes the container; ctr run --rm exits after the delete. Waiting for
+// the deletes (outside the timed region of CLIRun, inside it for
+// CLIThroughput's whole batch) keeps one side's deletes from running in
+// the other side's time.
+func (cb *cliBench) waitContainersGone() error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		cs, err := cb.ctrd.Containers(cb.ctrdCtx)
+		if err != nil {
+			return fmt.Errorf("listing containers: %w", err)
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d containers still there after 2m (the first: %s)", len(cs), cs[0].ID())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // cli runs one pcnode-cli process with args against the daemon and returns
@@ -120,10 +149,13 @@ func BenchmarkIntegrationCLIRun(b *testing.B) {
 		runs = 3
 	}
 	runs = benchEnvInt("PCNODE_BENCH_RUNS", runs)
-	cb := startCLIBench(b)
+	cb := startCLIBench(b, nil)
 	// Warm up both paths once (image unpack, binaries in page cache).
 	if _, err := cb.cliProc("run", "-q", cb.taskJSON); err != nil {
 		b.Fatalf("warm-up: %v", err)
+	}
+	if err := cb.waitContainersGone(); err != nil {
+		b.Fatal(err)
 	}
 	if err := cb.ctrRun("bench-cli-ctr-warm"); err != nil {
 		b.Fatal(err)
@@ -138,6 +170,9 @@ func BenchmarkIntegrationCLIRun(b *testing.B) {
 				b.Fatalf("run %d: %v", i, err)
 			}
 			pc = append(pc, time.Since(start))
+			if err := cb.waitContainersGone(); err != nil {
+				b.Fatal(err)
+			}
 			start = time.Now()
 			if err := cb.ctrRun(fmt.Sprintf("bench-cli-ctr-%d-%d", n, i)); err != nil {
 				b.Fatal(err)
@@ -173,9 +208,14 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 	}
 	n = benchEnvInt("PCNODE_BENCH_TASKS", n)
 	c := min(benchEnvInt("PCNODE_BENCH_CONCURRENCY", 10), n)
-	cb := startCLIBench(b)
+	// The same concurrency on both sides: at most c containers at once
+	// (the no-op's requests would let the node run more).
+	cb := startCLIBench(b, func(cfg *config.Config) { cfg.Resources.MaxConcurrent = c })
 	if _, err := cb.cliProc("run", "-q", cb.taskJSON); err != nil {
 		b.Fatalf("warm-up: %v", err)
+	}
+	if err := cb.waitContainersGone(); err != nil {
+		b.Fatal(err)
 	}
 	if err := cb.ctrRun("bench-tp-ctr-warm"); err != nil {
 		b.Fatal(err)
@@ -206,7 +246,11 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 		wg.Wait()
 		return time.Since(start), first
 	}
-	// pcBatch submits n tasks and waits until all are finished.
+	// pcBatch submits n tasks and waits until all are finished and their
+	// containers deleted. pcnoded writes the final state before it deletes
+	// the container; ctr run --rm exits after the delete, so pcnode's side
+	// is timed to the same point (a delete left over would also be paid for
+	// in the next batch's time, ctr's).
 	pcBatch := func(n int) (time.Duration, error) {
 		ids := make([]string, n)
 		start := time.Now()
@@ -222,6 +266,9 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 			if task.GetState() != pcnodev1.TaskState_TASK_STATE_SUCCEEDED {
 				return 0, fmt.Errorf("task %d (%s): %v %s", i, id, task.GetState(), task.GetMessage())
 			}
+		}
+		if err := cb.waitContainersGone(); err != nil {
+			return 0, err
 		}
 		return time.Since(start), nil
 	}
