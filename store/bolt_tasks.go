@@ -209,6 +209,10 @@ func (db *DB) ListTasksEncoded(ctx context.Context, opts ListOptions) ([][]byte,
 			}
 			return ok, nil
 		}, func(_ string, v []byte) {
+			if buf == nil {
+				// Room for a page of tasks the size of the first.
+				buf = make([]byte, 0, min(len(v)*q.pageSize, q.maxBytes))
+			}
 			buf = append(buf, v...)
 			ends = append(ends, len(buf))
 		})

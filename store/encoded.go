@@ -38,6 +38,15 @@ func fieldNumber(m proto.Message, name protoreflect.Name) protowire.Number {
 	return f.Number()
 }
 
+// encodedLabels is what matchesEncoded keeps of the labels a query asks
+// for while it reads one record, reused from record to record: made once
+// per query, so a page allocates nothing per task for its filters.
+type encodedLabels struct {
+	keys []string // the labels asked for, sorted
+	vals [][]byte // of the record being read: the last value of keys[i] (in the record)
+	seen []bool   // whether the record has keys[i]
+}
+
 // matchesEncoded is matches on v, the encoding of a task: it reads only the
 // state and the labels, and only when the query filters on them. A
 // malformed encoding is an error.
@@ -45,10 +54,17 @@ func (q *listQuery) matchesEncoded(v []byte) (bool, error) {
 	if q.states == nil && len(q.labels) == 0 {
 		return true, nil
 	}
-	var (
-		state pcnodev1.TaskState
-		found map[string]string // of the labels q asks for, the values v has
-	)
+	l := q.encLabels
+	if l == nil && len(q.labels) > 0 {
+		keys := sortedLabels(q.labels)
+		l = &encodedLabels{keys: keys, vals: make([][]byte, len(keys)), seen: make([]bool, len(keys))}
+		q.encLabels = l
+	}
+	if l != nil {
+		clear(l.vals)
+		clear(l.seen)
+	}
+	var state pcnodev1.TaskState
 	for len(v) > 0 {
 		num, typ, n := protowire.ConsumeTag(v)
 		if n < 0 {
@@ -64,13 +80,12 @@ func (q *listQuery) matchesEncoded(v []byte) (bool, error) {
 			state = pcnodev1.TaskState(int32(x))
 			v = v[n:]
 			continue
-		case num == taskSpecField && typ == protowire.BytesType && len(q.labels) > 0:
+		case num == taskSpecField && typ == protowire.BytesType && l != nil:
 			spec, n := protowire.ConsumeBytes(v)
 			if n < 0 {
 				return false, protowire.ParseError(n)
 			}
-			var err error
-			if found, err = q.specLabels(spec, found); err != nil {
+			if err := l.read(spec); err != nil {
 				return false, err
 			}
 			v = v[n:]
@@ -87,49 +102,46 @@ func (q *listQuery) matchesEncoded(v []byte) (bool, error) {
 			return false, nil
 		}
 	}
-	for k, want := range q.labels {
-		if got, ok := found[k]; !ok || got != want {
-			return false, nil
+	if l != nil {
+		for i, k := range l.keys {
+			if !l.seen[i] || string(l.vals[i]) != q.labels[k] {
+				return false, nil
+			}
 		}
 	}
 	return true, nil
 }
 
-// specLabels adds to found the labels of the encoded spec that q asks for
-// (a later entry of a key replaces an earlier one, as decoding does) and
-// returns it, made when first needed.
-func (q *listQuery) specLabels(spec []byte, found map[string]string) (map[string]string, error) {
+// read records the labels of the encoded spec that are asked for (a later
+// entry of a key replaces an earlier one, as decoding does).
+func (l *encodedLabels) read(spec []byte) error {
 	for len(spec) > 0 {
 		num, typ, n := protowire.ConsumeTag(spec)
 		if n < 0 {
-			return nil, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		spec = spec[n:]
 		if num != specLabelsField || typ != protowire.BytesType {
 			if n = protowire.ConsumeFieldValue(num, typ, spec); n < 0 {
-				return nil, protowire.ParseError(n)
+				return protowire.ParseError(n)
 			}
 			spec = spec[n:]
 			continue
 		}
 		entry, n := protowire.ConsumeBytes(spec)
 		if n < 0 {
-			return nil, protowire.ParseError(n)
+			return protowire.ParseError(n)
 		}
 		spec = spec[n:]
 		k, v, err := mapEntry(entry)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if _, asked := q.labels[string(k)]; !asked {
-			continue
+		if i, ok := slices.BinarySearch(l.keys, string(k)); ok {
+			l.vals[i], l.seen[i] = v, true
 		}
-		if found == nil {
-			found = make(map[string]string, len(q.labels))
-		}
-		found[string(k)] = string(v)
 	}
-	return found, nil
+	return nil
 }
 
 // mapEntry returns the key and value of an encoded map<string, string>

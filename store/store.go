@@ -150,6 +150,8 @@ type listQuery struct {
 	after    string // list ids below this one; "" for from the newest
 	filter   [filterHashLen]byte
 	maxBytes int
+
+	encLabels *encodedLabels // matchesEncoded's, made on its first call
 }
 
 func (o ListOptions) query() (listQuery, error) {
