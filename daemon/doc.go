@@ -19,7 +19,7 @@
 // ServerOptions.
 //
 // The local node is *Daemon's exported operations with plain arguments and
-// results: local_tasks.go (GetTask, ListTasks, RequestCancel, DeleteTask,
+// results: local_tasks.go (GetTask, ListTasksEncoded, RequestCancel, DeleteTask,
 // TaskOutputs, ResolveFit, SubscribeTasks, ChangesAfter, ReadTaskLog, ...),
 // submit.go (Submit, queueing, admission, cancelTask), local_node.go
 // (NodeInfo, SetDraining, WatchNode, ClearGPUHealth), local_images.go

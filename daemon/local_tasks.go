@@ -41,12 +41,14 @@ type TaskQuery struct {
 	PageToken string
 }
 
-// ListTasks returns one page of the tasks q selects, at most
+// ListTasksEncoded returns one page of the tasks q selects, each as its
+// stored protobuf encoding (store.ListTasksEncoded: what the page carries
+// on the wire, with no decode and encode between), at most
 // store.DefaultPageBytes encoded, and the token of the next page ("" at the
 // end). A token the store refuses is an error wrapping
 // store.ErrInvalidPageToken.
-func (d *Daemon) ListTasks(ctx context.Context, q TaskQuery) ([]*pcnodev1.Task, string, error) {
-	return d.store.ListTasks(ctx, store.ListOptions{
+func (d *Daemon) ListTasksEncoded(ctx context.Context, q TaskQuery) ([][]byte, string, error) {
+	return d.store.ListTasksEncoded(ctx, store.ListOptions{
 		States: q.States, Labels: q.Labels, PageSize: q.PageSize, PageToken: q.PageToken,
 		MaxBytes: store.DefaultPageBytes,
 	})

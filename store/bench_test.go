@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
@@ -171,6 +172,19 @@ func BenchmarkListTasks100k(b *testing.B) {
 				page, _, err := db.ListTasks(ctx, c.opts)
 				if err != nil || len(page) == 0 || page[0].GetId() != c.want {
 					b.Fatalf("ListTasks(%+v) = %d tasks, %v; want a page from %s", c.opts, len(page), err, c.want)
+				}
+			}
+		})
+		// The same page as the daemon serves it: the stored encodings.
+		b.Run(c.name+"-encoded", func(b *testing.B) {
+			for b.Loop() {
+				page, _, err := db.ListTasksEncoded(ctx, c.opts)
+				first := &pcnodev1.Task{}
+				if err == nil && len(page) > 0 {
+					err = proto.Unmarshal(page[0], first)
+				}
+				if err != nil || len(page) == 0 || first.GetId() != c.want {
+					b.Fatalf("ListTasksEncoded(%+v) = %d tasks, %v; want a page from %s", c.opts, len(page), err, c.want)
 				}
 			}
 		})

@@ -171,39 +171,100 @@ func (db *DB) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.Task
 		next string
 	)
 	err = db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
-		n := 0
-		budget := pageBudget{maxBytes: q.maxBytes, maxItems: q.pageSize}
-		for id := range bk.idsDesc(&q) {
-			if n++; n%256 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			v := bk.tasks.Get([]byte(id))
-			if v == nil {
-				return fmt.Errorf("index names missing task %s: %w", id, ErrCorrupt)
-			}
-			t := &pcnodev1.Task{}
+		var t *pcnodev1.Task
+		n, err := bk.listPage(ctx, &q, func(id string, v []byte) (bool, error) {
+			t = &pcnodev1.Task{}
 			if err := proto.Unmarshal(v, t); err != nil {
-				return fmt.Errorf("task %s: %w: %w", id, ErrCorrupt, err)
+				return false, fmt.Errorf("task %s: %w: %w", id, ErrCorrupt, err)
 			}
-			if !q.matches(t) {
-				continue
-			}
-			// The stored encoding is what the page will carry: its length
-			// is proto.Size(t) without computing it again.
-			if !budget.fits(embeddedSize(len(v)), true) {
-				next = encodePageToken(page[len(page)-1].GetId(), q.filter)
-				return nil
-			}
-			page = append(page, t)
-		}
-		return nil
+			return q.matches(t), nil
+		}, func(string, []byte) { page = append(page, t) })
+		next = n
+		return err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list tasks: %w", err)
 	}
 	return page, next, nil
+}
+
+// ListTasksEncoded implements Store. The records are copied out of the
+// transaction into one buffer, which the returned slices share; no task is
+// decoded, the filters are checked on the encoding (matchesEncoded).
+func (db *DB) ListTasksEncoded(ctx context.Context, opts ListOptions) ([][]byte, string, error) {
+	q, err := opts.query()
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	var (
+		buf  []byte
+		ends []int
+		next string
+	)
+	err = db.view(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		n, err := bk.listPage(ctx, &q, func(id string, v []byte) (bool, error) {
+			ok, err := q.matchesEncoded(v)
+			if err != nil {
+				return false, fmt.Errorf("task %s: %w: %w", id, ErrCorrupt, err)
+			}
+			return ok, nil
+		}, func(_ string, v []byte) {
+			if buf == nil {
+				// Room for a page of tasks the size of the first.
+				buf = make([]byte, 0, min(len(v)*q.pageSize, q.maxBytes))
+			}
+			buf = append(buf, v...)
+			ends = append(ends, len(buf))
+		})
+		next = n
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tasks: %w", err)
+	}
+	page := make([][]byte, len(ends))
+	start := 0
+	for i, end := range ends {
+		page[i] = buf[start:end:end]
+		start = end
+	}
+	return page, next, nil
+}
+
+// listPage walks the tasks q selects, newest first, for one page: match
+// says whether a record (id, its stored encoding v, valid only in the
+// transaction) passes the filters, take adds one that passed and fits the
+// page. It returns the next page's token, "" when the walk ended.
+func (bk *buckets) listPage(ctx context.Context, q *listQuery, match func(id string, v []byte) (bool, error), take func(id string, v []byte)) (string, error) {
+	n := 0
+	last := ""
+	budget := pageBudget{maxBytes: q.maxBytes, maxItems: q.pageSize}
+	for id := range bk.idsDesc(q) {
+		if n++; n%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return "", err
+			}
+		}
+		v := bk.tasks.Get([]byte(id))
+		if v == nil {
+			return "", fmt.Errorf("index names missing task %s: %w", id, ErrCorrupt)
+		}
+		ok, err := match(id, v)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			continue
+		}
+		// The stored encoding is what the page will carry: its length
+		// is proto.Size(t) without computing it again.
+		if !budget.fits(embeddedSize(len(v)), true) {
+			return encodePageToken(last, q.filter), nil
+		}
+		take(id, v)
+		last = id
+	}
+	return "", nil
 }
 
 // DeleteTask implements Store.

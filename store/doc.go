@@ -91,7 +91,11 @@
 // [Store.ListTasks] and [Store.GetOutputsPage] return pages bounded by count
 // and by encoded size ([DefaultPageBytes] unless the options say otherwise),
 // so that any page fits a client with gRPC's default 4 MiB message limit; a
-// page always makes progress (one task, one file). GetOutputsPage walks the
+// page always makes progress (one task, one file).
+// [Store.ListTasksEncoded] is the same page with each task as its stored
+// encoding: the daemon sends those bytes as they are, and reads the filters
+// (state, labels) from them with protowire, so a page is never decoded and
+// encoded again. GetOutputsPage walks the
 // outputs value field by field with protowire, decoding only the files on the
 // page, so a 300k-file manifest is never decoded whole. Page tokens name a
 // position only (a task id, or a channel and file index with a hash of the

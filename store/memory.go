@@ -292,6 +292,21 @@ func (m *Memory) ListTasks(ctx context.Context, opts ListOptions) ([]*pcnodev1.T
 	return page, "", nil
 }
 
+// ListTasksEncoded implements Store: ListTasks, each task marshalled.
+func (m *Memory) ListTasksEncoded(ctx context.Context, opts ListOptions) ([][]byte, string, error) {
+	page, next, err := m.ListTasks(ctx, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([][]byte, len(page))
+	for i, t := range page {
+		if out[i], err = proto.Marshal(t); err != nil {
+			return nil, "", fmt.Errorf("list tasks: task %s: %w", t.GetId(), err)
+		}
+	}
+	return out, next, nil
+}
+
 // DeleteTask implements Store.
 func (m *Memory) DeleteTask(ctx context.Context, id string) error {
 	unlock, err := m.lock(ctx, true)

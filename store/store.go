@@ -47,6 +47,11 @@ type Store interface {
 	// ListTasks returns one page of tasks, newest first, and the token for
 	// the next page ("" on the last).
 	ListTasks(ctx context.Context, opts ListOptions) (tasks []*pcnodev1.Task, nextPageToken string, err error)
+	// ListTasksEncoded is ListTasks with each task as its protobuf
+	// encoding (a Task message's wire bytes, the task as stored), not
+	// decoded: the same tasks, in the same order, with the same next page
+	// token and errors. The slices are the caller's.
+	ListTasksEncoded(ctx context.Context, opts ListOptions) (tasks [][]byte, nextPageToken string, err error)
 	// DeleteTask removes a task, its idempotency key and its output
 	// manifests, or returns ErrNotFound.
 	DeleteTask(ctx context.Context, id string) error
@@ -145,6 +150,8 @@ type listQuery struct {
 	after    string // list ids below this one; "" for from the newest
 	filter   [filterHashLen]byte
 	maxBytes int
+
+	encLabels *encodedLabels // matchesEncoded's, made on its first call
 }
 
 func (o ListOptions) query() (listQuery, error) {

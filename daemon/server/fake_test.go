@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/pcnode/pcnode/daemon"
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 )
 
@@ -15,6 +16,9 @@ import (
 type fakeNode struct {
 	Node
 	calls []string
+
+	encoded [][]byte // ListTasksEncoded's page
+	next    string   // and its next page token
 }
 
 var errFake = errors.New("fake node: not implemented")
@@ -27,4 +31,10 @@ func (f *fakeNode) RequestCancel(ctx context.Context, id string, grace *duration
 func (f *fakeNode) ClearGPUHealth(ctx context.Context, uuid string) (*pcnodev1.Gpu, error) {
 	f.calls = append(f.calls, "ClearGPUHealth")
 	return nil, errFake
+}
+
+// ListTasksEncoded returns f.encoded and f.next.
+func (f *fakeNode) ListTasksEncoded(ctx context.Context, q daemon.TaskQuery) ([][]byte, string, error) {
+	f.calls = append(f.calls, "ListTasksEncoded")
+	return f.encoded, f.next, nil
 }

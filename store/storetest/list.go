@@ -7,9 +7,42 @@ import (
 	"slices"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	pcnodev1 "github.com/pcnode/pcnode/proto/pcnode/v1"
 	"github.com/pcnode/pcnode/store"
 )
+
+// listTasks is s.ListTasks, checked against s.ListTasksEncoded with the
+// same options: the same tasks once decoded, in the same order, the same
+// next page token, the same error.
+func listTasks(t *testing.T, s store.Store, opts store.ListOptions) ([]*pcnodev1.Task, string, error) {
+	t.Helper()
+	page, next, err := s.ListTasks(ctx(), opts)
+	encoded, encNext, encErr := s.ListTasksEncoded(ctx(), opts)
+	if fmt.Sprint(err) != fmt.Sprint(encErr) || (err == nil) != (encErr == nil) {
+		t.Errorf("ListTasksEncoded(%+v) = %v, ListTasks = %v: want the same error", opts, encErr, err)
+	}
+	if encNext != next {
+		t.Errorf("ListTasksEncoded(%+v) next page token %q, ListTasks %q", opts, encNext, next)
+	}
+	if err != nil && encoded != nil {
+		t.Errorf("ListTasksEncoded(%+v) = %d tasks and %v, want none with the error", opts, len(encoded), encErr)
+	}
+	decoded := make([]*pcnodev1.Task, len(encoded))
+	for i, b := range encoded {
+		decoded[i] = &pcnodev1.Task{}
+		if err := proto.Unmarshal(b, decoded[i]); err != nil {
+			t.Fatalf("ListTasksEncoded(%+v) task %d: %v", opts, i, err)
+		}
+	}
+	if len(page) > 0 || len(decoded) > 0 {
+		if d := diff(page, decoded); d != "" {
+			t.Errorf("ListTasksEncoded(%+v) decoded differs from ListTasks (-ListTasks +encoded):\n%s", opts, d)
+		}
+	}
+	return page, next, err
+}
 
 // listData stores n tasks, oldest first, with states cycling through all six
 // and labels team=a|b (i%2) and kind=x|y|z (i%3), and returns them.
@@ -48,7 +81,7 @@ func wantIDs(tasks []*pcnodev1.Task, states []pcnodev1.TaskState, labels map[str
 func listAll(t *testing.T, s store.Store, opts store.ListOptions) (ids []string, pages []int) {
 	t.Helper()
 	for range 10000 {
-		page, next, err := s.ListTasks(ctx(), opts)
+		page, next, err := listTasks(t, s, opts)
 		if err != nil {
 			t.Fatalf("ListTasks(%+v) = %v", opts, err)
 		}
@@ -121,18 +154,18 @@ func testListPageSize(t *testing.T, open Opener) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.size), func(t *testing.T) {
-			page, next, err := s.ListTasks(ctx(), store.ListOptions{PageSize: tt.size})
+			page, next, err := listTasks(t, s, store.ListOptions{PageSize: tt.size})
 			if err != nil || len(page) != tt.want || (next != "") != tt.wantNext {
 				t.Errorf("ListTasks(PageSize %d) = %d tasks, next %q, %v, want %d tasks, next %v", tt.size, len(page), next, err, tt.want, tt.wantNext)
 			}
 		})
 	}
 	// A page that ends exactly at the last task has no next token.
-	page, next, err := s.ListTasks(ctx(), store.ListOptions{PageSize: store.MaxPageSize})
+	page, next, err := listTasks(t, s, store.ListOptions{PageSize: store.MaxPageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
-	page2, next2, err := s.ListTasks(ctx(), store.ListOptions{PageSize: 5, PageToken: next})
+	page2, next2, err := listTasks(t, s, store.ListOptions{PageSize: 5, PageToken: next})
 	if err != nil || len(page2) != 5 || next2 != "" {
 		t.Errorf("ListTasks(last 5 of %d) = %d tasks, next %q, %v, want 5, no next", len(page)+5, len(page2), next2, err)
 	}
@@ -142,11 +175,11 @@ func testListBadOptions(t *testing.T, open Opener) {
 	s := open(t)
 	listData(t, s, 5)
 	runningOnly := store.ListOptions{States: []pcnodev1.TaskState{running}, PageSize: 1}
-	_, token, err := s.ListTasks(ctx(), store.ListOptions{PageSize: 1})
+	_, token, err := listTasks(t, s, store.ListOptions{PageSize: 1})
 	if err != nil || token == "" {
 		t.Fatalf("ListTasks(PageSize 1) = %q, %v, want a next token", token, err)
 	}
-	_, labelToken, err := s.ListTasks(ctx(), store.ListOptions{PageSize: 1, Labels: map[string]string{"kind": "x"}})
+	_, labelToken, err := listTasks(t, s, store.ListOptions{PageSize: 1, Labels: map[string]string{"kind": "x"}})
 	if err != nil || labelToken == "" {
 		t.Fatalf("ListTasks(kind=x, PageSize 1) = %q, %v, want a next token", labelToken, err)
 	}
@@ -173,7 +206,7 @@ func testListBadOptions(t *testing.T, open Opener) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			page, next, err := s.ListTasks(ctx(), tt.opts)
+			page, next, err := listTasks(t, s, tt.opts)
 			if !errors.Is(err, tt.want) || page != nil || next != "" {
 				t.Errorf("ListTasks(%+v) = %d tasks, %q, %v, want none, %v", tt.opts, len(page), next, err, tt.want)
 			}
@@ -181,11 +214,11 @@ func testListBadOptions(t *testing.T, open Opener) {
 	}
 	// The same filters in another order or with a different page size take
 	// the token.
-	_, _, err1 := s.ListTasks(ctx(), store.ListOptions{PageSize: 3, PageToken: token})
-	_, _, err2 := s.ListTasks(ctx(), store.ListOptions{Labels: map[string]string{"kind": "x"}, PageToken: labelToken})
+	_, _, err1 := listTasks(t, s, store.ListOptions{PageSize: 3, PageToken: token})
+	_, _, err2 := listTasks(t, s, store.ListOptions{Labels: map[string]string{"kind": "x"}, PageToken: labelToken})
 	two := store.ListOptions{States: []pcnodev1.TaskState{running, queued}, PageSize: 1}
-	_, twoToken, _ := s.ListTasks(ctx(), two)
-	_, _, err3 := s.ListTasks(ctx(), store.ListOptions{States: []pcnodev1.TaskState{queued, running, queued}, PageToken: twoToken})
+	_, twoToken, _ := listTasks(t, s, two)
+	_, _, err3 := listTasks(t, s, store.ListOptions{States: []pcnodev1.TaskState{queued, running, queued}, PageToken: twoToken})
 	for i, err := range []error{err1, err2, err3} {
 		if err != nil {
 			t.Errorf("ListTasks(same filters %d) with token = %v, want nil", i+1, err)
@@ -198,7 +231,7 @@ func testListBadOptions(t *testing.T, open Opener) {
 func testListWhileChanging(t *testing.T, open Opener) {
 	s := open(t)
 	data := listData(t, s, 10)
-	first, next, err := s.ListTasks(ctx(), store.ListOptions{PageSize: 4})
+	first, next, err := listTasks(t, s, store.ListOptions{PageSize: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
