@@ -48,11 +48,14 @@ type encodedLabels struct {
 }
 
 // matchesEncoded is matches on v, the encoding of a task: it reads only the
-// state and the labels, and only when the query filters on them. A
-// malformed encoding is an error.
+// state and the labels, and only when the query filters on them; without
+// filters it checks that v's top-level fields are well formed (a truncated
+// or overwritten record), so that a damaged record is refused here, named,
+// rather than sent for the client to fail on. A malformed encoding is an
+// error.
 func (q *listQuery) matchesEncoded(v []byte) (bool, error) {
 	if q.states == nil && len(q.labels) == 0 {
-		return true, nil
+		return true, wellFormed(v)
 	}
 	l := q.encLabels
 	if l == nil && len(q.labels) > 0 {
@@ -172,4 +175,22 @@ func mapEntry(b []byte) (k, v []byte, err error) {
 		b = b[n:]
 	}
 	return k, v, nil
+}
+
+// wellFormed checks that v is a sequence of well-formed protobuf fields
+// (tags, lengths and varints that fit in v). Nested messages are not
+// walked.
+func wellFormed(v []byte) error {
+	for len(v) > 0 {
+		num, typ, n := protowire.ConsumeTag(v)
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		v = v[n:]
+		if n = protowire.ConsumeFieldValue(num, typ, v); n < 0 {
+			return protowire.ParseError(n)
+		}
+		v = v[n:]
+	}
+	return nil
 }

@@ -94,7 +94,8 @@ func TestMatchesEncoded(t *testing.T) {
 		}
 	}
 	// Malformed: a decode fails, and so does matchesEncoded once it reads
-	// that far (a query without filters reads nothing).
+	// that far; a query without filters checks the top-level fields only,
+	// which catches a truncated record and a bad tag.
 	truncated := marshalled[:len(marshalled)-1]
 	badEntry := spec(nil, protowire.AppendVarint(tag(nil, mapKeyField, protowire.BytesType), 50))
 	for name, v := range map[string][]byte{"truncated": truncated, "bad entry": badEntry, "bad tag": {0x80}} {
@@ -104,6 +105,11 @@ func TestMatchesEncoded(t *testing.T) {
 		q := listQuery{states: []pcnodev1.TaskState{1}, labels: map[string]string{"team": "a"}}
 		if ok, err := q.matchesEncoded(v); err == nil {
 			t.Errorf("%s: matchesEncoded(%x) = %v, nil; want an error", name, v, ok)
+		}
+	}
+	for name, v := range map[string][]byte{"truncated": truncated, "bad tag": {0x80}, "length past the end": protowire.AppendVarint(tag(nil, 3, protowire.BytesType), 9)} {
+		if ok, err := (&listQuery{}).matchesEncoded(v); err == nil {
+			t.Errorf("%s, no filters: matchesEncoded(%x) = %v, nil; want an error", name, v, ok)
 		}
 	}
 }
