@@ -121,7 +121,7 @@ func (c *Containerd) Import(ctx context.Context, r io.Reader, opts ImportOptions
 	}
 	out := make([]Image, 0, len(imgs))
 	for _, img := range imgs {
-		im, err := c.toImage(ctx, img)
+		im, err := c.toImage(ctx, img, true)
 		if err != nil {
 			return nil, err
 		}
@@ -377,7 +377,7 @@ func (c *Containerd) ListImages(ctx context.Context) (_ []Image, retErr error) {
 	}
 	out := make([]Image, 0, len(imgs))
 	for _, img := range imgs {
-		im, err := c.toImage(ctx, img)
+		im, err := c.toImage(ctx, img, false)
 		if err != nil {
 			// An image whose content is partly missing (another
 			// platform's, say) is listed without a size.
@@ -397,7 +397,7 @@ func (c *Containerd) GetImage(ctx context.Context, ref string) (_ Image, retErr 
 	if err != nil {
 		return Image{}, err
 	}
-	return c.toImage(ctx, img)
+	return c.toImage(ctx, img, false)
 }
 
 // RemoveImage deletes the image stored under ref and lets containerd
@@ -429,10 +429,20 @@ func (c *Containerd) lookupImage(ctx context.Context, ref string) (images.Image,
 	return img, nil
 }
 
-func (c *Containerd) toImage(ctx context.Context, img images.Image) (Image, error) {
-	size, err := client.NewImage(c.client, img).Size(ctx)
-	if err != nil {
-		return Image{}, fmt.Errorf("size of image %s: %w", img.Name, err)
+// toImage describes img. Its size (the content of the image's tree that
+// the content store holds) is read once per target digest, then cached:
+// reading it walks the index, manifests and layers through the content
+// service, which every submit and every start paid. An image pulled or
+// imported is measured afresh (fresh), as more of its tree may be there.
+func (c *Containerd) toImage(ctx context.Context, img images.Image, fresh bool) (Image, error) {
+	size, ok := c.sizes.get(img.Target.Digest)
+	if !ok || fresh {
+		var err error
+		size, err = client.NewImage(c.client, img).Size(ctx)
+		if err != nil {
+			return Image{}, fmt.Errorf("size of image %s: %w", img.Name, err)
+		}
+		c.sizes.put(img.Target.Digest, size)
 	}
 	return Image{Name: img.Name, Digest: img.Target.Digest.String(), Size: size, Created: img.CreatedAt}, nil
 }

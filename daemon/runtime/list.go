@@ -101,7 +101,7 @@ func (c *Containerd) fillTaskState(ctx context.Context, container client.Contain
 		ci.State = StatePaused
 	case client.Stopped:
 		ci.State = StateStopped
-		oom, err := c.oomKilled(ctx, container, task)
+		oom, err := c.oomKilled(ctx, ci.ID)
 		if err != nil {
 			c.log.WarnContext(ctx, "reading OOM state", "task", ci.ID, "error", err)
 		}

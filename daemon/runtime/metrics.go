@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 	cgroup1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	cgroup2stats "github.com/containerd/cgroups/v3/cgroup2/stats"
 	apievents "github.com/containerd/containerd/api/events"
-	"github.com/containerd/containerd/v2/client"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/typeurl/v2"
 )
 
@@ -34,24 +37,27 @@ type Usage struct {
 func (c *Containerd) Usage(ctx context.Context, id string) (_ Usage, retErr error) {
 	defer c.markUnavailable(&retErr)
 	ctx = c.ns(ctx)
-	_, task, err := c.loadTask(ctx, id)
+	m, err := c.taskMetrics(ctx, id)
 	if err != nil {
-		return Usage{}, err
-	}
-	m, err := taskMetrics(ctx, task)
-	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Usage{}, err
+		}
 		return Usage{}, fmt.Errorf("metrics of %s: %w", id, err)
 	}
 	return usageOf(m), nil
 }
 
-// taskMetrics returns a task's cgroup statistics: *cgroup1stats.Metrics or
-// *cgroup2stats.Metrics.
-func taskMetrics(ctx context.Context, task client.Task) (any, error) {
-	m, err := task.Metrics(ctx)
+// taskMetrics returns id's task's cgroup statistics: *cgroup1stats.Metrics
+// or *cgroup2stats.Metrics; ErrNotFound when there is no task.
+func (c *Containerd) taskMetrics(ctx context.Context, id string) (any, error) {
+	resp, err := c.client.TaskService().Metrics(ctx, &tasks.MetricsRequest{Filters: []string{"id==" + id}})
 	if err != nil {
-		return nil, err
+		return nil, errgrpc.ToNative(err)
 	}
+	if len(resp.GetMetrics()) == 0 {
+		return nil, fmt.Errorf("task of container %s: %w", id, ErrNotFound)
+	}
+	m := resp.GetMetrics()[0]
 	if m.Data == nil {
 		return nil, fmt.Errorf("no metrics data")
 	}
@@ -108,21 +114,21 @@ func oomKillsOf(m any) (uint64, bool) {
 // container, from the task's cgroup statistics, or, where the shim does
 // not report the counter, from the cgroup's files. The task must not be
 // deleted yet.
-func (c *Containerd) oomKilled(ctx context.Context, container client.Container, task client.Task) (bool, error) {
-	m, err := taskMetrics(ctx, task)
-	return c.oomKilledFrom(ctx, container, task, m, err)
+func (c *Containerd) oomKilled(ctx context.Context, id string) (bool, error) {
+	m, err := c.taskMetrics(ctx, id)
+	return c.oomKilledFrom(ctx, id, m, err)
 }
 
 // oomKilledFrom is oomKilled with the task's metrics (or the error reading
 // them) already read.
-func (c *Containerd) oomKilledFrom(ctx context.Context, container client.Container, task client.Task, m any, err error) (bool, error) {
+func (c *Containerd) oomKilledFrom(ctx context.Context, id string, m any, err error) (bool, error) {
 	if err == nil {
 		if n, ok := oomKillsOf(m); ok {
-			c.log.DebugContext(ctx, "OOM kills from task metrics", "task", task.ID(), "oom_kills", n)
+			c.log.DebugContext(ctx, "OOM kills from task metrics", "task", id, "oom_kills", n)
 			return n > 0, nil
 		}
 	}
-	spec, serr := container.Spec(ctx)
+	spec, serr := c.containerSpec(ctx, id)
 	if serr != nil {
 		return false, fmt.Errorf("spec: %w (metrics: %v)", serr, err)
 	}
@@ -133,8 +139,24 @@ func (c *Containerd) oomKilledFrom(ctx context.Context, container client.Contain
 	if ferr != nil {
 		return false, fmt.Errorf("%w (metrics: %v)", ferr, err)
 	}
-	c.log.DebugContext(ctx, "OOM kills from the cgroup", "task", task.ID(), "oom_kills", n, "metrics_error", err)
+	c.log.DebugContext(ctx, "OOM kills from the cgroup", "task", id, "oom_kills", n, "metrics_error", err)
 	return n > 0, nil
+}
+
+// containerSpec returns the OCI spec of container id.
+func (c *Containerd) containerSpec(ctx context.Context, id string) (*oci.Spec, error) {
+	rec, err := c.client.ContainerService().Get(ctx, id)
+	if err != nil {
+		return nil, notFound(err, ErrNotFound, "container "+id)
+	}
+	if rec.Spec == nil {
+		return nil, fmt.Errorf("container %s has no spec", id)
+	}
+	var s oci.Spec
+	if err := typeurl.UnmarshalTo(rec.Spec, &s); err != nil {
+		return nil, fmt.Errorf("spec of container %s: %w", id, err)
+	}
+	return &s, nil
 }
 
 // cgroupOOMKills reads the oom_kill counter of the cgroup at cgroupsPath

@@ -87,7 +87,7 @@ func (c *Containerd) Pull(ctx context.Context, ref string, auth *Auth, progress 
 		return Image{}, redactErr(err, secret)
 	}
 	rep.done(ctx, c.client)
-	im, err := c.toImage(ctx, img.Metadata())
+	im, err := c.toImage(ctx, img.Metadata(), true)
 	if err != nil {
 		return Image{}, redactErr(err, secret)
 	}

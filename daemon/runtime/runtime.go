@@ -97,7 +97,8 @@ type Containerd struct {
 	// limitSwap says whether the kernel accounts swap per cgroup, so a
 	// memory limit can also forbid swapping.
 	limitSwap bool
-	configs   imageConfigs // image runtime configurations by digest (containers.go)
+	preps     digestCache[imagePrep] // what starts need of images, by target digest (containers.go)
+	sizes     digestCache[int64]     // image sizes, by target digest (images.go toImage)
 }
 
 // reconnectBackoff is how the connection to containerd is re-dialled after
