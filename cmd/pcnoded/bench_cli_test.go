@@ -271,10 +271,11 @@ func BenchmarkIntegrationCLIRun(b *testing.B) {
 // succeeded), against C concurrent loops of whole `ctr run --rm` processes
 // running the same N, and against the same under pcnoded's seccomp
 // profile. N=120, C=10 by default (PCNODE_BENCH_TASKS,
-// PCNODE_BENCH_CONCURRENCY); N=20 under PCNODE_BENCH_CI=1. Each side's N
-// run in PCNODE_BENCH_SEGMENTS segments (default 4), the sides' order
-// turning from one segment to the next. The bound is a ratio of tasks/s
-// of at least 1.0.
+// PCNODE_BENCH_CONCURRENCY); N=20 under PCNODE_BENCH_CI=1. After an
+// untimed warm-up of C tasks on each side, each side's N run in
+// PCNODE_BENCH_SEGMENTS segments (default 6), the sides' order turning
+// from one segment to the next. The bound is a ratio of tasks/s of at
+// least 1.0.
 func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 	n := 120
 	if benchCI() {
@@ -376,11 +377,23 @@ func BenchmarkIntegrationCLIThroughput(b *testing.B) {
 			return cb.ctrRun(fmt.Sprintf("bench-tp-sec-%d-%d", round, i), "--seccomp", "--seccomp-profile", profilePath)
 		})
 	}
-	// The n tasks of each side run in segments, and the order of the sides
-	// turns from one segment to the next, so that a change of the machine's
-	// load during the run weighs on every side alike.
-	segs := min(benchEnvInt("PCNODE_BENCH_SEGMENTS", 4), n)
-	orders := [][3]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {1, 0, 2}, {2, 0, 1}}
+	// Each side first runs c tasks untimed at full concurrency (the first
+	// batch of a fresh daemon, containerd and page cache ran up to a third
+	// slower than the later ones, and it was pcnode's). Then the n tasks of
+	// each side run in segments, the sides' order turning through the six
+	// permutations, so that a change of the machine's load during the run
+	// weighs on every side alike.
+	for i, warm := range []func() (time.Duration, error){
+		func() (time.Duration, error) { return pcBatch(c) },
+		func() (time.Duration, error) { return ctrBatch(999999, c) },
+		func() (time.Duration, error) { return secBatch(999999, c) },
+	} {
+		if _, err := warm(); err != nil {
+			b.Fatalf("warm-up %d: %v", i, err)
+		}
+	}
+	segs := min(benchEnvInt("PCNODE_BENCH_SEGMENTS", 6), n)
+	orders := [][3]int{{0, 1, 2}, {2, 1, 0}, {1, 2, 0}, {0, 2, 1}, {2, 0, 1}, {1, 0, 2}}
 	var times [3]time.Duration // pcnode, ctr, ctr with seccomp
 	b.ResetTimer()
 	for round := range b.N {
