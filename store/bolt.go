@@ -33,6 +33,7 @@ type DB struct {
 	bolt    *bolt.DB
 	log     *slog.Logger
 	history int
+	writer  writer // groups writes into shared commits (commit.go)
 }
 
 var _ Store = (*DB)(nil)
@@ -149,27 +150,22 @@ func (db *DB) view(ctx context.Context, fn func(*bolt.Tx, *buckets) error) error
 	return db.tx(ctx, false, fn)
 }
 
-func (db *DB) update(ctx context.Context, fn func(*bolt.Tx, *buckets) error) error {
-	return db.tx(ctx, true, fn)
-}
+// update (commit.go) runs a write transaction.
 
 func (db *DB) tx(ctx context.Context, writable bool, fn func(*bolt.Tx, *buckets) error) error {
+	if writable {
+		return db.update(ctx, fn)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	run := func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
 		bk, err := openBuckets(tx, db.history)
 		if err != nil {
 			return err
 		}
 		return fn(tx, bk)
-	}
-	var err error
-	if writable {
-		err = db.bolt.Update(run)
-	} else {
-		err = db.bolt.View(run)
-	}
+	})
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}

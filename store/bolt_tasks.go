@@ -25,6 +25,7 @@ func (db *DB) CreateTask(ctx context.Context, task *pcnodev1.Task, idempotencyKe
 	var existing *pcnodev1.Task
 	ik := []byte(idempotencyIndexKey(t.GetSubmittedBy(), idempotencyKey))
 	err = db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+		existing = nil // the function may run again (commit.go)
 		if idempotencyKey != "" {
 			if v := bk.idempotency.Get(ik); v != nil {
 				id, hash, err := decodeIdempotency(v)
@@ -379,6 +380,7 @@ func (db *DB) DeleteFinishedBefore(ctx context.Context, before time.Time) ([]str
 	for {
 		var batch []string
 		err := db.update(ctx, func(_ *bolt.Tx, bk *buckets) error {
+			batch = batch[:0] // the function may run again (commit.go)
 			c := bk.byFinish.Cursor()
 			for k, _ := c.First(); k != nil && bytes.Compare(k, bound) < 0 && len(batch) < retentionBatch; k, _ = c.Next() {
 				batch = append(batch, string(k[len(bound):]))
