@@ -17,10 +17,12 @@
 // submission order and [Store.ListTasks] lists newest first by walking ids
 // backwards. [ValidID] checks an id from a caller before it is used.
 //
-// Every method that writes does so in one transaction and returns only after
-// it is durable (bbolt fsyncs on commit; [DB.CreateTasks] stores many new
-// tasks in one, to fill a file in bulk), so a state transition the daemon has
-// written survives a crash before it is announced. Returned tasks are copies:
+// Every method that writes does so atomically, in one transaction, and
+// returns only after it is durable (bbolt fsyncs on commit; [DB.CreateTasks]
+// stores many new tasks in one, to fill a file in bulk), so a state
+// transition the daemon has written survives a crash before it is announced.
+// Writes that arrive while a commit is under way share the next commit, in
+// arrival order (group commit, commit.go); a failed one changes nothing. Returned tasks are copies:
 // changing them changes nothing stored. Registry credentials
 // (spec.registry_auth) are removed from every task before it is written.
 //
