@@ -138,7 +138,13 @@ func TestIntegrationCrashPoints(t *testing.T) {
 				before := strings.Count(d.Logs(), marker)
 				d.Env = []string{daemon.EnvCrashAt + "=" + point}
 				d.Restart(t)
-				task = d.Submit(t, spec)
+				// The task's steps run as soon as it is stored, and an early
+				// point may kill pcnoded before its answer to SubmitTask has
+				// left: the client then sees the connection end, as a real
+				// one would, and finds the task by submitting again with the
+				// same idempotency key once pcnoded is back.
+				req := &pcnodev1.SubmitTaskRequest{Spec: spec, IdempotencyKey: "crash-" + name}
+				resp, serr := d.Client.Tasks.SubmitTask(t.Context(), req)
 				err := d.WaitExit(t, time.Minute)
 				var ee *exec.ExitError
 				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -149,6 +155,12 @@ func TestIntegrationCrashPoints(t *testing.T) {
 				}
 				d.Env = nil
 				d.Restart(t)
+				if serr != nil {
+					if resp, serr = d.Client.Tasks.SubmitTask(t.Context(), req); serr != nil || !resp.GetExisting() {
+						t.Fatalf("SubmitTask again with the key after the crash = %v (existing %v), want the stored task", serr, resp.GetExisting())
+					}
+				}
+				task = resp.GetTask()
 			} else {
 				task = d.Submit(t, spec)
 			}
