@@ -146,16 +146,8 @@ func openBuckets(tx *bolt.Tx, historyLimit int) (*buckets, error) {
 	return bk, nil
 }
 
+// view runs fn in a read transaction; update (commit.go) runs writes.
 func (db *DB) view(ctx context.Context, fn func(*bolt.Tx, *buckets) error) error {
-	return db.tx(ctx, false, fn)
-}
-
-// update (commit.go) runs a write transaction.
-
-func (db *DB) tx(ctx context.Context, writable bool, fn func(*bolt.Tx, *buckets) error) error {
-	if writable {
-		return db.update(ctx, fn)
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

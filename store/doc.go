@@ -22,9 +22,10 @@
 // stores many new tasks in one, to fill a file in bulk), so a state
 // transition the daemon has written survives a crash before it is announced.
 // Writes that arrive while a commit is under way share the next commit, in
-// arrival order (group commit, commit.go); a failed one changes nothing. Returned tasks are copies:
-// changing them changes nothing stored. Registry credentials
-// (spec.registry_auth) are removed from every task before it is written.
+// arrival order (group commit, commit.go); a failed one changes nothing.
+// Returned tasks are copies: changing them changes nothing stored. Registry
+// credentials (spec.registry_auth) are removed from every task before it is
+// written.
 //
 // # Schema
 //
