@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -245,30 +244,14 @@ func (c *Containerd) prepareSnapshot(ctx context.Context, rec images.Image, prep
 
 // specReadsRootFS reports whether the container's spec is made from the
 // image's files: oci.WithUser looks a user name, or the primary group of a
-// bare uid, up in the root file system's /etc/passwd and /etc/group.
+// bare uid, up in the root file system's /etc/passwd and /etc/group. Only
+// a numeric "uid:gid" (numericUser) is set without them.
 func specReadsRootFS(s *ContainerSpec, img ocispec.ImageConfig) bool {
 	user := s.User
 	if user == "" {
 		user = img.User
 	}
-	if user == "" {
-		return false
-	}
-	u, g, ok := strings.Cut(user, ":")
-	return !ok || !allDigits(u) || !allDigits(g)
-}
-
-// allDigits reports whether s is a non-empty decimal number.
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
+	return user != "" && !numericUser(user)
 }
 
 // imagePrep is what a start needs of an image: its runtime configuration
