@@ -10,6 +10,8 @@ import (
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/errdefs"
+
+	"github.com/pcnode/pcnode/internal/testimage"
 )
 
 // TestIntegrationStartDeleteEdges covers what Start and Delete do on their
@@ -100,18 +102,29 @@ func TestIntegrationStartDeleteEdges(t *testing.T) {
 	})
 
 	t.Run("layers gone after a start", func(t *testing.T) {
-		rec, err := c.lookupImage(nctx, img.Name)
+		// An image with a layer of its own, so that no container of
+		// another test stands on the layer this one removes.
+		own := importImage(t, c, testimage.Image{Name: "pcnode.test/rt-layers-gone:1",
+			Files: []testimage.File{{Path: "/layers-gone", Data: []byte("a layer of its own\n"), Mode: 0o644}}}, testimage.FormatOCI)
+		first := newID(t, c)
+		if st, _ := run(t, c, ContainerSpec{ID: first, Image: own.Name, Args: []string{"/pctest", "exit", "0"}}); st.Code != 0 {
+			t.Fatalf("first run: Wait = %+v, want exit 0", st)
+		}
+		if err := c.Delete(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := c.lookupImage(nctx, own.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		prep, err := c.prepareImage(nctx, rec, false) // cached from the starts above
+		prep, err := c.prepareImage(nctx, rec, false) // cached by the first run
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := sn.Remove(nctx, prep.chainID.String()); err != nil {
 			t.Fatalf("removing the image's top layer snapshot: %v", err)
 		}
-		st, _ := run(t, c, ContainerSpec{ID: newID(t, c), Image: img.Name, Args: []string{"/pctest", "exit", "4"}})
+		st, _ := run(t, c, ContainerSpec{ID: newID(t, c), Image: own.Name, Args: []string{"/pctest", "exit", "4"}})
 		if st.Code != 4 {
 			t.Fatalf("Wait = %+v, want exit 4 (the image unpacked again)", st)
 		}
